@@ -1,0 +1,33 @@
+# Synod — see README.md. `make test` sets up a fresh Debian machine (liblmdb-dev) and runs every test.
+SWIFT ?= swift
+SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
+RELEASE_BIN = .build/release
+
+.PHONY: test run deps build release bench clean
+
+deps:
+	@dpkg -s liblmdb-dev >/dev/null 2>&1 || { \
+	  echo "installing liblmdb-dev (LMDB headers and library)"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq liblmdb-dev; }
+
+build: deps
+	$(SWIFT) build --build-tests
+
+# Every test: unit, conformance (LMDB and in-memory), SIGKILL crash cycles, simulator seeds.
+test: build
+	$(SWIFT) test --skip-build
+
+release: deps
+	$(SWIFT) build -c release
+
+# The main job. Until the networked node exists: version plus a storage self-check.
+run: release
+	$(RELEASE_BIN)/synod --version
+	$(RELEASE_BIN)/synod storage selfcheck
+
+# Storage micro-benchmark (docs/BENCHMARKS.md).
+bench: release
+	$(RELEASE_BIN)/synod-lmdb-bench
+
+clean:
+	rm -rf .build

@@ -1,0 +1,2 @@
+// Placeholder until the SynodSimulation work lands; see issue 3.
+import SynodCore

@@ -1,0 +1,15 @@
+import ArgumentParser
+
+@main
+struct Synod: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "synod",
+        abstract: "Synod: a replicated key-value and coordination store.",
+        version: SynodVersion.string,
+        subcommands: [StorageCommand.self]
+    )
+}
+
+enum SynodVersion {
+    static let string = "0.1.0"
+}

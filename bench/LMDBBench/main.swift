@@ -1,0 +1,1 @@
+@main struct LMDBBench { static func main() {} }
