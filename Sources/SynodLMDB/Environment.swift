@@ -1,0 +1,155 @@
+import CLMDB
+import Glibc
+import SynodCore
+
+/// Options for opening an LMDB environment.
+public struct LMDBOptions: Sendable {
+    /// Initial map size. The map grows (doubling) when LMDB reports `MDB_MAP_FULL`.
+    public var mapSizeBytes: Int = 256 << 20
+    /// Upper bound for map growth; a write fails with `MDB_MAP_FULL` only past this.
+    public var mapSizeBytesMax: Int = 1 << 40
+    /// Named databases this environment may hold.
+    public var databasesMax: UInt32 = 64
+    /// Concurrent read transactions.
+    public var readersMax: UInt32 = 126
+    /// UNSAFE: skip fsync on commit. A crash of the machine (not just the process) can lose or
+    /// corrupt acknowledged writes. Exists for benchmarks that measure everything but the disk.
+    public var unsafeNoSync: Bool = false
+
+    public init() {}
+}
+
+/// A named database handle, valid for the environment's lifetime.
+public struct Database: Hashable, Sendable {
+    let dbi: MDB_dbi
+}
+
+/// One LMDB environment (a directory holding `data.mdb` and `lock.mdb`).
+///
+/// Threading: opened with `MDB_NOTLS`, so a read transaction is not tied to an OS thread.
+/// Single-writer discipline: LMDB itself serialises write transactions (a second writer blocks
+/// in `mdb_txn_begin`); every transaction also holds `resizeLock` shared, and map growth takes it
+/// exclusively. Handles never leave the closures that use them, which is what makes the
+/// `@unchecked Sendable` sound.
+public final class LMDBEnvironment: @unchecked Sendable {
+    let env: OpaquePointer
+    public let path: String
+    public let options: LMDBOptions
+    private let resizeLock = RWLock()
+    /// Times the map has grown since open (observable by tests and `synod storage check`).
+    public private(set) var mapGrowthCount = 0
+    static let growAttemptsMax = 40
+
+    /// Opens (creating files if needed) the environment in the existing directory `path`.
+    public init(directory path: String, options: LMDBOptions) throws(LMDBError) {
+        var handle: OpaquePointer?
+        try LMDBError.check(mdb_env_create(&handle), "mdb_env_create")
+        guard let handle else { throw LMDBError(code: ENOMEM, operation: "mdb_env_create") }
+        do {
+            try LMDBError.check(mdb_env_set_maxdbs(handle, options.databasesMax), "mdb_env_set_maxdbs")
+            try LMDBError.check(mdb_env_set_maxreaders(handle, options.readersMax), "mdb_env_set_maxreaders")
+            try LMDBError.check(mdb_env_set_mapsize(handle, options.mapSizeBytes), "mdb_env_set_mapsize")
+            var flags = UInt32(MDB_NOTLS) | UInt32(MDB_NORDAHEAD)
+            if options.unsafeNoSync { flags |= UInt32(MDB_NOSYNC) }
+            try LMDBError.check(mdb_env_open(handle, path, flags, 0o644), "mdb_env_open \(path)")
+        } catch {
+            mdb_env_close(handle)
+            throw error
+        }
+        self.env = handle
+        self.path = path
+        self.options = options
+    }
+
+    deinit { mdb_env_close(env) }
+
+    /// Current map size in bytes.
+    public var mapSizeBytes: Int {
+        var info = MDB_envinfo()
+        mdb_env_info(env, &info)
+        return info.me_mapsize
+    }
+
+    /// Fraction of the map in use (last used page over map pages).
+    var mapUsedFraction: Double {
+        var info = MDB_envinfo()
+        mdb_env_info(env, &info)
+        var stat = MDB_stat()
+        mdb_env_stat(env, &stat)
+        let pages = Double(info.me_mapsize) / Double(stat.ms_psize)
+        return Double(info.me_last_pgno + 1) / pages
+    }
+
+    /// Opens (or with `create`, creates) a named database. Call inside a write transaction.
+    func openDatabase(_ name: String?, create: Bool, in txn: Transaction) throws(LMDBError) -> Database {
+        var dbi: MDB_dbi = 0
+        let flags = create ? UInt32(MDB_CREATE) : 0
+        try LMDBError.check(mdb_dbi_open(txn.txn, name, flags, &dbi), "mdb_dbi_open \(name ?? "<main>")")
+        return Database(dbi: dbi)
+    }
+
+    /// Runs `body` in a read-only transaction (one consistent view of the data).
+    public func read<T>(_ body: (Transaction) throws -> T) throws -> T {
+        try resizeLock.withShared { () throws -> T in
+            let txn = try begin(readOnly: true)
+            defer { mdb_txn_abort(txn.txn) }
+            return try body(txn)
+        }
+    }
+
+    /// Runs `body` in a write transaction and commits it (durably, unless `unsafeNoSync`).
+    ///
+    /// If LMDB reports `MDB_MAP_FULL`, the transaction is aborted, the map doubles, and `body` runs
+    /// again: it must only change state through `txn`, so a re-run is harmless.
+    public func write<T>(_ body: (Transaction) throws -> T) throws -> T {
+        if mapUsedFraction > 0.75 { try grow() }
+        for _ in 0..<Self.growAttemptsMax {
+            do {
+                return try resizeLock.withShared { () throws -> T in
+                    let txn = try begin(readOnly: false)
+                    var done = false
+                    defer { if !done { mdb_txn_abort(txn.txn) } }
+                    let result = try body(txn)
+                    done = true
+                    try LMDBError.check(mdb_txn_commit(txn.txn), "mdb_txn_commit")
+                    return result
+                }
+            } catch let e as LMDBError where e.isMapFull {
+                try grow()
+            } catch let e as StoreError where e.isMapFull {
+                try grow()
+            }
+        }
+        throw LMDBError(code: MDB_MAP_FULL, operation: "write after \(Self.growAttemptsMax) map growths")
+    }
+
+    private func begin(readOnly: Bool) throws(LMDBError) -> Transaction {
+        var txn: OpaquePointer?
+        var rc = mdb_txn_begin(env, nil, readOnly ? UInt32(MDB_RDONLY) : 0, &txn)
+        if rc == MDB_MAP_RESIZED {
+            // Another process grew the map; adopt its size (allowed: we hold no transaction).
+            mdb_env_set_mapsize(env, 0)
+            rc = mdb_txn_begin(env, nil, readOnly ? UInt32(MDB_RDONLY) : 0, &txn)
+        }
+        try LMDBError.check(rc, readOnly ? "mdb_txn_begin(read)" : "mdb_txn_begin(write)")
+        return Transaction(txn: txn!)
+    }
+
+    /// Doubles the map, under the exclusive lock so no transaction of ours is active.
+    func grow() throws(LMDBError) {
+        try resizeLock.withExclusive { () throws(LMDBError) in
+            let current = mapSizeBytes
+            guard current < options.mapSizeBytesMax else {
+                throw LMDBError(code: MDB_MAP_FULL, operation: "grow map beyond mapSizeBytesMax \(options.mapSizeBytesMax)")
+            }
+            let next = min(current * 2, options.mapSizeBytesMax)
+            try LMDBError.check(mdb_env_set_mapsize(env, next), "mdb_env_set_mapsize \(next)")
+            mapGrowthCount += 1
+        }
+    }
+
+    /// Flushes to disk (meaningful only with `unsafeNoSync`).
+    public func sync() throws(LMDBError) {
+        try LMDBError.check(mdb_env_sync(env, 1), "mdb_env_sync")
+    }
+}

@@ -1,0 +1,52 @@
+import CLMDB
+import SynodCore
+
+extension LMDBStore: CheckpointStore {
+    public func saveCheckpoint(_ checkpoint: Checkpoint) throws(StoreError) {
+        try LogWriteValidation.checkCheckpoint(checkpoint)
+        try writeTxn { txn in
+            try txn.put(checkpointsDB, IndexKey.encode(checkpoint.position.index.rawValue), checkpoint.encode())
+        }
+    }
+
+    public func latestCheckpoint() throws(StoreError) -> Checkpoint? {
+        try readTxn { txn in
+            try txn.withCursor(checkpointsDB) { c in
+                guard let rec = try c.move(MDB_LAST) else { return nil }
+                return try Checkpoint.decode(Array(rec.value))
+            }
+        }
+    }
+
+    public func checkpoint(at index: LogIndex) throws(StoreError) -> Checkpoint? {
+        try readTxn { txn in
+            try txn.get(checkpointsDB, IndexKey.encode(index.rawValue)).map { try Checkpoint.decode($0) }
+        }
+    }
+
+    public func checkpointIndexes() throws(StoreError) -> [LogIndex] {
+        try readTxn { txn in
+            try txn.withCursor(checkpointsDB) { c in
+                var out: [LogIndex] = []
+                var r = try c.move(MDB_FIRST)
+                while let rec = r {
+                    out.append(LogIndex(try IndexKey.decode(rec.key)))
+                    r = try c.move(MDB_NEXT)
+                }
+                return out
+            }
+        }
+    }
+
+    public func deleteCheckpoints(below index: LogIndex) throws(StoreError) {
+        try writeTxn { txn in
+            try txn.withCursor(checkpointsDB) { c in
+                var r = try c.move(MDB_FIRST)
+                while let rec = r, try IndexKey.decode(rec.key) < index.rawValue {
+                    try c.deleteCurrent()
+                    r = try c.move(MDB_NEXT) // returns the record after the deleted one
+                }
+            }
+        }
+    }
+}
