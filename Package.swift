@@ -48,7 +48,7 @@ let package = Package(
             path: "bench/LMDBBench"
         ),
         .testTarget(name: "SynodCoreTests", dependencies: ["SynodCore"]),
-        .testTarget(name: "SynodLMDBTests", dependencies: ["SynodCore", "SynodLMDB", "CLMDB"]),
+        .testTarget(name: "SynodLMDBTests", dependencies: ["SynodCore", "SynodLMDB", "CLMDB", "synod"]),
         .testTarget(name: "SynodRaftTests", dependencies: ["SynodCore", "SynodRaft"]),
         .testTarget(name: "SynodSimulationTests", dependencies: ["SynodCore", "SynodRaft", "SynodSimulation"]),
     ],

@@ -16,6 +16,9 @@ struct CrashWriter: ParsableCommand {
     @Option(name: .long, help: "Largest batch (1...4096).") var batchMax: Int = 64
     @Option(name: .long, help: "Seed for batch sizes.") var seed: UInt64 = 1
     @Option(name: .long, help: "Stop after this many batches (0 = never).") var batches: Int = 0
+    /// Test-only bug injection: print `acked` before the commit, so a kill can lose an
+    /// acknowledged entry. The crash test uses it to show its check can fail.
+    @Flag(name: .long, help: .hidden) var injectAckBeforeCommit = false
 
     func validate() throws {
         guard (1...4096).contains(batchMax) else { throw ValidationError("--batch-max must be 1...4096") }
@@ -41,8 +44,10 @@ struct CrashWriter: ParsableCommand {
                 let size = rng.int(in: 1...batchMax)
                 let batch = (next..<(next + UInt64(size))).map { Entry(index: LogIndex($0), term: Self.term($0), payload: Self.payload($0)) }
                 let last = next + UInt64(size) - 1
+                let ack = Data("acked \(last)\n".utf8)
+                if injectAckBeforeCommit { FileHandle.standardOutput.write(ack) }
                 try store.write(LogWrite(entries: batch, hardState: HardState(term: Self.term(last), vote: NodeID(1), commit: LogIndex(last))))
-                FileHandle.standardOutput.write(Data("acked \(last)\n".utf8))
+                if !injectAckBeforeCommit { FileHandle.standardOutput.write(ack) }
                 next = last + 1
                 n += 1
                 // Now and then compact, so crashes also land in the middle of prefix deletion.
