@@ -18,6 +18,8 @@ public enum StoreError: Error, Hashable, Sendable, CustomStringConvertible {
     case incompatibleFormat(path: String, found: UInt32, supported: UInt32)
     /// The path holds a database that is not a Synod store (or is not a database at all).
     case notASynodStore(path: String, reason: String)
+    /// `path` holds no store and the caller asked not to create one.
+    case noStore(path: String)
     /// The operating system refused an operation (`errno` and its text).
     case system(operation: String, path: String, errno: Int32, message: String)
     /// The storage engine reported an error (LMDB's code and `mdb_strerror` text).
@@ -41,6 +43,8 @@ public enum StoreError: Error, Hashable, Sendable, CustomStringConvertible {
             return "\(path) was written by store format \(found); this build reads format \(supported). Use a matching synod version or a new --data directory"
         case let .notASynodStore(path, reason):
             return "\(path) does not hold a Synod store (\(reason)); choose an empty directory or a Synod data directory"
+        case let .noStore(path):
+            return "\(path) holds no Synod store (no data.mdb); check the --data path, or start a node there to create one"
         case let .system(operation, path, errno, message):
             return "\(operation) \(path) failed: \(message) (errno \(errno))"
         case let .engine(operation, code, message):

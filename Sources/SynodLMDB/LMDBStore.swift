@@ -36,10 +36,19 @@ public final class LMDBStore: @unchecked Sendable {
     ///
     /// Throws `.notADirectory`, `.readOnly`, `.notASynodStore` (foreign or corrupt files),
     /// `.incompatibleFormat`, or `.system` — never traps on bad files.
-    public init(directory: String, tables: [StateTable] = [], options: LMDBOptions = LMDBOptions()) throws(StoreError) {
+    /// With `create: false` a missing store is `.noStore` instead of a new empty one (for inspection).
+    public init(directory: String, tables: [StateTable] = [], options: LMDBOptions = LMDBOptions(), create: Bool = true) throws(StoreError) {
         let sortedTables = Array(Set(tables)).sorted()
         guard sortedTables.count <= StateLimits.tablesMax else {
             throw .invalidArgument("\(sortedTables.count) state tables exceed \(StateLimits.tablesMax)")
+        }
+        if !create {
+            var st = stat()
+            guard stat(directory + "/data.mdb", &st) == 0 else {
+                var dirStat = stat()
+                if stat(directory, &dirStat) == 0 && (dirStat.st_mode & S_IFMT) != S_IFDIR { throw .notADirectory(path: directory) }
+                throw .noStore(path: directory)
+            }
         }
         try Self.prepareDirectory(directory)
         let env: LMDBEnvironment

@@ -29,7 +29,7 @@ struct StorageCheck: ParsableCommand {
 
     func run() throws {
         do {
-            let store = try LMDBStore(directory: data)
+            let store = try LMDBStore(directory: data, create: false)
             let first = try store.firstIndex(), last = try store.lastIndex()
             var index = first
             var count = 0

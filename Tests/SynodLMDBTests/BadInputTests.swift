@@ -61,6 +61,14 @@ struct BadInputTests {
         }
     }
 
+    @Test("inspecting a directory with no store does not create one")
+    func noStore() throws {
+        let dir = scratchDirectory("empty")
+        defer { removeDirectory(dir) }
+        #expect(throws: StoreError.noStore(path: dir)) { try LMDBStore(directory: dir, create: false) }
+        #expect(!FileManager.default.fileExists(atPath: dir + "/data.mdb"))
+    }
+
     @Test("a read-only directory")
     func readOnlyDirectory() throws {
         let dir = scratchDirectory("ro")
