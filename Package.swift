@@ -14,9 +14,15 @@ let package = Package(
         .library(name: "SynodLMDB", targets: ["SynodLMDB"]),
         .library(name: "SynodRaft", targets: ["SynodRaft"]),
         .library(name: "SynodSimulation", targets: ["SynodSimulation"]),
+        .library(name: "SynodPBFT", targets: ["SynodPBFT"]),
+        .library(name: "SynodStateMachine", targets: ["SynodStateMachine"]),
+        .library(name: "Synod", targets: ["Synod"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // Shared vocabulary: typed IDs, entries, hard state, membership, quorum maths, seeded RNG,
@@ -32,13 +38,43 @@ let package = Package(
         .target(name: "SynodLMDB", dependencies: ["CLMDB", "SynodCore"]),
         // Pure Raft core.
         .target(name: "SynodRaft", dependencies: ["SynodCore"]),
+        // Pure pBFT core; authentication behind a protocol.
+        .target(name: "SynodPBFT", dependencies: ["SynodCore"]),
+        // Real authenticators for pBFT (HMAC-SHA256, Ed25519) on swift-crypto.
+        .target(name: "SynodCrypto", dependencies: ["SynodCore", "SynodPBFT", .product(name: "Crypto", package: "swift-crypto")]),
+        // Deterministic state machine: KV with revisions, txns, leases, watches; mesh coordination.
+        .target(name: "SynodStateMachine", dependencies: ["SynodCore"]),
         // Deterministic cluster simulator and checkers.
-        .target(name: "SynodSimulation", dependencies: ["SynodCore", "SynodRaft"]),
+        .target(name: "SynodSimulation", dependencies: ["SynodCore", "SynodRaft", "SynodPBFT", "SynodCrypto"]),
+        // Versioned binary encoding of peer and client messages.
+        .target(name: "SynodWire", dependencies: [
+            "SynodCore", "SynodRaft", "SynodStateMachine", .product(name: "NIOCore", package: "swift-nio"),
+        ]),
+        // NIO TCP peer links and client server.
+        .target(name: "SynodTransport", dependencies: [
+            "SynodCore", "SynodWire",
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The shell: event loop, persistence, apply, client sessions.
+        .target(name: "SynodNode", dependencies: [
+            "SynodCore", "SynodRaft", "SynodLMDB", "SynodStateMachine", "SynodWire", "SynodTransport",
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // Client library: leader discovery, retries, sessions, watches.
+        .target(name: "SynodClient", dependencies: [
+            "SynodCore", "SynodWire", "SynodStateMachine",
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
+        // The embedding API.
+        .target(name: "Synod", dependencies: ["SynodNode", "SynodClient"]),
         .executableTarget(
             name: "synod",
             dependencies: [
-                "SynodCore", "SynodLMDB", "SynodSimulation",
+                "SynodCore", "SynodLMDB", "SynodSimulation", "Synod",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // Storage micro-benchmark (not a test): log append and range-read rates beside raw LMDB.
@@ -51,6 +87,9 @@ let package = Package(
         .testTarget(name: "SynodLMDBTests", dependencies: ["SynodCore", "SynodLMDB", "CLMDB", "synod"]),
         .testTarget(name: "SynodRaftTests", dependencies: ["SynodCore", "SynodRaft"]),
         .testTarget(name: "SynodSimulationTests", dependencies: ["SynodCore", "SynodRaft", "SynodSimulation"]),
+        .testTarget(name: "SynodPBFTTests", dependencies: ["SynodCore", "SynodPBFT", "SynodCrypto"]),
+        .testTarget(name: "SynodStateMachineTests", dependencies: ["SynodCore", "SynodStateMachine", "SynodLMDB"]),
+        .testTarget(name: "SynodNodeTests", dependencies: ["SynodCore", "SynodWire", "SynodNode", "SynodClient", "Synod"]),
     ],
     swiftLanguageModes: [.v6]
 )

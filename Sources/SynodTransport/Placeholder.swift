@@ -1,0 +1,2 @@
+// Placeholder: this target is being built (see docs/ARCHITECTURE.md).
+import SynodCore
