@@ -1,0 +1,102 @@
+import SynodCore
+
+/// The state of one `StateStore.apply` body: the writer, the revision counters as of the start of
+/// the body, and the changes of the command being applied. Built from scratch every time the body
+/// runs (the LMDB store may run it twice after growing its map).
+final class ApplyContext {
+    let w: any StateWriter
+    /// The store revision before the current command.
+    var revision: Int64
+    var compacted: Int64
+    var sessionCount: Int64
+    /// Changes the current command has made so far (the next change's sub-revision).
+    // Invariant: changes == 0 until the current command writes, and then events.count == changes.
+    var changes: UInt32 = 0
+    var events: [WatchEvent] = []
+
+    init(writer: any StateWriter, revision: Int64, compacted: Int64, sessionCount: Int64) {
+        self.w = writer
+        self.revision = revision
+        self.compacted = compacted
+        self.sessionCount = sessionCount
+    }
+
+    /// The revision the current command's changes carry.
+    var writeRevision: Int64 { revision + 1 }
+
+    func beginCommand() {
+        changes = 0
+        events = []
+    }
+
+    /// Ends the current command: one revision for all of its changes, none if it changed nothing.
+    func endCommand() -> [WatchEvent] {
+        if changes > 0 { revision += 1 }
+        precondition(events.count == Int(changes), "every change is one event")
+        return events
+    }
+
+    // MARK: Reads
+
+    func kv(_ key: [UInt8]) throws -> StoredKV? {
+        guard let bytes = try w.get(Tables.kv, key) else { return nil }
+        do throws(DecodeError) { return try StoredKV.decode(key: key, bytes) } catch { throw corrupt(Tables.kv, error) }
+    }
+
+    func leaseExists(_ id: LeaseID) throws -> Bool { try w.get(Tables.leases, LayoutKeys.leaseKey(id)) != nil }
+
+    // MARK: Writes
+
+    /// Puts `key`, recording the change; returns the previous key-value.
+    func put(_ key: [UInt8], _ value: [UInt8], lease: LeaseID?) throws -> KeyValue? {
+        let old = try kv(key)
+        if let oldLease = old?.kv.lease, oldLease != lease {
+            try w.delete(Tables.leaseKeys, LayoutKeys.leaseKeysKey(oldLease, key))
+        }
+        if let lease, old?.kv.lease != lease {
+            try w.put(Tables.leaseKeys, LayoutKeys.leaseKeysKey(lease, key), [])
+        }
+        let rev = writeRevision
+        let new = KeyValue(key: key, value: value, createRevision: old?.kv.createRevision ?? rev, modRevision: rev,
+                           version: (old?.kv.version ?? 0) + 1, lease: lease)
+        try record(.put, new, previous: old)
+        try w.put(Tables.kv, key, StoredKV(kv: new, modSub: changes - 1).encode())
+        return old?.kv
+    }
+
+    /// Deletes `key` if present, recording the change; returns the deleted key-value.
+    func delete(_ key: [UInt8]) throws -> KeyValue? {
+        guard let old = try kv(key) else { return nil }
+        if let lease = old.kv.lease { try w.delete(Tables.leaseKeys, LayoutKeys.leaseKeysKey(lease, key)) }
+        try w.delete(Tables.kv, key)
+        let tombstone = KeyValue(key: key, value: [], createRevision: 0, modRevision: writeRevision, version: 0)
+        try record(.delete, tombstone, previous: old)
+        return old.kv
+    }
+
+    /// Keys in [from, to) in the `kv` table, ascending; an empty `to` or `[0]` means to the end.
+    func keys(from: [UInt8], to: [UInt8]) throws -> [[UInt8]] {
+        var out: [[UInt8]] = []
+        let toEnd = to.isEmpty || to == [0]
+        try w.scan(Tables.kv, from: from, limit: Int.max) { k, _ in
+            guard toEnd || k.lexicographicallyPrecedes(to) else { return false }
+            out.append(k)
+            return true
+        }
+        return out
+    }
+
+    private func record(_ type: EventType, _ kv: KeyValue, previous: StoredKV?) throws {
+        let position = RevisionKey(main: writeRevision, sub: changes)
+        let stored = StoredEvent(type: type, kv: kv, previous: previous?.position ?? .zero)
+        try w.put(Tables.revisions, position.bytes, stored.encode())
+        events.append(WatchEvent(type: type, kv: kv, prevKV: previous?.kv, revision: writeRevision))
+        changes += 1
+    }
+
+    func writeMeta() throws {
+        try w.put(Tables.meta, MetaKey.revision, IndexKey.encode(UInt64(bitPattern: revision)))
+        try w.put(Tables.meta, MetaKey.compacted, IndexKey.encode(UInt64(bitPattern: compacted)))
+        try w.put(Tables.meta, MetaKey.sessionCount, IndexKey.encode(UInt64(bitPattern: sessionCount)))
+    }
+}

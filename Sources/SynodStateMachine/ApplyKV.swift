@@ -1,0 +1,127 @@
+import SynodCore
+
+// Applying KV commands: put, delete, delete-range and transactions. Each validates first, then
+// writes, so a failing command changes nothing.
+
+extension ApplyContext {
+    func applyPut(_ key: [UInt8], _ value: [UInt8], lease: LeaseID?, prevKV: Bool) throws -> Response {
+        do throws(KVError) {
+            try Validation.key(key)
+            try Validation.value(value)
+        } catch { return .failure(error) }
+        if let lease, try !leaseExists(lease) { return .failure(.leaseNotFound(lease)) }
+        let prev = try put(key, value, lease: lease)
+        return .put(PutResult(revision: revisionAfterCommand, prevKV: prevKV ? prev : nil))
+    }
+
+    func applyDelete(_ key: [UInt8], prevKV: Bool) throws -> Response {
+        do throws(KVError) { try Validation.key(key) } catch { return .failure(error) }
+        let result = try deleteOp(key, prevKV: prevKV)
+        return .delete(DeleteResult(revision: revisionAfterCommand, deleted: result.deleted, prevKVs: result.prevKVs))
+    }
+
+    func applyDeleteRange(_ from: [UInt8], _ to: [UInt8], prevKV: Bool) throws -> Response {
+        do throws(KVError) {
+            try Validation.key(from)
+            try Validation.bound(to)
+        } catch { return .failure(error) }
+        let result = try deleteRangeOp(from, to, prevKV: prevKV)
+        return .delete(DeleteResult(revision: revisionAfterCommand, deleted: result.deleted, prevKVs: result.prevKVs))
+    }
+
+    /// The revision the response header carries: the revision once this command is done.
+    var revisionAfterCommand: Int64 { changes > 0 ? revision + 1 : revision }
+
+    func deleteOp(_ key: [UInt8], prevKV: Bool) throws -> (deleted: Int64, prevKVs: [KeyValue]) {
+        guard let old = try delete(key) else { return (0, []) }
+        return (1, prevKV ? [old] : [])
+    }
+
+    func deleteRangeOp(_ from: [UInt8], _ to: [UInt8], prevKV: Bool) throws -> (deleted: Int64, prevKVs: [KeyValue]) {
+        var prevs: [KeyValue] = []
+        var n: Int64 = 0
+        for k in try keys(from: from, to: to) {
+            if let old = try delete(k) {
+                n += 1
+                if prevKV { prevs.append(old) }
+            }
+        }
+        return (n, prevs)
+    }
+
+    // MARK: Transactions
+
+    func applyTxn(_ txn: Txn) throws -> Response {
+        do throws(KVError) { try Validation.txn(txn) } catch { return .failure(error) }
+        var succeeded = true
+        for c in txn.compares where try !holds(c) {
+            succeeded = false
+            break
+        }
+        let ops = succeeded ? txn.success : txn.failure
+        for op in ops {
+            if case let .put(_, _, lease?, _) = op, try !leaseExists(lease) { return .failure(.leaseNotFound(lease)) }
+        }
+        var results: [TxnOpResult] = []
+        for op in ops { results.append(try apply(op)) }
+        // Ranges inside the txn ran before its revision was final; give them the txn's revision.
+        let final = revisionAfterCommand
+        results = results.map { r in
+            switch r {
+            case var .put(p): p.revision = final; return .put(p)
+            case var .delete(d): d.revision = final; return .delete(d)
+            case var .range(g): g.revision = final; return .range(g)
+            }
+        }
+        return .txn(TxnResult(revision: final, succeeded: succeeded, results: results))
+    }
+
+    private func apply(_ op: TxnOp) throws -> TxnOpResult {
+        switch op {
+        case let .put(key, value, lease, prevKV):
+            let prev = try put(key, value, lease: lease)
+            return .put(PutResult(revision: 0, prevKV: prevKV ? prev : nil))
+        case let .delete(key, prevKV):
+            let r = try deleteOp(key, prevKV: prevKV)
+            return .delete(DeleteResult(revision: 0, deleted: r.deleted, prevKVs: r.prevKVs))
+        case let .deleteRange(from, to, prevKV):
+            let r = try deleteRangeOp(from, to, prevKV: prevKV)
+            return .delete(DeleteResult(revision: 0, deleted: r.deleted, prevKVs: r.prevKVs))
+        case let .range(request):
+            return .range(try RangeReader.rangeCurrent(request, in: w, revision: 0))
+        }
+    }
+
+    /// Evaluates one compare against the current state, etcd's way: a missing key has version,
+    /// create and mod revision 0, and no value compare on it holds.
+    func holds(_ c: Compare) throws -> Bool {
+        let current = try kv(c.key)?.kv
+        switch c.target {
+        case let .value(v):
+            guard let cur = current?.value else { return false }
+            return Self.compare(cur, v, c.op)
+        case let .version(v): return Self.compare(current?.version ?? 0, v, c.op)
+        case let .createRevision(v): return Self.compare(current?.createRevision ?? 0, v, c.op)
+        case let .modRevision(v): return Self.compare(current?.modRevision ?? 0, v, c.op)
+        case let .exists(v): return Self.compare(current != nil ? 1 : 0, v ? 1 : 0, c.op)
+        }
+    }
+
+    static func compare(_ a: Int64, _ b: Int64, _ op: CompareOp) -> Bool {
+        switch op {
+        case .equal: return a == b
+        case .notEqual: return a != b
+        case .less: return a < b
+        case .greater: return a > b
+        }
+    }
+
+    static func compare(_ a: [UInt8], _ b: [UInt8], _ op: CompareOp) -> Bool {
+        switch op {
+        case .equal: return a == b
+        case .notEqual: return a != b
+        case .less: return a.lexicographicallyPrecedes(b)
+        case .greater: return b.lexicographicallyPrecedes(a)
+        }
+    }
+}

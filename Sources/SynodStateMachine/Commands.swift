@@ -1,0 +1,386 @@
+import SynodCore
+
+/// A range read. `rangeEnd` follows etcd: empty means the single key `key`; `[0]` means every key
+/// >= `key`; otherwise the half-open interval [`key`, `rangeEnd`).
+public struct RangeRequest: Hashable, Sendable {
+    public var key: [UInt8]
+    public var rangeEnd: [UInt8]
+    /// Most key-values to return; 0 means `KVLimits.rangeLimitMax`, larger values are clamped.
+    public var limit: Int
+    /// Return keys and metadata without values.
+    public var keysOnly: Bool
+    /// Return only the count.
+    public var countOnly: Bool
+    /// Read the store as it was at this revision (nil or 0: current). Below the compaction point
+    /// the answer is `KVError.compacted`; above the current revision `KVError.futureRevision`.
+    public var revision: Int64?
+
+    public init(key: [UInt8], rangeEnd: [UInt8] = [], limit: Int = 0, keysOnly: Bool = false, countOnly: Bool = false, revision: Int64? = nil) {
+        self.key = key
+        self.rangeEnd = rangeEnd
+        self.limit = limit
+        self.keysOnly = keysOnly
+        self.countOnly = countOnly
+        self.revision = revision
+    }
+
+    /// A request for every key starting with `prefix` (etcd's `--prefix`).
+    public static func prefix(_ prefix: [UInt8], limit: Int = 0, keysOnly: Bool = false) -> RangeRequest {
+        RangeRequest(key: prefix, rangeEnd: KeyRange.prefixEnd(prefix), limit: limit, keysOnly: keysOnly)
+    }
+}
+
+/// What a compare looks at, with the operand.
+public enum CompareTarget: Hashable, Sendable {
+    case value([UInt8])
+    case version(Int64)
+    case createRevision(Int64)
+    case modRevision(Int64)
+    /// Whether the key exists (false < true for `less`/`greater`).
+    case exists(Bool)
+}
+
+public enum CompareOp: UInt8, Hashable, Sendable {
+    case equal = 1
+    case notEqual = 2
+    case less = 3
+    case greater = 4
+}
+
+/// One condition of a transaction: `key`'s target `op` operand. A missing key has version,
+/// create revision and mod revision 0 (as in etcd); a value compare on a missing key is false.
+public struct Compare: Hashable, Sendable {
+    public var key: [UInt8]
+    public var op: CompareOp
+    public var target: CompareTarget
+    public init(key: [UInt8], _ op: CompareOp, _ target: CompareTarget) {
+        self.key = key
+        self.op = op
+        self.target = target
+    }
+}
+
+/// An operation inside a transaction branch.
+public enum TxnOp: Hashable, Sendable {
+    case put(key: [UInt8], value: [UInt8], lease: LeaseID?, prevKV: Bool)
+    case delete(key: [UInt8], prevKV: Bool)
+    case deleteRange(from: [UInt8], to: [UInt8], prevKV: Bool)
+    /// Reads the current state including this transaction's earlier writes; `revision` must be nil.
+    case range(RangeRequest)
+}
+
+/// Compare-then-act, atomically: if every compare holds, `success` runs, else `failure`.
+public struct Txn: Hashable, Sendable {
+    public var compares: [Compare]
+    public var success: [TxnOp]
+    public var failure: [TxnOp]
+    public init(compares: [Compare], success: [TxnOp], failure: [TxnOp] = []) {
+        self.compares = compares
+        self.success = success
+        self.failure = failure
+    }
+}
+
+/// A replicated KV command. Applying one is deterministic; one that fails still consumes its log
+/// index and yields a `Response.failure`.
+public enum Command: Hashable, Sendable {
+    case put(key: [UInt8], value: [UInt8], lease: LeaseID?, prevKV: Bool)
+    case delete(key: [UInt8], prevKV: Bool)
+    /// Deletes [from, to); an empty `to` means every key >= `from`.
+    case deleteRange(from: [UInt8], to: [UInt8], prevKV: Bool)
+    case txn(Txn)
+    case leaseGrant(id: LeaseID, ttlMillis: Int64)
+    case leaseRevoke(id: LeaseID)
+    /// Proposed by the leader when its clock says these leases ran out; replicas never expire
+    /// leases by their own clocks. Ids no longer present are skipped.
+    case leaseExpire(ids: [LeaseID])
+    /// Drops history below `revision`.
+    case compact(revision: Int64)
+}
+
+/// What a log entry's payload carries: the command and, for exactly-once apply, the client session.
+public struct CommandEnvelope: Hashable, Sendable {
+    public static let encodingVersion: UInt8 = 1
+    public var session: ClientSession?
+    public var command: Command
+
+    public init(session: ClientSession? = nil, command: Command) {
+        self.session = session
+        self.command = command
+    }
+
+    public func encode() -> [UInt8] {
+        var w = ByteWriter()
+        w.u8(Self.encodingVersion)
+        if let s = session {
+            w.bool(true)
+            w.u64(s.clientID)
+            w.u64(s.sequence)
+        } else {
+            w.bool(false)
+        }
+        command.encode(into: &w)
+        return w.bytes
+    }
+
+    public static func decode(_ bytes: [UInt8]) throws(DecodeError) -> CommandEnvelope {
+        var r = ByteReader(bytes)
+        try r.version("command envelope version", expected: encodingVersion)
+        var session: ClientSession?
+        if try r.bool("envelope has session") {
+            session = ClientSession(clientID: try r.u64("session client id"), sequence: try r.u64("session sequence"))
+        }
+        let command = try Command.decode(from: &r)
+        try r.expectEnd()
+        return CommandEnvelope(session: session, command: command)
+    }
+}
+
+/// Helpers for etcd-style key ranges.
+public enum KeyRange {
+    /// The smallest key greater than every key starting with `prefix` ([0] if there is none:
+    /// "to the end").
+    public static func prefixEnd(_ prefix: [UInt8]) -> [UInt8] {
+        var end = prefix
+        while let last = end.last {
+            if last < 0xff {
+                end[end.count - 1] = last + 1
+                return end
+            }
+            end.removeLast()
+        }
+        return [0]
+    }
+
+    /// Whether `key` falls in the etcd range (`key`, `rangeEnd`).
+    static func contains(_ k: [UInt8], key: [UInt8], rangeEnd: [UInt8]) -> Bool {
+        if rangeEnd.isEmpty { return k == key }
+        if k.lexicographicallyPrecedes(key) { return false }
+        if rangeEnd == [0] { return true }
+        return k.lexicographicallyPrecedes(rangeEnd)
+    }
+}
+
+// MARK: - Encoding
+
+enum CommandTag: UInt8 {
+    case put = 1, delete, deleteRange, txn, leaseGrant, leaseRevoke, leaseExpire, compact
+}
+
+enum TxnOpTag: UInt8 {
+    case put = 1, delete, deleteRange, range
+}
+
+extension Command {
+    func encode(into w: inout ByteWriter) {
+        switch self {
+        case let .put(key, value, lease, prevKV):
+            w.u8(CommandTag.put.rawValue)
+            encodePut(key, value, lease, prevKV, into: &w)
+        case let .delete(key, prevKV):
+            w.u8(CommandTag.delete.rawValue)
+            w.lengthPrefixed(key)
+            w.bool(prevKV)
+        case let .deleteRange(from, to, prevKV):
+            w.u8(CommandTag.deleteRange.rawValue)
+            w.lengthPrefixed(from)
+            w.lengthPrefixed(to)
+            w.bool(prevKV)
+        case let .txn(txn):
+            w.u8(CommandTag.txn.rawValue)
+            txn.encode(into: &w)
+        case let .leaseGrant(id, ttl):
+            w.u8(CommandTag.leaseGrant.rawValue)
+            w.u64(id.rawValue)
+            w.i64(ttl)
+        case let .leaseRevoke(id):
+            w.u8(CommandTag.leaseRevoke.rawValue)
+            w.u64(id.rawValue)
+        case let .leaseExpire(ids):
+            w.u8(CommandTag.leaseExpire.rawValue)
+            w.count(ids.count)
+            for id in ids { w.u64(id.rawValue) }
+        case let .compact(revision):
+            w.u8(CommandTag.compact.rawValue)
+            w.i64(revision)
+        }
+    }
+
+    static func decode(from r: inout ByteReader) throws(DecodeError) -> Command {
+        let raw = try r.u8("command tag")
+        guard let tag = CommandTag(rawValue: raw) else { throw .unknownValue(what: "command tag", value: UInt64(raw)) }
+        switch tag {
+        case .put:
+            let (k, v, l, p) = try decodePut(from: &r)
+            return .put(key: k, value: v, lease: l, prevKV: p)
+        case .delete:
+            return .delete(key: try r.lengthPrefixed("delete key", limit: KVLimits.decodeBytesMax), prevKV: try r.bool("delete prevKV"))
+        case .deleteRange:
+            let from = try r.lengthPrefixed("delete range from", limit: KVLimits.decodeBytesMax)
+            let to = try r.lengthPrefixed("delete range to", limit: KVLimits.decodeBytesMax)
+            return .deleteRange(from: from, to: to, prevKV: try r.bool("delete range prevKV"))
+        case .txn:
+            return .txn(try Txn.decode(from: &r))
+        case .leaseGrant:
+            return .leaseGrant(id: LeaseID(try r.u64("lease id")), ttlMillis: try r.i64("lease ttl"))
+        case .leaseRevoke:
+            return .leaseRevoke(id: LeaseID(try r.u64("lease id")))
+        case .leaseExpire:
+            let n = try r.count("expired lease count", limit: KVLimits.decodeCountMax, minBytesEach: 8)
+            var ids: [LeaseID] = []
+            ids.reserveCapacity(n)
+            for _ in 0..<n { ids.append(LeaseID(try r.u64("lease id"))) }
+            return .leaseExpire(ids: ids)
+        case .compact:
+            return .compact(revision: try r.i64("compact revision"))
+        }
+    }
+}
+
+func encodePut(_ key: [UInt8], _ value: [UInt8], _ lease: LeaseID?, _ prevKV: Bool, into w: inout ByteWriter) {
+    w.lengthPrefixed(key)
+    w.lengthPrefixed(value)
+    w.u64(lease?.rawValue ?? 0)
+    w.bool(prevKV)
+}
+
+func decodePut(from r: inout ByteReader) throws(DecodeError) -> ([UInt8], [UInt8], LeaseID?, Bool) {
+    let key = try r.lengthPrefixed("put key", limit: KVLimits.decodeBytesMax)
+    let value = try r.lengthPrefixed("put value", limit: KVLimits.decodeBytesMax)
+    let lease = try r.u64("put lease")
+    return (key, value, lease == 0 ? nil : LeaseID(lease), try r.bool("put prevKV"))
+}
+
+extension Txn {
+    func encode(into w: inout ByteWriter) {
+        w.count(compares.count)
+        for c in compares { c.encode(into: &w) }
+        for branch in [success, failure] {
+            w.count(branch.count)
+            for op in branch { op.encode(into: &w) }
+        }
+    }
+
+    static func decode(from r: inout ByteReader) throws(DecodeError) -> Txn {
+        let nc = try r.count("txn compare count", limit: KVLimits.decodeCountMax, minBytesEach: 6)
+        var compares: [Compare] = []
+        for _ in 0..<nc { compares.append(try Compare.decode(from: &r)) }
+        var branches: [[TxnOp]] = []
+        for _ in 0..<2 {
+            let n = try r.count("txn op count", limit: KVLimits.decodeCountMax, minBytesEach: 5)
+            var ops: [TxnOp] = []
+            for _ in 0..<n { ops.append(try TxnOp.decode(from: &r)) }
+            branches.append(ops)
+        }
+        return Txn(compares: compares, success: branches[0], failure: branches[1])
+    }
+}
+
+extension Compare {
+    func encode(into w: inout ByteWriter) {
+        w.lengthPrefixed(key)
+        w.u8(op.rawValue)
+        switch target {
+        case let .value(v): w.u8(1); w.lengthPrefixed(v)
+        case let .version(v): w.u8(2); w.i64(v)
+        case let .createRevision(v): w.u8(3); w.i64(v)
+        case let .modRevision(v): w.u8(4); w.i64(v)
+        case let .exists(v): w.u8(5); w.bool(v)
+        }
+    }
+
+    static func decode(from r: inout ByteReader) throws(DecodeError) -> Compare {
+        let key = try r.lengthPrefixed("compare key", limit: KVLimits.decodeBytesMax)
+        let rawOp = try r.u8("compare op")
+        guard let op = CompareOp(rawValue: rawOp) else { throw .unknownValue(what: "compare op", value: UInt64(rawOp)) }
+        let target: CompareTarget
+        switch try r.u8("compare target") {
+        case 1: target = .value(try r.lengthPrefixed("compare value", limit: KVLimits.decodeBytesMax))
+        case 2: target = .version(try r.i64("compare version"))
+        case 3: target = .createRevision(try r.i64("compare create revision"))
+        case 4: target = .modRevision(try r.i64("compare mod revision"))
+        case 5: target = .exists(try r.bool("compare exists"))
+        case let v: throw .unknownValue(what: "compare target", value: UInt64(v))
+        }
+        return Compare(key: key, op, target)
+    }
+}
+
+extension TxnOp {
+    func encode(into w: inout ByteWriter) {
+        switch self {
+        case let .put(key, value, lease, prevKV):
+            w.u8(TxnOpTag.put.rawValue)
+            encodePut(key, value, lease, prevKV, into: &w)
+        case let .delete(key, prevKV):
+            w.u8(TxnOpTag.delete.rawValue)
+            w.lengthPrefixed(key)
+            w.bool(prevKV)
+        case let .deleteRange(from, to, prevKV):
+            w.u8(TxnOpTag.deleteRange.rawValue)
+            w.lengthPrefixed(from)
+            w.lengthPrefixed(to)
+            w.bool(prevKV)
+        case let .range(request):
+            w.u8(TxnOpTag.range.rawValue)
+            request.encode(into: &w)
+        }
+    }
+
+    static func decode(from r: inout ByteReader) throws(DecodeError) -> TxnOp {
+        let raw = try r.u8("txn op tag")
+        guard let tag = TxnOpTag(rawValue: raw) else { throw .unknownValue(what: "txn op tag", value: UInt64(raw)) }
+        switch tag {
+        case .put:
+            let (k, v, l, p) = try decodePut(from: &r)
+            return .put(key: k, value: v, lease: l, prevKV: p)
+        case .delete:
+            return .delete(key: try r.lengthPrefixed("delete key", limit: KVLimits.decodeBytesMax), prevKV: try r.bool("delete prevKV"))
+        case .deleteRange:
+            let from = try r.lengthPrefixed("delete range from", limit: KVLimits.decodeBytesMax)
+            let to = try r.lengthPrefixed("delete range to", limit: KVLimits.decodeBytesMax)
+            return .deleteRange(from: from, to: to, prevKV: try r.bool("delete range prevKV"))
+        case .range:
+            return .range(try RangeRequest.decode(from: &r))
+        }
+    }
+}
+
+extension RangeRequest {
+    public static let encodingVersion: UInt8 = 1
+
+    public func encode(into w: inout ByteWriter) {
+        w.lengthPrefixed(key)
+        w.lengthPrefixed(rangeEnd)
+        w.u64(UInt64(max(0, limit)))
+        w.u8((keysOnly ? 1 : 0) | (countOnly ? 2 : 0) | (revision != nil ? 4 : 0))
+        if let rev = revision { w.i64(rev) }
+    }
+
+    public static func decode(from r: inout ByteReader) throws(DecodeError) -> RangeRequest {
+        let key = try r.lengthPrefixed("range key", limit: KVLimits.decodeBytesMax)
+        let end = try r.lengthPrefixed("range end", limit: KVLimits.decodeBytesMax)
+        let limit = try r.u64("range limit")
+        let flags = try r.u8("range flags")
+        guard flags & ~7 == 0 else { throw .unknownValue(what: "range flags", value: UInt64(flags)) }
+        let revision = flags & 4 != 0 ? try r.i64("range revision") : nil
+        return RangeRequest(key: key, rangeEnd: end, limit: Int(min(limit, UInt64(KVLimits.rangeLimitMax))),
+                            keysOnly: flags & 1 != 0, countOnly: flags & 2 != 0, revision: revision)
+    }
+
+    /// A versioned standalone encoding (for the client protocol's serializable reads).
+    public func encode() -> [UInt8] {
+        var w = ByteWriter()
+        w.u8(Self.encodingVersion)
+        encode(into: &w)
+        return w.bytes
+    }
+
+    public static func decode(_ bytes: [UInt8]) throws(DecodeError) -> RangeRequest {
+        var r = ByteReader(bytes)
+        try r.version("range request version", expected: encodingVersion)
+        let req = try decode(from: &r)
+        try r.expectEnd()
+        return req
+    }
+}

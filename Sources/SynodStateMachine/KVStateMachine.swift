@@ -1,0 +1,172 @@
+import SynodCore
+
+/// The result of applying one committed entry.
+public struct AppliedEntry: Hashable, Sendable {
+    public var index: LogIndex
+    /// The command's response; nil for entries that are not commands (noop, configuration).
+    public var response: Response?
+    /// The changes the command made, in order, for watchers. Empty for a session duplicate.
+    public var events: [WatchEvent]
+    public init(index: LogIndex, response: Response?, events: [WatchEvent]) {
+        self.index = index
+        self.response = response
+        self.events = events
+    }
+}
+
+/// A lease and the keys attached to it.
+public struct LeaseInfo: Hashable, Sendable {
+    public var id: LeaseID
+    public var ttlMillis: Int64
+    /// Attached keys, ascending, at most `KVLimits.leaseKeysListMax`.
+    public var keys: [[UInt8]]
+    public init(id: LeaseID, ttlMillis: Int64, keys: [[UInt8]]) { self.id = id; self.ttlMillis = ttlMillis; self.keys = keys }
+}
+
+/// The deterministic KV state machine: etcd-style revisions, transactions, leases, watch history
+/// and exactly-once client sessions, over a `StateStore`.
+///
+/// Promises: `apply` is deterministic (same entries in the same order → same tables, responses
+/// and events on every replica; no clocks, no randomness, no hash-order output) and atomic per
+/// batch (the tables and the applied index commit together). Reads see only committed batches.
+/// Not thread-safe: the node calls it from one place.
+public final class KVStateMachine {
+    /// The tables the store must be opened with.
+    public static let tables: [StateTable] = Tables.all
+
+    public let store: any StateStore
+    /// The current store revision (1 for an empty store, as in etcd).
+    public private(set) var revision: Int64 = 1
+    /// Revisions below this were compacted (0: never compacted).
+    public private(set) var compactedRevision: Int64 = 0
+    private var sessionCount: Int64 = 0
+
+    /// Opens the state machine over `store`, loading its revision counters.
+    /// Throws `StoreError.invalidArgument` if the store lacks one of `KVStateMachine.tables`.
+    public init(store: any StateStore) throws {
+        let missing = Self.tables.filter { !store.tables.contains($0) }
+        guard missing.isEmpty else {
+            throw StoreError.invalidArgument("state store lacks the KV tables \(missing.map(\.name).joined(separator: ", "))")
+        }
+        self.store = store
+        try reload()
+    }
+
+    /// Reloads the counters from the store; call after `store.installSnapshot`.
+    public func reload() throws {
+        let values = try store.read { r in
+            try [MetaKey.revision, MetaKey.compacted, MetaKey.sessionCount].map { k in
+                try r.get(Tables.meta, k).map { b throws(DecodeError) in Int64(bitPattern: try IndexKey.decode(b)) }
+            }
+        }
+        revision = values[0] ?? 1
+        compactedRevision = values[1] ?? 0
+        sessionCount = values[2] ?? 0
+        precondition(revision >= 1, "store revision \(revision) below 1")
+        precondition(compactedRevision <= revision, "compacted revision above the current revision")
+    }
+
+    /// The highest log index applied to the tables.
+    public func appliedIndex() throws -> LogIndex { try store.appliedIndex() }
+
+    // MARK: Apply
+
+    /// Applies committed entries in one atomic store write. Entries at or below the store's
+    /// applied index are skipped (so replaying after a restart is a no-op); the rest must be
+    /// ascending. Returns one `AppliedEntry` per entry applied, in order.
+    /// Throws only for storage failures (then nothing was applied).
+    public func apply(_ entries: [Entry]) throws -> [AppliedEntry] {
+        let applied = try store.appliedIndex()
+        let fresh = entries.filter { $0.index > applied }
+        guard let last = fresh.last else { return [] }
+        for (a, b) in zip(fresh, fresh.dropFirst()) where b.index <= a.index {
+            throw StoreError.invalidArgument("entries out of order: \(a.index.rawValue) then \(b.index.rawValue)")
+        }
+        var results: [AppliedEntry] = []
+        var final = (revision, compactedRevision, sessionCount)
+        try store.apply(through: last.index) { w in
+            // Built from scratch on every run of the body (the store may retry it).
+            let ctx = ApplyContext(writer: w, revision: revision, compacted: compactedRevision, sessionCount: sessionCount)
+            results = []
+            for entry in fresh { results.append(try applyOne(entry, ctx)) }
+            try ctx.writeMeta()
+            final = (ctx.revision, ctx.compacted, ctx.sessionCount)
+        }
+        (revision, compactedRevision, sessionCount) = final
+        return results
+    }
+
+    private func applyOne(_ entry: Entry, _ ctx: ApplyContext) throws -> AppliedEntry {
+        guard entry.kind == .command else { return AppliedEntry(index: entry.index, response: nil, events: []) }
+        let envelope: CommandEnvelope
+        do { envelope = try CommandEnvelope.decode(entry.payload) } catch {
+            return AppliedEntry(index: entry.index, response: .failure(.malformedCommand("\(error)")), events: [])
+        }
+        if let session = envelope.session, let answer = try ctx.sessionAnswer(session) {
+            return AppliedEntry(index: entry.index, response: answer, events: [])
+        }
+        ctx.beginCommand()
+        let response = try ctx.execute(envelope.command)
+        let events = ctx.endCommand()
+        if let session = envelope.session { try ctx.recordSession(session, index: entry.index, response: response) }
+        return AppliedEntry(index: entry.index, response: response, events: events)
+    }
+
+    // MARK: Reads
+
+    /// A serializable read of committed state.
+    public func range(_ request: RangeRequest) throws -> Response {
+        let (current, compacted) = (revision, compactedRevision)
+        return try store.read { r in try RangeReader.range(request, in: r, current: current, compacted: compacted) }
+    }
+
+    /// Changes to keys in (`key`, `rangeEnd`) (etcd range rules) at revisions >= `revision`, in
+    /// order, for a watch that starts in the past. Returns whole revisions only: it stops before
+    /// a revision that would pass `limit` (clamped to `KVLimits.historyEventsMax`) unless that
+    /// revision is the first, so a caller resumes from the last event's revision + 1.
+    /// Throws `KVError.compacted` below the compaction revision.
+    public func history(from revision: Int64, key: [UInt8], rangeEnd: [UInt8], limit: Int) throws -> [WatchEvent] {
+        let (current, compacted) = (self.revision, compactedRevision)
+        return try store.read { r in
+            try History.events(from: revision, key: key, rangeEnd: rangeEnd, limit: limit, current: current, compacted: compacted, in: r)
+        }
+    }
+
+    /// Every lease with its TTL, ascending by id (the leader tracks their deadlines).
+    public func leases() throws -> [(LeaseID, ttlMillis: Int64)] {
+        try store.read { r in
+            var raw: [([UInt8], [UInt8])] = []
+            try r.scan(Tables.leases, from: [], limit: Int.max) { k, v in raw.append((k, v)); return true }
+            return try raw.map { k, v throws -> (LeaseID, ttlMillis: Int64) in
+                do throws(DecodeError) {
+                    return (LeaseID(try IndexKey.decode(k)), try StoredLease.decode(v).ttlMillis)
+                } catch { throw corrupt(Tables.leases, error) }
+            }
+        }
+    }
+
+    /// One lease and its keys, or nil if it does not exist.
+    public func lease(_ id: LeaseID) throws -> LeaseInfo? {
+        try store.read { r throws -> LeaseInfo? in
+            guard let bytes = try r.get(Tables.leases, LayoutKeys.leaseKey(id)) else { return nil }
+            let ttl: Int64
+            do throws(DecodeError) { ttl = try StoredLease.decode(bytes).ttlMillis } catch { throw corrupt(Tables.leases, error) }
+            return LeaseInfo(id: id, ttlMillis: ttl, keys: try attachedKeys(id, in: r, limit: KVLimits.leaseKeysListMax))
+        }
+    }
+}
+
+extension ApplyContext {
+    func execute(_ command: Command) throws -> Response {
+        switch command {
+        case let .put(key, value, lease, prevKV): return try applyPut(key, value, lease: lease, prevKV: prevKV)
+        case let .delete(key, prevKV): return try applyDelete(key, prevKV: prevKV)
+        case let .deleteRange(from, to, prevKV): return try applyDeleteRange(from, to, prevKV: prevKV)
+        case let .txn(txn): return try applyTxn(txn)
+        case let .leaseGrant(id, ttl): return try applyLeaseGrant(id, ttlMillis: ttl)
+        case let .leaseRevoke(id): return try applyLeaseRevoke(id)
+        case let .leaseExpire(ids): return try applyLeaseExpire(ids)
+        case let .compact(rev): return try applyCompact(rev)
+        }
+    }
+}

@@ -1,0 +1,100 @@
+import SynodCore
+@testable import SynodStateMachine
+import Testing
+
+@Suite("Watch history and compaction")
+struct HistoryTests {
+    /// rev 2: put a=1; 3: put b=1; 4: put a=2; 5: delete a; 6: put c=1; 7: put a=3
+    static func fill(_ h: Harness) throws {
+        try h.put("a", "1")
+        try h.put("b", "1")
+        try h.put("a", "2")
+        try h.run(.delete(key: b("a"), prevKV: false))
+        try h.put("c", "1")
+        try h.put("a", "3")
+    }
+
+    @Test("history from a revision streams events in order with prevKV", arguments: StoreKind.allCases)
+    func inOrder(kind: StoreKind) throws {
+        let h = try Harness(kind)
+        try Self.fill(h)
+        let all = try h.sm.history(from: 1, key: [0], rangeEnd: [0], limit: 0)
+        #expect(all.map(\.revision) == [2, 3, 4, 5, 6, 7])
+        #expect(all.map(\.type) == [.put, .put, .put, .delete, .put, .put])
+        let a = try h.sm.history(from: 3, key: b("a"), rangeEnd: [], limit: 0)
+        #expect(a.map(\.revision) == [4, 5, 7])
+        #expect(a[0].prevKV?.value == b("1"))
+        #expect(a[1].prevKV?.value == b("2"))
+        #expect(a[2].prevKV == nil)
+        #expect(a[2].kv.version == 1)
+        #expect(a[2].kv.createRevision == 7)
+        let limited = try h.sm.history(from: 2, key: [0], rangeEnd: [0], limit: 2)
+        #expect(limited.map(\.revision) == [2, 3])
+    }
+
+    @Test("history never splits a revision", arguments: StoreKind.allCases)
+    func wholeRevisions(kind: StoreKind) throws {
+        let h = try Harness(kind)
+        try h.put("x", "0")
+        let ops = (0..<5).map { TxnOp.put(key: b("k\($0)"), value: b("v"), lease: nil, prevKV: false) }
+        try h.run(.txn(Txn(compares: [], success: ops)))
+        try h.put("y", "0")
+        let events = try h.sm.history(from: 2, key: [0], rangeEnd: [0], limit: 2)
+        #expect(events.map(\.revision) == [2, 3, 3, 3, 3, 3])
+        let first = try h.sm.history(from: 3, key: [0], rangeEnd: [0], limit: 1)
+        #expect(first.count == 5)
+    }
+
+    @Test("compaction drops old history; a watch below it gets the oldest available revision", arguments: StoreKind.allCases)
+    func compaction(kind: StoreKind) throws {
+        let h = try Harness(kind)
+        try Self.fill(h)
+        #expect(try h.run(.compact(revision: 5)).response == .compact(CompactResult(revision: 7, compactedRevision: 5)))
+        #expect(h.sm.compactedRevision == 5)
+        #expect(throws: KVError.compacted(requested: 4, oldestAvailable: 5)) {
+            try h.sm.history(from: 4, key: [0], rangeEnd: [0], limit: 0)
+        }
+        let kept = try h.sm.history(from: 5, key: [0], rangeEnd: [0], limit: 0)
+        #expect(kept.map(\.revision) == [5, 6, 7])
+        #expect(try h.run(.compact(revision: 5)).response?.error == .compacted(requested: 5, oldestAvailable: 5))
+        #expect(try h.run(.compact(revision: 8)).response?.error == .futureRevision(requested: 8, current: 7))
+        // Reads at a past revision at or above the compaction point still answer exactly.
+        let at5 = try h.rangeResult(RangeRequest(key: [0], rangeEnd: [0], revision: 5))
+        #expect(at5.kvs.map(\.key) == [b("b")])
+        let at6 = try h.rangeResult(RangeRequest(key: [0], rangeEnd: [0], revision: 6))
+        #expect(at6.kvs.map(\.key) == [b("b"), b("c")])
+        #expect(try h.sm.range(RangeRequest(key: b("a"), revision: 4)) == .failure(.compacted(requested: 4, oldestAvailable: 5)))
+        #expect(try h.sm.range(RangeRequest(key: b("a"), revision: 9)) == .failure(.futureRevision(requested: 9, current: 7)))
+    }
+
+    @Test("past-revision range without compaction replays history", arguments: StoreKind.allCases)
+    func pastRange(kind: StoreKind) throws {
+        let h = try Harness(kind)
+        try Self.fill(h)
+        let at4 = try h.rangeResult(RangeRequest(key: [0], rangeEnd: [0], revision: 4))
+        #expect(at4.kvs.map(\.key) == [b("a"), b("b")])
+        #expect(at4.kvs.first?.value == b("2"))
+        #expect(at4.kvs.first?.version == 2)
+        #expect(at4.revision == 4)
+        let at5a = try h.rangeResult(RangeRequest(key: b("a"), revision: 5))
+        #expect(at5a.kvs.isEmpty)
+    }
+
+    @Test("compaction keeps the latest version of live keys", arguments: StoreKind.allCases)
+    func compactionKeepsLive(kind: StoreKind) throws {
+        let h = try Harness(kind)
+        try h.put("live", "1")   // 2
+        try h.put("live", "2")   // 3
+        try h.put("dead", "1")   // 4
+        try h.run(.delete(key: b("dead"), prevKV: false)) // 5
+        try h.put("z", "1")      // 6
+        try h.run(.compact(revision: 6))
+        // live@3 survives (needed for reads at 6), live@2, dead@4 and its tombstone@5 are gone.
+        let at6 = try h.rangeResult(RangeRequest(key: [0], rangeEnd: [0], revision: 6))
+        #expect(at6.kvs.map(\.key) == [b("live"), b("z")])
+        #expect(at6.kvs.first?.value == b("2"))
+        var records = 0
+        try h.store.read { r in try r.scan(Tables.revisions, from: [], limit: 100) { _, _ in records += 1; return true } }
+        #expect(records == 2)
+    }
+}
