@@ -52,20 +52,21 @@ let package = Package(
         ]),
         // NIO TCP peer links and client server.
         .target(name: "SynodTransport", dependencies: [
-            "SynodCore", "SynodWire",
+            "SynodCore", "SynodRaft", "SynodWire",
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
         ]),
         // The shell: event loop, persistence, apply, client sessions.
         .target(name: "SynodNode", dependencies: [
             "SynodCore", "SynodRaft", "SynodLMDB", "SynodStateMachine", "SynodWire", "SynodTransport",
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
         ]),
         // Client library: leader discovery, retries, sessions, watches.
         .target(name: "SynodClient", dependencies: [
-            "SynodCore", "SynodWire", "SynodStateMachine",
+            "SynodCore", "SynodWire", "SynodStateMachine", "SynodTransport",
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),
         // The embedding API.
         .target(name: "Synod", dependencies: ["SynodNode", "SynodClient"]),
@@ -89,7 +90,7 @@ let package = Package(
         .testTarget(name: "SynodSimulationTests", dependencies: ["SynodCore", "SynodRaft", "SynodSimulation"]),
         .testTarget(name: "SynodPBFTTests", dependencies: ["SynodCore", "SynodPBFT", "SynodCrypto"]),
         .testTarget(name: "SynodStateMachineTests", dependencies: ["SynodCore", "SynodStateMachine", "SynodLMDB"]),
-        .testTarget(name: "SynodNodeTests", dependencies: ["SynodCore", "SynodWire", "SynodNode", "SynodClient", "Synod"]),
+        .testTarget(name: "SynodNodeTests", dependencies: ["SynodCore", "SynodWire", "SynodNode", "SynodClient", "Synod", "SynodSimulation", "SynodStateMachine", "SynodTransport", .product(name: "NIOCore", package: "swift-nio")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -50,3 +50,35 @@ extension LMDBStore: CheckpointStore {
         }
     }
 }
+
+extension LMDBStore {
+    /// Saves a checkpoint and the snapshot bytes it describes in one transaction.
+    public func saveSnapshot(_ checkpoint: Checkpoint, data: [UInt8]) throws(StoreError) {
+        try LogWriteValidation.checkCheckpoint(checkpoint)
+        try writeTxn { txn in
+            let key = IndexKey.encode(checkpoint.position.index.rawValue)
+            try txn.put(checkpointsDB, key, checkpoint.encode())
+            try txn.put(snapshotsDB, key, data)
+        }
+    }
+
+    /// The snapshot bytes saved with the checkpoint at `index`, if any.
+    public func snapshotData(at index: LogIndex) throws(StoreError) -> [UInt8]? {
+        try readTxn { txn in try txn.get(snapshotsDB, IndexKey.encode(index.rawValue)) }
+    }
+
+    /// Deletes snapshot bytes and checkpoints with index < `index`.
+    public func deleteSnapshots(below index: LogIndex) throws(StoreError) {
+        try writeTxn { txn in
+            for db in [snapshotsDB, checkpointsDB] {
+                try txn.withCursor(db) { c in
+                    var r = try c.move(MDB_FIRST)
+                    while let rec = r, try IndexKey.decode(rec.key) < index.rawValue {
+                        try c.deleteCurrent()
+                        r = try c.move(MDB_NEXT)
+                    }
+                }
+            }
+        }
+    }
+}

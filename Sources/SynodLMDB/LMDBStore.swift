@@ -9,6 +9,7 @@ import SynodCore
 /// - `meta`: `format` (u32), `hardstate`, `membership`, `compacted` (index, term), `applied` (u64)
 /// - `log`: index → entry value (`Entry.encodeValue`)
 /// - `checkpoints`: index → `Checkpoint.encode()`
+/// - `snapshots`: index → the snapshot bytes a checkpoint describes (what a leader sends)
 /// - `state.<table>`: the state machine's tables
 ///
 /// One instance per directory per process (LMDB's rule). Methods may be called from any thread;
@@ -22,6 +23,7 @@ public final class LMDBStore: @unchecked Sendable {
     let meta: Database
     let log: Database
     let checkpointsDB: Database
+    let snapshotsDB: Database
     let stateDBs: [Database] // parallel to `tables`
 
     enum MetaKey {
@@ -55,7 +57,7 @@ public final class LMDBStore: @unchecked Sendable {
         do { env = try LMDBEnvironment(directory: directory, options: options) } catch {
             throw Self.openError(error, path: directory)
         }
-        var opened: (Database, Database, Database, [Database]) = (Database(dbi: 0), Database(dbi: 0), Database(dbi: 0), [])
+        var opened: (Database, Database, Database, Database, [Database]) = (Database(dbi: 0), Database(dbi: 0), Database(dbi: 0), Database(dbi: 0), [])
         do {
             opened = try env.write { txn in try Self.openLayout(env, txn, tables: sortedTables, path: directory) }
         } catch let e as StoreError { throw e } catch let e as LMDBError { throw Self.openError(e, path: directory) } catch {
@@ -63,7 +65,7 @@ public final class LMDBStore: @unchecked Sendable {
         }
         self.environment = env
         self.tables = sortedTables
-        (meta, log, checkpointsDB, stateDBs) = opened
+        (meta, log, checkpointsDB, snapshotsDB, stateDBs) = opened
     }
 
     /// Checks the path: a directory we can write, created if absent.
@@ -109,7 +111,7 @@ public final class LMDBStore: @unchecked Sendable {
 
     /// Opens or creates the named databases and checks the format version, in one write txn.
     private static func openLayout(_ env: LMDBEnvironment, _ txn: Transaction, tables: [StateTable], path: String) throws
-        -> (Database, Database, Database, [Database])
+        -> (Database, Database, Database, Database, [Database])
     {
         let main = try env.openDatabase(nil, create: false, in: txn)
         var names: [String] = []
@@ -139,9 +141,10 @@ public final class LMDBStore: @unchecked Sendable {
         }
         let log = try env.openDatabase("log", create: true, in: txn)
         let checkpoints = try env.openDatabase("checkpoints", create: true, in: txn)
+        let snapshots = try env.openDatabase("snapshots", create: true, in: txn)
         var state: [Database] = []
         for t in tables { state.append(try env.openDatabase("state.\(t.name)", create: true, in: txn)) }
-        return (meta, log, checkpoints, state)
+        return (meta, log, checkpoints, snapshots, state)
     }
 
     /// Runs a write transaction, mapping LMDB errors to `StoreError`.

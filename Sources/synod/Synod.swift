@@ -1,13 +1,39 @@
 import ArgumentParser
+import Foundation
 
 @main
-struct Synod: ParsableCommand {
+struct Synod: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "synod",
         abstract: "Synod: a replicated key-value and coordination store.",
+        discussion: """
+            Start a local cluster with `synod dev`, or one node with `synod serve`. Client commands \
+            take --endpoints (default: $SYNOD_ENDPOINTS, else the `synod dev` defaults) and -w json.
+            """,
         version: SynodVersion.string,
-        subcommands: [StorageCommand.self, SimCommand.self]
+        subcommands: [
+            ServeCommand.self, DevCommand.self,
+            PutCommand.self, GetCommand.self, DelCommand.self, TxnCommand.self, CompactCommand.self, StatusCommand.self,
+            StorageCommand.self, SimCommand.self,
+        ]
     )
+
+    /// Global options may come before the subcommand (`synod --endpoints X put k v`), as in
+    /// etcdctl; ArgumentParser wants them after it, so move them there.
+    static func main() async {
+        var args = Array(CommandLine.arguments.dropFirst())
+        args = GlobalOptions.hoist(args)
+        do {
+            var command = try parseAsRoot(args)
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
 
 enum SynodVersion {

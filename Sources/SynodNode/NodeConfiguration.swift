@@ -1,0 +1,61 @@
+import SynodCore
+import SynodTransport
+
+/// Everything one node needs to start.
+public struct NodeConfiguration: Sendable {
+    /// This node's id (≥ 1), one of `peers`.
+    public var id: NodeID
+    /// The node's data directory (created if missing).
+    public var dataDirectory: String
+    /// Every member's peer address, including this node's own (where it listens for peers).
+    public var peers: [(NodeID, HostPort)]
+    /// Where this node serves clients. Port 0 picks a free port (see `SynodNode.clientPort`).
+    public var clientAddress: HostPort
+    /// Distinguishes clusters: peers with another id are refused.
+    public var clusterID: UInt64 = 1
+    /// Wall-clock length of one Raft tick.
+    public var tickMillis: Int = 10
+    /// Election timeout in ticks (randomised in [t, 2t)).
+    public var electionTimeoutTicks: Int = 30
+    /// Heartbeat interval in ticks.
+    public var heartbeatIntervalTicks: Int = 3
+    /// Take a snapshot after this many applied entries; the log is compacted up to the previous
+    /// snapshot, so one snapshot interval of entries stays as the retention window.
+    public var snapshotEveryEntries: Int = 10_000
+    /// Most client writes and reads waiting at once; more are refused with `busy`.
+    public var pendingRequestsMax: Int = 100_000
+    /// UNSAFE: skip fsync. A machine crash can lose acknowledged writes. For benchmarks only.
+    public var unsafeNoSync: Bool = false
+    /// Seed for election timeouts; defaults to one derived from the id (any value is safe).
+    public var randomSeed: UInt64?
+
+    public init(id: NodeID, dataDirectory: String, peers: [(NodeID, HostPort)], clientAddress: HostPort) {
+        self.id = id
+        self.dataDirectory = dataDirectory
+        self.peers = peers
+        self.clientAddress = clientAddress
+    }
+
+    /// This node's own peer address.
+    public var peerAddress: HostPort? { peers.first { $0.0 == id }?.1 }
+
+    /// Checks the configuration and says what is wrong.
+    public func validate() throws(ConfigurationError) {
+        guard !id.isNone else { throw .invalid("--id must be at least 1") }
+        guard peerAddress != nil else { throw .invalid("--peers does not list this node's id \(id.rawValue)") }
+        guard (1...10_000).contains(tickMillis) else { throw .invalid("tick must be 1...10000 ms") }
+        guard electionTimeoutTicks >= 2 * heartbeatIntervalTicks, heartbeatIntervalTicks >= 1 else {
+            throw .invalid("election timeout must be at least twice the heartbeat interval")
+        }
+        guard snapshotEveryEntries >= 100 else { throw .invalid("snapshot interval must be at least 100 entries") }
+        guard peers.count <= Limits.membersMax else { throw .invalid("at most \(Limits.membersMax) peers") }
+    }
+}
+
+/// A configuration that cannot work.
+public enum ConfigurationError: Error, Hashable, Sendable, CustomStringConvertible {
+    case invalid(String)
+    public var description: String {
+        switch self { case let .invalid(why): return why }
+    }
+}

@@ -1,0 +1,214 @@
+import Foundation
+import Logging
+import SynodCore
+import SynodLMDB
+import SynodRaft
+import SynodTransport
+import SynodWire
+
+/// The node thread: owns the Raft core, the state machine and all pending client work.
+///
+/// Each pass: take queued events (waiting at most until the next tick), tick the core as wall
+/// time requires, step it with every event, then carry out `Ready`s until none is left:
+/// install snapshot → send leader appends → persist (one LMDB transaction: group commit) →
+/// send the rest → apply committed entries → answer writes and reads → `advance`.
+final class NodeLoop {
+    let configuration: NodeConfiguration
+    let store: LMDBStore
+    let sm: any NodeStateMachine
+    let transport: PeerTransport
+    let inbox: Inbox
+    let logger: Logger
+    var core: RaftCore
+    var clientAddress = ""
+    var peerClientAddresses: [NodeID: String] = [:]
+
+    struct Pending {
+        var term: Term
+        var connection: ClientConnection
+        var requestID: UInt64
+    }
+    struct PendingRead {
+        var query: [UInt8]
+        var connection: ClientConnection
+        var requestID: UInt64
+    }
+    /// Leader only: writes proposed and not yet applied, by log index.
+    var pendingWrites: [UInt64: Pending] = [:]
+    /// Linearizable reads collected during one pass, sent as one ReadIndex request.
+    var readBatch: [PendingRead] = []
+    /// ReadIndex requests in flight, by context.
+    var readBatches: [UInt64: [PendingRead]] = [:]
+    var nextReadContext: UInt64 = 1
+    /// Reads whose read index is known, waiting for the state machine to apply through it.
+    var readyReads: [(index: LogIndex, reads: [PendingRead])] = []
+    /// Responses gathered during a pass, sent per connection in one write each.
+    var outbox: [ClientConnection: [ClientResponse]] = [:]
+    var wasLeader = false
+    /// Index of the newest snapshot saved, and the one before it (what the log is compacted to).
+    var lastSnapshotIndex: LogIndex = .zero
+    var previousSnapshot: (index: LogIndex, data: [UInt8])?
+
+    init(configuration: NodeConfiguration, store: LMDBStore, stateMachine: any NodeStateMachine, transport: PeerTransport, inbox: Inbox, logger: Logger) throws {
+        self.configuration = configuration
+        self.store = store
+        self.sm = stateMachine
+        self.transport = transport
+        self.inbox = inbox
+        self.logger = logger
+        var raft = RaftConfig(id: configuration.id)
+        raft.electionTimeoutTicks = configuration.electionTimeoutTicks
+        raft.heartbeatIntervalTicks = configuration.heartbeatIntervalTicks
+        raft.entriesPerMessageMax = 512
+        raft.bytesPerMessageMax = 1 << 20
+        raft.inflightMessagesMax = 64
+        raft.committedEntriesPerReadyMax = 4096
+        raft.uncommittedEntriesMax = 65_536
+        raft.pendingReadsMax = 4096
+        raft.snapshotChunkBytesMax = 1 << 20
+        raft.validate()
+        let restart = try Self.restartState(configuration: configuration, store: store, stateMachine: stateMachine, logger: logger)
+        lastSnapshotIndex = restart.snapshot?.position.index ?? .zero
+        if let s = restart.snapshot { previousSnapshot = (s.position.index, s.data) }
+        core = RaftCore(config: raft, random: SeededRandom(seed: configuration.randomSeed ?? (0x5EED &+ configuration.id.rawValue &* 7919)), restart: restart)
+    }
+
+    /// Rebuilds what the core needs from disk; bootstraps the membership of a brand-new cluster.
+    static func restartState(configuration: NodeConfiguration, store: LMDBStore, stateMachine sm: any NodeStateMachine, logger: Logger) throws -> RaftRestartState {
+        var membership = try store.membership()
+        let lastIndex = try store.lastIndex()
+        if membership.voters.isEmpty && membership.learners.isEmpty && lastIndex == .zero {
+            membership = try Membership(voters: configuration.peers.map { $0.0 })
+            try store.write(LogWrite(membership: membership))
+            logger.info("bootstrapped a new cluster", metadata: ["voters": "\(membership)"])
+        }
+        let compacted = try store.compactedPosition()
+        var snapshot: Snapshot?
+        if compacted.index > .zero {
+            guard let data = try store.snapshotData(at: compacted.index), let cp = try store.checkpoint(at: compacted.index) else {
+                throw StoreError.corrupt("log compacted through \(compacted.index.rawValue) but its snapshot is missing")
+            }
+            snapshot = Snapshot(position: compacted, membership: cp.membership, data: data)
+            if sm.appliedIndex < compacted.index {
+                // A crash between resetting the log and installing the state: finish the install.
+                try sm.install(data, at: compacted.index)
+            }
+        }
+        let hs = try store.hardState()
+        var entries: [Entry] = []
+        let last = try store.lastIndex()
+        var from = compacted.index.next
+        while from <= last {
+            let chunk = try store.entries(from: from, upTo: last.next, maxBytes: 16 << 20)
+            entries += chunk
+            from = chunk.last!.index.next
+        }
+        var applied = sm.appliedIndex
+        if applied > hs.commit && applied > compacted.index {
+            throw StoreError.corrupt("applied index \(applied.rawValue) is past the durable commit index \(hs.commit.rawValue)")
+        }
+        applied = max(applied, compacted.index)
+        return RaftRestartState(hardState: hs, compacted: compacted, entries: entries, membership: membership, snapshot: snapshot, applied: applied)
+    }
+
+    // MARK: the loop
+
+    func run() {
+        let tick = Double(configuration.tickMillis) / 1000
+        var nextTick = ProcessInfo.processInfo.systemUptime + tick
+        while true {
+            let wait = max(0, nextTick - ProcessInfo.processInfo.systemUptime)
+            let events = inbox.take(until: Date(timeIntervalSinceNow: wait))
+            let now = ProcessInfo.processInfo.systemUptime
+            if now >= nextTick {
+                var ticks = 0
+                while now >= nextTick && ticks < 10 {
+                    core.tick()
+                    nextTick += tick
+                    ticks += 1
+                }
+                if now >= nextTick { nextTick = now + tick } // far behind (a long fsync): don't burst
+            }
+            for event in events {
+                if case .stop = event {
+                    finish()
+                    return
+                }
+                handle(event)
+            }
+            startReadBatch()
+            do { try drainReady() } catch { storageFailed(error) }
+            flushOutbox()
+        }
+    }
+
+    func handle(_ event: NodeEvent) {
+        switch event {
+        case let .raft(m): core.step(m)
+        case let .request(r, c): handle(r, from: c)
+        case let .peerClientAddress(peer, address): peerClientAddresses[peer] = address
+        case let .connectionClosed(c): dropConnection(c)
+        case .stop: break
+        }
+    }
+
+    func handle(_ request: ClientRequest, from c: ClientConnection) {
+        switch request.body {
+        case let .write(payload): propose(payload, request.id, c)
+        case let .read(.serializable, query): respond(c, ClientResponse(id: request.id, status: .ok, body: sm.query(query)))
+        case let .read(.linearizable, query):
+            guard core.role == .leader else { return respond(c, notLeader(request.id)) }
+            readBatch.append(PendingRead(query: query, connection: c, requestID: request.id))
+        case .status: respond(c, ClientResponse(id: request.id, status: .ok, body: status().encode()))
+        case .leaseKeepAlive, .watch, .cancelWatch, .member:
+            respond(c, ClientResponse(id: request.id, status: .badRequest, message: "this request kind is not served by this build yet"))
+        }
+    }
+
+    func propose(_ payload: [UInt8], _ id: UInt64, _ c: ClientConnection) {
+        guard core.role == .leader else { return respond(c, notLeader(id)) }
+        guard pendingWrites.count < configuration.pendingRequestsMax else {
+            return respond(c, ClientResponse(id: id, status: .busy, message: "too many writes in flight"))
+        }
+        do {
+            let position = try core.propose(payload)
+            pendingWrites[position.index.rawValue] = Pending(term: position.term, connection: c, requestID: id)
+        } catch {
+            respond(c, refusal(error, id))
+        }
+    }
+
+    /// Sends the reads collected this pass as one ReadIndex request (one heartbeat round).
+    func startReadBatch() {
+        guard !readBatch.isEmpty else { return }
+        let batch = readBatch
+        readBatch = []
+        let context = nextReadContext
+        nextReadContext += 1
+        do {
+            try core.readIndex(context: context)
+            readBatches[context] = batch
+        } catch {
+            for r in batch { respond(r.connection, refusal(error, r.requestID)) }
+        }
+    }
+
+    func status() -> NodeStatus {
+        NodeStatus(id: configuration.id, clientAddress: clientAddress, role: core.role.description, term: core.term.rawValue,
+                   leader: core.leader, commit: core.commitIndex.rawValue, applied: sm.appliedIndex.rawValue,
+                   lastIndex: core.lastIndex.rawValue, revision: sm.revision, voters: core.membership.voters, learners: core.membership.learners)
+    }
+
+    func finish() {
+        for (_, p) in pendingWrites { respond(p.connection, ClientResponse(id: p.requestID, status: .shuttingDown, message: "node is shutting down; outcome unknown")) }
+        pendingWrites.removeAll()
+        failReads(.shuttingDown, "node is shutting down")
+        flushOutbox()
+    }
+
+    func storageFailed(_ error: any Error) {
+        // A node that cannot persist must not answer anyone: its promises would be lies.
+        logger.critical("storage failure; stopping the node", metadata: ["error": "\(error)"])
+        fatalError("synod: storage failure: \(error)")
+    }
+}

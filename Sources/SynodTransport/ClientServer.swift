@@ -1,0 +1,113 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import SynodCore
+import SynodWire
+
+/// Handles client requests. Called on NIO event-loop threads; must not block.
+public protocol ClientService: AnyObject, Sendable {
+    func handle(_ request: ClientRequest, from connection: ClientConnection)
+    /// The connection closed: drop its watches and pending work.
+    func closed(_ connection: ClientConnection)
+}
+
+/// One client connection. Sendable: responses may be sent from any thread; several responses
+/// sent together go out in one write and one flush.
+public final class ClientConnection: Sendable, Hashable {
+    public let number: UInt64
+    let channel: any Channel
+
+    init(number: UInt64, channel: any Channel) {
+        self.number = number
+        self.channel = channel
+    }
+
+    public func send(_ response: ClientResponse) { send([response]) }
+
+    public func send(_ responses: [ClientResponse]) {
+        guard !responses.isEmpty else { return }
+        var buffer = channel.allocator.buffer(capacity: 64 * responses.count)
+        for r in responses { r.encode(into: &buffer) }
+        channel.writeAndFlush(buffer, promise: nil)
+    }
+
+    public var isActive: Bool { channel.isActive }
+
+    public static func == (a: ClientConnection, b: ClientConnection) -> Bool { a.number == b.number }
+    public func hash(into h: inout Hasher) { h.combine(number) }
+}
+
+/// The client-facing TCP server.
+public final class ClientServer: Sendable {
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    private let channel: NIOLockedValueBox<(any Channel)?> = NIOLockedValueBox(nil)
+    private let counter = NIOLockedValueBox<UInt64>(0)
+
+    public init(group: any EventLoopGroup, logger: Logger) {
+        self.group = group
+        self.logger = logger
+    }
+
+    /// Binds `address` and serves `service`. Returns the bound port (useful with port 0).
+    @discardableResult
+    public func start(listen address: HostPort, service: any ClientService) async throws -> Int {
+        let logger = self.logger
+        let counter = self.counter
+        let ch = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                let number = counter.withLockedValue { n -> UInt64 in n += 1; return n }
+                let connection = ClientConnection(number: number, channel: channel)
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(frameBytesMax: WireProtocol.clientFrameBytesMax)))
+                    try channel.pipeline.syncOperations.addHandler(ClientRequestHandler(connection: connection, service: service, logger: logger))
+                }
+            }
+            .bind(host: address.host, port: address.port).get()
+        channel.withLockedValue { $0 = ch }
+        return ch.localAddress?.port ?? address.port
+    }
+
+    public func shutdown() async {
+        if let ch = channel.withLockedValue({ $0 }) { try? await ch.close() }
+    }
+}
+
+/// Decodes requests on one connection and hands them to the service. Bad input closes the
+/// connection (logged); the node keeps serving everyone else.
+final class ClientRequestHandler: ChannelInboundHandler {
+    typealias InboundIn = Frame
+    let connection: ClientConnection
+    let service: any ClientService
+    let logger: Logger
+
+    init(connection: ClientConnection, service: any ClientService, logger: Logger) {
+        self.connection = connection
+        self.service = service
+        self.logger = logger
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var frame = unwrapInboundIn(data)
+        do {
+            guard frame.type == .clientRequest else { throw WireError.unexpectedFrame(frame.type) }
+            service.handle(try ClientRequest.decode(&frame.payload), from: connection)
+        } catch {
+            errorCaught(context: context, error: error)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        service.closed(connection)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.warning("dropping client connection after bad input", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,232 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import SynodCore
+import SynodRaft
+import SynodWire
+
+/// Receives what peer links deliver. Called on NIO event-loop threads.
+public protocol PeerTransportDelegate: AnyObject, Sendable {
+    func peerTransport(received message: Message)
+    func peerTransport(peer: NodeID, clientAddress: String)
+}
+
+/// TCP links between cluster members. Each node dials every peer and sends only on the links it
+/// dialled; it receives on the links others dialled. A link's messages stay in order (one TCP
+/// stream); a message for a peer that is not connected is dropped (Raft retransmits), and the
+/// link reconnects with exponential backoff.
+public final class PeerTransport: Sendable {
+    public let id: NodeID
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    private let links: [NodeID: PeerLink]
+    private let server: NIOLockedValueBox<(any Channel)?> = NIOLockedValueBox(nil)
+    private let hello: PeerHello
+
+    public init(id: NodeID, clusterID: UInt64, clientAddress: String, peers: [(NodeID, HostPort)], group: any EventLoopGroup, logger: Logger) {
+        self.id = id
+        self.group = group
+        self.logger = logger
+        let hello = PeerHello(from: id, clusterID: clusterID, clientAddress: clientAddress)
+        self.hello = hello
+        var links: [NodeID: PeerLink] = [:]
+        for (peer, address) in peers where peer != id {
+            links[peer] = PeerLink(peer: peer, address: address, hello: hello, group: group, logger: logger)
+        }
+        self.links = links
+    }
+
+    /// Listens for peers on `address`, delivering to `delegate`.
+    public func start(listen address: HostPort, delegate: any PeerTransportDelegate) async throws {
+        let logger = self.logger
+        let clusterID = hello.clusterID
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 64)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(frameBytesMax: WireProtocol.peerFrameBytesMax)))
+                    try channel.pipeline.syncOperations.addHandler(PeerInboundHandler(clusterID: clusterID, delegate: delegate, logger: logger))
+                }
+            }
+            .bind(host: address.host, port: address.port).get()
+        server.withLockedValue { $0 = channel }
+        for link in links.values { link.connect() }
+    }
+
+    /// Sends messages, grouped per peer into one write and one flush each (coalesced).
+    public func send(_ messages: [Message]) {
+        var i = 0
+        while i < messages.count {
+            let to = messages[i].to
+            var j = i
+            while j < messages.count && messages[j].to == to { j += 1 }
+            if let link = links[to] { link.send(messages[i..<j]) }
+            i = j
+        }
+    }
+
+    /// Number of messages dropped because a link was down or not writable.
+    public var droppedCount: Int { links.values.reduce(0) { $0 + $1.dropped } }
+
+    public func shutdown() async {
+        for link in links.values { link.close() }
+        if let ch = server.withLockedValue({ $0 }) { try? await ch.close() }
+    }
+}
+
+/// One outbound link to a peer, reconnecting with backoff.
+final class PeerLink: Sendable {
+    let peer: NodeID
+    let address: HostPort
+    let hello: PeerHello
+    let group: any EventLoopGroup
+    let logger: Logger
+    static let backoffMillisMin: Int64 = 50
+    static let backoffMillisMax: Int64 = 1000
+    /// Bytes queued on a link beyond which messages are dropped instead of buffered.
+    static let pendingBytesMax = 32 << 20
+
+    private struct State {
+        var channel: (any Channel)?
+        var connecting = false
+        var closed = false
+        var backoffMillis = PeerLink.backoffMillisMin
+        var dropped = 0
+    }
+    private let state = NIOLockedValueBox(State())
+
+    init(peer: NodeID, address: HostPort, hello: PeerHello, group: any EventLoopGroup, logger: Logger) {
+        self.peer = peer
+        self.address = address
+        self.hello = hello
+        self.group = group
+        self.logger = logger
+    }
+
+    var dropped: Int { state.withLockedValue { $0.dropped } }
+
+    func send(_ messages: ArraySlice<Message>) {
+        guard let channel = state.withLockedValue({ $0.channel }), channel.isActive else {
+            state.withLockedValue { $0.dropped += messages.count }
+            connect()
+            return
+        }
+        var buffer = channel.allocator.buffer(capacity: 256 * messages.count)
+        for m in messages { buffer.writeFrame(.raft) { RaftCodec.encode(m, into: &$0) } }
+        channel.writeAndFlush(buffer, promise: nil)
+    }
+
+    func connect() {
+        let go = state.withLockedValue { s -> Bool in
+            guard !s.closed, !s.connecting, s.channel == nil else { return false }
+            s.connecting = true
+            return true
+        }
+        guard go else { return }
+        let hello = self.hello
+        ClientBootstrap(group: group)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connectTimeout(.milliseconds(500))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(DiscardInboundHandler())
+                }
+            }
+            .connect(host: address.host, port: address.port)
+            .whenComplete { result in
+                switch result {
+                case let .success(channel):
+                    var buffer = channel.allocator.buffer(capacity: 64)
+                    hello.encode(into: &buffer)
+                    channel.writeAndFlush(buffer, promise: nil)
+                    self.state.withLockedValue { s in
+                        s.channel = channel
+                        s.connecting = false
+                        s.backoffMillis = PeerLink.backoffMillisMin
+                    }
+                    self.logger.debug("peer link up", metadata: ["peer": "\(self.peer)"])
+                    channel.closeFuture.whenComplete { _ in
+                        self.state.withLockedValue { $0.channel = nil }
+                        self.retryLater()
+                    }
+                case .failure:
+                    self.state.withLockedValue { $0.connecting = false }
+                    self.retryLater()
+                }
+            }
+    }
+
+    private func retryLater() {
+        let delay = state.withLockedValue { s -> Int64? in
+            guard !s.closed else { return nil }
+            let d = s.backoffMillis
+            s.backoffMillis = min(s.backoffMillis * 2, PeerLink.backoffMillisMax)
+            return d
+        }
+        guard let delay else { return }
+        group.next().scheduleTask(in: .milliseconds(delay)) { self.connect() }
+    }
+
+    func close() {
+        let ch = state.withLockedValue { s -> (any Channel)? in
+            s.closed = true
+            return s.channel
+        }
+        ch?.close(promise: nil)
+    }
+}
+
+/// Inbound side of a peer link: a hello, then Raft messages. Anything else closes the link.
+final class PeerInboundHandler: ChannelInboundHandler {
+    typealias InboundIn = Frame
+    let clusterID: UInt64
+    let delegate: any PeerTransportDelegate
+    let logger: Logger
+    var peer: NodeID?
+
+    init(clusterID: UInt64, delegate: any PeerTransportDelegate, logger: Logger) {
+        self.clusterID = clusterID
+        self.delegate = delegate
+        self.logger = logger
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var frame = unwrapInboundIn(data)
+        do {
+            switch (frame.type, peer) {
+            case (.peerHello, nil):
+                let hello = try PeerHello.decode(&frame.payload)
+                guard hello.clusterID == clusterID else {
+                    logger.warning("peer from another cluster; closing", metadata: ["cluster": "\(hello.clusterID)"])
+                    context.close(promise: nil)
+                    return
+                }
+                peer = hello.from
+                delegate.peerTransport(peer: hello.from, clientAddress: hello.clientAddress)
+            case let (.raft, .some(from)):
+                let m = try RaftCodec.decode(&frame.payload)
+                guard m.from == from else { throw DecodeError.invalid("message from \(m.from) on \(from)'s link") }
+                delegate.peerTransport(received: m)
+            default:
+                throw WireError.unexpectedFrame(frame.type)
+            }
+        } catch {
+            errorCaught(context: context, error: error)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.warning("dropping peer connection after bad input", metadata: ["error": "\(error)", "remote": "\(context.remoteAddress.map { "\($0)" } ?? "?")"])
+        context.close(promise: nil)
+    }
+}
+
+/// Outbound links ignore anything the peer sends back.
+final class DiscardInboundHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+    func errorCaught(context: ChannelHandlerContext, error: any Error) { context.close(promise: nil) }
+}

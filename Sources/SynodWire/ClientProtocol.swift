@@ -1,0 +1,258 @@
+import NIOCore
+import SynodCore
+
+/// Read consistency a client asks for.
+public enum Consistency: UInt8, Sendable, Hashable, CaseIterable {
+    /// Confirmed by the leader through ReadIndex (a heartbeat round): never stale.
+    case linearizable = 0
+    /// Answered from the local replica's applied state: fast, possibly stale.
+    case serializable = 1
+}
+
+/// What a client asks. State-machine commands and queries travel as opaque bytes encoded by
+/// `SynodStateMachine`, so this layer does not change when commands are added.
+public enum ClientRequestBody: Sendable, Hashable {
+    /// A write: an encoded `CommandEnvelope`, proposed to the log.
+    case write([UInt8])
+    /// A read: an encoded query, served at the requested consistency.
+    case read(Consistency, [UInt8])
+    /// The answering node's status.
+    case status
+    /// Keep a lease alive (leader only; not a log entry).
+    case leaseKeepAlive(id: Int64)
+    /// Start a watch: an encoded watch request; events stream back under the same request id.
+    case watch([UInt8])
+    /// Stop the watch started by request `id`.
+    case cancelWatch(id: UInt64)
+    /// A membership change: an encoded `MemberChange`.
+    case member([UInt8])
+
+    var tag: UInt8 {
+        switch self {
+        case .write: return 1
+        case .read: return 2
+        case .status: return 3
+        case .leaseKeepAlive: return 4
+        case .watch: return 5
+        case .cancelWatch: return 6
+        case .member: return 7
+        }
+    }
+}
+
+/// One client request, multiplexed on a connection by `id` (chosen by the client, unique per connection).
+public struct ClientRequest: Sendable, Hashable {
+    public var id: UInt64
+    public var body: ClientRequestBody
+    public init(id: UInt64, body: ClientRequestBody) {
+        self.id = id
+        self.body = body
+    }
+
+    public static let bodyBytesMax = WireProtocol.clientFrameBytesMax - 64
+
+    public func encode(into buffer: inout ByteBuffer) {
+        buffer.writeFrame(.clientRequest) { b in
+            b.writeInteger(id)
+            b.writeInteger(body.tag)
+            switch body {
+            case let .write(bytes), let .watch(bytes), let .member(bytes): b.writeBytesPrefixed(bytes)
+            case let .read(c, bytes):
+                b.writeInteger(c.rawValue)
+                b.writeBytesPrefixed(bytes)
+            case .status: break
+            case let .leaseKeepAlive(lease): b.writeInteger(lease)
+            case let .cancelWatch(watch): b.writeInteger(watch)
+            }
+        }
+    }
+
+    public static func decode(_ buffer: inout ByteBuffer) throws(DecodeError) -> ClientRequest {
+        let id: UInt64 = try buffer.read("request id")
+        let tag: UInt8 = try buffer.read("request kind")
+        let body: ClientRequestBody
+        switch tag {
+        case 1: body = .write(try buffer.readBytesBounded("write", limit: bodyBytesMax))
+        case 2:
+            let raw: UInt8 = try buffer.read("consistency")
+            guard let c = Consistency(rawValue: raw) else { throw .unknownValue(what: "consistency", value: UInt64(raw)) }
+            body = .read(c, try buffer.readBytesBounded("query", limit: bodyBytesMax))
+        case 3: body = .status
+        case 4: body = .leaseKeepAlive(id: try buffer.read("lease id"))
+        case 5: body = .watch(try buffer.readBytesBounded("watch", limit: bodyBytesMax))
+        case 6: body = .cancelWatch(id: try buffer.read("watch id"))
+        case 7: body = .member(try buffer.readBytesBounded("member change", limit: bodyBytesMax))
+        default: throw .unknownValue(what: "request kind", value: UInt64(tag))
+        }
+        try buffer.expectEnd()
+        return ClientRequest(id: id, body: body)
+    }
+}
+
+/// Outcome of a request. Raw values are part of the protocol.
+public enum ClientStatus: UInt8, Sendable, Hashable, CaseIterable {
+    case ok = 0
+    /// This node is not the leader; `leader` / `leaderAddress` say who is, when known.
+    case notLeader = 1
+    /// No leader is known right now (election in progress, or no quorum). Retry.
+    case noLeader = 2
+    /// Too many requests in flight. Retry after a pause.
+    case busy = 3
+    /// The request was malformed or refused; `message` says why. Do not retry unchanged.
+    case badRequest = 4
+    /// The outcome is unknown: the write may or may not have been applied (retry with the same session).
+    case unknownOutcome = 5
+    /// The node is shutting down.
+    case shuttingDown = 6
+    /// An internal error (storage failure); `message` says what.
+    case internalError = 7
+    /// A watch event batch (streams under the watch's request id).
+    case watchEvents = 8
+    /// The watch ended (cancelled, or its start revision was compacted: see `message`).
+    case watchEnded = 9
+}
+
+/// One response frame.
+public struct ClientResponse: Sendable, Hashable {
+    public var id: UInt64
+    public var status: ClientStatus
+    public var leader: NodeID
+    public var leaderAddress: String
+    public var message: String
+    public var body: [UInt8]
+
+    public init(id: UInt64, status: ClientStatus, leader: NodeID = .none, leaderAddress: String = "", message: String = "", body: [UInt8] = []) {
+        self.id = id
+        self.status = status
+        self.leader = leader
+        self.leaderAddress = leaderAddress
+        self.message = message
+        self.body = body
+    }
+
+    public static let textBytesMax = 4096
+
+    public func encode(into buffer: inout ByteBuffer) {
+        buffer.writeFrame(.clientResponse) { b in
+            b.writeInteger(id)
+            b.writeInteger(status.rawValue)
+            b.writeInteger(leader.rawValue)
+            b.writeStringPrefixed(String(leaderAddress.prefix(256)))
+            b.writeStringPrefixed(String(message.utf8.prefix(Self.textBytesMax)) ?? "")
+            b.writeBytesPrefixed(body)
+        }
+    }
+
+    public static func decode(_ buffer: inout ByteBuffer) throws(DecodeError) -> ClientResponse {
+        let id: UInt64 = try buffer.read("response id")
+        let raw: UInt8 = try buffer.read("status")
+        guard let status = ClientStatus(rawValue: raw) else { throw .unknownValue(what: "status", value: UInt64(raw)) }
+        let leader = NodeID(try buffer.read("leader"))
+        let address = try buffer.readString("leader address", limit: 256)
+        let message = try buffer.readString("message", limit: textBytesMax)
+        let body = try buffer.readBytesBounded("body", limit: WireProtocol.clientFrameBytesMax)
+        try buffer.expectEnd()
+        return ClientResponse(id: id, status: status, leader: leader, leaderAddress: address, message: message, body: body)
+    }
+}
+
+/// First frame on a peer link, from the dialling node.
+public struct PeerHello: Sendable, Hashable {
+    public var from: NodeID
+    public var clusterID: UInt64
+    /// Where the sender serves clients (so leaders can be named to clients).
+    public var clientAddress: String
+
+    public init(from: NodeID, clusterID: UInt64, clientAddress: String) {
+        self.from = from
+        self.clusterID = clusterID
+        self.clientAddress = clientAddress
+    }
+
+    public func encode(into buffer: inout ByteBuffer) {
+        buffer.writeFrame(.peerHello) { b in
+            b.writeInteger(from.rawValue)
+            b.writeInteger(clusterID)
+            b.writeStringPrefixed(clientAddress)
+        }
+    }
+
+    public static func decode(_ buffer: inout ByteBuffer) throws(DecodeError) -> PeerHello {
+        let hello = PeerHello(from: NodeID(try buffer.read("hello from")), clusterID: try buffer.read("cluster id"),
+                              clientAddress: try buffer.readString("client address", limit: 256))
+        try buffer.expectEnd()
+        return hello
+    }
+}
+
+/// A node's status as `synod status` shows it.
+public struct NodeStatus: Sendable, Hashable {
+    public var id: NodeID
+    public var clientAddress: String
+    public var role: String
+    public var term: UInt64
+    public var leader: NodeID
+    public var commit: UInt64
+    public var applied: UInt64
+    public var lastIndex: UInt64
+    public var revision: Int64
+    public var voters: [NodeID]
+    public var learners: [NodeID]
+
+    public init(id: NodeID, clientAddress: String, role: String, term: UInt64, leader: NodeID, commit: UInt64, applied: UInt64,
+                lastIndex: UInt64, revision: Int64, voters: [NodeID], learners: [NodeID]) {
+        self.id = id
+        self.clientAddress = clientAddress
+        self.role = role
+        self.term = term
+        self.leader = leader
+        self.commit = commit
+        self.applied = applied
+        self.lastIndex = lastIndex
+        self.revision = revision
+        self.voters = voters
+        self.learners = learners
+    }
+
+    public func encode() -> [UInt8] {
+        var b = ByteBuffer()
+        b.writeInteger(id.rawValue)
+        b.writeStringPrefixed(clientAddress)
+        b.writeStringPrefixed(role)
+        b.writeInteger(term)
+        b.writeInteger(leader.rawValue)
+        b.writeInteger(commit)
+        b.writeInteger(applied)
+        b.writeInteger(lastIndex)
+        b.writeInteger(revision)
+        for list in [voters, learners] {
+            b.writeInteger(UInt32(list.count))
+            for v in list { b.writeInteger(v.rawValue) }
+        }
+        return Array(b.readableBytesView)
+    }
+
+    public static func decode(_ bytes: [UInt8]) throws(DecodeError) -> NodeStatus {
+        var b = ByteBuffer(bytes: bytes)
+        let id = NodeID(try b.read("id"))
+        let address = try b.readString("address", limit: 256)
+        let role = try b.readString("role", limit: 64)
+        let term: UInt64 = try b.read("term")
+        let leader = NodeID(try b.read("leader"))
+        let commit: UInt64 = try b.read("commit")
+        let applied: UInt64 = try b.read("applied")
+        let last: UInt64 = try b.read("last index")
+        let revision: Int64 = try b.read("revision")
+        var lists: [[NodeID]] = []
+        for what in ["voters", "learners"] {
+            let n = Int(try b.read(what, as: UInt32.self))
+            guard n <= Limits.membersMax else { throw .lengthTooLarge(what: what, length: n, limit: Limits.membersMax) }
+            var list: [NodeID] = []
+            for _ in 0..<n { list.append(NodeID(try b.read(what))) }
+            lists.append(list)
+        }
+        try b.expectEnd()
+        return NodeStatus(id: id, clientAddress: address, role: role, term: term, leader: leader, commit: commit, applied: applied,
+                          lastIndex: last, revision: revision, voters: lists[0], learners: lists[1])
+    }
+}

@@ -1,0 +1,185 @@
+import ArgumentParser
+import Foundation
+import SynodClient
+import SynodStateMachine
+import SynodWire
+
+/// Exit statuses of client commands (documented in docs/OPERATIONS.md).
+enum ExitStatus {
+    static let notFound: Int32 = 1
+    static let unreachable: Int32 = 3
+    static let noLeader: Int32 = 4
+    static let refused: Int32 = 5
+}
+
+/// Runs a client call, mapping failures to a message and an exit status.
+func withClient<T>(_ globals: GlobalOptions, _ body: (SynodClient) async throws -> T) async throws -> T {
+    let client = try globals.client()
+    do {
+        let result = try await body(client)
+        await client.close()
+        return result
+    } catch let e as ClientError {
+        await client.close()
+        switch e {
+        case .unreachable: throw fail(e.description, status: ExitStatus.unreachable)
+        case .noLeader: throw fail(e.description, status: ExitStatus.noLeader)
+        default: throw fail(e.description, status: ExitStatus.refused)
+        }
+    } catch {
+        await client.close()
+        throw error
+    }
+}
+
+func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
+func text(_ b: [UInt8]) -> String { String(decoding: b, as: UTF8.self) }
+
+func json(_ kv: KeyValue) -> String {
+    JSON.object([("key", JSON.string(text(kv.key))), ("value", JSON.string(text(kv.value))), ("create_revision", "\(kv.createRevision)"),
+                 ("mod_revision", "\(kv.modRevision)"), ("version", "\(kv.version)"), ("lease", "\(kv.lease?.rawValue ?? 0)")])
+}
+
+struct PutCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "put", abstract: "Put a value under a key.")
+    @OptionGroup var globals: GlobalOptions
+    @Argument(help: "The key.") var key: String
+    @Argument(help: "The value.") var value: String
+    @Option(help: "Attach the key to this lease id.") var lease: UInt64?
+    @Flag(help: "Print the previous value.") var prevKV = false
+
+    func validate() throws {
+        guard !key.isEmpty else { throw ValidationError("the key must not be empty") }
+    }
+
+    func run() async throws {
+        let r = try await withClient(globals) { try await $0.put(bytes(key), bytes(value), lease: lease.map { LeaseID($0) }, prevKV: prevKV) }
+        switch globals.output {
+        case .simple:
+            print("OK")
+            if let p = r.prevKV { print(text(p.value)) }
+        case .json:
+            print(JSON.object([("revision", "\(r.revision)"), ("prev_kv", r.prevKV.map(json) ?? "null")]))
+        }
+    }
+}
+
+enum ConsistencyOption: String, ExpressibleByArgument {
+    case l, s, linearizable, serializable
+    var value: Consistency { self == .s || self == .serializable ? .serializable : .linearizable }
+}
+
+struct GetCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "get", abstract: "Get a key's value (or every key with a prefix).",
+                                                    discussion: "Prints the value alone. A missing key exits with status 1.")
+    @OptionGroup var globals: GlobalOptions
+    @Argument(help: "The key (or prefix with --prefix).") var key: String
+    @Flag(help: "Get every key starting with KEY; prints key and value lines.") var prefix = false
+    @Option(help: "Most keys to return with --prefix (0: the server's limit).") var limit: Int = 0
+    @Option(help: "l (linearizable, default) or s (serializable: local, maybe stale).") var consistency: ConsistencyOption = .l
+    @Option(help: "Read at this past revision.") var rev: Int64?
+    @Flag(help: "Print keys only.") var keysOnly = false
+
+    func validate() throws {
+        guard limit >= 0 else { throw ValidationError("--limit must be >= 0") }
+        if let rev, rev < 0 { throw ValidationError("--rev must be >= 0") }
+    }
+
+    func run() async throws {
+        let request = prefix ? RangeRequest(key: bytes(key), rangeEnd: KeyRange.prefixEnd(bytes(key)), limit: limit, keysOnly: keysOnly, revision: rev)
+            : RangeRequest(key: bytes(key), keysOnly: keysOnly, revision: rev)
+        let r = try await withClient(globals) { try await $0.range(request, consistency: consistency.value) }
+        if globals.output == .json {
+            print(JSON.object([("revision", "\(r.revision)"), ("count", "\(r.count)"), ("more", "\(r.more)"), ("kvs", JSON.array(r.kvs.map(json)))]))
+            if r.kvs.isEmpty && !prefix { throw ExitCode(ExitStatus.notFound) }
+            return
+        }
+        if prefix {
+            for kv in r.kvs {
+                print(text(kv.key))
+                if !keysOnly { print(text(kv.value)) }
+            }
+            return
+        }
+        guard let kv = r.kvs.first else { throw fail("key not found: \(key)", status: ExitStatus.notFound) }
+        print(keysOnly ? text(kv.key) : text(kv.value))
+    }
+}
+
+struct DelCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "del", abstract: "Delete a key (or every key with a prefix); prints how many were deleted.")
+    @OptionGroup var globals: GlobalOptions
+    @Argument(help: "The key (or prefix with --prefix).") var key: String
+    @Flag(help: "Delete every key starting with KEY.") var prefix = false
+    @Flag(help: "Print the deleted key-values.") var prevKV = false
+
+    func run() async throws {
+        let r = try await withClient(globals) { c in
+            prefix ? try await c.deleteRange(from: bytes(key), to: KeyRange.prefixEnd(bytes(key)), prevKV: prevKV)
+                : try await c.delete(bytes(key), prevKV: prevKV)
+        }
+        switch globals.output {
+        case .simple:
+            print(r.deleted)
+            for kv in r.prevKVs { print(text(kv.key)); print(text(kv.value)) }
+        case .json:
+            print(JSON.object([("revision", "\(r.revision)"), ("deleted", "\(r.deleted)"), ("prev_kvs", JSON.array(r.prevKVs.map(json)))]))
+        }
+    }
+}
+
+struct CompactCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "compact", abstract: "Drop revision history below REV.")
+    @OptionGroup var globals: GlobalOptions
+    @Argument(help: "The revision.") var rev: Int64
+
+    func run() async throws {
+        let r = try await withClient(globals) { try await $0.compact(revision: rev) }
+        print(globals.output == .json ? JSON.object([("revision", "\(r.revision)"), ("compacted_revision", "\(r.compactedRevision)")]) : "compacted revision \(r.compactedRevision)")
+    }
+}
+
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "Show each endpoint's role, term, commit and applied index.")
+    @OptionGroup var globals: GlobalOptions
+
+    func run() async throws {
+        let endpoints = try globals.parsedEndpoints()
+        let client = try globals.client()
+        var rows: [(String, Result<NodeStatus, any Error>)] = []
+        for e in endpoints {
+            do { rows.append((e.description, .success(try await client.status(of: e)))) } catch { rows.append((e.description, .failure(error))) }
+        }
+        await client.close()
+        if globals.output == .json {
+            let items = rows.map { endpoint, r -> String in
+                switch r {
+                case let .success(s):
+                    return JSON.object([("endpoint", JSON.string(endpoint)), ("id", "\(s.id.rawValue)"), ("role", JSON.string(s.role)), ("term", "\(s.term)"),
+                                        ("leader", "\(s.leader.rawValue)"), ("commit", "\(s.commit)"), ("applied", "\(s.applied)"),
+                                        ("last_index", "\(s.lastIndex)"), ("revision", "\(s.revision)"),
+                                        ("voters", JSON.array(s.voters.map { "\($0.rawValue)" })), ("learners", JSON.array(s.learners.map { "\($0.rawValue)" }))])
+                case let .failure(e):
+                    return JSON.object([("endpoint", JSON.string(endpoint)), ("error", JSON.string("\(e)"))])
+                }
+            }
+            print(JSON.object([("nodes", JSON.array(items))]))
+        } else {
+            print("ENDPOINT".padding(toLength: 22, withPad: " ", startingAt: 0) + "ID  ROLE          TERM  LEADER  COMMIT    APPLIED   REVISION")
+            for (endpoint, r) in rows {
+                switch r {
+                case let .success(s):
+                    print(endpoint.padding(toLength: 22, withPad: " ", startingAt: 0)
+                        + "\(s.id.rawValue)".padding(toLength: 4, withPad: " ", startingAt: 0) + s.role.padding(toLength: 14, withPad: " ", startingAt: 0)
+                        + "\(s.term)".padding(toLength: 6, withPad: " ", startingAt: 0) + "\(s.leader.rawValue)".padding(toLength: 8, withPad: " ", startingAt: 0)
+                        + "\(s.commit)".padding(toLength: 10, withPad: " ", startingAt: 0) + "\(s.applied)".padding(toLength: 10, withPad: " ", startingAt: 0) + "\(s.revision)")
+                case let .failure(e):
+                    print(endpoint.padding(toLength: 22, withPad: " ", startingAt: 0) + "unreachable: \(e)")
+                }
+            }
+        }
+        if rows.allSatisfy({ if case .failure = $0.1 { return true } else { return false } }) {
+            throw fail("no endpoint answered", status: ExitStatus.unreachable)
+        }
+    }
+}

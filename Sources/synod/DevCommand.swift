@@ -1,0 +1,68 @@
+import ArgumentParser
+import Foundation
+
+/// `synod dev`: a local cluster of `synod serve` child processes, stopped together on Ctrl-C.
+struct DevCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "dev", abstract: "Start a local cluster of child processes (Ctrl-C stops them all).")
+
+    @Option(help: "Number of nodes (1...7).") var nodes: Int = 3
+    @Option(help: "Data directory; node N uses DATA/nN.") var data: String = "./data"
+    @Option(help: "First client port; node N listens on PORT+N-1.") var clientPort: Int = 7001
+    @Option(help: "First peer port; node N listens on PORT+N-1.") var peerPort: Int = 7101
+    @Flag(name: .customLong("unsafe-no-fsync"), help: "UNSAFE: start the nodes without fsync (benchmarks only).") var unsafeNoFsync = false
+    @Option(help: "Extra arguments for every `synod serve` (quoted).") var serveArgs: String = ""
+
+    func validate() throws {
+        guard (1...7).contains(nodes) else { throw ValidationError("--nodes must be 1...7") }
+        guard (1...65000).contains(clientPort), (1...65000).contains(peerPort) else { throw ValidationError("ports must be 1...65000") }
+        guard abs(clientPort - peerPort) >= nodes else { throw ValidationError("client and peer port ranges overlap") }
+    }
+
+    var endpoints: String { (0..<nodes).map { "127.0.0.1:\(clientPort + $0)" }.joined(separator: ",") }
+
+    func run() async throws {
+        let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        let peers = (1...nodes).map { "\($0)=127.0.0.1:\(peerPort + $0 - 1)" }.joined(separator: ",")
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        var children: [Process] = []
+        for n in 1...nodes {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: exe)
+            p.arguments = ["serve", "--id", "\(n)", "--data", "\(data)/n\(n)", "--peers", peers, "--listen-client", "127.0.0.1:\(clientPort + n - 1)"]
+                + (unsafeNoFsync ? ["--unsafe-no-fsync"] : []) + serveArgs.split(separator: " ").map(String.init)
+            let logPath = "\(data)/n\(n).log"
+            _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+            let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+            log.seekToEndOfFile()
+            p.standardOutput = log
+            p.standardError = log
+            try p.run()
+            children.append(p)
+        }
+        say("synod dev: \(nodes) nodes running (logs in \(data)/nN.log)")
+        for n in 1...nodes { say("  node \(n): client 127.0.0.1:\(clientPort + n - 1)  peer 127.0.0.1:\(peerPort + n - 1)  pid \(children[n - 1].processIdentifier)") }
+        say("""
+
+            Try, in another shell:
+              export SYNOD_ENDPOINTS=\(endpoints)
+              synod put greeting hello
+              synod get greeting
+              synod status
+              synod txn --if 'value(greeting) = hello' --then 'put greeting world'
+
+            Ctrl-C stops every node.
+            """)
+        await Signals.waitForTermination()
+        say("stopping \(children.count) nodes")
+        for p in children where p.isRunning { kill(p.processIdentifier, SIGTERM) }
+        let deadline = Date().addingTimeInterval(5)
+        while children.contains(where: \.isRunning) && Date() < deadline { try? await Task.sleep(nanoseconds: 50_000_000) }
+        for p in children where p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        say("stopped")
+    }
+}
+
+/// Writes a line to standard output unbuffered (so a supervising process sees it at once).
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}

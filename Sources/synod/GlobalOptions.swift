@@ -1,0 +1,94 @@
+import ArgumentParser
+import Foundation
+import SynodClient
+import SynodTransport
+
+/// Output format of client commands.
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+    case simple, json
+}
+
+/// Options every client command takes.
+struct GlobalOptions: ParsableArguments {
+    @Option(name: .long, help: "Comma-separated client addresses (host:port). Default: $SYNOD_ENDPOINTS, else 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003.")
+    var endpoints: String?
+
+    @Option(name: [.customShort("w"), .customLong("write-out")], help: "Output format: simple or json.")
+    var output: OutputFormat = .simple
+
+    @Option(name: .long, help: "Give up after this many seconds of retrying (1...600).")
+    var timeout: Int = 15
+
+    static let defaultEndpoints = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
+    static let names: Set<String> = ["--endpoints", "-w", "--write-out", "--timeout"]
+
+    func parsedEndpoints() throws -> [HostPort] {
+        let text = endpoints ?? ProcessInfo.processInfo.environment["SYNOD_ENDPOINTS"] ?? Self.defaultEndpoints
+        var out: [HostPort] = []
+        for part in text.split(separator: ",") {
+            do { out.append(try HostPort(parsing: String(part))) } catch { throw ValidationError("--endpoints: \(error)") }
+        }
+        guard !out.isEmpty else { throw ValidationError("--endpoints is empty; give host:port[,host:port...]") }
+        return out
+    }
+
+    func client() throws -> SynodClient {
+        guard (1...600).contains(timeout) else { throw ValidationError("--timeout must be 1...600 seconds") }
+        var config = ClientConfiguration(endpoints: try parsedEndpoints())
+        config.retryDeadlineMillis = Int64(timeout) * 1000
+        config.requestTimeoutMillis = min(3000, Int64(timeout) * 1000)
+        return SynodClient(config)
+    }
+
+    /// Moves global options that appear before the subcommand name to after it.
+    static func hoist(_ args: [String]) -> [String] {
+        var before: [String] = []
+        var rest = args[...]
+        while let first = rest.first, first.hasPrefix("-") {
+            let name = first.split(separator: "=", maxSplits: 1).first.map(String.init) ?? first
+            guard names.contains(name) else { break }
+            before.append(first)
+            rest = rest.dropFirst()
+            if !first.contains("="), let value = rest.first {
+                before.append(value)
+                rest = rest.dropFirst()
+            }
+        }
+        guard !before.isEmpty else { return args }
+        var out = Array(rest)
+        let insertAt = out.firstIndex(of: "--") ?? out.count
+        out.insert(contentsOf: before, at: insertAt)
+        return out
+    }
+}
+
+/// Prints an error the way an operator reads it and picks the exit status.
+func fail(_ message: String, status: Int32 = 2) -> ExitCode {
+    FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+    return ExitCode(status)
+}
+
+/// Renders a value as JSON text (strings escaped).
+enum JSON {
+    static func string(_ s: String) -> String {
+        var out = "\""
+        for ch in s.unicodeScalars {
+            switch ch {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if ch.value < 0x20 { out += String(format: "\\u%04x", ch.value) } else { out.unicodeScalars.append(ch) }
+            }
+        }
+        return out + "\""
+    }
+
+    static func object(_ fields: [(String, String)]) -> String {
+        "{" + fields.map { "\(string($0.0)):\($0.1)" }.joined(separator: ",") + "}"
+    }
+
+    static func array(_ items: [String]) -> String { "[" + items.joined(separator: ",") + "]" }
+}

@@ -1,0 +1,107 @@
+import ArgumentParser
+import Foundation
+import Logging
+import SynodCore
+import SynodLMDB
+import SynodNode
+import SynodTransport
+
+/// `synod serve`: runs one node until SIGTERM or SIGINT.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run one Synod node.")
+
+    @Option(help: "This node's id (>= 1), one of --peers.") var id: UInt64
+    @Option(help: "Data directory (created if missing).") var data: String
+    @Option(help: "Every member as ID=host:port (peer addresses), e.g. 1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103.") var peers: String
+    @Option(name: .customLong("listen-client"), help: "Where to serve clients, host:port.") var listenClient: String
+    @Option(help: "Milliseconds per Raft tick.") var tickMs: Int = 10
+    @Option(help: "Election timeout in ticks.") var electionTicks: Int = 30
+    @Option(help: "Heartbeat interval in ticks.") var heartbeatTicks: Int = 3
+    @Option(help: "Snapshot after this many applied entries.") var snapshotEntries: Int = 10_000
+    @Option(help: "Cluster id; peers with another are refused.") var clusterId: UInt64 = 1
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String = "info"
+    @Flag(name: .customLong("unsafe-no-fsync"), help: "UNSAFE: do not fsync. A machine crash can lose acknowledged writes. Benchmarks only.")
+    var unsafeNoFsync = false
+
+    func configurationValue() throws -> NodeConfiguration {
+        let peerList: [(NodeID, HostPort)]
+        let client: HostPort
+        do {
+            peerList = try HostPort.parsePeers(peers)
+            client = try HostPort(parsing: listenClient)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        var c = NodeConfiguration(id: NodeID(id), dataDirectory: data, peers: peerList, clientAddress: client)
+        c.tickMillis = tickMs
+        c.electionTimeoutTicks = electionTicks
+        c.heartbeatIntervalTicks = heartbeatTicks
+        c.snapshotEveryEntries = snapshotEntries
+        c.clusterID = clusterId
+        c.unsafeNoSync = unsafeNoFsync
+        do { try c.validate() } catch { throw ValidationError("\(error)") }
+        return c
+    }
+
+    func validate() throws {
+        _ = try configurationValue()
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level '\(logLevel)' is not a level") }
+    }
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = level
+            return h
+        }
+        let logger = Logger(label: "synod.node\(id)")
+        if unsafeNoFsync { logger.warning("running with --unsafe-no-fsync: a machine crash can lose acknowledged writes") }
+        let node: SynodNode
+        do {
+            node = try await SynodNode.start(try configurationValue(), logger: logger)
+        } catch let e as StoreError {
+            throw fail("\(e)", status: 1)
+        } catch {
+            throw fail("cannot start: \(error)", status: 1)
+        }
+        await Signals.waitForTermination()
+        logger.info("signal received; shutting down")
+        await node.shutdown()
+    }
+}
+
+/// Waits for SIGTERM or SIGINT.
+enum Signals {
+    static func waitForTermination() async {
+        signal(SIGTERM, SIG_IGN)
+        signal(SIGINT, SIG_IGN)
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let once = OnceFlag()
+            let queue = DispatchQueue(label: "synod.signals")
+            let sources = [SIGTERM, SIGINT].map { DispatchSource.makeSignalSource(signal: $0, queue: queue) }
+            for s in sources {
+                s.setEventHandler {
+                    if once.fire() {
+                        for other in sources { other.cancel() }
+                        continuation.resume()
+                    }
+                }
+                s.resume()
+            }
+        }
+    }
+}
+
+/// True exactly once.
+final class OnceFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var fired = false
+    func fire() -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        if fired { return false }
+        fired = true
+        return true
+    }
+}

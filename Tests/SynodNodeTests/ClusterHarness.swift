@@ -1,0 +1,130 @@
+import Foundation
+import SynodClient
+import SynodTransport
+
+/// Path of the `synod` executable built next to the test bundle.
+func synodExecutable() -> String {
+    let testBinary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+    var dir = testBinary.deletingLastPathComponent()
+    if dir.pathExtension == "xctest" { dir = dir.deletingLastPathComponent() }
+    return dir.appendingPathComponent("synod").path
+}
+
+/// Real `synod serve` processes on 127.0.0.1, each stopped by PID when the harness goes away.
+final class Cluster: @unchecked Sendable {
+    let size: Int
+    let directory: String
+    let basePort: Int
+    var processes: [Int: Process] = [:]
+    let extraArgs: [String]
+
+    init(size: Int, extraArgs: [String] = []) throws {
+        self.size = size
+        self.extraArgs = extraArgs
+        directory = NSTemporaryDirectory() + "synod-cluster-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        basePort = Cluster.freePortBase(count: 2 * size + 2)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        for n in 1...size { try start(n) }
+    }
+
+    deinit {
+        stopAll()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    func clientPort(_ n: Int) -> Int { basePort + n }
+    func peerPort(_ n: Int) -> Int { basePort + size + 1 + n }
+    var endpoints: [HostPort] { (1...size).map { HostPort(host: "127.0.0.1", port: clientPort($0)) } }
+    var endpointsText: String { endpoints.map(\.description).joined(separator: ",") }
+    var peersText: String { (1...size).map { "\($0)=127.0.0.1:\(peerPort($0))" }.joined(separator: ",") }
+    func dataDirectory(_ n: Int) -> String { "\(directory)/n\(n)" }
+
+    func start(_ n: Int) throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: synodExecutable())
+        p.arguments = ["serve", "--id", "\(n)", "--data", dataDirectory(n), "--peers", peersText, "--listen-client", "127.0.0.1:\(clientPort(n))",
+                       "--tick-ms", "5", "--election-ticks", "40", "--heartbeat-ticks", "4", "--log-level", "notice"] + extraArgs
+        let log = "\(directory)/n\(n).log"
+        if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        handle.seekToEndOfFile()
+        p.standardOutput = handle
+        p.standardError = handle
+        try p.run()
+        processes[n] = p
+    }
+
+    func kill(_ n: Int, signal: Int32 = SIGKILL) {
+        guard let p = processes[n] else { return }
+        Glibc.kill(p.processIdentifier, signal)
+        p.waitUntilExit()
+        processes[n] = nil
+    }
+
+    func wipe(_ n: Int) { try? FileManager.default.removeItem(atPath: dataDirectory(n)) }
+
+    func isRunning(_ n: Int) -> Bool { processes[n]?.isRunning ?? false }
+
+    func stopAll() {
+        for (_, p) in processes where p.isRunning { Glibc.kill(p.processIdentifier, SIGTERM) }
+        let deadline = Date().addingTimeInterval(5)
+        while processes.values.contains(where: \.isRunning) && Date() < deadline { usleep(20_000) }
+        for (_, p) in processes where p.isRunning { Glibc.kill(p.processIdentifier, SIGKILL); p.waitUntilExit() }
+        processes.removeAll()
+    }
+
+    func client(deadlineMillis: Int64 = 20_000) -> SynodClient {
+        var c = ClientConfiguration(endpoints: endpoints)
+        c.retryDeadlineMillis = deadlineMillis
+        c.requestTimeoutMillis = 2_000
+        return SynodClient(c)
+    }
+
+    /// The node that says it leads, by asking each running node.
+    func leader(using client: SynodClient) async -> Int? {
+        for n in 1...size where isRunning(n) {
+            if let s = try? await client.status(of: endpoints[n - 1]), s.role == "leader" { return Int(s.id.rawValue) }
+        }
+        return nil
+    }
+
+    func log(_ n: Int) -> String { (try? String(contentsOfFile: "\(directory)/n\(n).log", encoding: .utf8)) ?? "" }
+
+    /// A base port with `count` free ports after it (probed by binding).
+    static func freePortBase(count: Int) -> Int {
+        for _ in 0..<200 {
+            let base = Int.random(in: 20_000...60_000)
+            if (0..<count).allSatisfy({ portIsFree(base + $0) }) { return base }
+        }
+        return 45_000
+    }
+
+    static func portIsFree(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+}
+
+/// Runs `synod` with arguments to completion; returns (status, stdout, stderr).
+func runSynod(_ arguments: [String], environment: [String: String] = [:]) throws -> (Int32, String, String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: synodExecutable())
+    p.arguments = arguments
+    if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    try p.run()
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    let e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+}
