@@ -2,9 +2,11 @@ import Logging
 import SynodCore
 import SynodLMDB
 import SynodStateMachine
+import SynodWire
 
-/// Plugs Synod's KV state machine into the node.
-public final class KVNodeStateMachine: NodeStateMachine {
+/// The node's view of Synod's KV state machine: apply, queries, snapshots.
+/// Called on the node thread only.
+public final class KVNodeStateMachine {
     public let kv: KVStateMachine
     let store: LMDBStore
     /// Snapshot chunk size when serialising the state.
@@ -18,32 +20,26 @@ public final class KVNodeStateMachine: NodeStateMachine {
     /// The tables an LMDB store must hold for this state machine.
     public static var tables: [StateTable] { KVStateMachine.tables }
 
-    public func apply(_ entries: [Entry]) throws -> [(index: LogIndex, response: [UInt8])] {
-        try kv.apply(entries).compactMap { a in a.response.map { (a.index, $0.encode()) } }
+    /// Applies committed entries in one atomic store write (see `KVStateMachine.apply`).
+    func apply(_ entries: [Entry]) throws -> [AppliedEntry] { try kv.apply(entries) }
+
+    /// Answers a range query from the applied state.
+    func range(_ request: RangeRequest) -> Response {
+        do { return try kv.range(request) } catch let e as KVError { return .failure(e) } catch { return .failure(.invalidRequest("\(error)")) }
     }
 
-    public func query(_ request: [UInt8]) -> [UInt8] {
-        do {
-            return try kv.range(try RangeRequest.decode(request)).encode()
-        } catch let e as DecodeError {
-            return Response.failure(.invalidRequest("query: \(e)")).encode()
-        } catch let e as KVError {
-            return Response.failure(e).encode()
-        } catch {
-            return Response.failure(.invalidRequest("\(error)")).encode()
-        }
-    }
+    var appliedIndex: LogIndex { (try? kv.appliedIndex()) ?? .zero }
+    var revision: Int64 { kv.revision }
 
-    public var appliedIndex: LogIndex { (try? kv.appliedIndex()) ?? .zero }
-    public var revision: Int64 { kv.revision }
-
-    public func snapshot() throws -> [UInt8] {
+    /// Serialises the current state (one consistent read), for a snapshot at `appliedIndex`.
+    func snapshot() throws -> [UInt8] {
         var chunks: [SnapshotChunk] = []
         _ = try store.streamSnapshot(chunkBytesMax: Self.snapshotChunkBytes) { chunks.append($0) }
         return SnapshotCodec.encode(chunks)
     }
 
-    public func install(_ data: [UInt8], at index: LogIndex) throws {
+    /// Replaces all state with a snapshot taken at `index`.
+    func install(_ data: [UInt8], at index: LogIndex) throws {
         let chunks = try SnapshotCodec.decode(data)
         try store.installSnapshot(appliedIndex: index, chunks: chunks)
         try kv.reload()
@@ -52,7 +48,14 @@ public final class KVNodeStateMachine: NodeStateMachine {
 
 extension SynodNode {
     /// Starts a node serving Synod's key-value store (what `synod serve` runs).
-    public static func start(_ configuration: NodeConfiguration, logger: Logger) async throws -> SynodNode {
-        try await start(configuration, stateMachine: { try KVNodeStateMachine(store: $0) }, tables: KVNodeStateMachine.tables, logger: logger)
+    public static func start(_ configuration: NodeConfiguration, logger: Logger = Logger(label: "synod")) async throws -> SynodNode {
+        try configuration.validate()
+        var options = LMDBOptions()
+        options.unsafeNoSync = configuration.unsafeNoSync
+        let store = try LMDBStore(directory: configuration.dataDirectory, tables: KVNodeStateMachine.tables, options: options)
+        let node = try SynodNode(configuration: configuration, store: store, stateMachine: try KVNodeStateMachine(store: store), logger: logger)
+        try await node.bind()
+        node.startThread()
+        return node
     }
 }

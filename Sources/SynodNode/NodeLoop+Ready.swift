@@ -3,6 +3,7 @@ import Logging
 import SynodCore
 import SynodLMDB
 import SynodRaft
+import SynodStateMachine
 import SynodTransport
 import SynodWire
 
@@ -36,7 +37,15 @@ extension NodeLoop {
     func apply(_ entries: [Entry]) throws {
         let results = try sm.apply(entries)
         var byIndex: [UInt64: [UInt8]] = [:]
-        for r in results { byIndex[r.index.rawValue] = r.response }
+        var events: [WatchEvent] = []
+        for r in results {
+            if let response = r.response {
+                byIndex[r.index.rawValue] = response.encode()
+                trackLeases(response)
+            }
+            events += r.events
+        }
+        if !events.isEmpty { deliver(events) }
         guard !pendingWrites.isEmpty else { return }
         for e in entries {
             guard let p = pendingWrites.removeValue(forKey: e.index.rawValue) else { continue }
@@ -55,7 +64,7 @@ extension NodeLoop {
         var keep: [(index: LogIndex, reads: [PendingRead])] = []
         for (index, reads) in readyReads {
             if index <= applied {
-                for r in reads { respond(r.connection, ClientResponse(id: r.requestID, status: .ok, body: sm.query(r.query))) }
+                for r in reads { respond(r.connection, answer(r.query, r.requestID)) }
             } else {
                 keep.append((index, reads))
             }
@@ -68,7 +77,10 @@ extension NodeLoop {
     func noticeLeadershipChange() {
         let leading = core.role == .leader
         defer { wasLeader = leading }
+        if leading && !wasLeader { startTrackingLeases() }
         guard wasLeader && !leading else { return }
+        leaseDeadlines = [:]
+        expiryProposed = [:]
         for (_, p) in pendingWrites {
             respond(p.connection, ClientResponse(id: p.requestID, status: .unknownOutcome, leader: core.leader,
                                                  leaderAddress: address(of: core.leader), message: "leadership lost; outcome unknown, retry"))
@@ -117,6 +129,7 @@ extension NodeLoop {
         previousSnapshot = (s.position.index, s.data)
         lastSnapshotIndex = s.position.index
         logger.notice("installed snapshot", metadata: ["at": "\(s.position)"])
+        catchUpWatchers()
     }
 
     // MARK: responses
@@ -154,6 +167,7 @@ extension NodeLoop {
     func dropConnection(_ c: ClientConnection) {
         outbox[c] = nil
         readBatch.removeAll { $0.connection == c }
+        dropWatches(of: c)
         // Pending writes stay: they will still apply; their responses are simply not delivered.
     }
 }

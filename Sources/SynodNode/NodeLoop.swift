@@ -3,6 +3,7 @@ import Logging
 import SynodCore
 import SynodLMDB
 import SynodRaft
+import SynodStateMachine
 import SynodTransport
 import SynodWire
 
@@ -15,7 +16,7 @@ import SynodWire
 final class NodeLoop {
     let configuration: NodeConfiguration
     let store: LMDBStore
-    let sm: any NodeStateMachine
+    let sm: KVNodeStateMachine
     let transport: PeerTransport
     let inbox: Inbox
     let logger: Logger
@@ -48,8 +49,14 @@ final class NodeLoop {
     /// Index of the newest snapshot saved, and the one before it (what the log is compacted to).
     var lastSnapshotIndex: LogIndex = .zero
     var previousSnapshot: (index: LogIndex, data: [UInt8])?
+    /// Watches served by this node, by (connection, request id).
+    var watchers: [WatchKey: Watcher] = [:]
+    /// Leader only: when each lease runs out (system uptime, seconds), and expiries proposed.
+    var leaseDeadlines: [LeaseID: (ttlMillis: Int64, deadline: Double)] = [:]
+    var expiryProposed: [LeaseID: Double] = [:]
+    var lastLeaseCheck: Double = 0
 
-    init(configuration: NodeConfiguration, store: LMDBStore, stateMachine: any NodeStateMachine, transport: PeerTransport, inbox: Inbox, logger: Logger) throws {
+    init(configuration: NodeConfiguration, store: LMDBStore, stateMachine: KVNodeStateMachine, transport: PeerTransport, inbox: Inbox, logger: Logger) throws {
         self.configuration = configuration
         self.store = store
         self.sm = stateMachine
@@ -74,7 +81,7 @@ final class NodeLoop {
     }
 
     /// Rebuilds what the core needs from disk; bootstraps the membership of a brand-new cluster.
-    static func restartState(configuration: NodeConfiguration, store: LMDBStore, stateMachine sm: any NodeStateMachine, logger: Logger) throws -> RaftRestartState {
+    static func restartState(configuration: NodeConfiguration, store: LMDBStore, stateMachine sm: KVNodeStateMachine, logger: Logger) throws -> RaftRestartState {
         var membership = try store.membership()
         let lastIndex = try store.lastIndex()
         if membership.voters.isEmpty && membership.learners.isEmpty && lastIndex == .zero {
@@ -137,6 +144,7 @@ final class NodeLoop {
                 handle(event)
             }
             startReadBatch()
+            checkLeases()
             do { try drainReady() } catch { storageFailed(error) }
             flushOutbox()
         }
@@ -155,13 +163,16 @@ final class NodeLoop {
     func handle(_ request: ClientRequest, from c: ClientConnection) {
         switch request.body {
         case let .write(payload): propose(payload, request.id, c)
-        case let .read(.serializable, query): respond(c, ClientResponse(id: request.id, status: .ok, body: sm.query(query)))
+        case let .read(.serializable, query): respond(c, answer(query, request.id))
         case let .read(.linearizable, query):
             guard core.role == .leader else { return respond(c, notLeader(request.id)) }
             readBatch.append(PendingRead(query: query, connection: c, requestID: request.id))
         case .status: respond(c, ClientResponse(id: request.id, status: .ok, body: status().encode()))
-        case .leaseKeepAlive, .watch, .cancelWatch, .member:
-            respond(c, ClientResponse(id: request.id, status: .badRequest, message: "this request kind is not served by this build yet"))
+        case let .leaseKeepAlive(id): keepAlive(LeaseID(UInt64(bitPattern: id)), request.id, c)
+        case let .watch(body): startWatch(body, request.id, c)
+        case let .cancelWatch(id): cancelWatch(WatchKey(connection: c.number, request: id), c)
+        case .member:
+            respond(c, ClientResponse(id: request.id, status: .badRequest, message: "membership changes are not supported by this build yet"))
         }
     }
 

@@ -27,21 +27,7 @@ public final class SynodNode: @unchecked Sendable {
     /// The port clients connect to (resolved when the configuration asked for port 0).
     public private(set) var clientPort: Int = 0
 
-    /// Opens the store, rebuilds the core from it, binds both ports and starts the node thread.
-    public static func start(_ configuration: NodeConfiguration, stateMachine: (LMDBStore) throws -> any NodeStateMachine,
-                             tables: [StateTable], logger: Logger = Logger(label: "synod")) async throws -> SynodNode {
-        try configuration.validate()
-        var options = LMDBOptions()
-        options.unsafeNoSync = configuration.unsafeNoSync
-        let store = try LMDBStore(directory: configuration.dataDirectory, tables: tables, options: options)
-        let sm = try stateMachine(store)
-        let node = try SynodNode(configuration: configuration, store: store, stateMachine: sm, logger: logger)
-        try await node.bind()
-        node.startThread()
-        return node
-    }
-
-    init(configuration: NodeConfiguration, store: LMDBStore, stateMachine: any NodeStateMachine, logger: Logger) throws {
+    init(configuration: NodeConfiguration, store: LMDBStore, stateMachine: KVNodeStateMachine, logger: Logger) throws {
         self.configuration = configuration
         self.logger = logger
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -51,7 +37,7 @@ public final class SynodNode: @unchecked Sendable {
         loop = try NodeLoop(configuration: configuration, store: store, stateMachine: stateMachine, transport: peers, inbox: inbox, logger: logger)
     }
 
-    private func bind() async throws {
+    func bind() async throws {
         let delegate = InboxDelegate(inbox: inbox)
         try await peers.start(listen: configuration.peerAddress!, delegate: delegate)
         clientPort = try await clients.start(listen: configuration.clientAddress, service: delegate)
@@ -59,7 +45,7 @@ public final class SynodNode: @unchecked Sendable {
         logger.info("node started", metadata: ["id": "\(configuration.id.rawValue)", "peer": "\(configuration.peerAddress!)", "client": "\(loop.clientAddress)"])
     }
 
-    private func startThread() {
+    func startThread() {
         let t = Thread { [self] in
             loop.run()
             stopped.lock()

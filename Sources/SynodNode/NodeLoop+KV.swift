@@ -1,0 +1,176 @@
+import Foundation
+import SynodCore
+import SynodStateMachine
+import SynodTransport
+import SynodWire
+
+/// Identifies a watch: the connection it arrived on and its request id.
+struct WatchKey: Hashable {
+    var connection: UInt64
+    var request: UInt64
+}
+
+/// One watch: what it covers and the next revision it has not seen.
+struct Watcher {
+    var request: WatchRequest
+    var connection: ClientConnection
+    var requestID: UInt64
+    /// Invariant: every event with revision < nextRevision matching the range was sent, in order.
+    var nextRevision: Int64
+}
+
+extension NodeLoop {
+    /// Most events replayed from history per batch.
+    static let historyBatchMax = 1000
+
+    // MARK: queries
+
+    func answer(_ query: [UInt8], _ id: UInt64) -> ClientResponse {
+        let decoded: KVQuery
+        do { decoded = try KVQuery.decode(query) } catch {
+            return ClientResponse(id: id, status: .badRequest, message: "query: \(error)")
+        }
+        do {
+            switch decoded {
+            case let .range(r): return ClientResponse(id: id, status: .ok, body: sm.range(r).encode())
+            case .leases:
+                let now = ProcessInfo.processInfo.systemUptime
+                let list = try sm.kv.leases().map { id, ttl in
+                    LeaseStatus(id: id, ttlMillis: ttl, remainingMillis: leaseDeadlines[id].map { max(0, Int64(($0.deadline - now) * 1000)) } ?? -1, keys: [])
+                }
+                return ClientResponse(id: id, status: .ok, body: LeaseStatus.encode(list))
+            case let .lease(lease):
+                guard let info = try sm.kv.lease(lease) else { return ClientResponse(id: id, status: .ok, body: LeaseStatus.encode([])) }
+                let now = ProcessInfo.processInfo.systemUptime
+                let remaining = leaseDeadlines[lease].map { max(0, Int64(($0.deadline - now) * 1000)) } ?? -1
+                return ClientResponse(id: id, status: .ok, body: LeaseStatus.encode([LeaseStatus(id: lease, ttlMillis: info.ttlMillis, remainingMillis: remaining, keys: info.keys)]))
+            }
+        } catch {
+            return ClientResponse(id: id, status: .internalError, message: "\(error)")
+        }
+    }
+
+    // MARK: watches
+
+    func startWatch(_ body: [UInt8], _ id: UInt64, _ c: ClientConnection) {
+        let request: WatchRequest
+        do { request = try WatchRequest.decode(body) } catch {
+            return respond(c, ClientResponse(id: id, status: .badRequest, message: "watch: \(error)"))
+        }
+        let start = request.startRevision == 0 ? sm.revision + 1 : request.startRevision
+        var w = Watcher(request: request, connection: c, requestID: id, nextRevision: start)
+        // Established: the body says the revision the watch starts from.
+        var b = ByteWriter()
+        b.u64(UInt64(bitPattern: start))
+        respond(c, ClientResponse(id: id, status: .ok, body: b.bytes))
+        guard replay(&w) else { return }
+        watchers[WatchKey(connection: c.number, request: id)] = w
+    }
+
+    /// Sends history from `w.nextRevision` through the current revision. False if the watch ended.
+    func replay(_ w: inout Watcher) -> Bool {
+        while w.nextRevision <= sm.revision {
+            do {
+                var events = try sm.kv.history(from: w.nextRevision, key: w.request.key, rangeEnd: w.request.rangeEnd, limit: Self.historyBatchMax)
+                if !w.request.prevKV { for i in events.indices { events[i].prevKV = nil } }
+                guard let last = events.last else {
+                    w.nextRevision = sm.revision + 1
+                    break
+                }
+                respond(w.connection, ClientResponse(id: w.requestID, status: .watchEvents, body: WatchEvents.encode(events)))
+                w.nextRevision = last.revision + 1
+            } catch let e as KVError {
+                respond(w.connection, ClientResponse(id: w.requestID, status: .watchEnded, message: "\(e)"))
+                return false
+            } catch {
+                respond(w.connection, ClientResponse(id: w.requestID, status: .watchEnded, message: "\(error)"))
+                return false
+            }
+        }
+        return true
+    }
+
+    /// Hands freshly applied events (in revision order) to every matching watch.
+    func deliver(_ events: [WatchEvent]) {
+        guard !watchers.isEmpty else { return }
+        for (key, var w) in watchers {
+            var batch: [WatchEvent] = []
+            for e in events where e.revision >= w.nextRevision && w.request.matches(e.kv.key) {
+                var event = e
+                if !w.request.prevKV { event.prevKV = nil }
+                batch.append(event)
+            }
+            if let last = events.last { w.nextRevision = max(w.nextRevision, last.revision + 1) }
+            if !batch.isEmpty { respond(w.connection, ClientResponse(id: w.requestID, status: .watchEvents, body: WatchEvents.encode(batch))) }
+            watchers[key] = w
+        }
+    }
+
+    /// After a snapshot install the state jumped: replay what each watch missed from history.
+    func catchUpWatchers() {
+        for (key, var w) in watchers {
+            watchers[key] = replay(&w) ? w : nil
+        }
+    }
+
+    func cancelWatch(_ key: WatchKey, _ c: ClientConnection) {
+        guard let w = watchers.removeValue(forKey: key) else { return }
+        respond(c, ClientResponse(id: w.requestID, status: .watchEnded, message: "cancelled"))
+    }
+
+    func dropWatches(of c: ClientConnection) {
+        watchers = watchers.filter { $0.key.connection != c.number }
+    }
+
+    // MARK: leases (leader only)
+
+    /// A new leader gives every lease a full TTL from now (as etcd does): it cannot know how
+    /// long the old leader's clock had left.
+    func startTrackingLeases() {
+        let now = ProcessInfo.processInfo.systemUptime
+        leaseDeadlines = [:]
+        expiryProposed = [:]
+        for (id, ttl) in (try? sm.kv.leases()) ?? [] {
+            leaseDeadlines[id] = (ttl, now + Double(ttl) / 1000)
+        }
+    }
+
+    func trackLeases(_ response: Response) {
+        guard core.role == .leader else { return }
+        switch response {
+        case let .leaseGrant(g):
+            leaseDeadlines[g.id] = (g.ttlMillis, ProcessInfo.processInfo.systemUptime + Double(g.ttlMillis) / 1000)
+        case let .leaseRevoke(r), let .leaseExpire(r):
+            for id in r.leases {
+                leaseDeadlines[id] = nil
+                expiryProposed[id] = nil
+            }
+        default: break
+        }
+    }
+
+    func keepAlive(_ lease: LeaseID, _ id: UInt64, _ c: ClientConnection) {
+        guard core.role == .leader else { return respond(c, notLeader(id)) }
+        guard let entry = leaseDeadlines[lease] else {
+            return respond(c, ClientResponse(id: id, status: .ok, body: Response.failure(.leaseNotFound(lease)).encode()))
+        }
+        leaseDeadlines[lease] = (entry.ttlMillis, ProcessInfo.processInfo.systemUptime + Double(entry.ttlMillis) / 1000)
+        expiryProposed[lease] = nil
+        respond(c, ClientResponse(id: id, status: .ok, body: Response.leaseGrant(LeaseGrantResult(revision: sm.revision, id: lease, ttlMillis: entry.ttlMillis)).encode()))
+    }
+
+    /// Proposes expiry of leases whose deadline passed (the only way a lease expires: replicas
+    /// never expire by their own clocks). Re-proposed if not applied within a second.
+    func checkLeases() {
+        guard core.role == .leader, !leaseDeadlines.isEmpty else { return }
+        let now = ProcessInfo.processInfo.systemUptime
+        guard now - lastLeaseCheck >= 0.02 else { return }
+        lastLeaseCheck = now
+        let due = leaseDeadlines.filter { $0.value.deadline <= now && (expiryProposed[$0.key].map { now - $0 > 1 } ?? true) }.keys.sorted()
+        guard !due.isEmpty else { return }
+        let payload = CommandEnvelope(session: nil, command: .leaseExpire(ids: Array(due.prefix(1000)))).encode()
+        if (try? core.propose(payload)) != nil {
+            for id in due.prefix(1000) { expiryProposed[id] = now }
+        }
+    }
+}
