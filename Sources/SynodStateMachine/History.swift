@@ -4,6 +4,7 @@ import SynodCore
 enum History {
     static func events(from start: Int64, key: [UInt8], rangeEnd: [UInt8], limit: Int, current: Int64, compacted: Int64,
                        in r: any StateReader) throws -> [WatchEvent] {
+        guard start >= 1 else { throw KVError.invalidRequest("history starts at a revision >= 1, not \(start)") }
         let oldest = max(compacted, 1)
         if start < oldest { throw KVError.compacted(requested: start, oldestAvailable: oldest) }
         try Validation.bound(key)
