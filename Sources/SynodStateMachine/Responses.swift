@@ -121,6 +121,20 @@ public enum Response: Hashable, Sendable {
     case compact(CompactResult)
     case failure(KVError)
 
+    /// The store revision the response carries (nil for a failure).
+    public var revision: Int64? {
+        switch self {
+        case let .put(p): return p.revision
+        case let .delete(d): return d.revision
+        case let .range(r): return r.revision
+        case let .txn(t): return t.revision
+        case let .leaseGrant(g): return g.revision
+        case let .leaseRevoke(l), let .leaseExpire(l): return l.revision
+        case let .compact(c): return c.revision
+        case .failure: return nil
+        }
+    }
+
     /// The error, if this is a failure.
     public var error: KVError? {
         if case let .failure(e) = self { return e }
