@@ -34,6 +34,7 @@ public final class KVStateMachine {
     /// The tables the store must be opened with.
     public static let tables: [StateTable] = Tables.all
 
+    /// The store the tables live in (the node streams and installs snapshots through it).
     public let store: any StateStore
     /// The current store revision (1 for an empty store, as in etcd).
     public private(set) var revision: Int64 = 1
