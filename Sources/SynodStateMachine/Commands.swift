@@ -40,6 +40,7 @@ public enum CompareTarget: Hashable, Sendable {
     case exists(Bool)
 }
 
+/// How a compare relates the key's current field to the operand.
 public enum CompareOp: UInt8, Hashable, Sendable {
     case equal = 1
     case notEqual = 2
@@ -100,6 +101,7 @@ public enum Command: Hashable, Sendable {
 
 /// What a log entry's payload carries: the command and, for exactly-once apply, the client session.
 public struct CommandEnvelope: Hashable, Sendable {
+    /// The first byte of the standalone encoding; bump on any incompatible change.
     public static let encodingVersion: UInt8 = 1
     public var session: ClientSession?
     public var command: Command
@@ -109,6 +111,7 @@ public struct CommandEnvelope: Hashable, Sendable {
         self.command = command
     }
 
+    /// The standalone versioned encoding.
     public func encode() -> [UInt8] {
         var w = ByteWriter()
         w.u8(Self.encodingVersion)
@@ -123,6 +126,7 @@ public struct CommandEnvelope: Hashable, Sendable {
         return w.bytes
     }
 
+    /// Decodes `encode()`'s output; bad input is a typed `DecodeError`, never a trap.
     public static func decode(_ bytes: [UInt8]) throws(DecodeError) -> CommandEnvelope {
         var r = ByteReader(bytes)
         try r.version("command envelope version", expected: encodingVersion)
@@ -347,8 +351,10 @@ extension TxnOp {
 }
 
 extension RangeRequest {
+    /// The first byte of the standalone encoding; bump on any incompatible change.
     public static let encodingVersion: UInt8 = 1
 
+    /// Appends the unversioned body (for embedding in a larger message).
     public func encode(into w: inout ByteWriter) {
         w.lengthPrefixed(key)
         w.lengthPrefixed(rangeEnd)
@@ -357,6 +363,7 @@ extension RangeRequest {
         if let rev = revision { w.i64(rev) }
     }
 
+    /// Reads what `encode(into:)` wrote, checking every length before allocating.
     public static func decode(from r: inout ByteReader) throws(DecodeError) -> RangeRequest {
         let key = try r.lengthPrefixed("range key", limit: KVLimits.decodeBytesMax)
         let end = try r.lengthPrefixed("range end", limit: KVLimits.decodeBytesMax)
@@ -376,6 +383,7 @@ extension RangeRequest {
         return w.bytes
     }
 
+    /// Decodes `encode()`'s output; bad input is a typed `DecodeError`, never a trap.
     public static func decode(_ bytes: [UInt8]) throws(DecodeError) -> RangeRequest {
         var r = ByteReader(bytes)
         try r.version("range request version", expected: encodingVersion)

@@ -1,9 +1,23 @@
 import SynodCore
 
+/// One page of watch history.
+public struct HistoryPage: Hashable, Sendable {
+    /// Matching changes, in revision order, whole revisions only.
+    public var events: [WatchEvent]
+    /// Where the next page starts: every change below this revision has been considered.
+    /// Equal to the current revision + 1 when the page reached the present.
+    public var nextRevision: Int64
+    public init(events: [WatchEvent], nextRevision: Int64) { self.events = events; self.nextRevision = nextRevision }
+}
+
 /// Watch history: the `revisions` table read in order.
 enum History {
-    static func events(from start: Int64, key: [UInt8], rangeEnd: [UInt8], limit: Int, current: Int64, compacted: Int64,
-                       in r: any StateReader) throws -> [WatchEvent] {
+    /// Reads changes at revisions >= `start` to keys in the etcd range (`key`, `rangeEnd`).
+    /// Stops after the revision in which the `limit`-th event falls (never splitting a revision),
+    /// or at a revision boundary once `scanRecordsMax` records were examined.
+    static func page(from start: Int64, key: [UInt8], rangeEnd: [UInt8], limit: Int, scanRecordsMax: Int,
+                     current: Int64, compacted: Int64, in r: any StateReader) throws -> HistoryPage {
+        guard start >= 1 else { throw KVError.invalidRequest("history starts at a revision >= 1, not \(start)") }
         let oldest = max(compacted, 1)
         if start < oldest { throw KVError.compacted(requested: start, oldestAvailable: oldest) }
         try Validation.bound(key)
@@ -11,17 +25,23 @@ enum History {
         let cap = limit <= 0 ? KVLimits.historyEventsMax : min(limit, KVLimits.historyEventsMax)
         var stored: [(RevisionKey, StoredEvent)] = []
         var failure: DecodeError?
-        var stopAt: Int64 = .max
+        var next = current + 1
+        var scanned = 0
+        var lastMain: Int64 = start
         try r.scan(Tables.revisions, from: RevisionKey(main: start, sub: 0).bytes, limit: Int.max) { k, v in
             do throws(DecodeError) {
                 let position = try RevisionKey(k)
-                if position.main >= stopAt { return false }
+                if position.main != lastMain {
+                    // At a revision boundary: stop here if the page is full or the scan budget spent.
+                    if stored.count >= cap || scanned >= scanRecordsMax {
+                        next = position.main
+                        return false
+                    }
+                    lastMain = position.main
+                }
+                scanned += 1
                 let e = try StoredEvent.decode(v)
-                guard KeyRange.contains(e.kv.key, key: key, rangeEnd: rangeEnd) else { return true }
-                // Whole revisions only: once full, finish this revision and stop.
-                if stored.count >= cap, let last = stored.last, last.0.main != position.main { return false }
-                stored.append((position, e))
-                if stored.count >= cap { stopAt = position.main + 1 }
+                if KeyRange.contains(e.kv.key, key: key, rangeEnd: rangeEnd) { stored.append((position, e)) }
             } catch {
                 failure = error
                 return false
@@ -34,7 +54,7 @@ enum History {
         for (position, e) in stored {
             out.append(WatchEvent(type: e.type, kv: e.kv, prevKV: try previous(e.previous, in: r), revision: position.main))
         }
-        return out
+        return HistoryPage(events: out, nextRevision: next)
     }
 
     /// The key's earlier version, if history still holds it.

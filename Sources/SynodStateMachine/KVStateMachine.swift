@@ -34,6 +34,7 @@ public final class KVStateMachine {
     /// The tables the store must be opened with.
     public static let tables: [StateTable] = Tables.all
 
+    /// The store the tables live in (the node streams and installs snapshots through it).
     public let store: any StateStore
     /// The current store revision (1 for an empty store, as in etcd).
     public private(set) var revision: Int64 = 1
@@ -55,15 +56,17 @@ public final class KVStateMachine {
     /// Reloads the counters from the store; call after `store.installSnapshot`.
     public func reload() throws {
         let values = try store.read { r in
-            try [MetaKey.revision, MetaKey.compacted, MetaKey.sessionCount].map { k in
-                try r.get(Tables.meta, k).map { b throws(DecodeError) in Int64(bitPattern: try IndexKey.decode(b)) }
+            try [MetaKey.revision, MetaKey.compacted, MetaKey.sessionCount].map { k throws -> Int64? in
+                guard let bytes = try r.get(Tables.meta, k) else { return nil }
+                do throws(DecodeError) { return Int64(bitPattern: try IndexKey.decode(bytes)) } catch { throw corrupt(Tables.meta, error) }
             }
         }
-        revision = values[0] ?? 1
-        compactedRevision = values[1] ?? 0
-        sessionCount = values[2] ?? 0
-        precondition(revision >= 1, "store revision \(revision) below 1")
-        precondition(compactedRevision <= revision, "compacted revision above the current revision")
+        let (rev, compacted, sessions) = (values[0] ?? 1, values[1] ?? 0, values[2] ?? 0)
+        // Bad counters mean damaged files; refuse them rather than trap (DESIGN.md §6).
+        guard rev >= 1, compacted >= 0, compacted <= rev, sessions >= 0 else {
+            throw StoreError.corrupt("sm_meta holds revision \(rev), compacted \(compacted), sessions \(sessions)")
+        }
+        (revision, compactedRevision, sessionCount) = (rev, compacted, sessions)
     }
 
     /// The highest log index applied to the tables.
@@ -114,6 +117,16 @@ public final class KVStateMachine {
 
     // MARK: Reads
 
+    /// The current key-value of `key`, or nil if absent (a serializable read). Throws the
+    /// `KVError` for an invalid key.
+    public func get(_ key: [UInt8]) throws -> KeyValue? {
+        switch try range(RangeRequest(key: key)) {
+        case let .range(r): return r.kvs.first
+        case let .failure(e): throw e
+        default: preconditionFailure("range answers .range or .failure")
+        }
+    }
+
     /// A serializable read of committed state.
     public func range(_ request: RangeRequest) throws -> Response {
         let (current, compacted) = (revision, compactedRevision)
@@ -121,14 +134,24 @@ public final class KVStateMachine {
     }
 
     /// Changes to keys in (`key`, `rangeEnd`) (etcd range rules) at revisions >= `revision`, in
-    /// order, for a watch that starts in the past. Returns whole revisions only: it stops before
-    /// a revision that would pass `limit` (clamped to `KVLimits.historyEventsMax`) unless that
-    /// revision is the first, so a caller resumes from the last event's revision + 1.
-    /// Throws `KVError.compacted` below the compaction revision.
+    /// order, for a watch that starts in the past. Returns whole revisions only: once `limit`
+    /// events (0 or more than `KVLimits.historyEventsMax`: that maximum) are collected it finishes
+    /// the revision it is in and stops, so a caller resumes from the last event's revision + 1
+    /// (or uses `historyPage`, which says where to resume even when nothing matched).
+    /// Throws `KVError.compacted(requested:oldestAvailable:)` below the compaction revision.
     public func history(from revision: Int64, key: [UInt8], rangeEnd: [UInt8], limit: Int) throws -> [WatchEvent] {
+        try historyPage(from: revision, key: key, rangeEnd: rangeEnd, limit: limit, scanRecordsMax: .max).events
+    }
+
+    /// Like `history`, but also stops (at a revision boundary) after examining `scanRecordsMax`
+    /// history records, and returns where the next page starts. A watch catches up by calling it
+    /// until `nextRevision` exceeds `revision`, then follows `AppliedEntry.events`.
+    public func historyPage(from revision: Int64, key: [UInt8], rangeEnd: [UInt8], limit: Int,
+                            scanRecordsMax: Int = KVLimits.historyScanRecordsMax) throws -> HistoryPage {
         let (current, compacted) = (self.revision, compactedRevision)
         return try store.read { r in
-            try History.events(from: revision, key: key, rangeEnd: rangeEnd, limit: limit, current: current, compacted: compacted, in: r)
+            try History.page(from: revision, key: key, rangeEnd: rangeEnd, limit: limit, scanRecordsMax: scanRecordsMax,
+                             current: current, compacted: compacted, in: r)
         }
     }
 

@@ -31,7 +31,8 @@ public enum KVLimits {
     /// Largest encoded response a session caches for retries; larger ones are remembered as
     /// `responseNotCached` (the command still applied once).
     public static let sessionResponseBytesMax = 64 << 10
-    /// Most events one `history` call returns (its `limit` is clamped to this).
+    /// Events a `history` call collects before it finishes the revision it is in and stops (its
+    /// `limit` is clamped to this).
     public static let historyEventsMax = 10_000
     /// Most history records one past-revision range may scan.
     public static let historyScanRecordsMax = 1_000_000

@@ -4,8 +4,10 @@ import SynodCore
 // session formats: never reuse one.
 
 extension Response {
+    /// The first byte of the standalone encoding; bump on any incompatible change.
     public static let encodingVersion: UInt8 = 1
 
+    /// The standalone versioned encoding.
     public func encode() -> [UInt8] {
         var w = ByteWriter()
         w.u8(Self.encodingVersion)
@@ -13,6 +15,7 @@ extension Response {
         return w.bytes
     }
 
+    /// Decodes `encode()`'s output; bad input is a typed `DecodeError`, never a trap.
     public static func decode(_ bytes: [UInt8]) throws(DecodeError) -> Response {
         var r = ByteReader(bytes)
         try r.version("response version", expected: encodingVersion)
@@ -21,6 +24,7 @@ extension Response {
         return resp
     }
 
+    /// Appends the unversioned body (for embedding in a larger message).
     public func encode(into w: inout ByteWriter) {
         switch self {
         case let .put(p): w.u8(1); p.encode(into: &w)
@@ -46,6 +50,7 @@ extension Response {
         }
     }
 
+    /// Reads what `encode(into:)` wrote, checking every length before allocating.
     public static func decode(from r: inout ByteReader) throws(DecodeError) -> Response {
         switch try r.u8("response tag") {
         case 1: return .put(try PutResult.decode(from: &r))

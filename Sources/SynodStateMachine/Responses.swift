@@ -45,6 +45,7 @@ public enum KVError: Error, Hashable, Sendable, CustomStringConvertible {
     }
 }
 
+/// The answer to a put.
 public struct PutResult: Hashable, Sendable {
     /// The store revision after the put.
     public var revision: Int64
@@ -52,6 +53,7 @@ public struct PutResult: Hashable, Sendable {
     public init(revision: Int64, prevKV: KeyValue?) { self.revision = revision; self.prevKV = prevKV }
 }
 
+/// The answer to a delete or delete-range.
 public struct DeleteResult: Hashable, Sendable {
     public var revision: Int64
     public var deleted: Int64
@@ -60,6 +62,7 @@ public struct DeleteResult: Hashable, Sendable {
     public init(revision: Int64, deleted: Int64, prevKVs: [KeyValue]) { self.revision = revision; self.deleted = deleted; self.prevKVs = prevKVs }
 }
 
+/// The answer to a range read.
 public struct RangeResult: Hashable, Sendable {
     /// The revision the read was served at.
     public var revision: Int64
@@ -71,12 +74,14 @@ public struct RangeResult: Hashable, Sendable {
     public init(revision: Int64, kvs: [KeyValue], count: Int64, more: Bool) { self.revision = revision; self.kvs = kvs; self.count = count; self.more = more }
 }
 
+/// The result of one op inside a transaction.
 public enum TxnOpResult: Hashable, Sendable {
     case put(PutResult)
     case delete(DeleteResult)
     case range(RangeResult)
 }
 
+/// The answer to a transaction.
 public struct TxnResult: Hashable, Sendable {
     public var revision: Int64
     /// Whether every compare held (and `success` ran).
@@ -86,6 +91,7 @@ public struct TxnResult: Hashable, Sendable {
     public init(revision: Int64, succeeded: Bool, results: [TxnOpResult]) { self.revision = revision; self.succeeded = succeeded; self.results = results }
 }
 
+/// The answer to a lease grant.
 public struct LeaseGrantResult: Hashable, Sendable {
     public var revision: Int64
     public var id: LeaseID
@@ -93,6 +99,7 @@ public struct LeaseGrantResult: Hashable, Sendable {
     public init(revision: Int64, id: LeaseID, ttlMillis: Int64) { self.revision = revision; self.id = id; self.ttlMillis = ttlMillis }
 }
 
+/// The answer to a lease revoke or expire.
 public struct LeaseRevokeResult: Hashable, Sendable {
     public var revision: Int64
     /// Leases actually removed (for `leaseExpire`, ids already gone are left out), ascending.
@@ -102,6 +109,7 @@ public struct LeaseRevokeResult: Hashable, Sendable {
     public init(revision: Int64, leases: [LeaseID], deletedKeys: Int64) { self.revision = revision; self.leases = leases; self.deletedKeys = deletedKeys }
 }
 
+/// The answer to a compaction.
 public struct CompactResult: Hashable, Sendable {
     public var revision: Int64
     /// The compaction revision now in force (the oldest revision still readable).
@@ -120,6 +128,20 @@ public enum Response: Hashable, Sendable {
     case leaseExpire(LeaseRevokeResult)
     case compact(CompactResult)
     case failure(KVError)
+
+    /// The store revision the response carries (nil for a failure).
+    public var revision: Int64? {
+        switch self {
+        case let .put(p): return p.revision
+        case let .delete(d): return d.revision
+        case let .range(r): return r.revision
+        case let .txn(t): return t.revision
+        case let .leaseGrant(g): return g.revision
+        case let .leaseRevoke(l), let .leaseExpire(l): return l.revision
+        case let .compact(c): return c.revision
+        case .failure: return nil
+        }
+    }
 
     /// The error, if this is a failure.
     public var error: KVError? {

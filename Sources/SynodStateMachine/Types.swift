@@ -73,6 +73,7 @@ public struct WatchEvent: Hashable, Sendable {
 // MARK: - Encoding
 
 extension KeyValue {
+    /// Appends the unversioned body (for embedding in a larger message).
     public func encode(into w: inout ByteWriter) {
         w.lengthPrefixed(key)
         w.lengthPrefixed(value)
@@ -82,6 +83,7 @@ extension KeyValue {
         w.u64(lease?.rawValue ?? 0)
     }
 
+    /// Reads what `encode(into:)` wrote, checking every length before allocating.
     public static func decode(from r: inout ByteReader) throws(DecodeError) -> KeyValue {
         let key = try r.lengthPrefixed("kv key", limit: KVLimits.keyBytesMax)
         let value = try r.lengthPrefixed("kv value", limit: KVLimits.valueBytesMax)
@@ -98,8 +100,10 @@ extension KeyValue {
 }
 
 extension WatchEvent {
+    /// The first byte of the standalone encoding; bump on any incompatible change.
     public static let encodingVersion: UInt8 = 1
 
+    /// Appends the unversioned body (for embedding in a larger message).
     public func encode(into w: inout ByteWriter) {
         w.u8(type.rawValue)
         w.i64(revision)
@@ -107,6 +111,7 @@ extension WatchEvent {
         if let prev = prevKV { w.bool(true); prev.encode(into: &w) } else { w.bool(false) }
     }
 
+    /// Reads what `encode(into:)` wrote, checking every length before allocating.
     public static func decode(from r: inout ByteReader) throws(DecodeError) -> WatchEvent {
         let raw = try r.u8("event type")
         guard let type = EventType(rawValue: raw) else { throw .unknownValue(what: "event type", value: UInt64(raw)) }
@@ -124,6 +129,7 @@ extension WatchEvent {
         return w.bytes
     }
 
+    /// Decodes `encode()`'s output; bad input is a typed `DecodeError`, never a trap.
     public static func decode(_ bytes: [UInt8]) throws(DecodeError) -> WatchEvent {
         var r = ByteReader(bytes)
         try r.version("watch event version", expected: encodingVersion)

@@ -88,4 +88,28 @@ struct DurabilityTests {
         #expect(Set(streams).count == 1)
         #expect(responses.allSatisfy { $0 == responses[0] })
     }
+
+    @Test("when LMDB grows its map mid-batch and re-runs the apply body, results and state are as on MemoryStore")
+    func mapGrowthRetry() throws {
+        var options = LMDBOptions()
+        options.mapSizeBytes = 256 << 10
+        let small = try Harness(.lmdb, options: options)
+        let memory = try Harness(.memory)
+        func batch(_ h: Harness) -> [Entry] {
+            (0..<200).map { i in h.entry(.put(key: b("big/\(i % 50)"), value: [UInt8](repeating: UInt8(i % 251), count: 8_000), lease: nil, prevKV: true)) }
+        }
+        let grownBefore = (small.store as! LMDBStore).environment.mapGrowthCount
+        let a = try small.sm.apply(batch(small))
+        let m = try memory.sm.apply(batch(memory))
+        #expect((small.store as! LMDBStore).environment.mapGrowthCount > grownBefore)
+        #expect(a == m)
+        #expect(a.count == 200)
+        #expect(small.sm.revision == 201)
+        #expect(try snapshotBytes(small.store).bytes == snapshotBytes(memory.store).bytes)
+    }
+
+    @Test("a store opened without the KV tables is refused")
+    func missingTables() {
+        #expect(throws: StoreError.self) { try KVStateMachine(store: MemoryStore(tables: [StateTable("kv")])) }
+    }
 }

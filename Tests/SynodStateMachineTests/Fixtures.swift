@@ -20,7 +20,7 @@ final class Harness {
     private(set) var sm: KVStateMachine!
     private(set) var nextIndex: UInt64 = 1
 
-    init(_ kind: StoreKind) throws {
+    init(_ kind: StoreKind, options: LMDBOptions = LMDBOptions()) throws {
         self.kind = kind
         switch kind {
         case .memory:
@@ -29,7 +29,7 @@ final class Harness {
         case .lmdb:
             let dir = NSTemporaryDirectory() + "synod-sm-test-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
             directory = dir
-            store = try LMDBStore(directory: dir, tables: KVStateMachine.tables)
+            store = try LMDBStore(directory: dir, tables: KVStateMachine.tables, options: options)
         }
         sm = try KVStateMachine(store: store)
     }

@@ -97,4 +97,29 @@ struct HistoryTests {
         try h.store.read { r in try r.scan(Tables.revisions, from: [], limit: 100) { _, _ in records += 1; return true } }
         #expect(records == 2)
     }
+
+    @Test("historyPage bounds the scan and says where to resume, even when nothing matched", arguments: StoreKind.allCases)
+    func paging(kind: StoreKind) throws {
+        let h = try Harness(kind)
+        for i in 0..<20 { try h.put("noise/\(i)", "x") }   // revisions 2...21
+        try h.put("watched", "1")                          // 22
+        for i in 0..<5 { try h.put("noise/\(i)", "y") }    // 23...27
+        var start: Int64 = 1
+        var seen: [WatchEvent] = []
+        var pages = 0
+        while start <= h.sm.revision {
+            let page = try h.sm.historyPage(from: start, key: b("watched"), rangeEnd: [], limit: 10, scanRecordsMax: 4)
+            #expect(page.nextRevision > start)
+            seen += page.events
+            start = page.nextRevision
+            pages += 1
+        }
+        #expect(seen.map(\.revision) == [22])
+        #expect(pages >= 6)
+        #expect(start == h.sm.revision + 1)
+        #expect(try h.sm.historyPage(from: 1, key: [0], rangeEnd: [0], limit: 3).nextRevision == 5)
+        #expect(throws: KVError.invalidRequest("history starts at a revision >= 1, not 0")) {
+            try h.sm.history(from: 0, key: [0], rangeEnd: [0], limit: 0)
+        }
+    }
 }
