@@ -5,7 +5,7 @@ import Testing
 /// (DESIGN.md §1). This reads their sources, so it fails the moment someone adds one.
 @Suite("Purity of the deterministic targets")
 struct PurityTests {
-    static let pureTargets = ["SynodCore", "SynodRaft", "SynodSimulation"]
+    static let pureTargets = ["SynodCore", "SynodRaft", "SynodSimulation", "SynodStateMachine", "SynodPBFT"]
     static let forbiddenImports = ["Foundation", "FoundationEssentials", "NIO", "NIOCore", "NIOPosix", "CLMDB", "SynodLMDB", "Glibc", "Musl", "Darwin", "Dispatch"]
     static let forbiddenCalls = ["Date()", "DispatchTime", "clock_gettime", "UUID()", "SystemRandomNumberGenerator", ".random()", "arc4random"]
 
