@@ -95,7 +95,9 @@ private final class ResponseHandler: ChannelInboundHandler {
             return (Array(s.waiting.values), s.streams.map { ($0.key, $0.value) })
         }
         for p in waiting { p.fail(ClientError.connectionLost) }
-        for (id, s) in streams { s(ClientResponse(id: id, status: .watchEnded, message: "connection lost")) }
+        // `.shuttingDown` tells a stream its connection went away (resume elsewhere), as opposed
+        // to `.watchEnded`, which the node sends when the watch itself is over.
+        for (id, s) in streams { s(ClientResponse(id: id, status: .shuttingDown, message: "connection lost")) }
         context.fireChannelInactive()
     }
 

@@ -45,15 +45,17 @@ struct PutCommand: AsyncParsableCommand {
     @OptionGroup var globals: GlobalOptions
     @Argument(help: "The key.") var key: String
     @Argument(help: "The value.") var value: String
-    @Option(help: "Attach the key to this lease id.") var lease: UInt64?
+    @Option(help: "Attach the key to this lease (hex id, as `lease grant` prints).") var lease: String?
     @Flag(help: "Print the previous value.") var prevKV = false
 
     func validate() throws {
         guard !key.isEmpty else { throw ValidationError("the key must not be empty") }
+        if let lease { _ = try LeaseCommand.parseID(lease) }
     }
 
     func run() async throws {
-        let r = try await withClient(globals) { try await $0.put(bytes(key), bytes(value), lease: lease.map { LeaseID($0) }, prevKV: prevKV) }
+        let leaseID = try lease.map(LeaseCommand.parseID)
+        let r = try await withClient(globals) { try await $0.put(bytes(key), bytes(value), lease: leaseID, prevKV: prevKV) }
         switch globals.output {
         case .simple:
             print("OK")

@@ -13,7 +13,8 @@ struct Synod: AsyncParsableCommand {
         version: SynodVersion.string,
         subcommands: [
             ServeCommand.self, DevCommand.self,
-            PutCommand.self, GetCommand.self, DelCommand.self, TxnCommand.self, CompactCommand.self, StatusCommand.self,
+            PutCommand.self, GetCommand.self, DelCommand.self, TxnCommand.self, WatchCommand.self, LeaseCommand.self,
+            LockCommand.self, ElectCommand.self, CompactCommand.self, StatusCommand.self,
             StorageCommand.self, SimCommand.self,
         ]
     )

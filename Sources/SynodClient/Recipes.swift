@@ -1,0 +1,89 @@
+import SynodCore
+import SynodStateMachine
+
+/// A held lock. `fencingToken` is the create revision of the holder's key: it only grows from
+/// one holder to the next, so a resource that remembers the highest token it has seen can refuse
+/// a paused former holder whose lease already expired.
+public struct HeldLock: Sendable {
+    public let name: String
+    public let key: [UInt8]
+    public let lease: LeaseID
+    public let fencingToken: Int64
+}
+
+extension SynodClient {
+    /// Key prefix under which lock and election candidates queue.
+    static func queuePrefix(_ kind: String, _ name: String) -> [UInt8] { Array("__synod/\(kind)/\(name)/".utf8) }
+
+    /// Acquires the lock `name`, waiting behind earlier holders (fair, in arrival order: the
+    /// etcd recipe). The lock lives as long as the lease, which is kept alive until `unlock`.
+    public func lock(_ name: String, ttlMillis: Int64 = 10_000) async throws -> (HeldLock, Task<Void, Never>) {
+        let (key, lease, token) = try await enqueue("lock", name, value: [], ttlMillis: ttlMillis)
+        let keepAlive = keepAliveInBackground(lease, ttlMillis: ttlMillis)
+        do {
+            try await waitForTurn(prefix: Self.queuePrefix("lock", name), myToken: token)
+        } catch {
+            keepAlive.cancel()
+            _ = try? await leaseRevoke(lease)
+            throw error
+        }
+        return (HeldLock(name: name, key: key, lease: lease, fencingToken: token), keepAlive)
+    }
+
+    /// Releases a lock (revokes its lease, which deletes its key and wakes the next waiter).
+    public func unlock(_ lock: HeldLock, keepAlive: Task<Void, Never>) async throws {
+        keepAlive.cancel()
+        try await leaseRevoke(lock.lease)
+    }
+
+    /// Campaigns to lead election `name` with `value`; returns once this candidate leads.
+    /// Leadership ends when `resign` revokes the lease or the lease expires.
+    public func campaign(_ name: String, value: [UInt8], ttlMillis: Int64 = 10_000) async throws -> (HeldLock, Task<Void, Never>) {
+        let (key, lease, token) = try await enqueue("election", name, value: value, ttlMillis: ttlMillis)
+        let keepAlive = keepAliveInBackground(lease, ttlMillis: ttlMillis)
+        try await waitForTurn(prefix: Self.queuePrefix("election", name), myToken: token)
+        return (HeldLock(name: name, key: key, lease: lease, fencingToken: token), keepAlive)
+    }
+
+    /// The current leader's value of election `name`, if any.
+    public func electionLeader(_ name: String) async throws -> KeyValue? {
+        try await queue(prefix: Self.queuePrefix("election", name)).members.first
+    }
+
+    public func resign(_ held: HeldLock, keepAlive: Task<Void, Never>) async throws {
+        try await unlock(held, keepAlive: keepAlive)
+    }
+
+    /// Creates this candidate's key under a fresh lease; returns (key, lease, create revision).
+    func enqueue(_ kind: String, _ name: String, value: [UInt8], ttlMillis: Int64) async throws -> ([UInt8], LeaseID, Int64) {
+        let lease = try await leaseGrant(ttlMillis: ttlMillis)
+        let key = Self.queuePrefix(kind, name) + Array(String(lease.rawValue, radix: 16).utf8)
+        let txn = Txn(compares: [Compare(key: key, .equal, .createRevision(0))],
+                      success: [.put(key: key, value: value, lease: lease, prevKV: false), .range(RangeRequest(key: key))],
+                      failure: [.range(RangeRequest(key: key))])
+        let result = try await self.txn(txn)
+        for case let .range(r) in result.results {
+            if let kv = r.kvs.first { return (key, lease, kv.createRevision) }
+        }
+        throw ClientError.badResponse("lock key missing after creating it")
+    }
+
+    /// Queue members sorted by create revision (the order they arrived), and the revision read at.
+    func queue(prefix: [UInt8]) async throws -> (members: [KeyValue], revision: Int64) {
+        let r = try await range(RangeRequest.prefix(prefix))
+        return (r.kvs.sorted { $0.createRevision < $1.createRevision }, r.revision)
+    }
+
+    /// Waits until no key under `prefix` has a smaller create revision than `myToken`, watching
+    /// only the key just ahead of ours (no thundering herd).
+    func waitForTurn(prefix: [UInt8], myToken: Int64) async throws {
+        while true {
+            let (members, revision) = try await queue(prefix: prefix)
+            guard let ahead = members.last(where: { $0.createRevision < myToken }) else { return }
+            // Watching from just after the read cannot miss a delete that happened after it.
+            for try await event in watch(ahead.key, fromRevision: revision + 1) where event.type == .delete {
+                break
+            }
+        }
+    }
+}

@@ -1,0 +1,162 @@
+import ArgumentParser
+import Foundation
+import SynodClient
+import SynodStateMachine
+import SynodWire
+
+struct WatchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "watch", abstract: "Print changes to a key (or prefix) as they happen, until Ctrl-C.",
+                                                    discussion: "Each event prints three lines: PUT or DELETE, the key, the value.")
+    @OptionGroup var globals: GlobalOptions
+    @Argument(help: "The key (or prefix with --prefix).") var key: String
+    @Flag(help: "Watch every key starting with KEY.") var prefix = false
+    @Option(help: "Start from this revision (replaying history); default: from now.") var rev: Int64 = 0
+    @Option(help: "Stop after this many events (0: never).") var count: Int = 0
+    @Flag(help: "Include the previous value.") var prevKV = false
+
+    func run() async throws {
+        let client = try globals.client()
+        let end = prefix ? KeyRange.prefixEnd(bytes(key)) : []
+        var seen = 0
+        do {
+            for try await e in client.watch(bytes(key), rangeEnd: end, fromRevision: rev, prevKV: prevKV) {
+                if globals.output == .json {
+                    say(JSON.object([("type", JSON.string(e.type == .put ? "PUT" : "DELETE")), ("revision", "\(e.revision)"), ("kv", json(e.kv)),
+                                     ("prev_kv", e.prevKV.map(json) ?? "null")]))
+                } else {
+                    say(e.type == .put ? "PUT" : "DELETE")
+                    say(text(e.kv.key))
+                    say(text(e.kv.value))
+                }
+                seen += 1
+                if count > 0 && seen >= count { break }
+            }
+        } catch {
+            await client.close()
+            throw fail("\(error)", status: ExitStatus.refused)
+        }
+        await client.close()
+    }
+}
+
+struct LeaseCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "lease", abstract: "Grant, keep alive, revoke or list leases.",
+                                                    subcommands: [Grant.self, KeepAlive.self, Revoke.self, List.self])
+
+    static func parseID(_ s: String) throws -> LeaseID {
+        guard let v = UInt64(s, radix: 16), v > 0 else { throw ValidationError("'\(s)' is not a lease id (hexadecimal, as `lease grant` prints)") }
+        return LeaseID(v)
+    }
+
+    struct Grant: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "grant", abstract: "Grant a lease with a TTL in seconds; prints its id.")
+        @OptionGroup var globals: GlobalOptions
+        @Argument(help: "TTL in seconds (1...86400).") var ttl: Int64
+        func validate() throws { guard (1...86_400).contains(ttl) else { throw ValidationError("TTL must be 1...86400 seconds") } }
+        func run() async throws {
+            let id = try await withClient(globals) { try await $0.leaseGrant(ttlMillis: ttl * 1000) }
+            let hex = String(id.rawValue, radix: 16)
+            print(globals.output == .json ? JSON.object([("id", JSON.string(hex)), ("ttl", "\(ttl)")]) : "lease \(hex) granted with TTL(\(ttl)s)")
+        }
+    }
+
+    struct KeepAlive: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "keepalive", abstract: "Keep a lease alive until Ctrl-C (or --once).")
+        @OptionGroup var globals: GlobalOptions
+        @Argument(help: "Lease id (hex).") var id: String
+        @Flag(help: "Renew once and exit.") var once = false
+        func run() async throws {
+            let lease = try LeaseCommand.parseID(id)
+            try await withClient(globals) { client in
+                while true {
+                    let ttl = try await client.leaseKeepAlive(lease)
+                    print("lease \(id) keepalived with TTL(\(ttl / 1000)s)")
+                    if once { return }
+                    try await Task.sleep(nanoseconds: UInt64(max(ttl / 3, 100)) * 1_000_000)
+                }
+            }
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "revoke", abstract: "Revoke a lease, deleting its keys.")
+        @OptionGroup var globals: GlobalOptions
+        @Argument(help: "Lease id (hex).") var id: String
+        func run() async throws {
+            let lease = try LeaseCommand.parseID(id)
+            let deleted = try await withClient(globals) { try await $0.leaseRevoke(lease) }
+            print(globals.output == .json ? JSON.object([("id", JSON.string(id)), ("deleted_keys", "\(deleted)")]) : "lease \(id) revoked (\(deleted) keys deleted)")
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List leases with their TTL and remaining time.")
+        @OptionGroup var globals: GlobalOptions
+        func run() async throws {
+            let leases = try await withClient(globals) { try await $0.leases() }
+            if globals.output == .json {
+                print(JSON.array(leases.map { JSON.object([("id", JSON.string(String($0.id.rawValue, radix: 16))), ("ttl_ms", "\($0.ttlMillis)"), ("remaining_ms", "\($0.remainingMillis)")]) }))
+            } else {
+                print("found \(leases.count) leases")
+                for l in leases { print("\(String(l.id.rawValue, radix: 16))  ttl \(l.ttlMillis / 1000)s  remaining \(l.remainingMillis >= 0 ? "\(l.remainingMillis / 1000)s" : "?")") }
+            }
+        }
+    }
+}
+
+struct LockCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lock", abstract: "Acquire a distributed lock; run a command while holding it, or hold until Ctrl-C.",
+        discussion: "The command sees SYNOD_LOCK_TOKEN, the lock's fencing token (its key's create revision).")
+    @OptionGroup var globals: GlobalOptions
+    @Argument(help: "Lock name.") var name: String
+    @Option(help: "Lease TTL in seconds: how long the lock outlives a crashed holder.") var ttl: Int64 = 10
+    @Argument(parsing: .postTerminator, help: "Command to run while holding the lock (after --).") var command: [String] = []
+
+    func run() async throws {
+        let client = try globals.client()
+        let (held, keepAlive) = try await client.lock(name, ttlMillis: ttl * 1000)
+        say(globals.output == .json ? JSON.object([("name", JSON.string(name)), ("key", JSON.string(text(held.key))), ("fencing_token", "\(held.fencingToken)")])
+            : "\(text(held.key)) acquired (fencing token \(held.fencingToken))")
+        var status: Int32 = 0
+        if command.isEmpty {
+            await Signals.waitForTermination()
+        } else {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = command
+            p.environment = ProcessInfo.processInfo.environment.merging(["SYNOD_LOCK_TOKEN": "\(held.fencingToken)"]) { $1 }
+            try p.run()
+            p.waitUntilExit()
+            status = p.terminationStatus
+        }
+        try await client.unlock(held, keepAlive: keepAlive)
+        await client.close()
+        if status != 0 { throw ExitCode(status) }
+    }
+}
+
+struct ElectCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "elect", abstract: "Campaign in election NAME with PROPOSAL and lead until Ctrl-C; or --show the leader.")
+    @OptionGroup var globals: GlobalOptions
+    @Argument(help: "Election name.") var name: String
+    @Argument(help: "This candidate's value.") var proposal: String?
+    @Flag(help: "Print the current leader's value and exit.") var show = false
+    @Option(help: "Lease TTL in seconds.") var ttl: Int64 = 10
+
+    func run() async throws {
+        if show {
+            let leader = try await withClient(globals) { try await $0.electionLeader(name) }
+            guard let leader else { throw fail("election \(name) has no leader", status: ExitStatus.notFound) }
+            print(text(leader.value))
+            return
+        }
+        guard let proposal else { throw ValidationError("give a PROPOSAL to campaign, or --show") }
+        let client = try globals.client()
+        let (held, keepAlive) = try await client.campaign(name, value: bytes(proposal), ttlMillis: ttl * 1000)
+        say("elected: \(name) = \(proposal) (term token \(held.fencingToken))")
+        await Signals.waitForTermination()
+        try await client.resign(held, keepAlive: keepAlive)
+        await client.close()
+    }
+}

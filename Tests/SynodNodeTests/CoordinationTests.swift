@@ -1,0 +1,120 @@
+import Foundation
+import SynodClient
+import SynodCore
+import SynodStateMachine
+import SynodTransport
+import Testing
+
+@Suite("Leases, watches and locks on real clusters", .serialized)
+struct CoordinationTests {
+    @Test("lease expiry deletes attached keys on every node")
+    func leaseExpiry() async throws {
+        let cluster = try Cluster(size: 3)
+        let client = cluster.client()
+        defer { Task { await client.close() } }
+        let lease = try await client.leaseGrant(ttlMillis: 800)
+        try await client.put(b("ephemeral/a"), b("1"), lease: lease)
+        try await client.put(b("ephemeral/b"), b("2"), lease: lease)
+        try await client.put(b("durable"), b("3"))
+        #expect(try await client.lease(lease)?.keys.count == 2)
+        // Kept alive past its TTL, it survives.
+        for _ in 0..<4 {
+            try await Task.sleep(nanoseconds: 300_000_000)
+            try await client.leaseKeepAlive(lease)
+        }
+        #expect(try await client.get(b("ephemeral/a")) != nil)
+        // Left alone, it expires and its keys go on all nodes.
+        try await Task.sleep(nanoseconds: 1_800_000_000)
+        for n in 1...3 {
+            let node = SynodClient(ClientConfiguration(endpoints: [cluster.endpoints[n - 1]]))
+            var gone = false
+            for _ in 0..<40 where !gone {
+                gone = try await node.range(RangeRequest.prefix(b("ephemeral/")), consistency: .serializable).kvs.isEmpty
+                if !gone { try await Task.sleep(nanoseconds: 50_000_000) }
+            }
+            #expect(gone, "node \(n) still has the expired lease's keys")
+            #expect(try await node.get(b("durable"), consistency: .serializable)?.value == b("3"))
+            await node.close()
+        }
+        await #expect(throws: ClientError.self) { try await client.leaseKeepAlive(lease) }
+    }
+
+    /// A watch from revision R sees every later event exactly once, in order, while the leader
+    /// (and the node serving the watch) is killed.
+    @Test("a watch from a revision sees every later event once, in order, across a leader change")
+    func watchAcrossLeaderChange() async throws {
+        let cluster = try Cluster(size: 3)
+        let client = cluster.client()
+        defer { Task { await client.close() } }
+        let start = try await client.put(b("w/0"), b("0")).revision
+        let writes = 60
+        let watcher = Task { () -> [WatchEvent] in
+            var events: [WatchEvent] = []
+            for try await e in client.watch(b("w/"), rangeEnd: KeyRange.prefixEnd(b("w/")), fromRevision: start) {
+                events.append(e)
+                if events.count == writes + 1 { break }
+            }
+            return events
+        }
+        for i in 1...writes {
+            try await client.put(b("w/\(i % 7)"), b("\(i)"))
+            if i == 20 || i == 40, let leader = await cluster.leader(using: client) {
+                cluster.kill(leader)
+                try await Task.sleep(nanoseconds: 200_000_000)
+                try cluster.start(leader)
+            }
+        }
+        let events = try await withThrowingTaskGroup(of: [WatchEvent].self) { group in
+            group.addTask { try await watcher.value }
+            group.addTask {
+                try await Task.sleep(nanoseconds: 30_000_000_000)
+                throw ClientError.unknownOutcome("watch did not deliver every event within 30 s")
+            }
+            defer { group.cancelAll() }
+            return try await group.next()!
+        }
+        #expect(events.count == writes + 1)
+        #expect(events.map(\.revision) == Array(start...(start + Int64(writes))), "revisions must be consecutive, each once")
+        #expect(events.map { s($0.kv.value) } == (0...writes).map { "\($0)" })
+    }
+
+    @Test("the lock excludes concurrent holders and fencing tokens increase")
+    func lockMutualExclusion() async throws {
+        let cluster = try Cluster(size: 3)
+        let client = cluster.client()
+        defer { Task { await client.close() } }
+        let inside = Counter()
+        let tokens = TokenLog()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<4 {
+                group.addTask {
+                    for _ in 0..<3 {
+                        let (held, keepAlive) = try await client.lock("critical", ttlMillis: 5_000)
+                        let now = inside.enter()
+                        #expect(now == 1, "two holders inside the lock at once")
+                        await tokens.append(held.fencingToken)
+                        try await Task.sleep(nanoseconds: 20_000_000)
+                        inside.leave()
+                        try await client.unlock(held, keepAlive: keepAlive)
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let seen = await tokens.values
+        #expect(seen.count == 12)
+        #expect(seen == seen.sorted() && Set(seen).count == seen.count, "fencing tokens must strictly increase: \(seen)")
+    }
+}
+
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var n = 0
+    func enter() -> Int { lock.lock(); defer { lock.unlock() }; n += 1; return n }
+    func leave() { lock.lock(); n -= 1; lock.unlock() }
+}
+
+actor TokenLog {
+    var values: [Int64] = []
+    func append(_ v: Int64) { values.append(v) }
+}
