@@ -3,7 +3,7 @@ SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 RELEASE_BIN = .build/release
 
-.PHONY: test run deps build release bench clean
+.PHONY: test run selfcheck deps build release bench clean
 
 deps:
 	@dpkg -s liblmdb-dev >/dev/null 2>&1 || { \
@@ -20,9 +20,12 @@ test: build
 release: deps
 	$(SWIFT) build -c release
 
-# The main job. Until the networked node exists: version plus a storage self-check.
+# The main job: a local 3-node cluster (Ctrl-C stops it). Data in ./data.
 run: release
-	$(RELEASE_BIN)/synod --version
+	$(RELEASE_BIN)/synod dev --nodes 3 --data ./data
+
+# Storage self-check of a scratch store.
+selfcheck: release
 	$(RELEASE_BIN)/synod storage selfcheck
 
 # Storage micro-benchmark (docs/BENCHMARKS.md).
