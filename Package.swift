@@ -10,6 +10,7 @@ let package = Package(
     products: [
         .executable(name: "synod", targets: ["synod"]),
         .executable(name: "synod-lmdb-bench", targets: ["LMDBBench"]),
+        .executable(name: "synod-bench", targets: ["SynodBench"]),
         .library(name: "SynodCore", targets: ["SynodCore"]),
         .library(name: "SynodLMDB", targets: ["SynodLMDB"]),
         .library(name: "SynodRaft", targets: ["SynodRaft"]),
@@ -23,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // Shared vocabulary: typed IDs, entries, hard state, membership, quorum maths, seeded RNG,
@@ -83,6 +85,17 @@ let package = Package(
             name: "LMDBBench",
             dependencies: ["SynodCore", "SynodLMDB", "CLMDB"],
             path: "bench/LMDBBench"
+        ),
+        // Cluster throughput benchmark (issue 6): starts or drives a cluster, HdrHistogram latencies.
+        .executableTarget(
+            name: "SynodBench",
+            dependencies: [
+                "SynodCore", "SynodClient", "SynodStateMachine", "SynodWire", "SynodTransport",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            path: "bench/SynodBench"
         ),
         .testTarget(name: "SynodCoreTests", dependencies: ["SynodCore"]),
         .testTarget(name: "SynodLMDBTests", dependencies: ["SynodCore", "SynodLMDB", "CLMDB", "synod"]),

@@ -1,0 +1,79 @@
+import Foundation
+import SynodTransport
+
+/// A cluster of `synod serve` processes the benchmark starts itself and stops by PID.
+final class BenchCluster {
+    let nodes: Int
+    let directory: String
+    let basePort: Int
+    var processes: [Process] = []
+
+    init(nodes: Int, synod: String, extraArgs: [String]) throws {
+        self.nodes = nodes
+        directory = NSTemporaryDirectory() + "synod-bench-\(getpid())"
+        try? FileManager.default.removeItem(atPath: directory)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        basePort = BenchCluster.freePortBase(count: 2 * nodes + 2)
+        let peers = (1...nodes).map { "\($0)=127.0.0.1:\(basePort + nodes + 1 + $0)" }.joined(separator: ",")
+        for n in 1...nodes {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: synod)
+            p.arguments = ["serve", "--id", "\(n)", "--data", "\(directory)/n\(n)", "--peers", peers,
+                           "--listen-client", "127.0.0.1:\(basePort + n)", "--log-level", "warning"] + extraArgs
+            let log = "\(directory)/n\(n).log"
+            _ = FileManager.default.createFile(atPath: log, contents: nil)
+            let h = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+            p.standardOutput = h
+            p.standardError = h
+            try p.run()
+            processes.append(p)
+        }
+    }
+
+    var endpoints: [HostPort] { (1...nodes).map { HostPort(host: "127.0.0.1", port: basePort + $0) } }
+    var pids: [Int32] { processes.map(\.processIdentifier) }
+
+    func stop() {
+        for p in processes where p.isRunning { kill(p.processIdentifier, SIGTERM) }
+        let deadline = Date().addingTimeInterval(5)
+        while processes.contains(where: \.isRunning) && Date() < deadline { usleep(20_000) }
+        for p in processes where p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        processes = []
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    static func freePortBase(count: Int) -> Int {
+        for _ in 0..<200 {
+            let base = Int.random(in: 20_000...60_000)
+            if (0..<count).allSatisfy({ portIsFree(base + $0) }) { return base }
+        }
+        return 47_000
+    }
+
+    static func portIsFree(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+}
+
+/// CPU seconds (user + system) used so far by a process, from /proc.
+func cpuSeconds(pid: Int32) -> Double {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let close = stat.lastIndex(of: ")") else { return 0 }
+    let fields = stat[stat.index(after: close)...].split(separator: " ")
+    guard fields.count > 13, let u = Double(fields[11]), let s = Double(fields[12]) else { return 0 }
+    return (u + s) / Double(sysconf(Int32(_SC_CLK_TCK)))
+}
+
+func loadAverage() -> String {
+    guard let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8) else { return "?" }
+    return text.split(separator: " ").prefix(3).joined(separator: " ")
+}

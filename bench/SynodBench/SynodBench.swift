@@ -1,0 +1,126 @@
+// synod-bench: cluster throughput and latency (docs/BENCHMARKS.md). Starts its own cluster from
+// the release `synod` binary next to it, or drives one given by --endpoints.
+import ArgumentParser
+import Foundation
+import SynodClient
+import SynodTransport
+import SynodWire
+
+@main
+struct SynodBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "synod-bench", abstract: "Measure a Synod cluster's throughput and latency.")
+
+    @Option(help: "Nodes of the cluster to start (1...7); ignored with --endpoints.") var nodes: Int = 3
+    @Option(help: "Consensus mode of the started cluster: raft.") var mode: String = "raft"
+    @Option(help: "Drive an existing cluster at these client addresses instead of starting one.") var endpoints: String?
+    @Option(help: "put, get, mixed, txn or watch.") var workload: String = "put"
+    @Option(help: "Concurrent requests in flight.") var clients: Int = 100
+    @Option(help: "Connections (client instances) the requests share; default min(clients, 100).") var conns: Int?
+    @Option(help: "Key size in bytes.") var keySize: Int = 8
+    @Option(help: "Value size in bytes.") var valueSize: Int = 256
+    @Option(help: "sequential or random keys.") var keys: String = "sequential"
+    @Option(help: "Distinct keys.") var keySpace: Int = 100_000
+    @Option(help: "Seconds to measure (default 10 unless --total).") var duration: Double?
+    @Option(help: "Operations to measure instead of a duration.") var total: Int?
+    @Option(help: "Seconds of unmeasured warm-up.") var warmup: Double = 1
+    @Option(help: "Reads: l (linearizable) or s (serializable).") var consistency: String = "l"
+    @Option(help: "mixed: fraction of reads (0...1).") var readFraction: Double = 0.5
+    @Option(help: "watch: number of watchers.") var watchers: Int = 10
+    @Option(name: [.customShort("w"), .customLong("write-out")], help: "table or json.") var output: String = "table"
+    @Option(help: "Run a series, e.g. clients=1,10,100,1000, and chart throughput against p99 latency.") var sweep: String?
+    @Option(help: "Where --sweep writes its SVG chart.") var chart: String = "bench-sweep.svg"
+    @Flag(name: .customLong("unsafe-no-fsync"), help: "Start the cluster without fsync (measures everything but the disk).") var unsafeNoFsync = false
+
+    func validate() throws {
+        guard (1...7).contains(nodes) else { throw ValidationError("--nodes must be 1...7") }
+        guard mode == "raft" else { throw ValidationError("--mode \(mode): only raft is served by the networked node so far") }
+        guard WorkloadKind(rawValue: workload) != nil else { throw ValidationError("--workload must be one of \(WorkloadKind.allCases.map(\.rawValue))") }
+        guard KeyOrder(rawValue: keys) != nil else { throw ValidationError("--keys must be sequential or random") }
+        guard (1...100_000).contains(clients) else { throw ValidationError("--clients must be 1...100000") }
+        guard (1...1024).contains(keySize), (0...(1 << 20)).contains(valueSize) else { throw ValidationError("--key-size 1...1024, --value-size 0...1048576") }
+        guard keySpace >= 1 else { throw ValidationError("--key-space must be positive") }
+        guard ["table", "json"].contains(output) else { throw ValidationError("-w must be table or json") }
+        guard ["l", "s"].contains(consistency) else { throw ValidationError("--consistency must be l or s") }
+        if let conns { guard (1...10_000).contains(conns) else { throw ValidationError("--conns must be 1...10000") } }
+        if sweep != nil { _ = try sweepValues() }
+    }
+
+    func sweepValues() throws -> [Int] {
+        guard let sweep else { return [clients] }
+        guard sweep.hasPrefix("clients=") else { throw ValidationError("--sweep supports clients=N,N,...") }
+        let values = sweep.dropFirst(8).split(separator: ",").compactMap { Int($0) }
+        guard !values.isEmpty, values.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--sweep clients=1,10,100") }
+        return values
+    }
+
+    func spec(clients: Int) -> WorkloadSpec {
+        WorkloadSpec(kind: WorkloadKind(rawValue: workload)!, clients: clients, conns: conns ?? min(clients, 100), keySize: keySize, valueSize: valueSize,
+                     keys: KeyOrder(rawValue: keys)!, keySpace: keySpace, durationSeconds: total == nil ? (duration ?? 10) : duration, total: total,
+                     warmupSeconds: warmup, consistency: consistency == "s" ? .serializable : .linearizable, readFraction: readFraction, watchers: watchers)
+    }
+
+    func run() async throws {
+        var cluster: BenchCluster?
+        let eps: [HostPort]
+        if let endpoints {
+            eps = try endpoints.split(separator: ",").map { try HostPort(parsing: String($0)) }
+        } else {
+            let synod = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("synod").path
+            guard FileManager.default.isExecutableFile(atPath: synod) else { throw ValidationError("no synod binary at \(synod); build with swift build -c release") }
+            cluster = try BenchCluster(nodes: nodes, synod: synod, extraArgs: unsafeNoFsync ? ["--unsafe-no-fsync"] : [])
+            eps = cluster!.endpoints
+        }
+        defer { cluster?.stop() }
+        let loadBefore = loadAverage()
+        var results: [RunResult] = []
+        for c in try sweepValues() {
+            let s = spec(clients: c)
+            let clients = (0..<s.conns).map { _ in
+                var config = ClientConfiguration(endpoints: eps)
+                config.retryDeadlineMillis = 30_000
+                config.requestTimeoutMillis = 10_000
+                return SynodClient(config)
+            }
+            // Wait for a leader.
+            _ = try? await clients[0].put(Array("bench-ready".utf8), [1])
+            let r = s.kind == .watch
+                ? await runWatchWorkload(s, clients: clients, pids: cluster?.pids ?? [], live: output == "table")
+                : await runWorkload(s, clients: clients, pids: cluster?.pids ?? [], live: output == "table")
+            for client in clients { await client.close() }
+            results.append(r)
+            if output == "table" { printTable([r], load: loadBefore) }
+        }
+        if output == "json" {
+            for r in results { print(json(r, load: loadBefore)) }
+        }
+        if sweep != nil {
+            try Chart.svg(results, title: "synod \(workload), \(cluster?.nodes ?? eps.count) nodes, value \(valueSize) B").write(toFile: chart, atomically: true, encoding: .utf8)
+            FileHandle.standardError.write(Data("chart written to \(chart)\n".utf8))
+        }
+    }
+
+    func printTable(_ rs: [RunResult], load: String) {
+        print("workload  clients  conns  ops/s      p50 ms  p90 ms  p99 ms  p99.9 ms  max ms   errors  cluster CPU  bench CPU")
+        for r in rs {
+            print(String(format: "%-9@ %7d  %5d  %9.0f  %6.2f  %6.2f  %6.2f  %8.2f  %7.2f  %6d  %9.2f s  %7.2f s",
+                         r.spec.kind.rawValue, r.spec.clients, r.spec.conns, r.opsPerSecond, r.ms(50), r.ms(90), r.ms(99), r.ms(99.9), r.maxMs, r.errors,
+                         r.clusterCPUSeconds, r.benchCPUSeconds))
+        }
+        if let e = rs.first?.firstError { print("first error: \(e)") }
+        print("load average before: \(load), after: \(loadAverage())")
+    }
+
+    func json(_ r: RunResult, load: String) -> String {
+        func q(_ s: String) -> String { "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }
+        let fields: [(String, String)] = [
+            ("workload", q(r.spec.kind.rawValue)), ("nodes", "\(nodes)"), ("clients", "\(r.spec.clients)"), ("conns", "\(r.spec.conns)"),
+            ("key_size", "\(r.spec.keySize)"), ("value_size", "\(r.spec.valueSize)"), ("ops", "\(r.ops)"), ("seconds", String(format: "%.3f", r.seconds)),
+            ("ops_per_s", String(format: "%.1f", r.opsPerSecond)), ("p50_ms", String(format: "%.3f", r.ms(50))), ("p90_ms", String(format: "%.3f", r.ms(90))),
+            ("p99_ms", String(format: "%.3f", r.ms(99))), ("p999_ms", String(format: "%.3f", r.ms(99.9))), ("max_ms", String(format: "%.3f", r.maxMs)),
+            ("errors", "\(r.errors)"), ("cluster_cpu_s", String(format: "%.2f", r.clusterCPUSeconds)), ("bench_cpu_s", String(format: "%.2f", r.benchCPUSeconds)),
+            ("load_before", q(load)), ("load_after", q(loadAverage())),
+        ]
+        return "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
+    }
+}
+

@@ -1,0 +1,169 @@
+import Foundation
+import Histogram
+import NIOConcurrencyHelpers
+import SynodClient
+import SynodCore
+import SynodStateMachine
+import SynodWire
+
+enum WorkloadKind: String, CaseIterable, Sendable {
+    case put, get, mixed, txn, watch
+}
+
+enum KeyOrder: String, CaseIterable, Sendable {
+    case sequential, random
+}
+
+/// What one run does.
+struct WorkloadSpec: Sendable {
+    var kind: WorkloadKind
+    var clients: Int
+    var conns: Int
+    var keySize: Int
+    var valueSize: Int
+    var keys: KeyOrder
+    var keySpace: Int
+    var durationSeconds: Double?
+    var total: Int?
+    var warmupSeconds: Double
+    var consistency: Consistency
+    var readFraction: Double
+    var watchers: Int
+}
+
+/// What one run measured.
+struct RunResult: Sendable {
+    var spec: WorkloadSpec
+    var ops: Int
+    var errors: Int
+    var seconds: Double
+    var histogram: Histogram<UInt64>
+    var clusterCPUSeconds: Double
+    var benchCPUSeconds: Double
+    var firstError: String?
+
+    var opsPerSecond: Double { Double(ops) / seconds }
+    func ms(_ percentile: Double) -> Double { Double(histogram.valueAtPercentile(percentile)) / 1000 }
+    var maxMs: Double { Double(histogram.max) / 1000 }
+}
+
+/// Shared counters for progress and stop.
+final class Progress: Sendable {
+    let state = NIOLockedValueBox<(ops: Int, errors: Int, firstError: String?)>((0, 0, nil))
+    func add(ok: Bool, error: (any Error)? = nil) {
+        state.withLockedValue { s in
+            if ok { s.ops += 1 } else {
+                s.errors += 1
+                if s.firstError == nil, let error { s.firstError = "\(error)" }
+            }
+        }
+    }
+    var snapshot: (ops: Int, errors: Int, firstError: String?) { state.withLockedValue { $0 } }
+}
+
+func keyBytes(_ n: Int, size: Int) -> [UInt8] {
+    var out = [UInt8](repeating: 0, count: size)
+    var v = UInt64(n)
+    var i = size - 1
+    while i >= 0 && v > 0 {
+        out[i] = UInt8(truncatingIfNeeded: v)
+        v >>= 8
+        i -= 1
+    }
+    return out
+}
+
+func now() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+/// Runs one workload against `clients` (one per connection) and returns its measurements.
+func runWorkload(_ spec: WorkloadSpec, clients: [SynodClient], pids: [Int32], live: Bool) async -> RunResult {
+    let value = [UInt8](repeating: 0x61, count: spec.valueSize)
+    if spec.kind == .get || spec.kind == .mixed {
+        // Reads need something to read: fill the key space once.
+        let fill = min(spec.keySpace, 10_000)
+        await withTaskGroup(of: Void.self) { g in
+            for w in 0..<min(64, fill) {
+                g.addTask {
+                    for k in stride(from: w, to: fill, by: 64) { _ = try? await clients[k % clients.count].put(keyBytes(k, size: spec.keySize), value) }
+                }
+            }
+        }
+    }
+    if spec.warmupSeconds > 0 {
+        var warm = spec
+        warm.durationSeconds = spec.warmupSeconds
+        warm.total = nil
+        _ = await measure(warm, clients: clients, value: value, pids: pids, live: false)
+    }
+    return await measure(spec, clients: clients, value: value, pids: pids, live: live)
+}
+
+private func measure(_ spec: WorkloadSpec, clients: [SynodClient], value: [UInt8], pids: [Int32], live: Bool) async -> RunResult {
+    let progress = Progress()
+    let start = now()
+    let deadline = spec.durationSeconds.map { start + UInt64($0 * 1e9) }
+    let perClient = spec.total.map { max(1, $0 / spec.clients) }
+    let cpuBefore = pids.map(cpuSeconds).reduce(0, +)
+    let benchBefore = cpuSeconds(pid: getpid())
+    let reporter = live ? Task {
+        var last = 0
+        while !Task.isCancelled {
+            try? await Task.sleep(nanoseconds: 1_000_000_000)
+            let s = progress.snapshot
+            FileHandle.standardError.write(Data(String(format: "\r%8.1fs  %9d ops  %8d ops/s  %d errors   ", Double(now() - start) / 1e9, s.ops, s.ops - last, s.errors).utf8))
+            last = s.ops
+        }
+    } : nil
+    let histograms = await withTaskGroup(of: Histogram<UInt64>.self) { group -> [Histogram<UInt64>] in
+        for c in 0..<spec.clients {
+            group.addTask {
+                var h = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+                let client = clients[c % clients.count]
+                var rng = SystemRandomNumberGenerator()
+                var seq = c
+                var done = 0
+                while true {
+                    if let deadline, now() >= deadline { break }
+                    if let perClient, done >= perClient { break }
+                    let k: Int
+                    if spec.keys == .sequential { k = seq % spec.keySpace; seq += spec.clients } else { k = Int.random(in: 0..<spec.keySpace, using: &rng) }
+                    let key = keyBytes(k, size: spec.keySize)
+                    let t0 = now()
+                    do {
+                        switch spec.kind {
+                        case .put: try await client.put(key, value)
+                        case .get: _ = try await client.get(key, consistency: spec.consistency)
+                        case .mixed:
+                            if Double.random(in: 0..<1, using: &rng) < spec.readFraction { _ = try await client.get(key, consistency: spec.consistency) } else { try await client.put(key, value) }
+                        case .txn:
+                            _ = try await client.txn(Txn(compares: [Compare(key: key, .greater, .version(-1))], success: [.put(key: key, value: value, lease: nil, prevKV: false)]))
+                        case .watch: try await client.put(key, value)
+                        }
+                        h.record((now() - t0) / 1000)
+                        progress.add(ok: true)
+                    } catch {
+                        progress.add(ok: false, error: error)
+                    }
+                    done += 1
+                }
+                return h
+            }
+        }
+        var all: [Histogram<UInt64>] = []
+        for await h in group { all.append(h) }
+        return all
+    }
+    reporter?.cancel()
+    if live { FileHandle.standardError.write(Data("\n".utf8)) }
+    let seconds = Double(now() - start) / 1e9
+    var merged = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+    for h in histograms { merged.add(h) }
+    let s = progress.snapshot
+    return RunResult(spec: spec, ops: s.ops, errors: s.errors, seconds: seconds, histogram: merged,
+                     clusterCPUSeconds: pids.map(cpuSeconds).reduce(0, +) - cpuBefore, benchCPUSeconds: cpuSeconds(pid: getpid()) - benchBefore,
+                     firstError: s.firstError)
+}
