@@ -11,6 +11,7 @@ let package = Package(
         .executable(name: "synod", targets: ["synod"]),
         .executable(name: "synod-lmdb-bench", targets: ["LMDBBench"]),
         .executable(name: "synod-bench", targets: ["SynodBench"]),
+        .executable(name: "synod-embedded-example", targets: ["EmbeddedExample"]),
         .library(name: "SynodCore", targets: ["SynodCore"]),
         .library(name: "SynodLMDB", targets: ["SynodLMDB"]),
         .library(name: "SynodRaft", targets: ["SynodRaft"]),
@@ -97,6 +98,8 @@ let package = Package(
             ],
             path: "bench/SynodBench"
         ),
+        // Runnable embedding example (docs/EMBEDDING.md).
+        .executableTarget(name: "EmbeddedExample", dependencies: ["Synod"], path: "Examples/Embedded"),
         .testTarget(name: "SynodCoreTests", dependencies: ["SynodCore"]),
         .testTarget(name: "SynodLMDBTests", dependencies: ["SynodCore", "SynodLMDB", "CLMDB", "synod"]),
         .testTarget(name: "SynodRaftTests", dependencies: ["SynodCore", "SynodRaft"]),
