@@ -14,6 +14,15 @@ extension RaftCore {
     mutating func tickElection() {
         electionElapsed += 1
         if electionElapsed >= config.electionTimeoutTicks { quietAfterRestart = false }
+        if role == .candidate || role == .preCandidate {
+            // Raft §5.5: RPCs to crashed or unreachable servers are retried; re-ask the voters
+            // that have not answered yet, every heartbeat interval.
+            heartbeatElapsed += 1
+            if heartbeatElapsed >= config.heartbeatIntervalTicks {
+                heartbeatElapsed = 0
+                requestVotes(role == .preCandidate ? .preVote : .vote, term: role == .preCandidate ? term.next : term)
+            }
+        }
         if isPromotable && electionElapsed >= randomizedElectionTimeout {
             campaign()
         }
@@ -88,8 +97,9 @@ extension RaftCore {
         requestVotes(.vote, term: term)
     }
 
+    /// Asks every voter that has not answered yet.
     private mutating func requestVotes(_ type: MessageType, term t: Term) {
-        for voter in membership.allMembers where voter != id && membership.isVoter(voter) {
+        for voter in membership.allMembers where voter != id && membership.isVoter(voter) && votes[voter] == nil {
             var m = Message(type: type, from: id, to: voter, term: t)
             m.logTerm = log.lastTerm
             m.index = log.lastIndex
@@ -113,7 +123,9 @@ extension RaftCore {
         progress[id]?.match = log.stableLast
         progress[id]?.state = .replicate
         // Raft §8: a new leader commits a blank entry of its own term to learn what is committed.
-        log.append(Entry(index: log.lastIndex.next, term: term, kind: .noop))
+        if config.appendNoopOnElection {
+            log.append(Entry(index: log.lastIndex.next, term: term, kind: .noop))
+        }
         broadcastAppend(sendIfEmpty: true)
     }
 

@@ -23,6 +23,11 @@ public struct SimulationOptions: Sendable {
     public var compactionThresholdEntries: Int = 24
     /// Keep the trace lines in memory (the digest is computed either way).
     public var recordTrace: Bool = false
+    /// Core settings the simulator may vary (the bug-injection tests sharpen the faults with them).
+    public var preVote: Bool = true
+    public var checkQuorum: Bool = true
+    public var entriesPerMessageMax: Int = 32
+    public var appendNoopOnElection: Bool = true
 
     public static let nodesRange = 3...7
 
@@ -39,10 +44,29 @@ public struct FaultRates: Sendable, Hashable {
     public var healPerMille = 30
     public var crashPerMille = 12
     public var restartPerMille = 60
+    /// Targeted crashes ("buggify"): after a node grants a vote, becomes leader or advances its
+    /// commit as leader, it crashes at the next crash point with this probability.
+    public var crashAfterEventPerMille = 30
+    /// Ticks a crashed node stays down, at least.
+    public var downTicksRange: ClosedRange<Int> = 5...60
+
+    public init(dropPerMille: Int = 30, duplicatePerMille: Int = 20, longDelayPerMille: Int = 60, partitionPerMille: Int = 15,
+                healPerMille: Int = 30, crashPerMille: Int = 12, restartPerMille: Int = 60, crashAfterEventPerMille: Int = 30, downTicksRange: ClosedRange<Int> = 5...60) {
+        self.crashAfterEventPerMille = crashAfterEventPerMille
+        self.dropPerMille = dropPerMille
+        self.duplicatePerMille = duplicatePerMille
+        self.longDelayPerMille = longDelayPerMille
+        self.partitionPerMille = partitionPerMille
+        self.healPerMille = healPerMille
+        self.crashPerMille = crashPerMille
+        self.restartPerMille = restartPerMille
+        self.downTicksRange = downTicksRange
+    }
 
     public static let standard = FaultRates()
     public static let none = FaultRates(dropPerMille: 0, duplicatePerMille: 0, longDelayPerMille: 0,
-                                        partitionPerMille: 0, healPerMille: 1000, crashPerMille: 0, restartPerMille: 1000)
+                                        partitionPerMille: 0, healPerMille: 1000, crashPerMille: 0, restartPerMille: 1000,
+                                        crashAfterEventPerMille: 0)
 }
 
 /// How a run ended.

@@ -25,6 +25,10 @@ extension Simulation {
                 history.append(HistoryOp(client: clients[c].id, op: op, invoke: eventClock))
                 clients[c].current = SimClient.Pending(historyIndex: history.count - 1, seq: clients[c].seq, op: op,
                                                        viaReadIndex: viaReadIndex, deadline: 0, resubmitAt: nil, attempts: 0)
+                if random.chance(1, in: 4) {
+                    // Some clients pick any node (a load balancer, a stale leader cache).
+                    clients[c].target = random.int(in: 0...(nodes.count - 1))
+                }
                 record("c\(clients[c].id) invoke seq=\(clients[c].seq) \(op)\(viaReadIndex ? " readindex" : "")")
                 submit(c)
             }

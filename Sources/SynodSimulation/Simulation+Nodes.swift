@@ -7,6 +7,8 @@ extension Simulation {
         guard var core = nodes[i].core else { return }
         let rd = core.ready()
         if rd.isEmpty { return }
+        let commitBefore = core.commitIndex
+        let wasLeader = nodes[i].lastRole == .leader
         if let s = rd.snapshot {
             // 1. Install the snapshot durably, then the state machine.
             try! nodes[i].disk.reset(to: s.position)
@@ -35,6 +37,9 @@ extension Simulation {
         nodes[i].readsWaiting += rd.readStates
         core.advance(rd)
         nodes[i].core = core
+        let interesting = rd.messages.contains { $0.type == .voteResponse && !$0.reject }
+            || (core.role == .leader && (!wasLeader || core.commitIndex > commitBefore))
+        if faultsOn && interesting && random.chance(faults.crashAfterEventPerMille, in: 1000) { nodes[i].crashSoon = true }
         serveReads(i)
         maybeCompact(i)
     }
@@ -77,14 +82,21 @@ extension Simulation {
     var downCount: Int { nodes.filter { !$0.isUp }.count }
 
     func maybeCrash() {
+        for k in nodes.indices where nodes[k].crashSoon && nodes[k].isUp { crash(k) }
         guard random.chance(faults.crashPerMille, in: 1000) else { return }
         let up = nodes.indices.filter { nodes[$0].isUp }
         guard downCount < (options.nodes - 1) / 2 + 1, !up.isEmpty else { return }
-        let k = up[random.int(in: 0...(up.count - 1))]
+        crash(up[random.int(in: 0...(up.count - 1))])
+    }
+
+    /// Crashes node `k`: unpersisted Ready is lost, and so is about half of what it had sent
+    /// that is still in flight (socket buffers die with the process).
+    func crash(_ k: Int) {
+        network.dropSome(from: nodes[k].id, random: &random)
         let lost = nodes[k].core!.ready()
         record("\(nodes[k].id) crash (unpersisted: \(lost.entries.count) entries, \(lost.messages.count) messages)")
         nodes[k].crash()
-        nodes[k].restartAt = now + random.int(in: 5...60)
+        nodes[k].restartAt = now + random.int(in: faults.downTicksRange)
         crashes += 1
     }
 

@@ -43,6 +43,10 @@ public final class Simulation {
         var c = RaftConfig(id: id)
         c.leaseReads = options.leaseReads
         c.bugs = options.bugs
+        c.preVote = options.preVote
+        c.checkQuorum = options.checkQuorum
+        c.entriesPerMessageMax = options.entriesPerMessageMax
+        c.appendNoopOnElection = options.appendNoopOnElection
         return c
     }
 
