@@ -31,6 +31,10 @@ extension RaftCore {
     mutating func tickLeader() {
         heartbeatElapsed += 1
         electionElapsed += 1
+        if !leadTransferee.isNone {
+            transferElapsed += 1
+            if transferElapsed >= config.electionTimeoutTicks { leadTransferee = .none } // give up
+        }
         if electionElapsed >= config.electionTimeoutTicks {
             electionElapsed = 0
             if config.checkQuorum {
@@ -61,6 +65,12 @@ extension RaftCore {
         if config.preVote { becomePreCandidate() } else { becomeCandidate() }
     }
 
+    /// Leadership transfer: the leader asked us to campaign now.
+    mutating func campaignForTransfer() {
+        guard isPromotable, role != .leader else { return }
+        becomeCandidate(transfer: true)
+    }
+
     mutating func becomeFollower(term newTerm: Term, leader newLeader: NodeID) {
         precondition(newTerm >= term, "terms never decrease")
         if newTerm > term {
@@ -69,6 +79,7 @@ extension RaftCore {
         }
         role = .follower
         leader = newLeader
+        leadTransferee = .none
         progress.removeAll()
         votes.removeAll()
         pendingReads.removeAll()
@@ -85,7 +96,7 @@ extension RaftCore {
         requestVotes(.preVote, term: term.next)
     }
 
-    mutating func becomeCandidate() {
+    mutating func becomeCandidate(transfer: Bool = false) {
         precondition(role != .leader, "a leader does not campaign")
         term = term.next
         vote = id
@@ -94,6 +105,7 @@ extension RaftCore {
         votes = [id: true]
         resetElectionTimer()
         if pollVotes() == .won { becomeLeader(); return }
+        campaignIsTransfer = transfer
         requestVotes(.vote, term: term)
     }
 
@@ -101,6 +113,7 @@ extension RaftCore {
     private mutating func requestVotes(_ type: MessageType, term t: Term) {
         for voter in membership.allMembers where voter != id && membership.isVoter(voter) && votes[voter] == nil {
             var m = Message(type: type, from: id, to: voter, term: t)
+            if type == .vote && campaignIsTransfer { m.context = RaftCore.transferContext }
             m.logTerm = log.lastTerm
             m.index = log.lastIndex
             send(m)
@@ -115,6 +128,7 @@ extension RaftCore {
         precondition(role == .candidate, "only a candidate becomes leader")
         role = .leader
         leader = id
+        leadTransferee = .none
         resetElectionTimer()
         progress.removeAll()
         for member in membership.allMembers {

@@ -28,6 +28,10 @@ public struct SimulationOptions: Sendable {
     public var checkQuorum: Bool = true
     public var entriesPerMessageMax: Int = 32
     public var appendNoopOnElection: Bool = true
+    /// Nodes that start outside the cluster, to be added as learners or voters.
+    public var spareNodes: Int = 1
+    /// Membership changes (joint consensus, learners) and leadership transfers during the safety phase.
+    public var membershipChanges: Bool = true
 
     public static let nodesRange = 3...7
 
@@ -47,12 +51,17 @@ public struct FaultRates: Sendable, Hashable {
     /// Targeted crashes ("buggify"): after a node grants a vote, becomes leader or advances its
     /// commit as leader, it crashes at the next crash point with this probability.
     public var crashAfterEventPerMille = 30
+    /// Per tick: the leader is asked to change the membership, or to transfer leadership.
+    public var membershipChangePerMille = 10
+    public var transferPerMille = 4
     /// Ticks a crashed node stays down, at least.
     public var downTicksRange: ClosedRange<Int> = 5...60
 
     public init(dropPerMille: Int = 30, duplicatePerMille: Int = 20, longDelayPerMille: Int = 60, partitionPerMille: Int = 15,
                 healPerMille: Int = 30, crashPerMille: Int = 12, restartPerMille: Int = 60, crashAfterEventPerMille: Int = 30, downTicksRange: ClosedRange<Int> = 5...60) {
         self.crashAfterEventPerMille = crashAfterEventPerMille
+        self.membershipChangePerMille = 10
+        self.transferPerMille = 4
         self.dropPerMille = dropPerMille
         self.duplicatePerMille = duplicatePerMille
         self.longDelayPerMille = longDelayPerMille
@@ -64,9 +73,13 @@ public struct FaultRates: Sendable, Hashable {
     }
 
     public static let standard = FaultRates()
-    public static let none = FaultRates(dropPerMille: 0, duplicatePerMille: 0, longDelayPerMille: 0,
-                                        partitionPerMille: 0, healPerMille: 1000, crashPerMille: 0, restartPerMille: 1000,
-                                        crashAfterEventPerMille: 0)
+    public static let none: FaultRates = {
+        var f = FaultRates(dropPerMille: 0, duplicatePerMille: 0, longDelayPerMille: 0, partitionPerMille: 0,
+                           healPerMille: 1000, crashPerMille: 0, restartPerMille: 1000, crashAfterEventPerMille: 0)
+        f.membershipChangePerMille = 0
+        f.transferPerMille = 0
+        return f
+    }()
 }
 
 /// How a run ended.
@@ -83,6 +96,8 @@ public struct SimulationResult: Sendable {
     public var elections: Int
     public var crashes: Int
     public var snapshotsInstalled: Int
+    public var membershipChanges: Int
+    public var transfers: Int
     public var linearizability: LinearizabilityVerdict?
 
     public var passed: Bool { violations.isEmpty }

@@ -155,27 +155,38 @@ extension Simulation {
         record("liveness phase")
     }
 
+    /// The leader of the highest term among running nodes.
+    var currentLeader: Int? {
+        nodes.indices.filter { nodes[$0].core?.role == .leader }.max { nodes[$0].core!.term < nodes[$1].core!.term }
+    }
+
+    /// Nodes in the current leader's membership (removed nodes never learn they were removed).
+    func members(of leader: RaftCore) -> [SimNode] {
+        nodes.filter { leader.membership.allMembers.contains($0.id) }
+    }
+
     var isConverged: Bool {
         guard nodes.allSatisfy(\.isUp), clients.allSatisfy({ $0.current == nil }) else { return false }
-        guard let leader = nodes.first(where: { $0.core!.role == .leader })?.core else { return false }
-        guard leader.term(at: leader.commitIndex) == leader.term else { return false }
-        return nodes.allSatisfy { n in
+        guard let k = currentLeader, let leader = nodes[k].core else { return false }
+        guard leader.term(at: leader.commitIndex) == leader.term, !leader.membershipChangePending else { return false }
+        return members(of: leader).allSatisfy { n in
             n.core!.commitIndex == leader.commitIndex && n.kv.appliedIndex == leader.commitIndex
                 && n.core!.lastIndex == leader.lastIndex
         }
     }
 
     var livenessSummary: String {
-        let roles = nodes.map { n in n.core.map { "\($0.id):\($0.role)/\($0.term.rawValue)/c\($0.commitIndex.rawValue)/a\(n.kv.appliedIndex.rawValue)" } ?? "\(n.id):down" }
+        let roles = nodes.map { n in n.core.map { "\($0.id):\($0.role)/\($0.term.rawValue)/c\($0.commitIndex.rawValue)/a\(n.kv.appliedIndex.rawValue)/\($0.membership)" } ?? "\(n.id):down" }
         let pending = clients.filter { $0.current != nil }.count
         return roles.joined(separator: " ") + " pending=\(pending)"
     }
 
     /// Every live node holds the same state machine.
     func checkSameState() {
-        guard let first = nodes.first?.kv else { return }
-        for n in nodes.dropFirst() where n.kv != first {
-            violations.append("divergence: \(n.id) state differs from \(nodes[0].id) at applied \(n.kv.appliedIndex.rawValue)")
+        guard let k = currentLeader, let leader = nodes[k].core else { return }
+        let first = nodes[k].kv
+        for n in members(of: leader) where n.kv != first {
+            violations.append("divergence: \(n.id) state differs from leader \(leader.id) at applied \(n.kv.appliedIndex.rawValue)")
         }
     }
 }

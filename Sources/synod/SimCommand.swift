@@ -72,7 +72,7 @@ struct SimCommand: ParsableCommand {
             let r = Simulation.run(options(seed: s))
             if trace { for line in r.trace { print(line) } }
             let lin = r.linearizability.map { "\($0)" } ?? "not checked"
-            print("raft nodes=\(nodes) seed=\(s): ticks=\(r.ticks) commit=\(r.commitIndex.rawValue) ops=\(r.operationsCompleted) unknown=\(r.operationsUnknown) elections=\(r.elections) crashes=\(r.crashes) snapshots=\(r.snapshotsInstalled) linearizability=\(lin) digest \(r.digest)")
+            print("raft nodes=\(nodes) seed=\(s): ticks=\(r.ticks) commit=\(r.commitIndex.rawValue) ops=\(r.operationsCompleted) unknown=\(r.operationsUnknown) elections=\(r.elections) crashes=\(r.crashes) snapshots=\(r.snapshotsInstalled) membership-changes=\(r.membershipChanges) transfers=\(r.transfers) linearizability=\(lin) digest \(r.digest)")
             report(r)
             if !r.passed { throw ExitCode.failure }
             return

@@ -12,17 +12,18 @@ struct TestCluster {
     /// Every message that was sent, for assertions.
     var sent: [Message] = []
 
-    init(size: Int, seed: UInt64 = 1, configure: (inout RaftConfig) -> Void = { _ in }) {
+    /// `size` voters plus `spares` nodes that start outside the cluster (empty membership).
+    init(size: Int, spares: Int = 0, seed: UInt64 = 1, configure: (inout RaftConfig) -> Void = { _ in }) {
         let ids = (1...size).map { NodeID(UInt64($0)) }
         let membership = try! Membership(voters: ids)
         var random = SeededRandom(seed: seed)
         cores = []
         stores = []
-        for id in ids {
+        for id in ids + (0..<spares).map({ NodeID(UInt64(size + 1 + $0)) }) {
             var c = RaftConfig(id: id)
             configure(&c)
             let store = MemoryStore()
-            try! store.write(LogWrite(hardState: .initial, membership: membership))
+            try! store.write(LogWrite(hardState: .initial, membership: ids.contains(id) ? membership : .empty))
             stores.append(store)
             cores.append(RaftCore(config: c, random: random.fork(), restart: try! RaftRestartState.load(from: store, snapshot: nil)))
         }
