@@ -19,6 +19,11 @@ public struct SimulationOptions: Sendable {
     public var bugs: RaftBugs = []
     /// Serve some reads by lease instead of a heartbeat round.
     public var leaseReads: Bool = false
+    /// Clock drift: some ticks, a node's clock ticks twice, but never more often than every
+    /// `driftSpacingTicks` ticks, which keeps it within the cores' default lease drift margin
+    /// (2 extra ticks per 10-tick election timeout). On by default with `leaseReads`.
+    public var clockDrift: Bool? = nil
+    public static let driftSpacingTicks = 5
     /// A node compacts its log once this many applied entries sit above its snapshot.
     public var compactionThresholdEntries: Int = 24
     /// Keep the trace lines in memory (the digest is computed either way).

@@ -112,7 +112,15 @@ public final class Simulation {
             foldIntoDigest(m)
             nodes[k].core!.step(m)
         }
-        for i in nodes.indices where nodes[i].core != nil { nodes[i].core!.tick() }
+        let drift = options.clockDrift ?? options.leaseReads
+        for i in nodes.indices where nodes[i].core != nil {
+            nodes[i].core!.tick()
+            nodes[i].ticksSinceExtra += 1
+            if drift && nodes[i].ticksSinceExtra >= SimulationOptions.driftSpacingTicks && random.chance(1, in: 2) {
+                nodes[i].core!.tick()   // this node's clock runs fast
+                nodes[i].ticksSinceExtra = 0
+            }
+        }
         clientsAct()
         if faultsOn && options.membershipChanges { maybeChangeMembership() }
         if faultsOn { maybeCrash() }

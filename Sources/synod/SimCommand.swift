@@ -19,7 +19,7 @@ struct SimCommand: ParsableCommand {
     @Option(help: "Cluster size, 3 through 7.")
     var nodes: Int = 5
 
-    @Option(help: "Run seeds 1 through N.")
+    @Option(help: "Run seeds 1 through N (default 100 when neither --seeds nor --seed is given).")
     var seeds: Int?
 
     @Option(help: "Run this one seed and print its digest.")
