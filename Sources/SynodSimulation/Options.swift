@@ -78,6 +78,15 @@ public struct FaultRates: Sendable, Hashable {
     }
 
     public static let standard = FaultRates()
+    /// Much harsher: lossy network, frequent partitions, short frequent outages, many targeted crashes.
+    public static let heavy: FaultRates = {
+        var f = FaultRates(dropPerMille: 200, duplicatePerMille: 50, longDelayPerMille: 200, partitionPerMille: 40,
+                           healPerMille: 60, crashPerMille: 40, restartPerMille: 300, crashAfterEventPerMille: 200,
+                           downTicksRange: 1...15)
+        f.membershipChangePerMille = 20
+        f.transferPerMille = 8
+        return f
+    }()
     public static let none: FaultRates = {
         var f = FaultRates(dropPerMille: 0, duplicatePerMille: 0, longDelayPerMille: 0, partitionPerMille: 0,
                            healPerMille: 1000, crashPerMille: 0, restartPerMille: 1000, crashAfterEventPerMille: 0)

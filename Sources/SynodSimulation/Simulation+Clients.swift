@@ -51,10 +51,12 @@ extension Simulation {
             }
             nodes[k].core = core
         } catch let error {
-            if case let .notLeader(hint) = error, !hint.isNone {
+            // Follow the hint half of the time; otherwise try any node. Hints can be stale (a
+            // removed node still names its old leader), and two stale hints must not trap a client.
+            if case let .notLeader(hint) = error, !hint.isNone, random.chance(1, in: 2) {
                 clients[c].target = Int(hint.rawValue) - 1
             } else {
-                clients[c].target = (k + 1) % nodes.count
+                clients[c].target = random.int(in: 0...(nodes.count - 1))
             }
             p.resubmitAt = now + (error == .busy ? 5 : 1)
         }

@@ -37,6 +37,9 @@ struct SimCommand: ParsableCommand {
     @Flag(help: "Serve reads by leader lease where possible (opt-in lease reads).")
     var leaseReads = false
 
+    @Option(help: "Fault profile of the safety phase: standard or heavy.")
+    var faults: String = "standard"
+
     func validate() throws {
         guard mode == "raft" || mode == "bft" else {
             throw ValidationError("unknown --mode '\(mode)': use raft (bft is not implemented yet)")
@@ -47,6 +50,9 @@ struct SimCommand: ParsableCommand {
         if seeds != nil && seed != nil { throw ValidationError("give either --seeds N or --seed S, not both") }
         if let n = seeds, !(1...1_000_000).contains(n) { throw ValidationError("--seeds must be 1 through 1000000, got \(n)") }
         if trace && seed == nil { throw ValidationError("--trace needs --seed S (one run)") }
+        guard faults == "standard" || faults == "heavy" else {
+            throw ValidationError("unknown --faults '\(faults)': use standard or heavy")
+        }
     }
 
     func options(seed: UInt64) -> SimulationOptions {
@@ -56,11 +62,12 @@ struct SimCommand: ParsableCommand {
         o.clients = clients
         o.leaseReads = leaseReads
         o.recordTrace = trace
+        if faults == "heavy" { o.faults = .heavy }
         return o
     }
 
     func replayCommand(_ s: UInt64) -> String {
-        "synod sim --mode raft --nodes \(nodes) --steps \(steps) --clients \(clients)\(leaseReads ? " --lease-reads" : "") --seed \(s) --trace"
+        "synod sim --mode raft --nodes \(nodes) --steps \(steps) --clients \(clients)\(leaseReads ? " --lease-reads" : "")\(faults == "heavy" ? " --faults heavy" : "") --seed \(s) --trace"
     }
 
     func run() throws {
