@@ -34,6 +34,13 @@ public struct RaftCore: Sendable {
     var progress: [NodeID: Progress] = [:]
     /// Candidate only: answers received.
     var votes: [NodeID: Bool] = [:]
+    /// Index of the newest configuration entry in the log (or the snapshot index).
+    var lastConfigIndex: LogIndex = .zero
+    /// Leader only: the voter we are handing leadership to, and for how long we have been trying.
+    var leadTransferee: NodeID = .none
+    var transferElapsed = 0
+    /// Candidate only: this campaign was asked for by a leadership transfer.
+    var campaignIsTransfer = false
     var incomingSnapshot: Snapshot?
     var incomingSnapshotFrom: NodeID = .none
 
@@ -69,6 +76,7 @@ public struct RaftCore: Sendable {
         precondition(state.compacted.index == .zero || state.snapshot?.position == state.compacted, "compacted log needs its snapshot")
         resetElectionTimer()
         quietAfterRestart = config.leaseReads
+        lastConfigIndex = findLastConfigIndex(before: log.lastIndex.next)
     }
 
     // MARK: Inspection (tests, checkers, traces)
@@ -89,6 +97,9 @@ public struct RaftCore: Sendable {
     public func matchIndex(of peer: NodeID) -> LogIndex? { progress[peer]?.match }
     public func inflightCount(of peer: NodeID) -> Int? { progress[peer]?.inflights.count }
     public var latestSnapshot: Snapshot? { snapshot }
+    /// True while the newest configuration entry is not yet committed, or the membership is joint.
+    public var membershipChangePending: Bool { membership.isJoint || lastConfigIndex > log.committed }
+    public var transferTarget: NodeID { leadTransferee }
 
     /// Every other member, sorted: the only way the core iterates over peers, so no hash order leaks.
     var peers: [NodeID] { membership.allMembers.filter { $0 != id } }
@@ -106,6 +117,7 @@ public struct RaftCore: Sendable {
     @discardableResult
     public mutating func propose(_ payload: [UInt8]) throws(RaftError) -> LogPosition {
         guard role == .leader else { throw .notLeader(leaderHint: leader) }
+        guard leadTransferee.isNone else { throw .leadershipTransferInProgress }
         guard payload.count <= Limits.entryPayloadBytesMax else { throw .tooLarge }
         guard log.lastIndex.rawValue - log.committed.rawValue < UInt64(config.uncommittedEntriesMax) else { throw .busy }
         let e = Entry(index: log.lastIndex.next, term: term, kind: .command, payload: payload)
@@ -122,7 +134,7 @@ public struct RaftCore: Sendable {
         precondition(index <= log.stableLast, "compact beyond persisted")
         guard index > log.compacted.index else { return }
         let t = log.term(at: index)!
-        snapshot = Snapshot(position: LogPosition(index: index, term: t), membership: membership, data: snapshotData)
+        snapshot = Snapshot(position: LogPosition(index: index, term: t), membership: membership(at: index), data: snapshotData)
         log.compact(upTo: index)
     }
 
@@ -169,6 +181,7 @@ public struct RaftCore: Sendable {
             progress[id]?.match = log.stableLast
             progress[id]?.next = log.lastIndex.next
             if maybeCommit() { broadcastAppend(sendIfEmpty: true) }
+            maybeFinishMembershipChange()
         }
     }
 

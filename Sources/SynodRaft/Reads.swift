@@ -44,7 +44,7 @@ extension RaftCore {
     /// for anyone else until an election timeout after they received them (check-quorum), so no
     /// other leader can exist yet, provided no clock runs faster than the drift margin allows.
     var leaseIsValid: Bool {
-        guard role == .leader, config.checkQuorum else { return false }
+        guard role == .leader, config.checkQuorum, leadTransferee.isNone else { return false }
         let span = UInt64(config.electionTimeoutTicks - config.leaseDriftMarginTicks)
         let now = tickCount + 1
         return Quorum.voteResult(membership: membership) { nid in

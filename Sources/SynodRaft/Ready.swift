@@ -63,6 +63,12 @@ public enum RaftError: Error, Hashable, Sendable {
     case busy
     /// The payload exceeds `Limits.entryPayloadBytesMax`.
     case tooLarge
+    /// A membership change is still uncommitted or joint; retry once it completes.
+    case membershipChangeInProgress
+    /// The change or transfer target does not fit the current membership.
+    case invalidMembershipChange
+    /// The leader is handing over leadership and takes no proposals meanwhile.
+    case leadershipTransferInProgress
 }
 
 /// What a node looks like from outside, for tests, traces and checkers.

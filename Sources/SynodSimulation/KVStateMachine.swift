@@ -53,6 +53,12 @@ public struct KVCommand: Hashable, Sendable {
     public var seq: UInt64
     public var op: KVOp
 
+    public init(client: UInt64, seq: UInt64, op: KVOp) {
+        self.client = client
+        self.seq = seq
+        self.op = op
+    }
+
     public func encode() -> [UInt8] {
         var w = ByteWriter()
         w.u64(client)
