@@ -26,6 +26,9 @@ public struct NodeConfiguration: Sendable {
     public var pendingRequestsMax: Int = 100_000
     /// UNSAFE: skip fsync. A machine crash can lose acknowledged writes. For benchmarks only.
     public var unsafeNoSync: Bool = false
+    /// Join an existing cluster instead of bootstrapping a new one: start with no membership and
+    /// wait for the leader (after `synod member add`) to send the log.
+    public var join: Bool = false
     /// Seed for election timeouts; defaults to one derived from the id (any value is safe).
     public var randomSeed: UInt64?
 

@@ -45,12 +45,16 @@ extension NodeLoop {
             }
             events += r.events
         }
-        if !events.isEmpty { deliver(events) }
+        if !events.isEmpty {
+            noticeMemberEvents(events)
+            deliver(events)
+        }
         guard !pendingWrites.isEmpty else { return }
         for e in entries {
             guard let p = pendingWrites.removeValue(forKey: e.index.rawValue) else { continue }
-            if e.term == p.term, let body = byIndex[e.index.rawValue] {
-                respond(p.connection, ClientResponse(id: p.requestID, status: .ok, body: body))
+            if e.term == p.term, e.kind != .command || byIndex[e.index.rawValue] != nil {
+                // Configuration entries have no state-machine response: committing is the answer.
+                respond(p.connection, ClientResponse(id: p.requestID, status: .ok, body: byIndex[e.index.rawValue] ?? []))
             } else {
                 // Another leader's entry took this index: ours was never committed.
                 respond(p.connection, ClientResponse(id: p.requestID, status: .unknownOutcome, message: "leadership changed before the write committed; retry"))
@@ -160,6 +164,9 @@ extension NodeLoop {
         case .notLeader?: return notLeader(id)
         case .busy?: return ClientResponse(id: id, status: .busy, message: "too many requests in flight; retry")
         case .tooLarge?: return ClientResponse(id: id, status: .badRequest, message: "request exceeds \(Limits.entryPayloadBytesMax) bytes")
+        case .membershipChangeInProgress?: return ClientResponse(id: id, status: .busy, message: "another membership change is in progress; retry when it completes")
+        case .invalidMembershipChange?: return ClientResponse(id: id, status: .badRequest, message: "that membership change does not apply to the current membership")
+        case .leadershipTransferInProgress?: return ClientResponse(id: id, status: .busy, message: "leadership transfer in progress; retry")
         case nil: return ClientResponse(id: id, status: .internalError, message: "\(error)")
         }
     }

@@ -78,13 +78,14 @@ final class NodeLoop {
         lastSnapshotIndex = restart.snapshot?.position.index ?? .zero
         if let s = restart.snapshot { previousSnapshot = (s.position.index, s.data) }
         core = RaftCore(config: raft, random: SeededRandom(seed: configuration.randomSeed ?? (0x5EED &+ configuration.id.rawValue &* 7919)), restart: restart)
+        loadMemberDirectory()
     }
 
     /// Rebuilds what the core needs from disk; bootstraps the membership of a brand-new cluster.
     static func restartState(configuration: NodeConfiguration, store: LMDBStore, stateMachine sm: KVNodeStateMachine, logger: Logger) throws -> RaftRestartState {
         var membership = try store.membership()
         let lastIndex = try store.lastIndex()
-        if membership.voters.isEmpty && membership.learners.isEmpty && lastIndex == .zero {
+        if membership.voters.isEmpty && membership.learners.isEmpty && lastIndex == .zero && !configuration.join {
             membership = try Membership(voters: configuration.peers.map { $0.0 })
             try store.write(LogWrite(membership: membership))
             logger.info("bootstrapped a new cluster", metadata: ["voters": "\(membership)"])
@@ -171,8 +172,7 @@ final class NodeLoop {
         case let .leaseKeepAlive(id): keepAlive(LeaseID(UInt64(bitPattern: id)), request.id, c)
         case let .watch(body): startWatch(body, request.id, c)
         case let .cancelWatch(id): cancelWatch(WatchKey(connection: c.number, request: id), c)
-        case .member:
-            respond(c, ClientResponse(id: request.id, status: .badRequest, message: "membership changes are not supported by this build yet"))
+        case let .member(body): handleMember(body, request.id, c)
         }
     }
 

@@ -20,7 +20,8 @@ public final class PeerTransport: Sendable {
     public let id: NodeID
     private let group: any EventLoopGroup
     private let logger: Logger
-    private let links: [NodeID: PeerLink]
+    private let links: NIOLockedValueBox<[NodeID: PeerLink]>
+    private let started = NIOLockedValueBox(false)
     private let server: NIOLockedValueBox<(any Channel)?> = NIOLockedValueBox(nil)
     private let hello: PeerHello
 
@@ -34,7 +35,26 @@ public final class PeerTransport: Sendable {
         for (peer, address) in peers where peer != id {
             links[peer] = PeerLink(peer: peer, address: address, hello: hello, group: group, logger: logger)
         }
-        self.links = links
+        self.links = NIOLockedValueBox(links)
+    }
+
+    /// Adds (or moves) a peer: a member added while the cluster runs.
+    public func setPeer(_ peer: NodeID, address: HostPort) {
+        guard peer != id else { return }
+        let (old, link) = links.withLockedValue { l -> (PeerLink?, PeerLink?) in
+            if let existing = l[peer], existing.address == address { return (nil, nil) }
+            let link = PeerLink(peer: peer, address: address, hello: hello, group: group, logger: logger)
+            let old = l[peer]
+            l[peer] = link
+            return (old, link)
+        }
+        old?.close()
+        if let link, started.withLockedValue({ $0 }) { link.connect() }
+    }
+
+    /// The peer addresses known, sorted by id.
+    public var peerAddresses: [(NodeID, HostPort)] {
+        links.withLockedValue { $0.map { ($0.key, $0.value.address) } }.sorted { $0.0 < $1.0 }
     }
 
     /// Listens for peers on `address`, delivering to `delegate`.
@@ -53,7 +73,8 @@ public final class PeerTransport: Sendable {
             }
             .bind(host: address.host, port: address.port).get()
         server.withLockedValue { $0 = channel }
-        for link in links.values { link.connect() }
+        started.withLockedValue { $0 = true }
+        for link in links.withLockedValue({ Array($0.values) }) { link.connect() }
     }
 
     /// Sends messages, grouped per peer into one write and one flush each (coalesced).
@@ -63,16 +84,16 @@ public final class PeerTransport: Sendable {
             let to = messages[i].to
             var j = i
             while j < messages.count && messages[j].to == to { j += 1 }
-            if let link = links[to] { link.send(messages[i..<j]) }
+            if let link = links.withLockedValue({ $0[to] }) { link.send(messages[i..<j]) }
             i = j
         }
     }
 
     /// Number of messages dropped because a link was down or not writable.
-    public var droppedCount: Int { links.values.reduce(0) { $0 + $1.dropped } }
+    public var droppedCount: Int { links.withLockedValue { Array($0.values) }.reduce(0) { $0 + $1.dropped } }
 
     public func shutdown() async {
-        for link in links.values { link.close() }
+        for link in links.withLockedValue({ Array($0.values) }) { link.close() }
         if let ch = server.withLockedValue({ $0 }) { try? await ch.close() }
     }
 }

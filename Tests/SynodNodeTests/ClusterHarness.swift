@@ -18,11 +18,15 @@ final class Cluster: @unchecked Sendable {
     var processes: [Int: Process] = [:]
     let extraArgs: [String]
 
-    init(size: Int, extraArgs: [String] = []) throws {
+    /// Nodes beyond `size` that may join later (their ports are reserved).
+    let spare: Int
+
+    init(size: Int, spare: Int = 0, extraArgs: [String] = []) throws {
         self.size = size
+        self.spare = spare
         self.extraArgs = extraArgs
         directory = NSTemporaryDirectory() + "synod-cluster-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        basePort = Cluster.freePortBase(count: 2 * size + 2)
+        basePort = Cluster.freePortBase(count: 2 * (size + spare) + 2)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         for n in 1...size { try start(n) }
     }
@@ -33,17 +37,19 @@ final class Cluster: @unchecked Sendable {
     }
 
     func clientPort(_ n: Int) -> Int { basePort + n }
-    func peerPort(_ n: Int) -> Int { basePort + size + 1 + n }
+    func peerPort(_ n: Int) -> Int { basePort + size + spare + 1 + n }
     var endpoints: [HostPort] { (1...size).map { HostPort(host: "127.0.0.1", port: clientPort($0)) } }
     var endpointsText: String { endpoints.map(\.description).joined(separator: ",") }
     var peersText: String { (1...size).map { "\($0)=127.0.0.1:\(peerPort($0))" }.joined(separator: ",") }
     func dataDirectory(_ n: Int) -> String { "\(directory)/n\(n)" }
 
+    /// Starts node `n`; a spare node (n > size) joins instead of bootstrapping.
     func start(_ n: Int) throws {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: synodExecutable())
-        p.arguments = ["serve", "--id", "\(n)", "--data", dataDirectory(n), "--peers", peersText, "--listen-client", "127.0.0.1:\(clientPort(n))",
-                       "--tick-ms", "5", "--election-ticks", "40", "--heartbeat-ticks", "4", "--log-level", "notice"] + extraArgs
+        let peers = n > size ? (1...n).map { "\($0)=127.0.0.1:\(peerPort($0))" }.joined(separator: ",") : peersText
+        p.arguments = ["serve", "--id", "\(n)", "--data", dataDirectory(n), "--peers", peers, "--listen-client", "127.0.0.1:\(clientPort(n))",
+                       "--tick-ms", "5", "--election-ticks", "40", "--heartbeat-ticks", "4", "--log-level", "notice"] + extraArgs + (n > size ? ["--join"] : [])
         let log = "\(directory)/n\(n).log"
         if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))

@@ -1,0 +1,70 @@
+import Foundation
+import SynodCore
+import SynodRaft
+import SynodStateMachine
+import SynodTransport
+import SynodWire
+
+extension NodeLoop {
+    /// Learns peer addresses replicated under `MemberDirectory.prefix` (at startup and as they apply).
+    func loadMemberDirectory() {
+        guard case let .range(r) = sm.range(RangeRequest.prefix(MemberDirectory.prefix)) else { return }
+        for kv in r.kvs { learnAddress(kv) }
+    }
+
+    func learnAddress(_ kv: KeyValue) {
+        guard let id = MemberDirectory.parse(key: kv.key), id != configuration.id,
+              let address = try? HostPort(parsing: String(decoding: kv.value, as: UTF8.self)) else { return }
+        transport.setPeer(id, address: address)
+    }
+
+    func noticeMemberEvents(_ events: [WatchEvent]) {
+        for e in events where e.type == .put && e.kv.key.starts(with: MemberDirectory.prefix) { learnAddress(e.kv) }
+    }
+
+    func handleMember(_ body: [UInt8], _ id: UInt64, _ c: ClientConnection) {
+        let request: MemberRequest
+        do { request = try MemberRequest.decode(body) } catch {
+            return respond(c, ClientResponse(id: id, status: .badRequest, message: "member: \(error)"))
+        }
+        if request.operation == .list { return respond(c, ClientResponse(id: id, status: .ok, body: MemberInfo.encode(memberList()))) }
+        guard core.role == .leader else { return respond(c, notLeader(id)) }
+        guard !request.node.isNone else { return respond(c, ClientResponse(id: id, status: .badRequest, message: "member id must be at least 1")) }
+        let change: MembershipChange
+        switch request.operation {
+        case .addLearner, .addVoter:
+            guard let address = try? HostPort(parsing: request.peerAddress) else {
+                return respond(c, ClientResponse(id: id, status: .badRequest, message: "peer address '\(request.peerAddress)' is not host:port"))
+            }
+            // Replicate the address first (so every node, and any future leader, can reach the
+            // new member), and dial it now so this leader can send it the log.
+            transport.setPeer(request.node, address: address)
+            let put = CommandEnvelope(command: .put(key: MemberDirectory.key(request.node), value: Array(address.description.utf8), lease: nil, prevKV: false))
+            do { _ = try core.propose(put.encode()) } catch { return respond(c, refusal(error, id)) }
+            change = request.operation == .addLearner ? .addLearner(request.node) : .addVoter(request.node)
+        case .promote: change = .promoteLearner(request.node)
+        case .remove: change = core.membership.learners.contains(request.node) ? .removeLearner(request.node) : .removeVoter(request.node)
+        case .list: return
+        }
+        do {
+            let position = try core.proposeMembershipChange(change)
+            pendingWrites[position.index.rawValue] = Pending(term: position.term, connection: c, requestID: id)
+        } catch {
+            respond(c, refusal(error, id))
+        }
+    }
+
+    func memberList() -> [MemberInfo] {
+        let m = core.membership
+        var addresses: [NodeID: String] = [:]
+        for (id, address) in transport.peerAddresses { addresses[id] = address.description }
+        addresses[configuration.id] = configuration.peerAddress?.description ?? ""
+        func info(_ id: NodeID, _ role: String) -> MemberInfo {
+            MemberInfo(id: id, role: role, peerAddress: addresses[id] ?? "", clientAddress: address(of: id))
+        }
+        var out = m.voters.map { info($0, "voter") }
+        out += m.outgoingVoters.filter { !m.voters.contains($0) }.map { info($0, "outgoing") }
+        out += m.learners.map { info($0, "learner") }
+        return out
+    }
+}

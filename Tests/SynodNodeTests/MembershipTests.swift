@@ -1,0 +1,56 @@
+import Foundation
+import SynodClient
+import SynodCore
+import SynodStateMachine
+import SynodTransport
+import Testing
+
+@Suite("Membership changes on a serving cluster", .serialized)
+struct NodeMembershipTests {
+    /// Add a node as a learner, let it catch up, promote it, remove another voter, kill the
+    /// removed node: the cluster keeps serving throughout, and the new member holds every write.
+    @Test("add a learner, promote it, remove a voter, while serving")
+    func addPromoteRemove() async throws {
+        let cluster = try Cluster(size: 3, spare: 1)
+        let client = cluster.client()
+        defer { Task { await client.close() } }
+        for i in 0..<50 { try await client.put(b("before-\(i)"), b("\(i)")) }
+        try cluster.start(4)
+        try await client.addMember(NodeID(4), peerAddress: "127.0.0.1:\(cluster.peerPort(4))", asLearner: true)
+        let writer = Task {
+            for i in 0..<200 { try await client.put(b("during-\(i)"), b("\(i)")) }
+        }
+        var members = try await client.members()
+        #expect(members.first { $0.id == NodeID(4) }?.role == "learner")
+        // Wait for the learner to catch up, then promote it.
+        let node4 = SynodClient(ClientConfiguration(endpoints: [HostPort(host: "127.0.0.1", port: cluster.clientPort(4))]))
+        defer { Task { await node4.close() } }
+        var caughtUp = false
+        for _ in 0..<200 where !caughtUp {
+            caughtUp = (try? await node4.get(b("before-49"), consistency: .serializable))??.value == b("49")
+            if !caughtUp { try await Task.sleep(nanoseconds: 50_000_000) }
+        }
+        #expect(caughtUp, "the learner never caught up: \(cluster.log(4).suffix(400))")
+        try await client.promoteMember(NodeID(4))
+        members = try await client.members()
+        #expect(members.filter { $0.role == "voter" }.map(\.id.rawValue).sorted() == [1, 2, 3, 4])
+        // Remove a voter that is not the leader, then stop it.
+        let leader = await cluster.leader(using: client) ?? 1
+        let victim = [1, 2, 3].first { $0 != leader }!
+        try await client.removeMember(NodeID(UInt64(victim)))
+        cluster.kill(victim)
+        try await writer.value
+        try await client.put(b("after"), b("done"))
+        members = try await client.members()
+        #expect(!members.contains { $0.id == NodeID(UInt64(victim)) }, "removed member still listed: \(members)")
+        // The new member holds everything.
+        var last: KeyValue?
+        for _ in 0..<100 {
+            last = try? await node4.get(b("after"), consistency: .serializable)
+            if last != nil { break }
+            try await Task.sleep(nanoseconds: 50_000_000)
+        }
+        #expect(last?.value == b("done"))
+        #expect(try await node4.get(b("during-199"), consistency: .serializable)?.value == b("199"))
+    }
+}
