@@ -151,7 +151,7 @@ public final class SynodClient: Sendable {
                     lastError = "no leader"
                 case .busy, .shuttingDown, .unknownOutcome:
                     lastError = r.message
-                case .badRequest, .internalError, .watchEvents, .watchEnded:
+                case .badRequest, .internalError, .watchEvents, .watchEnded, .snapshotChunk:
                     throw ClientError.rejected(status: r.status, message: r.message)
                 }
             } catch let e as ClientError {

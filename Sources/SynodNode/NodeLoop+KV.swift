@@ -174,3 +174,24 @@ extension NodeLoop {
         }
     }
 }
+
+extension NodeLoop {
+    /// Streams a consistent snapshot of the state tables to a client (`synod snapshot save`):
+    /// a header (applied index, revision), then chunks from one LMDB read transaction.
+    func streamSnapshot(_ id: UInt64, _ c: ClientConnection) {
+        var header = ByteWriter()
+        do {
+            var chunks: [ClientResponse] = []
+            var applied = LogIndex.zero
+            _ = try sm.store.streamSnapshot(chunkBytesMax: 1 << 20) { chunk in
+                chunks.append(ClientResponse(id: id, status: .snapshotChunk, body: SnapshotCodec.encode([chunk])))
+            }
+            applied = sm.appliedIndex
+            header.u64(applied.rawValue)
+            header.u64(UInt64(bitPattern: sm.revision))
+            c.send([ClientResponse(id: id, status: .ok, body: header.bytes)] + chunks)
+        } catch {
+            respond(c, ClientResponse(id: id, status: .internalError, message: "snapshot: \(error)"))
+        }
+    }
+}

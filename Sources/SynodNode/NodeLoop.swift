@@ -173,6 +173,7 @@ final class NodeLoop {
         case let .watch(body): startWatch(body, request.id, c)
         case let .cancelWatch(id): cancelWatch(WatchKey(connection: c.number, request: id), c)
         case let .member(body): handleMember(body, request.id, c)
+        case .snapshot: streamSnapshot(request.id, c)
         }
     }
 

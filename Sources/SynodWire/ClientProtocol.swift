@@ -24,8 +24,10 @@ public enum ClientRequestBody: Sendable, Hashable {
     case watch([UInt8])
     /// Stop the watch started by request `id`.
     case cancelWatch(id: UInt64)
-    /// A membership change: an encoded `MemberChange`.
+    /// A membership request: an encoded `MemberRequest`.
     case member([UInt8])
+    /// Stream a consistent snapshot of the state: a header, then `.snapshotChunk` responses.
+    case snapshot
 
     var tag: UInt8 {
         switch self {
@@ -36,6 +38,7 @@ public enum ClientRequestBody: Sendable, Hashable {
         case .watch: return 5
         case .cancelWatch: return 6
         case .member: return 7
+        case .snapshot: return 8
         }
     }
 }
@@ -60,7 +63,7 @@ public struct ClientRequest: Sendable, Hashable {
             case let .read(c, bytes):
                 b.writeInteger(c.rawValue)
                 b.writeBytesPrefixed(bytes)
-            case .status: break
+            case .status, .snapshot: break
             case let .leaseKeepAlive(lease): b.writeInteger(lease)
             case let .cancelWatch(watch): b.writeInteger(watch)
             }
@@ -82,6 +85,7 @@ public struct ClientRequest: Sendable, Hashable {
         case 5: body = .watch(try buffer.readBytesBounded("watch", limit: bodyBytesMax))
         case 6: body = .cancelWatch(id: try buffer.read("watch id"))
         case 7: body = .member(try buffer.readBytesBounded("member change", limit: bodyBytesMax))
+        case 8: body = .snapshot
         default: throw .unknownValue(what: "request kind", value: UInt64(tag))
         }
         try buffer.expectEnd()
@@ -110,6 +114,8 @@ public enum ClientStatus: UInt8, Sendable, Hashable, CaseIterable {
     case watchEvents = 8
     /// The watch ended (cancelled, or its start revision was compacted: see `message`).
     case watchEnded = 9
+    /// One chunk of a streamed snapshot (body: u32 sequence, u8 last, records).
+    case snapshotChunk = 10
 }
 
 /// One response frame.

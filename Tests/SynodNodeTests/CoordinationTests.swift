@@ -3,6 +3,7 @@ import SynodClient
 import SynodCore
 import SynodStateMachine
 import SynodTransport
+import SynodWire
 import Testing
 
 @Suite("Leases, watches and locks on real clusters", .serialized)
@@ -104,6 +105,36 @@ struct CoordinationTests {
         let seen = await tokens.values
         #expect(seen.count == 12)
         #expect(seen == seen.sorted() && Set(seen).count == seen.count, "fencing tokens must strictly increase: \(seen)")
+    }
+}
+
+@Suite("Backups", .serialized)
+struct BackupTests {
+    @Test("snapshot save writes a consistent snapshot that snapshot status verifies")
+    func snapshotSave() async throws {
+        let cluster = try Cluster(size: 3)
+        let client = cluster.client()
+        defer { Task { await client.close() } }
+        for i in 0..<100 { try await client.put(b("backup-\(i)"), b("\(i)")) }
+        let file = NSTemporaryDirectory() + "synod-backup-\(getpid()).snap"
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let (saved, out, err) = try runSynod(["--endpoints", cluster.endpointsText, "snapshot", "save", file])
+        #expect(saved == 0, "\(err)")
+        #expect(out.contains("snapshot saved"))
+        let (checked, report, _) = try runSynod(["snapshot", "status", file])
+        #expect(checked == 0)
+        #expect(report.contains("ok"))
+        let data = try #require(FileManager.default.contents(atPath: file))
+        let (snapshot, records) = try SnapshotFile.decode(Array(data), tableCount: KVStateMachine.tables.count)
+        #expect(records >= 100)
+        #expect(snapshot.revision >= 101)
+        var damaged = Array(data)
+        damaged[40] ^= 0xFF
+        damaged.removeLast(10)
+        try Data(damaged).write(to: URL(fileURLWithPath: file))
+        let (bad, _, badErr) = try runSynod(["snapshot", "status", file])
+        #expect(bad == 1)
+        #expect(badErr.contains("not a valid snapshot"))
     }
 }
 
