@@ -134,3 +134,10 @@ func runSynod(_ arguments: [String], environment: [String: String] = [:]) throws
     p.waitUntilExit()
     return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
 }
+
+import Testing
+
+/// Every test that starts real `synod serve` processes, one at a time: clusters running side by
+/// side on two cores would starve each other's elections and prove nothing.
+@Suite("Real processes", .serialized)
+struct RealProcessTests {}

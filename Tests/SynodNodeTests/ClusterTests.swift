@@ -11,7 +11,8 @@ import Testing
 func b(_ s: String) -> [UInt8] { Array(s.utf8) }
 func s(_ b: [UInt8]) -> String { String(decoding: b, as: UTF8.self) }
 
-@Suite("Real clusters of synod serve processes", .serialized)
+extension RealProcessTests {
+@Suite("Real clusters of synod serve processes")
 struct ClusterTests {
     @Test("CLI put/get round trip, status names the leader, a missing key exits 1")
     func cliRoundTrip() async throws {
@@ -177,6 +178,7 @@ struct ClusterTests {
             try await group.waitForAll()
         }
     }
+}
 }
 
 /// Sends raw bytes to a port and closes (ignoring what comes back).

@@ -6,7 +6,8 @@ import SynodTransport
 import SynodWire
 import Testing
 
-@Suite("Leases, watches and locks on real clusters", .serialized)
+extension RealProcessTests {
+@Suite("Leases, watches and locks on real clusters")
 struct CoordinationTests {
     @Test("lease expiry deletes attached keys on every node")
     func leaseExpiry() async throws {
@@ -107,8 +108,10 @@ struct CoordinationTests {
         #expect(seen == seen.sorted() && Set(seen).count == seen.count, "fencing tokens must strictly increase: \(seen)")
     }
 }
+}
 
-@Suite("Backups", .serialized)
+extension RealProcessTests {
+@Suite("Backups")
 struct BackupTests {
     @Test("snapshot save writes a consistent snapshot that snapshot status verifies")
     func snapshotSave() async throws {
@@ -136,6 +139,7 @@ struct BackupTests {
         #expect(bad == 1)
         #expect(badErr.contains("not a valid snapshot"))
     }
+}
 }
 
 final class Counter: @unchecked Sendable {

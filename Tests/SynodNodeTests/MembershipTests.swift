@@ -5,7 +5,8 @@ import SynodStateMachine
 import SynodTransport
 import Testing
 
-@Suite("Membership changes on a serving cluster", .serialized)
+extension RealProcessTests {
+@Suite("Membership changes on a serving cluster")
 struct NodeMembershipTests {
     /// Add a node as a learner, let it catch up, promote it, remove another voter, kill the
     /// removed node: the cluster keeps serving throughout, and the new member holds every write.
@@ -53,4 +54,5 @@ struct NodeMembershipTests {
         #expect(last?.value == b("done"))
         #expect(try await node4.get(b("during-199"), consistency: .serializable)?.value == b("199"))
     }
+}
 }
