@@ -30,13 +30,17 @@ public struct ClientConfiguration: Sendable {
 /// when many writes run concurrently: concurrent writes use different sessions from a pool.
 public final class SynodClient: Sendable {
     public let configuration: ClientConfiguration
-    let group: MultiThreadedEventLoopGroup
+    let group: any EventLoopGroup
+    private let ownsGroup: Bool
     private let state = NIOLockedValueBox<(preferred: HostPort?, rotation: Int, connections: [HostPort: Connection])>((nil, 0, [:]))
     private let sessions: SessionPool
 
-    public init(_ configuration: ClientConfiguration, threads: Int = 1) {
+    /// Creates a client. Pass `group` to share event loops between many clients (they are not
+    /// shut down by `close`); otherwise the client makes its own with `threads` threads.
+    public init(_ configuration: ClientConfiguration, threads: Int = 1, group: (any EventLoopGroup)? = nil) {
         self.configuration = configuration
-        group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        ownsGroup = group == nil
         var seed = SystemRandomNumberGenerator()
         sessions = SessionPool(base: UInt64.random(in: 1...(UInt64.max >> 16), using: &seed) << 16)
     }
@@ -45,7 +49,7 @@ public final class SynodClient: Sendable {
     public func close() async {
         let conns = state.withLockedValue { s -> [Connection] in defer { s.connections = [:] }; return Array(s.connections.values) }
         for c in conns { c.close() }
-        try? await group.shutdownGracefully()
+        if ownsGroup { try? await group.shutdownGracefully() }
     }
 
     // MARK: key-value API

@@ -68,7 +68,12 @@ extension LMDBStore: LogStore {
 
     public func write(_ batch: LogWrite) throws(StoreError) {
         if batch.isEmpty { return }
-        try writeTxn { txn in
+        try writeTxn { txn in try writeBatch(txn, batch) }
+    }
+
+    /// Carries out `batch` inside an open write transaction.
+    func writeBatch(_ txn: Transaction, _ batch: LogWrite) throws {
+        do {
             let c = try compacted(txn)
             var last = try lastIndex(txn)
             if let t = batch.truncateFrom {

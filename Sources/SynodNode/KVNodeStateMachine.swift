@@ -9,12 +9,16 @@ import SynodWire
 public final class KVNodeStateMachine {
     public let kv: KVStateMachine
     let store: LMDBStore
+    /// The state store the KV machine writes through: bound to the node's per-Ready transaction
+    /// so log persistence and apply commit together.
+    let combined: LMDBCombinedStateStore
     /// Snapshot chunk size when serialising the state.
     static let snapshotChunkBytes = 256 * 1024
 
     public init(store: LMDBStore) throws {
         self.store = store
-        kv = try KVStateMachine(store: store)
+        combined = LMDBCombinedStateStore(store)
+        kv = try KVStateMachine(store: combined)
     }
 
     /// The tables an LMDB store must hold for this state machine.

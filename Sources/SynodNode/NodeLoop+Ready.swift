@@ -20,10 +20,19 @@ extension NodeLoop {
             // (votes, acknowledgements) promises durable state, so it goes out after the write.
             let leading = core.role == .leader
             if leading { transport.send(rd.messages) }
+            // One LMDB transaction for the whole Ready: the log batch and the apply of the
+            // committed entries commit together (one sync instead of two).
             let write = rd.logWrite
-            if !write.isEmpty { try store.write(write) }
+            let committed = rd.committedEntries
+            var results: [AppliedEntry] = []
+            if !write.isEmpty || !committed.isEmpty {
+                results = try store.write(write, binding: sm.combined) { isRetry in
+                    if isRetry { try sm.kv.reload() }
+                    return committed.isEmpty ? [] : try sm.apply(committed)
+                }
+            }
             if !leading { transport.send(rd.messages) }
-            if !rd.committedEntries.isEmpty { try apply(rd.committedEntries) }
+            if !committed.isEmpty { finishApply(committed, results) }
             for rs in rd.readStates {
                 if let batch = readBatches.removeValue(forKey: rs.context) { readyReads.append((rs.index, batch)) }
             }
@@ -34,8 +43,8 @@ extension NodeLoop {
         try maybeSnapshot()
     }
 
-    func apply(_ entries: [Entry]) throws {
-        let results = try sm.apply(entries)
+    /// Answers the writes, watches and lease tracking that applied entries complete.
+    func finishApply(_ entries: [Entry], _ results: [AppliedEntry]) {
         var byIndex: [UInt64: [UInt8]] = [:]
         var events: [WatchEvent] = []
         for r in results {

@@ -55,6 +55,7 @@ final class NodeLoop {
     var leaseDeadlines: [LeaseID: (ttlMillis: Int64, deadline: Double)] = [:]
     var expiryProposed: [LeaseID: Double] = [:]
     var lastLeaseCheck: Double = 0
+    var lastReplicationLog: Double = 0
 
     init(configuration: NodeConfiguration, store: LMDBStore, stateMachine: KVNodeStateMachine, transport: PeerTransport, inbox: Inbox, logger: Logger) throws {
         self.configuration = configuration
@@ -146,6 +147,7 @@ final class NodeLoop {
             }
             startReadBatch()
             checkLeases()
+            logReplication(now)
             do { try drainReady() } catch { storageFailed(error) }
             flushOutbox()
         }
@@ -202,6 +204,17 @@ final class NodeLoop {
             readBatches[context] = batch
         } catch {
             for r in batch { respond(r.connection, refusal(error, r.requestID)) }
+        }
+    }
+
+    /// Leader only, at debug level every 2 s: where each follower stands (for operators chasing a lagging node).
+    func logReplication(_ now: Double) {
+        guard logger.logLevel <= .debug, core.role == .leader, now - lastReplicationLog >= 2 else { return }
+        lastReplicationLog = now
+        for p in core.membership.allMembers where p != configuration.id {
+            logger.debug("replication", metadata: ["peer": "\(p)", "state": "\(core.replicationState(of: p).map { "\($0)" } ?? "-")",
+                                                    "match": "\(core.matchIndex(of: p)?.rawValue ?? 0)", "inflight": "\(core.inflightCount(of: p) ?? 0)",
+                                                    "last": "\(core.lastIndex.rawValue)", "dropped": "\(transport.droppedCount)"])
         }
     }
 

@@ -114,12 +114,18 @@ struct Progress: Sendable {
 
     /// A rejection of the append at `rejected`; `hintNext` is where the hints say to retry.
     /// Returns false when the rejection is stale.
-    mutating func maybeDecrease(rejected: LogIndex, hintNext: LogIndex) -> Bool {
+    /// `followerHint` is the follower's own claim (its last index + 1, or its first index of the
+    /// conflicting term): if that lies at or below `match`, the follower no longer holds entries it
+    /// acknowledged, which only happens when its disk was wiped and it restarted empty. Its old
+    /// acknowledgements mean nothing then; start over from what it has (a snapshot, usually).
+    /// Lowering `match` is safe: the commit index never moves backwards.
+    mutating func maybeDecrease(rejected: LogIndex, hintNext: LogIndex, followerHint: LogIndex) -> Bool {
         if state == .replicate {
             if rejected <= match { return false }
         } else if rejected != next.previous {
             return false
         }
+        if followerHint <= match && followerHint >= LogIndex(1) { match = followerHint.previous }
         next = max(match.next, min(hintNext, rejected))
         if next < LogIndex(1) { next = LogIndex(1) }
         probeSent = false

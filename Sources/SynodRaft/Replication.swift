@@ -55,7 +55,7 @@ extension RaftCore {
             } else {
                 hintNext = m.rejectHint
             }
-            guard pr.maybeDecrease(rejected: m.index, hintNext: hintNext) else { return }
+            guard pr.maybeDecrease(rejected: m.index, hintNext: hintNext, followerHint: m.rejectHint) else { return }
             if pr.state == .replicate { pr.probeFromHere() }
             progress[m.from] = pr
             sendAppend(to: m.from, sendIfEmpty: true)

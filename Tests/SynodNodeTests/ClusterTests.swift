@@ -158,7 +158,7 @@ struct ClusterTests {
                 applied = (try? await client.status(of: cluster.endpoints[n - 1]).applied) ?? 0
                 if applied < target { try await Task.sleep(nanoseconds: 50_000_000) }
             }
-            #expect(applied >= target, "node \(n) applied \(applied) of \(target)")
+            #expect(applied >= target, "node \(n) applied \(applied) of \(target); log: \(cluster.log(n).suffix(1500)); leader log: \(cluster.log(leader).suffix(2000))")
             let node = SynodClient(ClientConfiguration(endpoints: [cluster.endpoints[n - 1]]))
             let kv = try await node.get(b("key-999"), consistency: .serializable)
             #expect(kv?.value == b("999"), "node \(n) serves the latest value from its own state")

@@ -2,6 +2,7 @@
 // the release `synod` binary next to it, or drives one given by --endpoints.
 import ArgumentParser
 import Foundation
+import NIOPosix
 import SynodClient
 import SynodTransport
 import SynodWire
@@ -75,11 +76,13 @@ struct SynodBench: AsyncParsableCommand {
         var results: [RunResult] = []
         for c in try sweepValues() {
             let s = spec(clients: c)
+            // One event-loop thread shared by every connection, like a real multiplexing client.
+            let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
             let clients = (0..<s.conns).map { _ in
                 var config = ClientConfiguration(endpoints: eps)
                 config.retryDeadlineMillis = 30_000
                 config.requestTimeoutMillis = 10_000
-                return SynodClient(config)
+                return SynodClient(config, group: group)
             }
             // Wait for a leader.
             _ = try? await clients[0].put(Array("bench-ready".utf8), [1])
@@ -87,6 +90,7 @@ struct SynodBench: AsyncParsableCommand {
                 ? await runWatchWorkload(s, clients: clients, pids: cluster?.pids ?? [], live: output == "table")
                 : await runWorkload(s, clients: clients, pids: cluster?.pids ?? [], live: output == "table")
             for client in clients { await client.close() }
+            try? await group.shutdownGracefully()
             results.append(r)
             if output == "table" { printTable([r], load: loadBefore) }
         }
