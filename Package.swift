@@ -98,7 +98,7 @@ let package = Package(
             ],
             path: "bench/SynodBench"
         ),
-        // Runnable embedding example (docs/EMBEDDING.md).
+        // Runnable embedding example (README, "Embedding").
         .executableTarget(name: "EmbeddedExample", dependencies: ["Synod"], path: "Examples/Embedded"),
         .testTarget(name: "SynodCoreTests", dependencies: ["SynodCore"]),
         .testTarget(name: "SynodLMDBTests", dependencies: ["SynodCore", "SynodLMDB", "CLMDB", "synod"]),
