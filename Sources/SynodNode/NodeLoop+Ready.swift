@@ -151,7 +151,7 @@ extension NodeLoop {
 
     func flushOutbox() {
         guard !outbox.isEmpty else { return }
-        for (c, responses) in outbox { c.send(responses) }
+        ClientConnection.send(batches: outbox.map { ($0.key, $0.value) })
         outbox.removeAll(keepingCapacity: true)
     }
 
