@@ -86,12 +86,17 @@ struct SimCommand: ParsableCommand {
         }
         let n = seeds ?? 100
         var failed = 0
+        var inconclusive = 0
         for s in 1...UInt64(n) {
             let r = Simulation.run(options(seed: s))
+            if case .inconclusive = r.linearizability { inconclusive += 1 }
             if !r.passed {
                 failed += 1
                 report(r)
             }
+        }
+        if inconclusive > 0 {
+            print("note: \(inconclusive) runs hit the linearizability search bound (inconclusive, not counted as violations)")
         }
         print("raft nodes=\(nodes) seeds=1..\(n): \(n) runs, \(failed) violations")
         if failed > 0 { throw ExitCode.failure }
