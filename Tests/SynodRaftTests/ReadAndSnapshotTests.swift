@@ -109,3 +109,25 @@ import Testing
         #expect(c[1].commitIndex < c[1].lastIndex)
     }
 }
+
+/// Dissertation §6.3: client sessions make retried commands exactly-once.
+@Suite struct ClientSessionTests {
+    @Test func section6_3_newRetryAndStaleCommandsAreTold() {
+        var s = ClientSessions<String>(sessionsMax: 2)
+        #expect(s.check(client: 7, seq: 1) == .new)
+        s.record(client: 7, seq: 1, result: "ok", at: LogIndex(1))
+        #expect(s.check(client: 7, seq: 1) == .duplicate("ok"))
+        #expect(s.check(client: 7, seq: 2) == .new)
+        s.record(client: 7, seq: 2, result: "two", at: LogIndex(2))
+        #expect(s.check(client: 7, seq: 1) == .stale)
+    }
+
+    @Test func section6_3_sessionsAreBoundedAndExpireTheLeastRecentlyUsed() {
+        var s = ClientSessions<Int>(sessionsMax: 2)
+        s.record(client: 1, seq: 1, result: 1, at: LogIndex(1))
+        s.record(client: 2, seq: 1, result: 2, at: LogIndex(2))
+        s.record(client: 1, seq: 2, result: 3, at: LogIndex(3))
+        s.record(client: 3, seq: 1, result: 4, at: LogIndex(4))
+        #expect(s.sessions.map(\.client) == [1, 3], "client 2 was least recently used")
+    }
+}
