@@ -61,6 +61,7 @@ extension RaftCore {
 
     /// Starts an election: a pre-vote round first when enabled.
     public mutating func campaign() {
+        inputCount &+= 1
         guard isPromotable, role != .leader else { return }
         if config.preVote { becomePreCandidate() } else { becomeCandidate() }
     }

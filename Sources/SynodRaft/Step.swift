@@ -4,6 +4,7 @@ import SynodCore
 extension RaftCore {
     /// Feeds one message from a peer. Messages not addressed to us, or from strangers, are ignored.
     public mutating func step(_ m: Message) {
+        inputCount &+= 1
         guard m.to == id, m.from != id, !m.from.isNone else { return }
         if m.term > term {
             let isTransferVote = m.type == .vote && m.context == RaftCore.transferContext
