@@ -28,6 +28,9 @@ public struct SimulationOptions: Sendable {
     public var compactionThresholdEntries: Int = 24
     /// Keep the trace lines in memory (the digest is computed either way).
     public var recordTrace: Bool = false
+    /// Also put every delivered message in the trace (not in the digest, which folds messages in
+    /// numerically either way, so the digest does not depend on this switch).
+    public var traceMessages: Bool = false
     /// Core settings the simulator may vary (the bug-injection tests sharpen the faults with them).
     public var preVote: Bool = true
     public var checkQuorum: Bool = true

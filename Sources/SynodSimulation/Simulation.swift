@@ -110,6 +110,7 @@ public final class Simulation {
             let k = Int(m.to.rawValue) - 1
             guard nodes[k].core != nil else { continue }
             foldIntoDigest(m)
+            if options.recordTrace && options.traceMessages { trace.append("\(now)   \(m)") }
             nodes[k].core!.step(m)
         }
         let drift = options.clockDrift ?? options.leaseReads
