@@ -47,6 +47,7 @@ public final class Simulation {
     func config(for id: NodeID) -> RaftConfig {
         var c = RaftConfig(id: id)
         c.leaseReads = options.leaseReads
+        c.leaseDriftMarginTicks = options.leaseDriftMarginTicks
         c.bugs = options.bugs
         c.preVote = options.preVote
         c.checkQuorum = options.checkQuorum
@@ -117,7 +118,7 @@ public final class Simulation {
         for i in nodes.indices where nodes[i].core != nil {
             nodes[i].core!.tick()
             nodes[i].ticksSinceExtra += 1
-            if drift && nodes[i].ticksSinceExtra >= SimulationOptions.driftSpacingTicks && random.chance(1, in: 2) {
+            if drift && nodes[i].ticksSinceExtra >= options.driftSpacingTicks && random.chance(1, in: 2) {
                 nodes[i].core!.tick()   // this node's clock runs fast
                 nodes[i].ticksSinceExtra = 0
             }
