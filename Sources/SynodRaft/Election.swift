@@ -61,6 +61,7 @@ extension RaftCore {
 
     /// Starts an election: a pre-vote round first when enabled.
     public mutating func campaign() {
+        inputCount &+= 1
         guard isPromotable, role != .leader else { return }
         if config.preVote { becomePreCandidate() } else { becomeCandidate() }
     }
@@ -126,6 +127,7 @@ extension RaftCore {
 
     mutating func becomeLeader() {
         precondition(role == .candidate, "only a candidate becomes leader")
+        precondition(vote == id, "a leader voted for itself in its term")
         role = .leader
         leader = id
         leadTransferee = .none

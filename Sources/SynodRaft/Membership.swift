@@ -51,6 +51,7 @@ extension RaftCore {
     /// commits the leader appends C(new) by itself. One change at a time.
     @discardableResult
     public mutating func proposeMembershipChange(_ change: MembershipChange) throws(RaftError) -> LogPosition {
+        inputCount &+= 1
         guard role == .leader else { throw .notLeader(leaderHint: leader) }
         guard leadTransferee.isNone else { throw .leadershipTransferInProgress }
         guard !membership.isJoint, lastConfigIndex <= log.committed else { throw .membershipChangeInProgress }
@@ -169,6 +170,7 @@ extension RaftCore {
     /// Asks the leader to hand leadership to `target`: it stops taking proposals, brings the
     /// target's log up to date, then tells it to campaign at once. Abandoned after an election timeout.
     public mutating func transferLeadership(to target: NodeID) throws(RaftError) {
+        inputCount &+= 1
         guard role == .leader else { throw .notLeader(leaderHint: leader) }
         guard target != id, membership.voters.contains(target), !membership.isJoint, let pr = progress[target] else {
             throw .invalidMembershipChange

@@ -52,6 +52,8 @@ public struct RaftCore: Sendable {
     var messages: [Message] = []
     var readStates: [ReadState] = []
     var snapshotToInstall: Snapshot?
+    /// Counts inputs, so `advance` can tell a `Ready` taken before the latest input (a shell bug).
+    var inputCount: UInt64 = 0
     var persistedHardState: HardState
     var persistedMembership: Membership
 
@@ -108,6 +110,7 @@ public struct RaftCore: Sendable {
 
     /// Advances logical time by one tick.
     public mutating func tick() {
+        inputCount &+= 1
         tickCount += 1
         if role == .leader { tickLeader() } else { tickElection() }
     }
@@ -116,6 +119,7 @@ public struct RaftCore: Sendable {
     /// node stops leading first). Returns the position it was appended at.
     @discardableResult
     public mutating func propose(_ payload: [UInt8]) throws(RaftError) -> LogPosition {
+        inputCount &+= 1
         guard role == .leader else { throw .notLeader(leaderHint: leader) }
         guard leadTransferee.isNone else { throw .leadershipTransferInProgress }
         guard payload.count <= Limits.entryPayloadBytesMax else { throw .tooLarge }
@@ -130,6 +134,7 @@ public struct RaftCore: Sendable {
     /// `snapshotData` (log compaction, Raft §7). The shell then deletes the same prefix from its
     /// log store and keeps the snapshot durably.
     public mutating func compact(upTo index: LogIndex, snapshotData: [UInt8]) {
+        inputCount &+= 1
         precondition(index <= log.applied, "compact beyond applied")
         precondition(index <= log.stableLast, "compact beyond persisted")
         guard index > log.compacted.index else { return }
@@ -160,11 +165,13 @@ public struct RaftCore: Sendable {
             membership: membership == persistedMembership ? nil : membership,
             messages: messages,
             committedEntries: log.committedUnapplied(countMax: config.committedEntriesPerReadyMax),
-            readStates: readStates)
+            readStates: readStates,
+            inputCount: inputCount)
     }
 
     /// Records that the shell carried out `ready` (obtained from `ready()` with no input since).
     public mutating func advance(_ ready: Ready) {
+        precondition(ready.inputCount == inputCount, "advance with a Ready taken before the latest input")
         precondition(ready.messages.count <= messages.count, "advance with a stale Ready")
         snapshotToInstall = nil
         if let last = ready.entries.last {
@@ -176,7 +183,11 @@ public struct RaftCore: Sendable {
         if let m = ready.membership { persistedMembership = m }
         messages.removeFirst(ready.messages.count)
         readStates.removeFirst(ready.readStates.count)
-        if let applied = ready.committedEntries.last { log.applied = applied.index }
+        if let applied = ready.committedEntries.last {
+            precondition(applied.index <= log.committed, "applied an uncommitted entry")
+            precondition(applied.index > log.applied, "applied twice")
+            log.applied = applied.index
+        }
         if role == .leader {
             progress[id]?.match = log.stableLast
             progress[id]?.next = log.lastIndex.next

@@ -7,6 +7,7 @@ extension RaftCore {
     /// that answers it. Only a leader answers; a leader that has not yet committed an entry of
     /// its term queues the request until it has.
     public mutating func readIndex(context: UInt64) throws(RaftError) {
+        inputCount &+= 1
         precondition(context != 0, "read context 0 is reserved")
         guard role == .leader else { throw .notLeader(leaderHint: leader) }
         guard pendingReads.count + readsAwaitingCommit.count < config.pendingReadsMax else { throw .busy }

@@ -43,6 +43,8 @@ public struct Ready: Sendable {
     public var committedEntries: [Entry]
     /// 5. ReadIndex answers: serve each read once the state machine has applied through its index.
     public var readStates: [ReadState]
+    /// Which input this `Ready` reflects; `advance` checks it is still the latest.
+    public let inputCount: UInt64
 
     /// Step 2 as one atomic store write.
     public var logWrite: LogWrite {

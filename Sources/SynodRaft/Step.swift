@@ -4,6 +4,7 @@ import SynodCore
 extension RaftCore {
     /// Feeds one message from a peer. Messages not addressed to us, or from strangers, are ignored.
     public mutating func step(_ m: Message) {
+        inputCount &+= 1
         guard m.to == id, m.from != id, !m.from.isNone else { return }
         if m.term > term {
             let isTransferVote = m.type == .vote && m.context == RaftCore.transferContext
@@ -173,8 +174,11 @@ extension RaftCore {
         }
         incomingSnapshot = nil
         restore(inc)
+        // Acknowledge only what is known to match the leader: the commit index (now at least
+        // the snapshot's). Not our last index: when our log already held the snapshot's last
+        // entry we kept our log, and entries after it may be stale ones from an older term.
         var r = message(.appendResponse, to: m.from)
-        r.index = log.lastIndex
+        r.index = log.committed
         send(r)
     }
 

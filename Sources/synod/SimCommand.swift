@@ -34,6 +34,9 @@ struct SimCommand: ParsableCommand {
     @Flag(help: "Print the trace of a single-seed run.")
     var trace = false
 
+    @Flag(help: "With --trace, also print every delivered message.")
+    var traceMessages = false
+
     @Flag(help: "Serve reads by leader lease where possible (opt-in lease reads).")
     var leaseReads = false
 
@@ -50,6 +53,7 @@ struct SimCommand: ParsableCommand {
         if seeds != nil && seed != nil { throw ValidationError("give either --seeds N or --seed S, not both") }
         if let n = seeds, !(1...1_000_000).contains(n) { throw ValidationError("--seeds must be 1 through 1000000, got \(n)") }
         if trace && seed == nil { throw ValidationError("--trace needs --seed S (one run)") }
+        if traceMessages && !trace { throw ValidationError("--trace-messages needs --trace") }
         guard faults == "standard" || faults == "heavy" else {
             throw ValidationError("unknown --faults '\(faults)': use standard or heavy")
         }
@@ -62,6 +66,7 @@ struct SimCommand: ParsableCommand {
         o.clients = clients
         o.leaseReads = leaseReads
         o.recordTrace = trace
+        o.traceMessages = traceMessages
         if faults == "heavy" { o.faults = .heavy }
         return o
     }
@@ -86,12 +91,17 @@ struct SimCommand: ParsableCommand {
         }
         let n = seeds ?? 100
         var failed = 0
+        var inconclusive = 0
         for s in 1...UInt64(n) {
             let r = Simulation.run(options(seed: s))
+            if case .inconclusive = r.linearizability { inconclusive += 1 }
             if !r.passed {
                 failed += 1
                 report(r)
             }
+        }
+        if inconclusive > 0 {
+            print("note: \(inconclusive) runs hit the linearizability search bound (inconclusive, not counted as violations)")
         }
         print("raft nodes=\(nodes) seeds=1..\(n): \(n) runs, \(failed) violations")
         if failed > 0 { throw ExitCode.failure }
