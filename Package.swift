@@ -100,13 +100,15 @@ let package = Package(
         ),
         // Runnable embedding example (README, "Embedding").
         .executableTarget(name: "EmbeddedExample", dependencies: ["Synod"], path: "Examples/Embedded"),
+        // Helpers shared by the test targets that run real processes.
+        .target(name: "SynodTestSupport", path: "Tests/SynodTestSupport"),
         .testTarget(name: "SynodCoreTests", dependencies: ["SynodCore"]),
-        .testTarget(name: "SynodLMDBTests", dependencies: ["SynodCore", "SynodLMDB", "CLMDB", "synod"]),
+        .testTarget(name: "SynodLMDBTests", dependencies: ["SynodCore", "SynodLMDB", "CLMDB", "synod", "SynodTestSupport"]),
         .testTarget(name: "SynodRaftTests", dependencies: ["SynodCore", "SynodRaft"]),
         .testTarget(name: "SynodSimulationTests", dependencies: ["SynodCore", "SynodRaft", "SynodSimulation"]),
         .testTarget(name: "SynodPBFTTests", dependencies: ["SynodCore", "SynodPBFT", "SynodCrypto"]),
         .testTarget(name: "SynodStateMachineTests", dependencies: ["SynodCore", "SynodStateMachine", "SynodLMDB"]),
-        .testTarget(name: "SynodNodeTests", dependencies: ["SynodCore", "SynodWire", "SynodNode", "SynodClient", "Synod", "SynodSimulation", "SynodStateMachine", "SynodTransport", .product(name: "NIOCore", package: "swift-nio")]),
+        .testTarget(name: "SynodNodeTests", dependencies: ["SynodTestSupport", "SynodCore", "SynodWire", "SynodNode", "SynodClient", "Synod", "SynodSimulation", "SynodStateMachine", "SynodTransport", .product(name: "NIOCore", package: "swift-nio")]),
     ],
     swiftLanguageModes: [.v6]
 )

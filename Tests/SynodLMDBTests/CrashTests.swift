@@ -2,30 +2,8 @@ import Foundation
 import SynodCore
 import SynodLMDB
 @testable import synod
+import SynodTestSupport
 import Testing
-
-/// Path of the `synod` executable built next to the test bundle.
-func synodExecutable() -> String {
-    let testBinary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-    var dir = testBinary.deletingLastPathComponent()
-    if dir.pathExtension == "xctest" { dir = dir.deletingLastPathComponent() }
-    return dir.appendingPathComponent("synod").path
-}
-
-/// Runs `synod` with arguments to completion; returns (status, stdout, stderr).
-func runSynod(_ arguments: [String]) throws -> (Int32, String, String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: synodExecutable())
-    p.arguments = arguments
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    try p.run()
-    let o = out.fileHandleForReading.readDataToEndOfFile()
-    let e = err.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
-}
 
 @Suite("Crash safety with real processes", .serialized)
 struct CrashTests {

@@ -1,14 +1,7 @@
 import Foundation
 import SynodClient
+import SynodTestSupport
 import SynodTransport
-
-/// Path of the `synod` executable built next to the test bundle.
-func synodExecutable() -> String {
-    let testBinary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-    var dir = testBinary.deletingLastPathComponent()
-    if dir.pathExtension == "xctest" { dir = dir.deletingLastPathComponent() }
-    return dir.appendingPathComponent("synod").path
-}
 
 /// Real `synod serve` processes on 127.0.0.1, each stopped by PID when the harness goes away.
 final class Cluster: @unchecked Sendable {
@@ -26,7 +19,7 @@ final class Cluster: @unchecked Sendable {
         self.spare = spare
         self.extraArgs = extraArgs
         directory = NSTemporaryDirectory() + "synod-cluster-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        basePort = Cluster.freePortBase(count: 2 * (size + spare) + 2)
+        basePort = LoopbackPorts.freeBase(count: 2 * (size + spare) + 2)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         for n in 1...size { try start(n) }
     }
@@ -96,43 +89,6 @@ final class Cluster: @unchecked Sendable {
 
     func log(_ n: Int) -> String { (try? String(contentsOfFile: "\(directory)/n\(n).log", encoding: .utf8)) ?? "" }
 
-    /// A base port with `count` free ports after it (probed by binding).
-    static func freePortBase(count: Int) -> Int {
-        for _ in 0..<200 {
-            let base = Int.random(in: 20_000...60_000)
-            if (0..<count).allSatisfy({ portIsFree(base + $0) }) { return base }
-        }
-        return 45_000
-    }
-
-    static func portIsFree(_ port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return withUnsafePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
-    }
-}
-
-/// Runs `synod` with arguments to completion; returns (status, stdout, stderr).
-func runSynod(_ arguments: [String], environment: [String: String] = [:]) throws -> (Int32, String, String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: synodExecutable())
-    p.arguments = arguments
-    if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    try p.run()
-    let o = out.fileHandleForReading.readDataToEndOfFile()
-    let e = err.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
 }
 
 import Testing

@@ -6,6 +6,7 @@ import SynodSimulation
 import SynodStateMachine
 import SynodTransport
 import SynodWire
+import SynodTestSupport
 import Testing
 
 func b(_ s: String) -> [UInt8] { Array(s.utf8) }

@@ -4,6 +4,7 @@ import SynodCore
 import SynodStateMachine
 import SynodTransport
 import SynodWire
+import SynodTestSupport
 import Testing
 
 extension RealProcessTests {

@@ -13,7 +13,7 @@ final class BenchCluster {
         directory = NSTemporaryDirectory() + "synod-bench-\(getpid())"
         try? FileManager.default.removeItem(atPath: directory)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        basePort = BenchCluster.freePortBase(count: 2 * nodes + 2)
+        basePort = LoopbackPorts.freeBase(count: 2 * nodes + 2)
         let peers = (1...nodes).map { "\($0)=127.0.0.1:\(basePort + nodes + 1 + $0)" }.joined(separator: ",")
         for n in 1...nodes {
             let p = Process()
@@ -42,26 +42,6 @@ final class BenchCluster {
         try? FileManager.default.removeItem(atPath: directory)
     }
 
-    static func freePortBase(count: Int) -> Int {
-        for _ in 0..<200 {
-            let base = Int.random(in: 20_000...60_000)
-            if (0..<count).allSatisfy({ portIsFree(base + $0) }) { return base }
-        }
-        return 47_000
-    }
-
-    static func portIsFree(_ port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return withUnsafePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
-    }
 }
 
 /// CPU seconds (user + system) used so far by a process, from /proc.
