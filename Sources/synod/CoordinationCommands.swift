@@ -70,7 +70,7 @@ struct LeaseCommand: AsyncParsableCommand {
             try await withClient(globals) { client in
                 while true {
                     let ttl = try await client.leaseKeepAlive(lease)
-                    print("lease \(id) keepalived with TTL(\(ttl / 1000)s)")
+                    print(globals.output == .json ? JSON.object([("id", JSON.string(id)), ("ttl", "\(ttl / 1000)")]) : "lease \(id) keepalived with TTL(\(ttl / 1000)s)")
                     if once { return }
                     try await Task.sleep(nanoseconds: UInt64(max(ttl / 3, 100)) * 1_000_000)
                 }
@@ -148,13 +148,14 @@ struct ElectCommand: AsyncParsableCommand {
         if show {
             let leader = try await withClient(globals) { try await $0.electionLeader(name) }
             guard let leader else { throw fail("election \(name) has no leader", status: ExitStatus.notFound) }
-            print(text(leader.value))
+            print(globals.output == .json ? JSON.object([("name", JSON.string(name)), ("leader", JSON.string(text(leader.value))), ("token", "\(leader.createRevision)")]) : text(leader.value))
             return
         }
         guard let proposal else { throw ValidationError("give a PROPOSAL to campaign, or --show") }
         let client = try globals.client()
         let (held, keepAlive) = try await client.campaign(name, value: bytes(proposal), ttlMillis: ttl * 1000)
-        say("elected: \(name) = \(proposal) (term token \(held.fencingToken))")
+        say(globals.output == .json ? JSON.object([("name", JSON.string(name)), ("elected", JSON.string(proposal)), ("token", "\(held.fencingToken)")])
+            : "elected: \(name) = \(proposal) (term token \(held.fencingToken))")
         await Signals.waitForTermination()
         try await client.resign(held, keepAlive: keepAlive)
         await client.close()

@@ -40,7 +40,7 @@ struct MemberCommand: AsyncParsableCommand {
         }
         func run() async throws {
             try await withClient(globals) { try await $0.addMember(NodeID(id), peerAddress: peerAddress, asLearner: !voter) }
-            print("member \(id) added as \(voter ? "voter" : "learner")")
+            print(globals.output == .json ? JSON.object([("id", "\(id)"), ("added_as", JSON.string(voter ? "voter" : "learner"))]) : "member \(id) added as \(voter ? "voter" : "learner")")
         }
     }
 
@@ -50,7 +50,7 @@ struct MemberCommand: AsyncParsableCommand {
         @Argument(help: "Member id.") var id: UInt64
         func run() async throws {
             try await withClient(globals) { try await $0.promoteMember(NodeID(id)) }
-            print("member \(id) promoted to voter")
+            print(globals.output == .json ? JSON.object([("id", "\(id)"), ("promoted", "true")]) : "member \(id) promoted to voter")
         }
     }
 
@@ -60,7 +60,7 @@ struct MemberCommand: AsyncParsableCommand {
         @Argument(help: "Member id.") var id: UInt64
         func run() async throws {
             try await withClient(globals) { try await $0.removeMember(NodeID(id)) }
-            print("member \(id) removed")
+            print(globals.output == .json ? JSON.object([("id", "\(id)"), ("removed", "true")]) : "member \(id) removed")
         }
     }
 }

@@ -143,6 +143,28 @@ struct BackupTests {
 }
 }
 
+extension RealProcessTests {
+@Suite("Embedding")
+struct EmbeddingTests {
+    @Test("the embedding example runs a node in-process and uses it")
+    func embeddedExample() throws {
+        let exe = URL(fileURLWithPath: synodExecutable()).deletingLastPathComponent().appendingPathComponent("synod-embedded-example").path
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: exe)
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        #expect(text.contains("config/mode = active"))
+        #expect(text.contains("compare-and-swap succeeded: true"))
+        #expect(text.contains("embedded example: ok"))
+    }
+}
+}
+
 final class Counter: @unchecked Sendable {
     private let lock = NSLock()
     private var n = 0
