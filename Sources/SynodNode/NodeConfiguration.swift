@@ -26,6 +26,10 @@ public struct NodeConfiguration: Sendable {
     public var pendingRequestsMax: Int = 100_000
     /// UNSAFE: skip fsync. A machine crash can lose acknowledged writes. For benchmarks only.
     public var unsafeNoSync: Bool = false
+    /// Opt-in: serve linearizable reads from the leader's lease (no heartbeat round) while a
+    /// quorum acknowledged a heartbeat within the election timeout minus a clock-drift margin
+    /// (dissertation §6.4.1). Safe only if no node's clock runs faster than that margin allows.
+    public var leaseReads: Bool = false
     /// Join an existing cluster instead of bootstrapping a new one: start with no membership and
     /// wait for the leader (after `synod member add`) to send the log.
     public var join: Bool = false

@@ -74,6 +74,7 @@ final class NodeLoop {
         raft.uncommittedEntriesMax = 65_536
         raft.pendingReadsMax = 4096
         raft.snapshotChunkBytesMax = 1 << 20
+        raft.leaseReads = configuration.leaseReads
         raft.validate()
         let restart = try Self.restartState(configuration: configuration, store: store, stateMachine: stateMachine, logger: logger)
         lastSnapshotIndex = restart.snapshot?.position.index ?? .zero

@@ -19,6 +19,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Heartbeat interval in ticks.") var heartbeatTicks: Int = 3
     @Option(help: "Snapshot after this many applied entries.") var snapshotEntries: Int = 10_000
     @Option(help: "Cluster id; peers with another are refused.") var clusterId: UInt64 = 1
+    @Flag(help: "Serve linearizable reads from the leader's lease (opt-in; assumes bounded clock drift).") var leaseReads = false
     @Flag(help: "Join a running cluster (after `synod member add`) instead of bootstrapping a new one.") var join = false
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String = "info"
     @Flag(name: .customLong("unsafe-no-fsync"), help: "UNSAFE: do not fsync. A machine crash can lose acknowledged writes. Benchmarks only.")
@@ -41,6 +42,7 @@ struct ServeCommand: AsyncParsableCommand {
         c.clusterID = clusterId
         c.unsafeNoSync = unsafeNoFsync
         c.join = join
+        c.leaseReads = leaseReads
         do { try c.validate() } catch { throw ValidationError("\(error)") }
         return c
     }

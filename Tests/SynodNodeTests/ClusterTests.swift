@@ -44,9 +44,9 @@ struct ClusterTests {
 
     /// Concurrent clients write and read while the leader is SIGKILLed and restarted 5 times;
     /// afterwards the history (including final reads of every key) must be linearizable.
-    @Test("leader SIGKILL and restart under load: history stays linearizable")
-    func leaderKillsUnderLoad() async throws {
-        let cluster = try Cluster(size: 3)
+    @Test("leader SIGKILL and restart under load: history stays linearizable", arguments: [false, true])
+    func leaderKillsUnderLoad(leaseReads: Bool) async throws {
+        let cluster = try Cluster(size: 3, extraArgs: leaseReads ? ["--lease-reads"] : [])
         let client = cluster.client(deadlineMillis: 20_000)
         defer { Task { await client.close() } }
         try await client.put(b("warmup"), b("1"))
@@ -94,7 +94,7 @@ struct ClusterTests {
         }
         let history = await recorder.history
         let completed = history.filter { $0.complete != nil }.count
-        print("leader kills \(killed); \(history.count) operations, \(completed) completed")
+        print("lease reads \(leaseReads): leader kills \(killed); \(history.count) operations, \(completed) completed")
         #expect(killed.count >= 3, "leaders killed: \(killed)")
         #expect(completed > 50)
         let verdict = LinearizabilityChecker.check(history)

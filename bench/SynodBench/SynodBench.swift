@@ -31,6 +31,7 @@ struct SynodBench: AsyncParsableCommand {
     @Option(help: "Run a series, e.g. clients=1,10,100,1000, and chart throughput against p99 latency.") var sweep: String?
     @Option(help: "Where --sweep writes its SVG chart.") var chart: String = "bench-sweep.svg"
     @Flag(name: .customLong("unsafe-no-fsync"), help: "Start the cluster without fsync (measures everything but the disk).") var unsafeNoFsync = false
+    @Flag(help: "Start the cluster with lease reads (opt-in linearizable reads without a heartbeat round).") var leaseReads = false
 
     func validate() throws {
         guard (1...7).contains(nodes) else { throw ValidationError("--nodes must be 1...7") }
@@ -68,7 +69,7 @@ struct SynodBench: AsyncParsableCommand {
         } else {
             let synod = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("synod").path
             guard FileManager.default.isExecutableFile(atPath: synod) else { throw ValidationError("no synod binary at \(synod); build with swift build -c release") }
-            cluster = try BenchCluster(nodes: nodes, synod: synod, extraArgs: unsafeNoFsync ? ["--unsafe-no-fsync"] : [])
+            cluster = try BenchCluster(nodes: nodes, synod: synod, extraArgs: (unsafeNoFsync ? ["--unsafe-no-fsync"] : []) + (leaseReads ? ["--lease-reads"] : []))
             eps = cluster!.endpoints
         }
         defer { cluster?.stop() }
