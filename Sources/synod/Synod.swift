@@ -6,7 +6,7 @@ struct Synod: ParsableCommand {
         commandName: "synod",
         abstract: "Synod: a replicated key-value and coordination store.",
         version: SynodVersion.string,
-        subcommands: [StorageCommand.self]
+        subcommands: [StorageCommand.self, SimCommand.self]
     )
 }
 

@@ -1,2 +1,0 @@
-// Placeholder until the SynodRaft work lands; see issue 3.
-import SynodCore

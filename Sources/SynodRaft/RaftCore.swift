@@ -1,0 +1,198 @@
+import SynodCore
+
+/// A Raft node as a value: no I/O, no clock, no threads (etcd-raft's RawNode shape).
+///
+/// Drive it with `tick()` (time), `step(_:)` (messages), `propose(_:)` and `readIndex(context:)`
+/// (clients). Then take `ready()`, do what it says in the documented order, and call
+/// `advance(_:)`. The only randomness is the injected `SeededRandom`, so the same inputs always
+/// give the same outputs.
+public struct RaftCore: Sendable {
+    public let config: RaftConfig
+    public var id: NodeID { config.id }
+    var random: SeededRandom
+
+    // Persistent state (Raft Figure 2).
+    public internal(set) var term: Term
+    public internal(set) var vote: NodeID
+    var log: RaftLog
+    public internal(set) var membership: Membership
+    /// The newest local snapshot: what we send to followers that need compacted entries.
+    var snapshot: Snapshot?
+
+    // Volatile state.
+    public internal(set) var role: RaftRole = .follower
+    /// The leader of `term` we know of, or `.none`.
+    public internal(set) var leader: NodeID = .none
+    var electionElapsed = 0
+    var heartbeatElapsed = 0
+    var randomizedElectionTimeout = 0
+    /// Ticks since this core was created; leader leases are measured in it.
+    var tickCount: UInt64 = 0
+    /// Lease reads only: refuse votes for the first election timeout after a restart.
+    var quietAfterRestart = false
+    /// Leader only: one entry per member including ourselves. Iterated only via `peers`.
+    var progress: [NodeID: Progress] = [:]
+    /// Candidate only: answers received.
+    var votes: [NodeID: Bool] = [:]
+    var incomingSnapshot: Snapshot?
+    var incomingSnapshotFrom: NodeID = .none
+
+    // Leader reads (dissertation §6.4).
+    var pendingReads: [PendingRead] = []
+    var readsAwaitingCommit: [UInt64] = []
+
+    // Output waiting for the shell.
+    var messages: [Message] = []
+    var readStates: [ReadState] = []
+    var snapshotToInstall: Snapshot?
+    var persistedHardState: HardState
+    var persistedMembership: Membership
+
+    /// Set instead of trapping when an injected bug breaks an invariant, so the simulator can
+    /// report it. Always nil when `config.bugs` is empty (the core traps instead).
+    public internal(set) var invariantViolation: String?
+
+    /// Creates a core from durable state (empty for a new node; the bootstrap membership must be in it).
+    public init(config: RaftConfig, random: SeededRandom, restart state: RaftRestartState) {
+        config.validate()
+        self.config = config
+        self.random = random
+        term = state.hardState.term
+        vote = state.hardState.vote
+        log = RaftLog(compacted: state.compacted, entries: state.entries, committed: state.hardState.commit)
+        log.applied = max(state.applied, state.compacted.index)
+        precondition(log.applied <= log.committed || log.applied == state.compacted.index, "applied past commit")
+        membership = state.membership
+        snapshot = state.snapshot
+        persistedHardState = state.hardState
+        persistedMembership = state.membership
+        precondition(state.compacted.index == .zero || state.snapshot?.position == state.compacted, "compacted log needs its snapshot")
+        resetElectionTimer()
+        quietAfterRestart = config.leaseReads
+    }
+
+    // MARK: Inspection (tests, checkers, traces)
+
+    public var commitIndex: LogIndex { log.committed }
+    public var appliedIndex: LogIndex { log.applied }
+    public var firstIndex: LogIndex { log.firstIndex }
+    public var lastIndex: LogIndex { log.lastIndex }
+    public var lastTerm: Term { log.lastTerm }
+    public var compactedPosition: LogPosition { log.compacted }
+    public var persistedLastIndex: LogIndex { log.stableLast }
+    public func term(at index: LogIndex) -> Term? { log.term(at: index) }
+    public func entry(at index: LogIndex) -> Entry? { log.entry(at: index) }
+    /// Entries held in memory (since the last snapshot).
+    public var entries: [Entry] { log.entries }
+    public var hardState: HardState { HardState(term: term, vote: vote, commit: log.committed) }
+    public func replicationState(of peer: NodeID) -> ReplicationState? { progress[peer]?.state }
+    public func matchIndex(of peer: NodeID) -> LogIndex? { progress[peer]?.match }
+    public func inflightCount(of peer: NodeID) -> Int? { progress[peer]?.inflights.count }
+    public var latestSnapshot: Snapshot? { snapshot }
+
+    /// Every other member, sorted: the only way the core iterates over peers, so no hash order leaks.
+    var peers: [NodeID] { membership.allMembers.filter { $0 != id } }
+
+    // MARK: Inputs
+
+    /// Advances logical time by one tick.
+    public mutating func tick() {
+        tickCount += 1
+        if role == .leader { tickLeader() } else { tickElection() }
+    }
+
+    /// Proposes a command. Only a leader accepts; the entry is committed later (or lost if this
+    /// node stops leading first). Returns the position it was appended at.
+    @discardableResult
+    public mutating func propose(_ payload: [UInt8]) throws(RaftError) -> LogPosition {
+        guard role == .leader else { throw .notLeader(leaderHint: leader) }
+        guard payload.count <= Limits.entryPayloadBytesMax else { throw .tooLarge }
+        guard log.lastIndex.rawValue - log.committed.rawValue < UInt64(config.uncommittedEntriesMax) else { throw .busy }
+        let e = Entry(index: log.lastIndex.next, term: term, kind: .command, payload: payload)
+        log.append(e)
+        broadcastAppend(sendIfEmpty: false)
+        return e.position
+    }
+
+    /// Compacts the log through `index`, which the shell has applied and captured as
+    /// `snapshotData` (log compaction, Raft §7). The shell then deletes the same prefix from its
+    /// log store and keeps the snapshot durably.
+    public mutating func compact(upTo index: LogIndex, snapshotData: [UInt8]) {
+        precondition(index <= log.applied, "compact beyond applied")
+        precondition(index <= log.stableLast, "compact beyond persisted")
+        guard index > log.compacted.index else { return }
+        let t = log.term(at: index)!
+        snapshot = Snapshot(position: LogPosition(index: index, term: t), membership: membership, data: snapshotData)
+        log.compact(upTo: index)
+    }
+
+    // MARK: Output
+
+    /// True when `ready()` has something to do.
+    public var hasReady: Bool { !ready().isEmpty }
+
+    /// What the shell must do now, in field order (see `Ready`). Does not change the core; call
+    /// `advance(_:)` once it is done, before any other input.
+    public func ready() -> Ready {
+        var hs: HardState? = hardState == persistedHardState ? nil : hardState
+        if config.bugs.contains(.voteWithoutPersisting), var h = hs {
+            // Injected bug: the vote never reaches the disk.
+            h.vote = h.term == persistedHardState.term ? persistedHardState.vote : .none
+            hs = h
+        }
+        return Ready(
+            snapshot: snapshotToInstall,
+            truncateFrom: log.pendingTruncate,
+            entries: log.unstableEntries,
+            hardState: hs,
+            membership: membership == persistedMembership ? nil : membership,
+            messages: messages,
+            committedEntries: log.committedUnapplied(countMax: config.committedEntriesPerReadyMax),
+            readStates: readStates)
+    }
+
+    /// Records that the shell carried out `ready` (obtained from `ready()` with no input since).
+    public mutating func advance(_ ready: Ready) {
+        precondition(ready.messages.count <= messages.count, "advance with a stale Ready")
+        snapshotToInstall = nil
+        if let last = ready.entries.last {
+            precondition(last.index <= log.lastIndex, "advance with a stale Ready")
+            log.stableLast = last.index
+        }
+        if ready.truncateFrom != nil { log.pendingTruncate = nil }
+        persistedHardState = hardState
+        if let m = ready.membership { persistedMembership = m }
+        messages.removeFirst(ready.messages.count)
+        readStates.removeFirst(ready.readStates.count)
+        if let applied = ready.committedEntries.last { log.applied = applied.index }
+        if role == .leader {
+            progress[id]?.match = log.stableLast
+            progress[id]?.next = log.lastIndex.next
+            if maybeCommit() { broadcastAppend(sendIfEmpty: true) }
+        }
+    }
+
+    /// A message from us in our current term.
+    func message(_ type: MessageType, to: NodeID) -> Message {
+        Message(type: type, from: id, to: to, term: term)
+    }
+
+    mutating func send(_ m: Message) {
+        precondition(m.to != id, "message to self")
+        precondition(m.from == id, "message from someone else")
+        messages.append(m)
+    }
+
+    /// Records an invariant broken by an injected bug; traps when no bug is injected.
+    mutating func brokenInvariant(_ what: String) {
+        precondition(!config.bugs.isEmpty, what)
+        if invariantViolation == nil { invariantViolation = "\(id): \(what)" }
+    }
+}
+
+/// A ReadIndex request waiting for a heartbeat round (dissertation §6.4).
+struct PendingRead: Sendable {
+    var context: UInt64
+    var index: LogIndex
+    var acks: [NodeID]
+}

@@ -1,0 +1,149 @@
+import SynodCore
+
+// Leader side of log replication (Raft §5.3), flow control (probe / replicate / snapshot),
+// and commitment (Raft §5.4.2).
+extension RaftCore {
+    mutating func stepLeader(_ m: Message) {
+        guard progress[m.from] != nil else { return }
+        progress[m.from]!.recentActive = true
+        switch m.type {
+        case .appendResponse: handleAppendResponse(m)
+        case .heartbeatResponse: handleHeartbeatResponse(m)
+        case .snapshotResponse: handleSnapshotResponse(m)
+        default: break
+        }
+    }
+
+    mutating func broadcastAppend(sendIfEmpty: Bool) {
+        for p in peers { _ = sendAppend(to: p, sendIfEmpty: sendIfEmpty) }
+    }
+
+    /// Sends the next batch to `peer` if its flow control allows. Returns whether it sent.
+    @discardableResult
+    mutating func sendAppend(to peer: NodeID, sendIfEmpty: Bool) -> Bool {
+        guard var pr = progress[peer], !pr.isPaused else { return false }
+        let prevIndex = pr.next.previous
+        guard let prevTerm = log.term(at: prevIndex) else {
+            startSnapshot(to: peer)
+            return true
+        }
+        let batch = log.entries(from: pr.next, countMax: config.entriesPerMessageMax, bytesMax: config.bytesPerMessageMax)
+        if batch.isEmpty && !sendIfEmpty { return false }
+        var m = message(.append, to: peer)
+        m.index = prevIndex
+        m.logTerm = prevTerm
+        m.entries = batch
+        m.commit = log.committed
+        send(m)
+        if let last = batch.last, pr.state == .replicate {
+            // Pipelining: assume success and keep streaming until the window is full.
+            pr.next = last.index.next
+            pr.inflights.add(last.index)
+        } else if pr.state == .probe {
+            pr.probeSent = true
+        }
+        progress[peer] = pr
+        return true
+    }
+
+    mutating func handleAppendResponse(_ m: Message) {
+        var pr = progress[m.from]!
+        if m.reject {
+            let hintNext: LogIndex
+            if m.conflictTerm != .zero, let l = log.lastIndex(ofTerm: m.conflictTerm, atOrBefore: m.index) {
+                hintNext = l.next
+            } else {
+                hintNext = m.rejectHint
+            }
+            guard pr.maybeDecrease(rejected: m.index, hintNext: hintNext) else { return }
+            if pr.state == .replicate { pr.probeFromHere() }
+            progress[m.from] = pr
+            sendAppend(to: m.from, sendIfEmpty: true)
+            return
+        }
+        guard pr.maybeUpdate(m.index) else { return }
+        switch pr.state {
+        case .probe: pr.becomeReplicate()
+        case .snapshot: if pr.match >= pr.pendingSnapshot { pr.becomeReplicate() }
+        case .replicate: pr.inflights.free(upTo: m.index)
+        }
+        progress[m.from] = pr
+        if maybeCommit() { broadcastAppend(sendIfEmpty: true) }
+        while sendAppend(to: m.from, sendIfEmpty: false) {}
+    }
+
+    mutating func handleHeartbeatResponse(_ m: Message) {
+        var pr = progress[m.from]!
+        pr.probeSent = false
+        pr.ackedSentTick = max(pr.ackedSentTick, m.sentTick)
+        // A lost append must not stall a full window forever.
+        if pr.state == .replicate && pr.inflights.isFull { pr.inflights.free(upTo: pr.inflights.lastIndexes[0]) }
+        progress[m.from] = pr
+        if pr.state == .snapshot {
+            sendSnapshotChunk(to: m.from)
+        } else if pr.match < log.lastIndex {
+            sendAppend(to: m.from, sendIfEmpty: true)
+        }
+        if m.context != 0 { acknowledgeRead(from: m.from, context: m.context) }
+    }
+
+    func heartbeat(to peer: NodeID, context: UInt64) -> Message {
+        var m = message(.heartbeat, to: peer)
+        // Never tell a follower to commit beyond what it is known to hold.
+        m.commit = min(progress[peer]?.match ?? .zero, log.committed)
+        m.context = context
+        m.sentTick = tickCount + 1
+        return m
+    }
+
+    mutating func broadcastHeartbeat(context: UInt64) {
+        for p in peers { send(heartbeat(to: p, context: context)) }
+    }
+
+    /// Advances the commit index to what a quorum holds, but only through an entry of the
+    /// current term (Raft §5.4.2, Figure 8): older entries are committed indirectly.
+    mutating func maybeCommit() -> Bool {
+        let index = Quorum.committedIndex(membership: membership) { progress[$0]?.match ?? .zero }
+        guard index > log.committed, index <= log.lastIndex else { return false }
+        if !config.bugs.contains(.commitPreviousTermByCounting) {
+            guard log.term(at: index) == term else { return false }
+        }
+        log.commit(to: index)
+        if log.term(at: index) == term && !readsAwaitingCommit.isEmpty {
+            let waiting = readsAwaitingCommit
+            readsAwaitingCommit.removeAll()
+            startReads(waiting)
+        }
+        return true
+    }
+
+    // MARK: Snapshots to followers
+
+    mutating func startSnapshot(to peer: NodeID) {
+        guard let snap = snapshot else {
+            preconditionFailure("log compacted at \(log.compacted) but no snapshot")
+        }
+        progress[peer]!.becomeSnapshot(snap.position.index)
+        sendSnapshotChunk(to: peer)
+    }
+
+    mutating func sendSnapshotChunk(to peer: NodeID) {
+        guard let snap = snapshot, var pr = progress[peer], pr.state == .snapshot else { return }
+        if pr.pendingSnapshot != snap.position.index {
+            pr.becomeSnapshot(snap.position.index) // a newer snapshot replaced the one being sent
+        }
+        let start = min(pr.snapshotOffset, snap.data.count)
+        let end = min(start + config.snapshotChunkBytesMax, snap.data.count)
+        var m = message(.snapshot, to: peer)
+        m.snapshot = SnapshotChunkMessage(position: snap.position, membership: snap.membership,
+                                          offset: start, data: Array(snap.data[start..<end]), isLast: end == snap.data.count)
+        progress[peer] = pr
+        send(m)
+    }
+
+    mutating func handleSnapshotResponse(_ m: Message) {
+        guard let pr = progress[m.from], pr.state == .snapshot, m.index == pr.pendingSnapshot else { return }
+        progress[m.from]!.snapshotOffset = Int(clamping: m.context)
+        sendSnapshotChunk(to: m.from)
+    }
+}

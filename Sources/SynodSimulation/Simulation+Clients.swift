@@ -1,0 +1,68 @@
+import SynodCore
+import SynodRaft
+
+// Client behaviour and history recording.
+extension Simulation {
+    func clientsAct() {
+        for c in clients.indices {
+            if var p = clients[c].current {
+                if now >= p.deadline {
+                    p.attempts += 1
+                    if faultsOn && p.attempts >= SimClient.attemptsMax {
+                        record("c\(clients[c].id) gives up seq=\(p.seq) (outcome unknown)")
+                        clients[c].current = nil
+                        continue
+                    }
+                    clients[c].current = p
+                    clients[c].target = (clients[c].target + 1) % nodes.count
+                    submit(c)
+                } else if let r = p.resubmitAt, now >= r {
+                    submit(c)
+                }
+            } else if faultsOn && random.chance(1, in: 3) {
+                let (op, viaReadIndex) = clients[c].nextOperation(keys: options.keys, random: &random)
+                eventClock += 1
+                history.append(HistoryOp(client: clients[c].id, op: op, invoke: eventClock))
+                clients[c].current = SimClient.Pending(historyIndex: history.count - 1, seq: clients[c].seq, op: op,
+                                                       viaReadIndex: viaReadIndex, deadline: 0, resubmitAt: nil, attempts: 0)
+                record("c\(clients[c].id) invoke seq=\(clients[c].seq) \(op)\(viaReadIndex ? " readindex" : "")")
+                submit(c)
+            }
+        }
+    }
+
+    /// Sends the client's current operation to its target node.
+    func submit(_ c: Int) {
+        guard var p = clients[c].current else { return }
+        p.deadline = now + SimClient.timeoutTicks
+        p.resubmitAt = nil
+        let k = clients[c].target
+        defer { clients[c].current = p }
+        guard var core = nodes[k].core else { return }
+        do {
+            if p.viaReadIndex {
+                try core.readIndex(context: SimClient.context(client: clients[c].id, seq: p.seq))
+            } else {
+                try core.propose(KVCommand(client: clients[c].id, seq: p.seq, op: p.op).encode())
+            }
+            nodes[k].core = core
+        } catch let error {
+            if case let .notLeader(hint) = error, !hint.isNone {
+                clients[c].target = Int(hint.rawValue) - 1
+            } else {
+                clients[c].target = (k + 1) % nodes.count
+            }
+            p.resubmitAt = now + (error == .busy ? 5 : 1)
+        }
+    }
+
+    func complete(client c: Int, _ result: KVResult) {
+        guard let p = clients[c].current else { return }
+        eventClock += 1
+        history[p.historyIndex].complete = eventClock
+        history[p.historyIndex].result = result
+        clients[c].saw(p.op, result)
+        clients[c].current = nil
+        record("c\(clients[c].id) complete seq=\(p.seq) \(p.op) -> \(result)")
+    }
+}

@@ -1,0 +1,169 @@
+import SynodCore
+import SynodRaft
+
+// The shell of each simulated node: carrying out `Ready` in its documented order.
+extension Simulation {
+    func processReady(_ i: Int) {
+        guard var core = nodes[i].core else { return }
+        let rd = core.ready()
+        if rd.isEmpty { return }
+        if let s = rd.snapshot {
+            // 1. Install the snapshot durably, then the state machine.
+            try! nodes[i].disk.reset(to: s.position)
+            nodes[i].durableSnapshot = s
+            nodes[i].kv = try! KVStateMachine.decode(s.data)
+            snapshotsInstalled += 1
+            record("\(core.id) installed snapshot \(s.position)")
+        }
+        // 2. Persist entries and hard state atomically.
+        for e in rd.entries {
+            checker.persisted(e, prevTerm: core.term(at: e.index.previous) ?? .zero, node: core.id)
+        }
+        let write = rd.logWrite
+        if !write.isEmpty {
+            do { try nodes[i].disk.write(write) } catch {
+                violations.append("\(core.id) store refused a Ready write: \(error)")
+            }
+        }
+        // 3. Send.
+        for m in rd.messages { network.send(m, now: now, faults: faults, random: &random) }
+        // 4. Apply.
+        for e in rd.committedEntries {
+            checker.applied(e, node: core.id)
+            if let (cmd, result) = nodes[i].kv.apply(e) { commandApplied(cmd, result, at: i) }
+        }
+        nodes[i].readsWaiting += rd.readStates
+        core.advance(rd)
+        nodes[i].core = core
+        serveReads(i)
+        maybeCompact(i)
+    }
+
+    /// Shell-driven log compaction: snapshot the state machine, tell the core, drop the prefix.
+    func maybeCompact(_ i: Int) {
+        guard var core = nodes[i].core else { return }
+        let applied = core.appliedIndex
+        guard applied.rawValue >= core.compactedPosition.index.rawValue + UInt64(options.compactionThresholdEntries),
+              applied <= core.persistedLastIndex, nodes[i].kv.appliedIndex == applied else { return }
+        core.compact(upTo: applied, snapshotData: nodes[i].kv.encode())
+        nodes[i].durableSnapshot = core.latestSnapshot
+        try! nodes[i].disk.deletePrefix(through: applied)
+        nodes[i].core = core
+    }
+
+    func commandApplied(_ cmd: KVCommand, _ result: KVResult, at i: Int) {
+        let c = Int(cmd.client) - 1
+        guard clients.indices.contains(c), let p = clients[c].current, p.seq == cmd.seq,
+              !p.viaReadIndex, clients[c].target == i else { return }
+        complete(client: c, result)
+    }
+
+    func serveReads(_ i: Int) {
+        let applied = nodes[i].kv.appliedIndex
+        var rest: [ReadState] = []
+        for rs in nodes[i].readsWaiting {
+            guard rs.index <= applied else { rest.append(rs); continue }
+            let (client, seq) = SimClient.split(context: rs.context)
+            let c = Int(client) - 1
+            guard clients.indices.contains(c), let p = clients[c].current, p.seq == seq, p.viaReadIndex,
+                  clients[c].target == i else { continue }
+            complete(client: c, .value(nodes[i].kv.get(p.op.key)))
+        }
+        nodes[i].readsWaiting = rest
+    }
+
+    // MARK: Crashes and partitions
+
+    var downCount: Int { nodes.filter { !$0.isUp }.count }
+
+    func maybeCrash() {
+        guard random.chance(faults.crashPerMille, in: 1000) else { return }
+        let up = nodes.indices.filter { nodes[$0].isUp }
+        guard downCount < (options.nodes - 1) / 2 + 1, !up.isEmpty else { return }
+        let k = up[random.int(in: 0...(up.count - 1))]
+        let lost = nodes[k].core!.ready()
+        record("\(nodes[k].id) crash (unpersisted: \(lost.entries.count) entries, \(lost.messages.count) messages)")
+        nodes[k].crash()
+        nodes[k].restartAt = now + random.int(in: 5...60)
+        crashes += 1
+    }
+
+    func maybeRestart() {
+        for k in nodes.indices where !nodes[k].isUp && nodes[k].restartAt <= now {
+            guard random.chance(faults.restartPerMille, in: 1000) else { continue }
+            restart(k)
+        }
+    }
+
+    func restart(_ k: Int) {
+        nodes[k].start(config: config(for: nodes[k].id), random: random.fork(), keys: options.keys)
+        let core = nodes[k].core!
+        record("\(core.id) restart term=\(core.term.rawValue) last=\(core.lastIndex.rawValue) commit=\(core.commitIndex.rawValue)")
+        checker.restarted(core)
+    }
+
+    func maybePartition() {
+        if network.isPartitioned && random.chance(faults.healPerMille, in: 1000) {
+            network.heal()
+            record("heal")
+            return
+        }
+        guard random.chance(faults.partitionPerMille, in: 1000) else { return }
+        let ids = nodes.map(\.id)
+        switch random.int(in: 0...2) {
+        case 0:
+            var shuffled = ids
+            shuffled.shuffle(using: &random)
+            let side = Array(shuffled.prefix(random.int(in: 1...(ids.count / 2))))
+            network.split(sideA: side)
+            record("partition \(side.map(\.description).joined(separator: ",")) | rest")
+        case 1:
+            for _ in 0..<random.int(in: 1...3) {
+                let a = ids[random.int(in: 0...(ids.count - 1))]
+                let b = ids[random.int(in: 0...(ids.count - 1))]
+                if a != b {
+                    network.blockOneWay(from: a, to: b)
+                    record("block \(a)->\(b)")
+                }
+            }
+        default:
+            let leader = nodes.first { $0.core?.role == .leader }?.id ?? ids[random.int(in: 0...(ids.count - 1))]
+            network.isolate(leader)
+            record("isolate \(leader)")
+        }
+    }
+
+    // MARK: Liveness phase and end checks
+
+    func startLivenessPhase() {
+        faultsOn = false
+        faults = .none
+        network.heal()
+        for k in nodes.indices where !nodes[k].isUp { restart(k) }
+        record("liveness phase")
+    }
+
+    var isConverged: Bool {
+        guard nodes.allSatisfy(\.isUp), clients.allSatisfy({ $0.current == nil }) else { return false }
+        guard let leader = nodes.first(where: { $0.core!.role == .leader })?.core else { return false }
+        guard leader.term(at: leader.commitIndex) == leader.term else { return false }
+        return nodes.allSatisfy { n in
+            n.core!.commitIndex == leader.commitIndex && n.kv.appliedIndex == leader.commitIndex
+                && n.core!.lastIndex == leader.lastIndex
+        }
+    }
+
+    var livenessSummary: String {
+        let roles = nodes.map { n in n.core.map { "\($0.id):\($0.role)/\($0.term.rawValue)/c\($0.commitIndex.rawValue)/a\(n.kv.appliedIndex.rawValue)" } ?? "\(n.id):down" }
+        let pending = clients.filter { $0.current != nil }.count
+        return roles.joined(separator: " ") + " pending=\(pending)"
+    }
+
+    /// Every live node holds the same state machine.
+    func checkSameState() {
+        guard let first = nodes.first?.kv else { return }
+        for n in nodes.dropFirst() where n.kv != first {
+            violations.append("divergence: \(n.id) state differs from \(nodes[0].id) at applied \(n.kv.appliedIndex.rawValue)")
+        }
+    }
+}

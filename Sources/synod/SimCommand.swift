@@ -1,0 +1,99 @@
+import ArgumentParser
+import SynodSimulation
+
+/// `synod sim`: runs the deterministic cluster simulator (docs/SIMULATOR.md).
+struct SimCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sim",
+        abstract: "Run the deterministic cluster simulator and its checkers.",
+        discussion: """
+            Runs seeds 1...N (--seeds N) or one seed (--seed S). Each run has a safety phase with \
+            faults (--steps ticks) and a liveness phase without faults; safety invariants are checked \
+            after every step and the client history for linearizability at the end. Exits non-zero \
+            on any violation and prints the command that replays it.
+            """)
+
+    @Option(help: "Consensus mode: raft (bft is issue 4).")
+    var mode: String = "raft"
+
+    @Option(help: "Cluster size, 3 through 7.")
+    var nodes: Int = 5
+
+    @Option(help: "Run seeds 1 through N.")
+    var seeds: Int?
+
+    @Option(help: "Run this one seed and print its digest.")
+    var seed: UInt64?
+
+    @Option(help: "Ticks of the safety phase of each run (1 through 100000).")
+    var steps: Int = 400
+
+    @Option(help: "Concurrent clients (1 through 16).")
+    var clients: Int = 3
+
+    @Flag(help: "Print the trace of a single-seed run.")
+    var trace = false
+
+    @Flag(help: "Serve reads by leader lease where possible (opt-in lease reads).")
+    var leaseReads = false
+
+    func validate() throws {
+        guard mode == "raft" || mode == "bft" else {
+            throw ValidationError("unknown --mode '\(mode)': use raft (bft is not implemented yet)")
+        }
+        guard (3...7).contains(nodes) else { throw ValidationError("--nodes must be 3 through 7, got \(nodes)") }
+        guard (1...100_000).contains(steps) else { throw ValidationError("--steps must be 1 through 100000, got \(steps)") }
+        guard (1...16).contains(clients) else { throw ValidationError("--clients must be 1 through 16, got \(clients)") }
+        if seeds != nil && seed != nil { throw ValidationError("give either --seeds N or --seed S, not both") }
+        if let n = seeds, !(1...1_000_000).contains(n) { throw ValidationError("--seeds must be 1 through 1000000, got \(n)") }
+        if trace && seed == nil { throw ValidationError("--trace needs --seed S (one run)") }
+    }
+
+    func options(seed: UInt64) -> SimulationOptions {
+        var o = SimulationOptions(seed: seed)
+        o.nodes = nodes
+        o.safetyTicks = steps
+        o.clients = clients
+        o.leaseReads = leaseReads
+        o.recordTrace = trace
+        return o
+    }
+
+    func replayCommand(_ s: UInt64) -> String {
+        "synod sim --mode raft --nodes \(nodes) --steps \(steps) --clients \(clients)\(leaseReads ? " --lease-reads" : "") --seed \(s) --trace"
+    }
+
+    func run() throws {
+        if mode == "bft" {
+            print("error: BFT mode is not implemented yet (issue 4)")
+            throw ExitCode(2)
+        }
+        if let s = seed {
+            let r = Simulation.run(options(seed: s))
+            if trace { for line in r.trace { print(line) } }
+            let lin = r.linearizability.map { "\($0)" } ?? "not checked"
+            print("raft nodes=\(nodes) seed=\(s): ticks=\(r.ticks) commit=\(r.commitIndex.rawValue) ops=\(r.operationsCompleted) unknown=\(r.operationsUnknown) elections=\(r.elections) crashes=\(r.crashes) snapshots=\(r.snapshotsInstalled) linearizability=\(lin) digest \(r.digest)")
+            report(r)
+            if !r.passed { throw ExitCode.failure }
+            return
+        }
+        let n = seeds ?? 100
+        var failed = 0
+        for s in 1...UInt64(n) {
+            let r = Simulation.run(options(seed: s))
+            if !r.passed {
+                failed += 1
+                report(r)
+            }
+        }
+        print("raft nodes=\(nodes) seeds=1..\(n): \(n) runs, \(failed) violations")
+        if failed > 0 { throw ExitCode.failure }
+    }
+
+    func report(_ r: SimulationResult) {
+        guard !r.passed else { return }
+        print("seed \(r.seed) FAILED: \(r.violations.first ?? "")")
+        for v in r.violations.dropFirst().prefix(4) { print("  also: \(v)") }
+        print("  replay: \(replayCommand(r.seed))")
+    }
+}
