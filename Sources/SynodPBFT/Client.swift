@@ -7,9 +7,9 @@ public struct PBFTClient: Sendable {
     public struct Config: Sendable {
         public var id: ClientID
         public var replicas: [NodeID]
-        /// Matching replies that accept a read-write result: f+1 by the paper. Use 2f+1 when the
-        /// read-only optimization is on, so every accepted write is known to f+1 correct replicas
-        /// and every 2f+1 read quorum meets one of them (see docs/PBFT.md).
+        /// Matching replies that accept a read-write result: f+1 (paper §4.1). Safe together with
+        /// the read-only optimization because replicas defer read-only answers while anything they
+        /// prepared is unexecuted (see `PBFTReplica.canAnswerReads`, docs/PBFT.md).
         public var writeReplies: Int
         /// Ticks before the request is retransmitted to every replica.
         public var retransmitTicks: Int = 30

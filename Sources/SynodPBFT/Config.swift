@@ -9,7 +9,8 @@ public struct PBFTBugs: OptionSet, Sendable, Hashable {
     /// Accept pre-prepares whose digest does not match their batch, and count prepares whatever
     /// digest they carry.
     public static let skipPrepareDigestCheck = PBFTBugs(rawValue: 1 << 1)
-    /// The new primary leaves out prepared certificates of other replicas when it computes NEW-VIEW.
+    /// NEW-VIEW leaves out the prepared certificate of the highest sequence number (every replica
+    /// runs the same faulty rule, so backups accept it).
     public static let dropPreparedInNewView = PBFTBugs(rawValue: 1 << 2)
     /// Accept VIEW-CHANGE messages (alone or inside NEW-VIEW) without checking signatures.
     public static let skipViewChangeSignatureCheck = PBFTBugs(rawValue: 1 << 3)

@@ -247,6 +247,10 @@ public struct Reply: Hashable, Sendable {
 public struct FetchState: Hashable, Sendable {
     public var sequence: SequenceNumber
     public var replica: NodeID
+    public init(sequence: SequenceNumber, replica: NodeID) {
+        self.sequence = sequence
+        self.replica = replica
+    }
     public var signedBytes: [UInt8] {
         var w = ByteWriter()
         w.u8(9); w.u64(sequence.rawValue); w.u64(replica.rawValue)
@@ -259,6 +263,11 @@ public struct StateTransfer: Hashable, Sendable {
     public var sequence: SequenceNumber
     public var state: [UInt8]
     public var replica: NodeID
+    public init(sequence: SequenceNumber, state: [UInt8], replica: NodeID) {
+        self.sequence = sequence
+        self.state = state
+        self.replica = replica
+    }
     public var signedBytes: [UInt8] {
         var w = ByteWriter(capacity: state.count + 32)
         w.u8(10); w.u64(sequence.rawValue); w.u64(replica.rawValue); w.lengthPrefixed(state)
@@ -274,6 +283,13 @@ public struct Status: Hashable, Sendable {
     public var lowWatermark: SequenceNumber
     public var lastExecuted: SequenceNumber
     public var replica: NodeID
+    public init(view: View, viewActive: Bool, lowWatermark: SequenceNumber, lastExecuted: SequenceNumber, replica: NodeID) {
+        self.view = view
+        self.viewActive = viewActive
+        self.lowWatermark = lowWatermark
+        self.lastExecuted = lastExecuted
+        self.replica = replica
+    }
     public var signedBytes: [UInt8] {
         var w = ByteWriter()
         w.u8(11); w.u64(view.rawValue); w.u8(viewActive ? 1 : 0); w.u64(lowWatermark.rawValue)

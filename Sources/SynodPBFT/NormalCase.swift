@@ -109,7 +109,16 @@ extension PBFTReplica {
     mutating func acceptPrePrepare(_ pp: PrePrepare) {
         precondition(pp.view == view, "pre-prepare of another view")
         slots[pp.sequence, default: Slot()].prePrepare = pp
-        for r in pp.requests { ordered.insert(crypto.requestDigest(r)) }
+        for r in pp.requests {
+            let d = crypto.requestDigest(r)
+            ordered.insert(d)
+            // A backup watches ordered requests too: if this batch never executes, the timer fires.
+            if pp.sequence > lastExecuted, r.timestamp > lastTimestamp[r.client] ?? 0,
+               pending.count < config.pendingRequestsMax, !pending.contains(where: { $0.digest == d }) {
+                pending.append(PendingRequest(request: r, digest: d))
+            }
+        }
+        armTimerIfNeeded()
         if pp.primary != config.id {
             var p = Prepare(view: view, sequence: pp.sequence, digest: pp.digest, replica: config.id)
             p.signature = crypto.sign(p.signedBytes)

@@ -112,7 +112,7 @@ extension PBFTReplica {
         let chosen = byReplica.values.sorted { $0.replica < $1.replica }.prefix(config.certificateQuorum)
         var used = Array(chosen)
         if !used.contains(where: { $0.replica == config.id }) { used[used.count - 1] = byReplica[config.id]! }
-        var pps = computePrePrepares(view: view, viewChanges: used, dropOthersCertificates: config.bugs.contains(.dropPreparedInNewView))
+        var pps = computePrePrepares(view: view, viewChanges: used, dropHighestCertificate: config.bugs.contains(.dropPreparedInNewView))
         for i in pps.indices { pps[i].signature = crypto.sign(pps[i].signedBytes) }
         var nv = NewView(view: view, viewChanges: used, prePrepares: pps, primary: config.id)
         nv.signature = crypto.sign(nv.signedBytes)
@@ -123,16 +123,17 @@ extension PBFTReplica {
     /// The pre-prepares of NEW-VIEW, computed only from the view changes, so every backup gets the
     /// same answer: for each n in (min-s, max-s], the batch of the highest-view certificate, or a
     /// null request where no certificate exists.
-    func computePrePrepares(view v: View, viewChanges: [ViewChange], dropOthersCertificates: Bool = false) -> [PrePrepare] {
+    func computePrePrepares(view v: View, viewChanges: [ViewChange], dropHighestCertificate: Bool = false) -> [PrePrepare] {
         let minS = viewChanges.map(\.stableSequence).max() ?? .zero
         var best: [SequenceNumber: PrePrepare] = [:]
-        for vc in viewChanges where !dropOthersCertificates || vc.replica == config.primary(of: v) {
+        for vc in viewChanges {
             for cert in vc.prepared where cert.prePrepare.sequence > minS {
                 let pp = cert.prePrepare
                 if let b = best[pp.sequence], b.view >= pp.view { continue }
                 best[pp.sequence] = pp
             }
         }
+        if dropHighestCertificate, let top = best.keys.max() { best[top] = nil } // injected bug
         let maxS = best.keys.max() ?? minS
         var out: [PrePrepare] = []
         var n = minS.next
@@ -163,7 +164,7 @@ extension PBFTReplica {
         }
         // Under the injected bug every replica runs the same faulty rule, so backups agree with it.
         let expected = computePrePrepares(view: nv.view, viewChanges: nv.viewChanges,
-                                          dropOthersCertificates: config.bugs.contains(.dropPreparedInNewView))
+                                          dropHighestCertificate: config.bugs.contains(.dropPreparedInNewView))
         guard expected.count == nv.prePrepares.count else { return }
         for (e, got) in zip(expected, nv.prePrepares) {
             guard e.sequence == got.sequence, e.digest == got.digest, e.requests == got.requests, e.view == got.view,

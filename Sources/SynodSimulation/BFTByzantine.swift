@@ -17,14 +17,7 @@ extension BFTSimulation {
             default: send(e)
             }
         case .equivocatingPrimary:
-            if case var .prePrepare(pp) = e.message, case let .replica(to) = e.to, to.rawValue % 2 == 0 {
-                pp.requests = pp.requests.count > 1 ? Array(pp.requests.reversed().dropFirst()) : []
-                pp.digest = auth.batchDigest(pp.requests)
-                pp.signature = auth.sign(pp.signedBytes)
-                send(PBFTEnvelope(from: e.from, to: e.to, message: .prePrepare(pp)))
-            } else {
-                send(e)
-            }
+            send(equivocated(i, e, auth))
         case .corruptAuthenticators:
             send(random.chance(1, in: 2) ? corrupted(e) : e)
             if random.chance(1, in: 4) {
@@ -54,7 +47,10 @@ extension BFTSimulation {
         case .bogusViewChanges:
             switch e.message {
             case var .viewChange(vc):
-                vc.prepared.append(fabricatedCertificate(i, view: vc.newView, after: vc.stableSequence, auth))
+                let fake = fabricatedCertificate(i, view: vc.newView, after: vc.stableSequence, auth)
+                vc.prepared.removeAll { $0.prePrepare.sequence == fake.prePrepare.sequence }
+                vc.prepared.append(fake)
+                vc.prepared.sort { $0.prePrepare.sequence < $1.prePrepare.sequence }
                 vc.signature = auth.sign(vc.signedBytes)
                 send(PBFTEnvelope(from: e.from, to: e.to, message: .viewChange(vc)))
             case var .newView(nv):
@@ -68,6 +64,38 @@ extension BFTSimulation {
             default:
                 send(e)
             }
+        }
+    }
+
+    /// Backups with even ids get a different batch for each sequence number: either with its own
+    /// digest (and this replica's prepares and commits follow that side's digest, so it votes on
+    /// both sides), or under the original digest (which only a digest check catches).
+    func equivocated(_ i: Int, _ e: PBFTEnvelope, _ auth: Ed25519HMACAuthenticator) -> PBFTEnvelope {
+        guard case let .replica(to) = e.to, to.rawValue % 2 == 0 else { return e }
+        switch e.message {
+        case var .prePrepare(pp):
+            if let alt = nodes[i].alternatives[pp.sequence], alt.view == pp.view {
+                return PBFTEnvelope(from: e.from, to: e.to, message: .prePrepare(alt))
+            }
+            let keepDigest = random.chance(1, in: 2)
+            pp.requests = pp.requests.count > 1 ? Array(pp.requests.reversed().dropFirst()) : []
+            if !keepDigest {
+                pp.digest = auth.batchDigest(pp.requests)
+                pp.signature = auth.sign(pp.signedBytes)
+            }
+            nodes[i].alternatives[pp.sequence] = pp
+            return PBFTEnvelope(from: e.from, to: e.to, message: .prePrepare(pp))
+        case var .prepare(p):
+            guard let alt = nodes[i].alternatives[p.sequence], alt.view == p.view else { return e }
+            p.digest = alt.digest
+            p.signature = auth.sign(p.signedBytes)
+            return PBFTEnvelope(from: e.from, to: e.to, message: .prepare(p))
+        case var .commit(c):
+            guard let alt = nodes[i].alternatives[c.sequence], alt.view == c.view else { return e }
+            c.digest = alt.digest
+            return remac(PBFTEnvelope(from: e.from, to: e.to, message: .commit(c)), auth)
+        default:
+            return e
         }
     }
 
@@ -85,6 +113,7 @@ extension BFTSimulation {
                 let v = core.view.next
                 var vc = ViewChange(newView: v, stableSequence: core.lowWatermark, checkpointProof: core.stableProof,
                                     prepared: [fabricatedCertificate(i, view: v, after: core.lowWatermark, auth)], replica: core.id)
+                vc.prepared = vc.prepared.filter { $0.prePrepare.sequence <= core.lowWatermark.adding(core.config.logWindow) }
                 vc.signature = auth.sign(vc.signedBytes)
                 for n in nodes where n.id != core.id { send(PBFTEnvelope(from: .replica(core.id), to: .replica(n.id), message: .viewChange(vc))) }
                 record("\(core.id) byzantine view-change for \(v)")
@@ -144,10 +173,13 @@ extension BFTSimulation {
     func fabricatedCertificate(_ i: Int, view: View, after h: SequenceNumber, _ auth: Ed25519HMACAuthenticator) -> PreparedCertificate {
         let config = nodes[i].durable.config
         let old = View(view.rawValue == 0 ? 0 : view.rawValue - 1)
-        var pp = PrePrepare(view: old, sequence: h.next, digest: auth.batchDigest([]), requests: [], primary: config.primary(of: old))
+        // Aim where it hurts: a sequence number some replicas may have executed and others not.
+        let top = max(h.rawValue + 1, nodes[i].durable.lastExecuted.rawValue)
+        let n = SequenceNumber(UInt64(random.int(in: Int(h.rawValue + 1)...Int(top + 1))))
+        var pp = PrePrepare(view: old, sequence: n, digest: auth.batchDigest([]), requests: [], primary: config.primary(of: old))
         pp.signature = auth.sign(pp.signedBytes)
         let prepares = config.replicas.filter { $0 != pp.primary }.prefix(2 * config.f).map { r -> Prepare in
-            var p = Prepare(view: old, sequence: h.next, digest: pp.digest, replica: r)
+            var p = Prepare(view: old, sequence: n, digest: pp.digest, replica: r)
             p.signature = r == config.id ? auth.sign(p.signedBytes) : randomBytes(64)
             return p
         }

@@ -17,6 +17,8 @@ struct BFTSimNode {
     var lastActive = true
     /// Byzantine replay: messages seen or sent, bounded.
     var replayable: [PBFTEnvelope] = []
+    /// Byzantine equivocation: the pre-prepare the even-id side was sent for each sequence number.
+    var alternatives: [SequenceNumber: PrePrepare] = [:]
     static let replayableMax = 256
 
     var isUp: Bool { core != nil }
@@ -86,7 +88,6 @@ public final class BFTSimulation {
         for c in 1...options.clients {
             var config = PBFTClient.Config(id: ClientID(UInt64(c)), replicas: ids)
             config.readOnlyOptimization = readOnlyOptimization
-            if readOnlyOptimization { config.writeReplies = 2 * f + 1 }
             clients.append(BFTSimClient(client: PBFTClient(config: config, crypto: crypto[.client(ClientID(UInt64(c)))]!),
                                         sim: SimClient(id: UInt64(c), target: 0, keys: options.keys)))
         }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import SynodCrypto
 import SynodSimulation
 
 // `synod sim --mode bft`: the Byzantine simulation (docs/PBFT.md).
@@ -18,6 +19,12 @@ extension SimCommand {
     }
 
     func runBFT() throws {
+        if cryptoRates {
+            for r in CryptoBenchmark.run() {
+                print("\(r.name): \(Int(r.perSecond))/s (\(r.operations) in \(Int(r.seconds * 1000)) ms)")
+            }
+            return
+        }
         if let s = seed {
             let r = BFTSimulation.run(bftOptions(seed: s))
             if trace { for line in r.trace { print(line) } }

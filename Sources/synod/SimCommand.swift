@@ -34,6 +34,9 @@ struct SimCommand: ParsableCommand {
     @Option(help: "BFT mode: Byzantine replicas, 0 through f = (nodes-1)/3 (default f).")
     var byzantine: Int?
 
+    @Flag(help: "BFT mode: measure Ed25519, HMAC-SHA256 and SHA-256 rates on this machine and exit.")
+    var cryptoRates = false
+
     @Flag(help: "Print the trace of a single-seed run.")
     var trace = false
 
