@@ -86,7 +86,7 @@ extension PBFTReplica {
     mutating func onPrePrepare(_ pp: PrePrepare) {
         guard pp.primary == primary, pp.primary != config.id,
               pp.sequence > lowWatermark, pp.sequence <= highWatermark,
-              pp.requests.count <= config.batchRequestsMax * 4 else { return }
+              pp.requests.count <= config.batchRequestsMax else { return }
         if let have = slots[pp.sequence]?.prePrepare {
             if have.digest != pp.digest { return } // equivocation: keep the first
             return
@@ -180,6 +180,7 @@ extension PBFTReplica {
             lastExecuted = n
             for r in pp.requests where r.timestamp > lastTimestamp[r.client] ?? 0 { lastTimestamp[r.client] = r.timestamp }
             let digests = Set(pp.requests.map { crypto.requestDigest($0) })
+            ordered.subtract(digests)
             pending.removeAll { digests.contains($0.digest) || $0.request.timestamp <= lastTimestamp[$0.request.client] ?? 0 }
             let checkpoint = n.rawValue % config.checkpointInterval == 0
             if checkpoint { clientTablesAt[n] = encodeClientTable() }

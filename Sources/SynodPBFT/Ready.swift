@@ -26,9 +26,10 @@ public struct PBFTReady: Sendable {
     /// 1. When set, persist the new stable checkpoint and restore the state machine from it,
     /// before executing `committed` (which then continues right after it).
     public var stateToInstall: StateToInstall?
-    /// 2. Persist the core's protocol state (the value, as of this `ready()`) before sending:
-    /// pre-prepares accepted and prepares and commits sent are promises that must survive a
-    /// crash. The shell persists by keeping `persistentState` durable.
+    /// 2. Make the replica's protocol state durable before sending (the messages below promise
+    /// that the pre-prepares accepted and the prepares and commits sent survive a crash). The core
+    /// is a value; the simulator persists it as of each `advance`; a durable encoding for the
+    /// networked node is future work (docs/PBFT.md).
     /// 3. Then send these messages to other replicas, in order; the network may drop them.
     public var messages: [PBFTEnvelope]
     /// 4. Then execute these batches in order; each sequence number appears once, ever. After

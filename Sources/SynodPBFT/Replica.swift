@@ -25,7 +25,8 @@ public struct PBFTReplica: Sendable {
     var slots: [SequenceNumber: Slot] = [:]
     /// Requests received and not yet executed, in arrival order. Bounded by `pendingRequestsMax`.
     var pending: [PendingRequest] = []
-    /// Digests of requests already in a pre-prepare of this view (the primary does not reorder them).
+    /// Digests of requests in an unexecuted pre-prepare of this view (the primary does not
+    /// reorder them). Pruned on execution, cleared on view change.
     var ordered: Set<Digest> = []
     /// Highest timestamp executed per client: exactly-once and the reply cache key.
     var lastTimestamp: [ClientID: UInt64] = [:]
@@ -45,6 +46,8 @@ public struct PBFTReplica: Sendable {
     var timerTicksLeft: Int?
     /// The current timeout; doubles with every consecutive view change (capped).
     public internal(set) var timeoutTicks: Int
+    /// How long to wait for NEW-VIEW in the view being changed to.
+    var newViewTimeoutTicks: Int
     var futureMessages: [PBFTEnvelope] = []
     /// The NEW-VIEW this replica accepted or sent for the current view, to help late replicas.
     var lastNewView: NewView?
@@ -71,6 +74,7 @@ public struct PBFTReplica: Sendable {
         self.config = config
         self.crypto = crypto
         timeoutTicks = config.viewChangeTimeoutTicks
+        newViewTimeoutTicks = config.viewChangeTimeoutTicks
     }
 
     public var id: NodeID { config.id }

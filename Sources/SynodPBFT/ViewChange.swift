@@ -20,10 +20,20 @@ extension PBFTReplica {
         viewChanges[v, default: [:]][config.id] = vc
         viewChanges = viewChanges.filter { $0.key >= v }
         broadcast(.viewChange(vc))
-        // Wait for NEW-VIEW this long; then try the next view with twice the timeout.
-        timerTicksLeft = timeoutTicks
+        // The NEW-VIEW timer starts only once 2f+1 replicas want this view (paper §4.5.2): a
+        // replica alone cannot race ahead through views. The next attempt waits twice as long.
+        timerTicksLeft = nil
+        newViewTimeoutTicks = timeoutTicks
         timeoutTicks = min(timeoutTicks * 2, config.viewChangeTimeoutTicksMax)
+        armNewViewTimerIfQuorum()
         maybeSendNewView()
+    }
+
+    /// Starts the wait for NEW-VIEW once 2f+1 VIEW-CHANGEs for our view are in.
+    mutating func armNewViewTimerIfQuorum() {
+        guard !isViewActive, timerTicksLeft == nil,
+              (viewChanges[view]?.count ?? 0) >= config.certificateQuorum else { return }
+        timerTicksLeft = newViewTimeoutTicks
     }
 
     /// The certificate of the highest view for every prepared sequence number above h, sorted.
@@ -41,6 +51,7 @@ extension PBFTReplica {
         // A replica that missed NEW-VIEW learns it again from a peer still changing to this view.
         if vc.newView == view, isViewActive, let nv = lastNewView { send(.newView(nv), to: vc.replica) }
         joinIfFPlusOneAhead()
+        armNewViewTimerIfQuorum()
         maybeSendNewView()
     }
 
@@ -51,11 +62,8 @@ extension PBFTReplica {
         for (v, byReplica) in viewChanges where v > view {
             for r in byReplica.keys where r != config.id { highest[r] = max(highest[r] ?? .zero, v) }
         }
-        // A replica already changing view (its own timer fired) counts itself: f others suffice.
-        // Otherwise a lone replica that raced ahead could never be joined (views only go up).
-        let others = isViewActive ? config.f + 1 : config.f
-        guard highest.count >= others else { return }
-        let target = highest.values.sorted()[highest.count - others]
+        guard highest.count >= config.f + 1 else { return }
+        let target = highest.values.sorted()[highest.count - (config.f + 1)]
         if target > view { startViewChange(to: target) }
     }
 

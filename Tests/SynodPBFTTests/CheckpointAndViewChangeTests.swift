@@ -77,7 +77,14 @@ struct CheckpointAndViewChangeTests {
     @Test("view-change timers back off exponentially across consecutive view changes")
     func backoff() {
         var c = Cluster { $0.viewChangeTimeoutTicks = 10; $0.viewChangeTimeoutTicksMax = 1000 }
-        c.filter = without([1, 2]) // primaries of views 0 and 1 silent: only 2 of 4 left
+        // The primaries of views 0, 1 and 2 never get a pre-prepare or NEW-VIEW through.
+        c.filter = { e in
+            guard let from = e.from.replicaID, from.rawValue <= 3 else { return true }
+            switch e.message {
+            case .prePrepare, .newView: return false
+            default: return true
+            }
+        }
         _ = c.clients[0].invoke([1])
         c.run()
         var starts: [Int] = []
@@ -90,6 +97,17 @@ struct CheckpointAndViewChangeTests {
         let gaps = zip(starts.dropFirst(), starts).map { $0 - $1 }
         #expect(gaps.count >= 2)
         #expect(gaps[1] > gaps[0])
+    }
+
+    @Test("a backup whose timer fires alone waits in view 1: it cannot race ahead without 2f+1")
+    func loneBackupWaits() {
+        var c = Cluster()
+        c.filter = { e in !(e.from == .replica(NodeID(4)) && { if case .request = e.message { return true }; return false }()) }
+        c.replicas[3].propose(c.request(1, [1]))
+        c.tick(600)
+        #expect(c.replicas[3].view == View(1))
+        #expect(!c.replicas[3].isViewActive)
+        for i in 0..<3 { #expect(c.replicas[i].view == .zero) }
     }
 
     @Test("NEW-VIEW fills gaps with null requests; backups recompute it and accept")
