@@ -58,6 +58,9 @@ public struct RaftConfig: Sendable, Hashable {
     public var pendingReadsMax: Int = 1024
     /// Bytes of snapshot data per InstallSnapshot chunk.
     public var snapshotChunkBytesMax: Int = 512
+    /// Raft §8: a new leader appends a no-op entry of its term so that earlier entries commit
+    /// promptly. Off only in tests that recreate the paper's Figure 8 exactly.
+    public var appendNoopOnElection: Bool = true
     /// Test-only bug injection. Empty in production.
     public var bugs: RaftBugs = []
 

@@ -14,6 +14,15 @@ extension RaftCore {
     mutating func tickElection() {
         electionElapsed += 1
         if electionElapsed >= config.electionTimeoutTicks { quietAfterRestart = false }
+        if role == .candidate || role == .preCandidate {
+            // Raft §5.5: RPCs to crashed or unreachable servers are retried; re-ask the voters
+            // that have not answered yet, every heartbeat interval.
+            heartbeatElapsed += 1
+            if heartbeatElapsed >= config.heartbeatIntervalTicks {
+                heartbeatElapsed = 0
+                requestVotes(role == .preCandidate ? .preVote : .vote, term: role == .preCandidate ? term.next : term)
+            }
+        }
         if isPromotable && electionElapsed >= randomizedElectionTimeout {
             campaign()
         }
@@ -22,6 +31,10 @@ extension RaftCore {
     mutating func tickLeader() {
         heartbeatElapsed += 1
         electionElapsed += 1
+        if !leadTransferee.isNone {
+            transferElapsed += 1
+            if transferElapsed >= config.electionTimeoutTicks { leadTransferee = .none } // give up
+        }
         if electionElapsed >= config.electionTimeoutTicks {
             electionElapsed = 0
             if config.checkQuorum {
@@ -48,8 +61,15 @@ extension RaftCore {
 
     /// Starts an election: a pre-vote round first when enabled.
     public mutating func campaign() {
+        inputCount &+= 1
         guard isPromotable, role != .leader else { return }
         if config.preVote { becomePreCandidate() } else { becomeCandidate() }
+    }
+
+    /// Leadership transfer: the leader asked us to campaign now.
+    mutating func campaignForTransfer() {
+        guard isPromotable, role != .leader else { return }
+        becomeCandidate(transfer: true)
     }
 
     mutating func becomeFollower(term newTerm: Term, leader newLeader: NodeID) {
@@ -60,6 +80,7 @@ extension RaftCore {
         }
         role = .follower
         leader = newLeader
+        leadTransferee = .none
         progress.removeAll()
         votes.removeAll()
         pendingReads.removeAll()
@@ -76,7 +97,7 @@ extension RaftCore {
         requestVotes(.preVote, term: term.next)
     }
 
-    mutating func becomeCandidate() {
+    mutating func becomeCandidate(transfer: Bool = false) {
         precondition(role != .leader, "a leader does not campaign")
         term = term.next
         vote = id
@@ -85,12 +106,15 @@ extension RaftCore {
         votes = [id: true]
         resetElectionTimer()
         if pollVotes() == .won { becomeLeader(); return }
+        campaignIsTransfer = transfer
         requestVotes(.vote, term: term)
     }
 
+    /// Asks every voter that has not answered yet.
     private mutating func requestVotes(_ type: MessageType, term t: Term) {
-        for voter in membership.allMembers where voter != id && membership.isVoter(voter) {
+        for voter in membership.allMembers where voter != id && membership.isVoter(voter) && votes[voter] == nil {
             var m = Message(type: type, from: id, to: voter, term: t)
+            if type == .vote && campaignIsTransfer { m.context = RaftCore.transferContext }
             m.logTerm = log.lastTerm
             m.index = log.lastIndex
             send(m)
@@ -105,6 +129,7 @@ extension RaftCore {
         precondition(role == .candidate, "only a candidate becomes leader")
         role = .leader
         leader = id
+        leadTransferee = .none
         resetElectionTimer()
         progress.removeAll()
         for member in membership.allMembers {
@@ -113,7 +138,9 @@ extension RaftCore {
         progress[id]?.match = log.stableLast
         progress[id]?.state = .replicate
         // Raft §8: a new leader commits a blank entry of its own term to learn what is committed.
-        log.append(Entry(index: log.lastIndex.next, term: term, kind: .noop))
+        if config.appendNoopOnElection {
+            log.append(Entry(index: log.lastIndex.next, term: term, kind: .noop))
+        }
         broadcastAppend(sendIfEmpty: true)
     }
 

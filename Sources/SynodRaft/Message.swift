@@ -7,6 +7,8 @@ public enum MessageType: UInt8, Sendable, Hashable, CaseIterable {
     case append, appendResponse
     case heartbeat, heartbeatResponse
     case snapshot, snapshotResponse
+    /// Leadership transfer: campaign now, ignoring pre-vote and leases.
+    case timeoutNow
 }
 
 /// One chunk of an InstallSnapshot transfer.
@@ -69,6 +71,7 @@ public struct Message: Hashable, Sendable, CustomStringConvertible {
         case .snapshot:
             if let c = snapshot { s += " at=\(c.position) off=\(c.offset) len=\(c.data.count)\(c.isLast ? " last" : "")" }
         case .snapshotResponse: s += " at=\(index.rawValue) next=\(context)\(reject ? " reject" : "")"
+        case .timeoutNow: break
         }
         return s
     }

@@ -34,6 +34,13 @@ public struct RaftCore: Sendable {
     var progress: [NodeID: Progress] = [:]
     /// Candidate only: answers received.
     var votes: [NodeID: Bool] = [:]
+    /// Index of the newest configuration entry in the log (or the snapshot index).
+    var lastConfigIndex: LogIndex = .zero
+    /// Leader only: the voter we are handing leadership to, and for how long we have been trying.
+    var leadTransferee: NodeID = .none
+    var transferElapsed = 0
+    /// Candidate only: this campaign was asked for by a leadership transfer.
+    var campaignIsTransfer = false
     var incomingSnapshot: Snapshot?
     var incomingSnapshotFrom: NodeID = .none
 
@@ -45,6 +52,8 @@ public struct RaftCore: Sendable {
     var messages: [Message] = []
     var readStates: [ReadState] = []
     var snapshotToInstall: Snapshot?
+    /// Counts inputs, so `advance` can tell a `Ready` taken before the latest input (a shell bug).
+    var inputCount: UInt64 = 0
     var persistedHardState: HardState
     var persistedMembership: Membership
 
@@ -69,6 +78,7 @@ public struct RaftCore: Sendable {
         precondition(state.compacted.index == .zero || state.snapshot?.position == state.compacted, "compacted log needs its snapshot")
         resetElectionTimer()
         quietAfterRestart = config.leaseReads
+        lastConfigIndex = findLastConfigIndex(before: log.lastIndex.next)
     }
 
     // MARK: Inspection (tests, checkers, traces)
@@ -89,6 +99,9 @@ public struct RaftCore: Sendable {
     public func matchIndex(of peer: NodeID) -> LogIndex? { progress[peer]?.match }
     public func inflightCount(of peer: NodeID) -> Int? { progress[peer]?.inflights.count }
     public var latestSnapshot: Snapshot? { snapshot }
+    /// True while the newest configuration entry is not yet committed, or the membership is joint.
+    public var membershipChangePending: Bool { membership.isJoint || lastConfigIndex > log.committed }
+    public var transferTarget: NodeID { leadTransferee }
 
     /// Every other member, sorted: the only way the core iterates over peers, so no hash order leaks.
     var peers: [NodeID] { membership.allMembers.filter { $0 != id } }
@@ -97,6 +110,7 @@ public struct RaftCore: Sendable {
 
     /// Advances logical time by one tick.
     public mutating func tick() {
+        inputCount &+= 1
         tickCount += 1
         if role == .leader { tickLeader() } else { tickElection() }
     }
@@ -105,7 +119,9 @@ public struct RaftCore: Sendable {
     /// node stops leading first). Returns the position it was appended at.
     @discardableResult
     public mutating func propose(_ payload: [UInt8]) throws(RaftError) -> LogPosition {
+        inputCount &+= 1
         guard role == .leader else { throw .notLeader(leaderHint: leader) }
+        guard leadTransferee.isNone else { throw .leadershipTransferInProgress }
         guard payload.count <= Limits.entryPayloadBytesMax else { throw .tooLarge }
         guard log.lastIndex.rawValue - log.committed.rawValue < UInt64(config.uncommittedEntriesMax) else { throw .busy }
         let e = Entry(index: log.lastIndex.next, term: term, kind: .command, payload: payload)
@@ -118,11 +134,12 @@ public struct RaftCore: Sendable {
     /// `snapshotData` (log compaction, Raft §7). The shell then deletes the same prefix from its
     /// log store and keeps the snapshot durably.
     public mutating func compact(upTo index: LogIndex, snapshotData: [UInt8]) {
+        inputCount &+= 1
         precondition(index <= log.applied, "compact beyond applied")
         precondition(index <= log.stableLast, "compact beyond persisted")
         guard index > log.compacted.index else { return }
         let t = log.term(at: index)!
-        snapshot = Snapshot(position: LogPosition(index: index, term: t), membership: membership, data: snapshotData)
+        snapshot = Snapshot(position: LogPosition(index: index, term: t), membership: membership(at: index), data: snapshotData)
         log.compact(upTo: index)
     }
 
@@ -148,11 +165,13 @@ public struct RaftCore: Sendable {
             membership: membership == persistedMembership ? nil : membership,
             messages: messages,
             committedEntries: log.committedUnapplied(countMax: config.committedEntriesPerReadyMax),
-            readStates: readStates)
+            readStates: readStates,
+            inputCount: inputCount)
     }
 
     /// Records that the shell carried out `ready` (obtained from `ready()` with no input since).
     public mutating func advance(_ ready: Ready) {
+        precondition(ready.inputCount == inputCount, "advance with a Ready taken before the latest input")
         precondition(ready.messages.count <= messages.count, "advance with a stale Ready")
         snapshotToInstall = nil
         if let last = ready.entries.last {
@@ -169,6 +188,7 @@ public struct RaftCore: Sendable {
             progress[id]?.match = log.stableLast
             progress[id]?.next = log.lastIndex.next
             if maybeCommit() { broadcastAppend(sendIfEmpty: true) }
+            maybeFinishMembershipChange()
         }
     }
 

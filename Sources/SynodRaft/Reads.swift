@@ -7,6 +7,7 @@ extension RaftCore {
     /// that answers it. Only a leader answers; a leader that has not yet committed an entry of
     /// its term queues the request until it has.
     public mutating func readIndex(context: UInt64) throws(RaftError) {
+        inputCount &+= 1
         precondition(context != 0, "read context 0 is reserved")
         guard role == .leader else { throw .notLeader(leaderHint: leader) }
         guard pendingReads.count + readsAwaitingCommit.count < config.pendingReadsMax else { throw .busy }
@@ -44,7 +45,7 @@ extension RaftCore {
     /// for anyone else until an election timeout after they received them (check-quorum), so no
     /// other leader can exist yet, provided no clock runs faster than the drift margin allows.
     var leaseIsValid: Bool {
-        guard role == .leader, config.checkQuorum else { return false }
+        guard role == .leader, config.checkQuorum, leadTransferee.isNone else { return false }
         let span = UInt64(config.electionTimeoutTicks - config.leaseDriftMarginTicks)
         let now = tickCount + 1
         return Quorum.voteResult(membership: membership) { nid in

@@ -43,6 +43,8 @@ public struct Ready: Sendable {
     public var committedEntries: [Entry]
     /// 5. ReadIndex answers: serve each read once the state machine has applied through its index.
     public var readStates: [ReadState]
+    /// Which input this `Ready` reflects; `advance` checks it is still the latest.
+    public let inputCount: UInt64
 
     /// Step 2 as one atomic store write.
     public var logWrite: LogWrite {
@@ -63,6 +65,12 @@ public enum RaftError: Error, Hashable, Sendable {
     case busy
     /// The payload exceeds `Limits.entryPayloadBytesMax`.
     case tooLarge
+    /// A membership change is still uncommitted or joint; retry once it completes.
+    case membershipChangeInProgress
+    /// The change or transfer target does not fit the current membership.
+    case invalidMembershipChange
+    /// The leader is handing over leadership and takes no proposals meanwhile.
+    case leadershipTransferInProgress
 }
 
 /// What a node looks like from outside, for tests, traces and checkers.

@@ -70,6 +70,7 @@ extension RaftCore {
         progress[m.from] = pr
         if maybeCommit() { broadcastAppend(sendIfEmpty: true) }
         while sendAppend(to: m.from, sendIfEmpty: false) {}
+        if m.from == leadTransferee && pr.match == log.lastIndex { sendTimeoutNow(to: m.from) }
     }
 
     mutating func handleHeartbeatResponse(_ m: Message) {

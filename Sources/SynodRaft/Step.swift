@@ -4,9 +4,11 @@ import SynodCore
 extension RaftCore {
     /// Feeds one message from a peer. Messages not addressed to us, or from strangers, are ignored.
     public mutating func step(_ m: Message) {
+        inputCount &+= 1
         guard m.to == id, m.from != id, !m.from.isNone else { return }
         if m.term > term {
-            if (m.type == .vote || m.type == .preVote) && inLease {
+            let isTransferVote = m.type == .vote && m.context == RaftCore.transferContext
+            if (m.type == .vote || m.type == .preVote) && inLease && !isTransferVote {
                 // Check-quorum: we heard from a live leader recently, so this candidate is
                 // disruptive (dissertation §4.2.3). Ignore it without adopting its term.
                 return
@@ -79,6 +81,8 @@ extension RaftCore {
             electionElapsed = 0
             leader = m.from
             handleSnapshotChunk(m)
+        case .timeoutNow:
+            campaignForTransfer()
         default:
             break
         }
@@ -118,6 +122,7 @@ extension RaftCore {
                 // Injected bug: the old entries after the new ones survive.
                 fresh += log.entries(from: lastNew.next, countMax: Int.max, bytesMax: Int.max)
             }
+            reconcileMembership(truncatingFrom: conflict, incoming: fresh)
             log.truncateAndAppend(fresh, checkTerms: !keepSuffix)
         }
         log.commit(to: min(m.commit, lastNew))
@@ -183,6 +188,7 @@ extension RaftCore {
         }
         log.restore(snap.position)
         membership = snap.membership
+        lastConfigIndex = snap.position.index
         snapshot = snap
         snapshotToInstall = snap
     }

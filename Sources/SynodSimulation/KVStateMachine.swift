@@ -1,4 +1,5 @@
 import SynodCore
+import SynodRaft
 
 /// One key-value operation. Keys are small integers; values are unique per write, so the
 /// linearizability checker can tell writes apart.
@@ -53,6 +54,12 @@ public struct KVCommand: Hashable, Sendable {
     public var seq: UInt64
     public var op: KVOp
 
+    public init(client: UInt64, seq: UInt64, op: KVOp) {
+        self.client = client
+        self.seq = seq
+        self.op = op
+    }
+
     public func encode() -> [UInt8] {
         var w = ByteWriter()
         w.u64(client)
@@ -94,19 +101,12 @@ public struct KVCommand: Hashable, Sendable {
 /// and the entry.
 public struct KVStateMachine: Hashable, Sendable {
     public private(set) var values: [UInt64?]
-    /// Sessions sorted by client id: (client, last sequence applied, its cached result).
-    public private(set) var sessions: [Session]
+    /// Exactly-once sessions: (client, last sequence applied, its cached result).
+    public private(set) var sessions = ClientSessions<KVResult>()
     public private(set) var appliedIndex: LogIndex = .zero
-
-    public struct Session: Hashable, Sendable {
-        public var client: UInt64
-        public var seq: UInt64
-        public var result: KVResult
-    }
 
     public init(keys: Int) {
         values = Array(repeating: nil, count: keys)
-        sessions = []
     }
 
     /// Applies one committed entry; returns the command and its result for commands.
@@ -114,15 +114,13 @@ public struct KVStateMachine: Hashable, Sendable {
         precondition(e.index == appliedIndex.next, "apply out of order")
         appliedIndex = e.index
         guard e.kind == .command, let cmd = try? KVCommand.decode(e.payload) else { return nil }
-        let at = sessions.firstIndex { $0.client >= cmd.client }
-        if let at, sessions[at].client == cmd.client {
-            if cmd.seq == sessions[at].seq { return (cmd, sessions[at].result) } // retry: cached result
-            if cmd.seq < sessions[at].seq { return (cmd, .staleSession) }
+        switch sessions.check(client: cmd.client, seq: cmd.seq) {
+        case let .duplicate(cached): return (cmd, cached)   // a retry: answered, not re-executed
+        case .stale: return (cmd, .staleSession)
+        case .new: break
         }
         let result = execute(cmd.op)
-        let session = Session(client: cmd.client, seq: cmd.seq, result: result)
-        if let at, sessions[at].client == cmd.client { sessions[at] = session }
-        else { sessions.insert(session, at: at ?? sessions.count) }
+        sessions.record(client: cmd.client, seq: cmd.seq, result: result, at: e.index)
         return (cmd, result)
     }
 
@@ -153,10 +151,11 @@ public struct KVStateMachine: Hashable, Sendable {
         w.u64(appliedIndex.rawValue)
         w.u32(UInt32(values.count))
         for v in values { w.u8(v == nil ? 0 : 1); w.u64(v ?? 0) }
-        w.u32(UInt32(sessions.count))
-        for s in sessions {
+        w.u32(UInt32(sessions.sessions.count))
+        for s in sessions.sessions {
             w.u64(s.client)
             w.u64(s.seq)
+            w.u64(s.lastIndex.rawValue)
             switch s.result {
             case .ok: w.u8(0); w.u64(0)
             case let .value(v): w.u8(v == nil ? 1 : 2); w.u64(v ?? 0)
@@ -182,9 +181,11 @@ public struct KVStateMachine: Hashable, Sendable {
         }
         let n = Int(try r.u32("sessions"))
         guard n <= 1 << 16 else { throw .lengthTooLarge(what: "sessions", length: n, limit: 1 << 16) }
+        var list: [ClientSessions<KVResult>.Session] = []
         for _ in 0..<n {
             let client = try r.u64("client")
             let seq = try r.u64("seq")
+            let last = LogIndex(try r.u64("session index"))
             let tag = try r.u8("result")
             let v = try r.u64("result value")
             let result: KVResult
@@ -197,8 +198,9 @@ public struct KVStateMachine: Hashable, Sendable {
             case 5: result = .staleSession
             default: throw .unknownValue(what: "result", value: UInt64(tag))
             }
-            sm.sessions.append(Session(client: client, seq: seq, result: result))
+            list.append(.init(client: client, seq: seq, result: result, lastIndex: last))
         }
+        sm.sessions = try ClientSessions(restoring: list)
         try r.expectEnd()
         return sm
     }

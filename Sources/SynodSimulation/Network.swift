@@ -78,8 +78,10 @@ struct SimNetwork {
         for j in 0..<nodeCount where j != k { blocked[k][j] = true; blocked[j][k] = true }
     }
 
-    /// Forgets every message to a node that crashed (its sockets are gone).
-    mutating func dropAll(to node: NodeID) {
-        inFlight.removeAll { $0.message.to == node }
+    /// Drops about half of the in-flight messages sent by `node`.
+    mutating func dropSome(from node: NodeID, random: inout SeededRandom) {
+        var kept: [InFlight] = []
+        for f in inFlight where f.message.from != node || random.chance(1, in: 2) { kept.append(f) }
+        inFlight = kept
     }
 }

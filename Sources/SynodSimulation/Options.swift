@@ -19,10 +19,24 @@ public struct SimulationOptions: Sendable {
     public var bugs: RaftBugs = []
     /// Serve some reads by lease instead of a heartbeat round.
     public var leaseReads: Bool = false
+    /// Clock drift: some ticks, a node's clock ticks twice, but never more often than every
+    /// `driftSpacingTicks` ticks, which keeps it within the cores' default lease drift margin
+    /// (2 extra ticks per 10-tick election timeout). On by default with `leaseReads`.
+    public var clockDrift: Bool? = nil
+    public static let driftSpacingTicks = 5
     /// A node compacts its log once this many applied entries sit above its snapshot.
     public var compactionThresholdEntries: Int = 24
     /// Keep the trace lines in memory (the digest is computed either way).
     public var recordTrace: Bool = false
+    /// Core settings the simulator may vary (the bug-injection tests sharpen the faults with them).
+    public var preVote: Bool = true
+    public var checkQuorum: Bool = true
+    public var entriesPerMessageMax: Int = 32
+    public var appendNoopOnElection: Bool = true
+    /// Nodes that start outside the cluster, to be added as learners or voters.
+    public var spareNodes: Int = 1
+    /// Membership changes (joint consensus, learners) and leadership transfers during the safety phase.
+    public var membershipChanges: Bool = true
 
     public static let nodesRange = 3...7
 
@@ -39,10 +53,47 @@ public struct FaultRates: Sendable, Hashable {
     public var healPerMille = 30
     public var crashPerMille = 12
     public var restartPerMille = 60
+    /// Targeted crashes ("buggify"): after a node grants a vote, becomes leader or advances its
+    /// commit as leader, it crashes at the next crash point with this probability.
+    public var crashAfterEventPerMille = 30
+    /// Per tick: the leader is asked to change the membership, or to transfer leadership.
+    public var membershipChangePerMille = 10
+    public var transferPerMille = 4
+    /// Ticks a crashed node stays down, at least.
+    public var downTicksRange: ClosedRange<Int> = 5...60
+
+    public init(dropPerMille: Int = 30, duplicatePerMille: Int = 20, longDelayPerMille: Int = 60, partitionPerMille: Int = 15,
+                healPerMille: Int = 30, crashPerMille: Int = 12, restartPerMille: Int = 60, crashAfterEventPerMille: Int = 30, downTicksRange: ClosedRange<Int> = 5...60) {
+        self.crashAfterEventPerMille = crashAfterEventPerMille
+        self.membershipChangePerMille = 10
+        self.transferPerMille = 4
+        self.dropPerMille = dropPerMille
+        self.duplicatePerMille = duplicatePerMille
+        self.longDelayPerMille = longDelayPerMille
+        self.partitionPerMille = partitionPerMille
+        self.healPerMille = healPerMille
+        self.crashPerMille = crashPerMille
+        self.restartPerMille = restartPerMille
+        self.downTicksRange = downTicksRange
+    }
 
     public static let standard = FaultRates()
-    public static let none = FaultRates(dropPerMille: 0, duplicatePerMille: 0, longDelayPerMille: 0,
-                                        partitionPerMille: 0, healPerMille: 1000, crashPerMille: 0, restartPerMille: 1000)
+    /// Much harsher: lossy network, frequent partitions, short frequent outages, many targeted crashes.
+    public static let heavy: FaultRates = {
+        var f = FaultRates(dropPerMille: 200, duplicatePerMille: 50, longDelayPerMille: 200, partitionPerMille: 40,
+                           healPerMille: 60, crashPerMille: 40, restartPerMille: 300, crashAfterEventPerMille: 200,
+                           downTicksRange: 1...15)
+        f.membershipChangePerMille = 20
+        f.transferPerMille = 8
+        return f
+    }()
+    public static let none: FaultRates = {
+        var f = FaultRates(dropPerMille: 0, duplicatePerMille: 0, longDelayPerMille: 0, partitionPerMille: 0,
+                           healPerMille: 1000, crashPerMille: 0, restartPerMille: 1000, crashAfterEventPerMille: 0)
+        f.membershipChangePerMille = 0
+        f.transferPerMille = 0
+        return f
+    }()
 }
 
 /// How a run ended.
@@ -59,6 +110,8 @@ public struct SimulationResult: Sendable {
     public var elections: Int
     public var crashes: Int
     public var snapshotsInstalled: Int
+    public var membershipChanges: Int
+    public var transfers: Int
     public var linearizability: LinearizabilityVerdict?
 
     public var passed: Bool { violations.isEmpty }

@@ -18,6 +18,10 @@ struct SimNode {
     var checkedCommit: LogIndex = .zero
     var lastRole: RaftRole = .follower
     var restartAt: Int = 0
+    /// Ticks since this node's clock last ran an extra tick (clock drift).
+    var ticksSinceExtra = 0
+    /// A targeted crash is due at the next crash point.
+    var crashSoon = false
 
     init(id: NodeID, membership: Membership, keys: Int) {
         self.id = id
@@ -47,5 +51,6 @@ struct SimNode {
     mutating func crash() {
         core = nil
         readsWaiting = []
+        crashSoon = false
     }
 }

@@ -25,6 +25,10 @@ extension Simulation {
                 history.append(HistoryOp(client: clients[c].id, op: op, invoke: eventClock))
                 clients[c].current = SimClient.Pending(historyIndex: history.count - 1, seq: clients[c].seq, op: op,
                                                        viaReadIndex: viaReadIndex, deadline: 0, resubmitAt: nil, attempts: 0)
+                if random.chance(1, in: 4) {
+                    // Some clients pick any node (a load balancer, a stale leader cache).
+                    clients[c].target = random.int(in: 0...(nodes.count - 1))
+                }
                 record("c\(clients[c].id) invoke seq=\(clients[c].seq) \(op)\(viaReadIndex ? " readindex" : "")")
                 submit(c)
             }
@@ -47,10 +51,12 @@ extension Simulation {
             }
             nodes[k].core = core
         } catch let error {
-            if case let .notLeader(hint) = error, !hint.isNone {
+            // Follow the hint half of the time; otherwise try any node. Hints can be stale (a
+            // removed node still names its old leader), and two stale hints must not trap a client.
+            if case let .notLeader(hint) = error, !hint.isNone, random.chance(1, in: 2) {
                 clients[c].target = Int(hint.rawValue) - 1
             } else {
-                clients[c].target = (k + 1) % nodes.count
+                clients[c].target = random.int(in: 0...(nodes.count - 1))
             }
             p.resubmitAt = now + (error == .busy ? 5 : 1)
         }

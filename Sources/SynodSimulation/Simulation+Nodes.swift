@@ -7,6 +7,8 @@ extension Simulation {
         guard var core = nodes[i].core else { return }
         let rd = core.ready()
         if rd.isEmpty { return }
+        let commitBefore = core.commitIndex
+        let wasLeader = nodes[i].lastRole == .leader
         if let s = rd.snapshot {
             // 1. Install the snapshot durably, then the state machine.
             try! nodes[i].disk.reset(to: s.position)
@@ -35,6 +37,9 @@ extension Simulation {
         nodes[i].readsWaiting += rd.readStates
         core.advance(rd)
         nodes[i].core = core
+        let interesting = rd.messages.contains { $0.type == .voteResponse && !$0.reject }
+            || (core.role == .leader && (!wasLeader || core.commitIndex > commitBefore))
+        if faultsOn && interesting && random.chance(faults.crashAfterEventPerMille, in: 1000) { nodes[i].crashSoon = true }
         serveReads(i)
         maybeCompact(i)
     }
@@ -77,14 +82,21 @@ extension Simulation {
     var downCount: Int { nodes.filter { !$0.isUp }.count }
 
     func maybeCrash() {
+        for k in nodes.indices where nodes[k].crashSoon && nodes[k].isUp { crash(k) }
         guard random.chance(faults.crashPerMille, in: 1000) else { return }
         let up = nodes.indices.filter { nodes[$0].isUp }
         guard downCount < (options.nodes - 1) / 2 + 1, !up.isEmpty else { return }
-        let k = up[random.int(in: 0...(up.count - 1))]
+        crash(up[random.int(in: 0...(up.count - 1))])
+    }
+
+    /// Crashes node `k`: unpersisted Ready is lost, and so is about half of what it had sent
+    /// that is still in flight (socket buffers die with the process).
+    func crash(_ k: Int) {
+        network.dropSome(from: nodes[k].id, random: &random)
         let lost = nodes[k].core!.ready()
         record("\(nodes[k].id) crash (unpersisted: \(lost.entries.count) entries, \(lost.messages.count) messages)")
         nodes[k].crash()
-        nodes[k].restartAt = now + random.int(in: 5...60)
+        nodes[k].restartAt = now + random.int(in: faults.downTicksRange)
         crashes += 1
     }
 
@@ -143,27 +155,38 @@ extension Simulation {
         record("liveness phase")
     }
 
+    /// The leader of the highest term among running nodes.
+    var currentLeader: Int? {
+        nodes.indices.filter { nodes[$0].core?.role == .leader }.max { nodes[$0].core!.term < nodes[$1].core!.term }
+    }
+
+    /// Nodes in the current leader's membership (removed nodes never learn they were removed).
+    func members(of leader: RaftCore) -> [SimNode] {
+        nodes.filter { leader.membership.allMembers.contains($0.id) }
+    }
+
     var isConverged: Bool {
         guard nodes.allSatisfy(\.isUp), clients.allSatisfy({ $0.current == nil }) else { return false }
-        guard let leader = nodes.first(where: { $0.core!.role == .leader })?.core else { return false }
-        guard leader.term(at: leader.commitIndex) == leader.term else { return false }
-        return nodes.allSatisfy { n in
+        guard let k = currentLeader, let leader = nodes[k].core else { return false }
+        guard leader.term(at: leader.commitIndex) == leader.term, !leader.membershipChangePending else { return false }
+        return members(of: leader).allSatisfy { n in
             n.core!.commitIndex == leader.commitIndex && n.kv.appliedIndex == leader.commitIndex
                 && n.core!.lastIndex == leader.lastIndex
         }
     }
 
     var livenessSummary: String {
-        let roles = nodes.map { n in n.core.map { "\($0.id):\($0.role)/\($0.term.rawValue)/c\($0.commitIndex.rawValue)/a\(n.kv.appliedIndex.rawValue)" } ?? "\(n.id):down" }
+        let roles = nodes.map { n in n.core.map { "\($0.id):\($0.role)/\($0.term.rawValue)/c\($0.commitIndex.rawValue)/a\(n.kv.appliedIndex.rawValue)/\($0.membership)" } ?? "\(n.id):down" }
         let pending = clients.filter { $0.current != nil }.count
         return roles.joined(separator: " ") + " pending=\(pending)"
     }
 
     /// Every live node holds the same state machine.
     func checkSameState() {
-        guard let first = nodes.first?.kv else { return }
-        for n in nodes.dropFirst() where n.kv != first {
-            violations.append("divergence: \(n.id) state differs from \(nodes[0].id) at applied \(n.kv.appliedIndex.rawValue)")
+        guard let k = currentLeader, let leader = nodes[k].core else { return }
+        let first = nodes[k].kv
+        for n in members(of: leader) where n.kv != first {
+            violations.append("divergence: \(n.id) state differs from leader \(leader.id) at applied \(n.kv.appliedIndex.rawValue)")
         }
     }
 }

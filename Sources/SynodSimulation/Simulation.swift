@@ -21,6 +21,8 @@ public final class Simulation {
     var elections = 0
     var crashes = 0
     var snapshotsInstalled = 0
+    var membershipChanges = 0
+    var transfers = 0
 
     public init(options: SimulationOptions) {
         precondition(SimulationOptions.nodesRange.contains(options.nodes), "nodes must be 3...7")
@@ -29,7 +31,10 @@ public final class Simulation {
         let ids = (1...options.nodes).map { NodeID(UInt64($0)) }
         let membership = try! Membership(voters: ids)
         nodes = ids.map { SimNode(id: $0, membership: membership, keys: options.keys) }
-        network = SimNetwork(nodeCount: options.nodes)
+        for s in 0..<options.spareNodes {
+            nodes.append(SimNode(id: NodeID(UInt64(options.nodes + s + 1)), membership: .empty, keys: options.keys))
+        }
+        network = SimNetwork(nodeCount: nodes.count)
         clients = (1...options.clients).map { SimClient(id: UInt64($0), target: ($0 - 1) % options.nodes, keys: options.keys) }
         faults = options.faults
     }
@@ -43,6 +48,10 @@ public final class Simulation {
         var c = RaftConfig(id: id)
         c.leaseReads = options.leaseReads
         c.bugs = options.bugs
+        c.preVote = options.preVote
+        c.checkQuorum = options.checkQuorum
+        c.entriesPerMessageMax = options.entriesPerMessageMax
+        c.appendNoopOnElection = options.appendNoopOnElection
         return c
     }
 
@@ -80,7 +89,8 @@ public final class Simulation {
             operationsCompleted: history.filter { $0.complete != nil }.count,
             operationsUnknown: history.filter { $0.complete == nil }.count,
             commitIndex: checker.highestCommitted, elections: elections, crashes: crashes,
-            snapshotsInstalled: snapshotsInstalled, linearizability: verdict)
+            snapshotsInstalled: snapshotsInstalled, membershipChanges: membershipChanges, transfers: transfers,
+            linearizability: verdict)
     }
 
     var allViolations: [String] { checker.violations + violations }
@@ -102,8 +112,17 @@ public final class Simulation {
             foldIntoDigest(m)
             nodes[k].core!.step(m)
         }
-        for i in nodes.indices where nodes[i].core != nil { nodes[i].core!.tick() }
+        let drift = options.clockDrift ?? options.leaseReads
+        for i in nodes.indices where nodes[i].core != nil {
+            nodes[i].core!.tick()
+            nodes[i].ticksSinceExtra += 1
+            if drift && nodes[i].ticksSinceExtra >= SimulationOptions.driftSpacingTicks && random.chance(1, in: 2) {
+                nodes[i].core!.tick()   // this node's clock runs fast
+                nodes[i].ticksSinceExtra = 0
+            }
+        }
         clientsAct()
+        if faultsOn && options.membershipChanges { maybeChangeMembership() }
         if faultsOn { maybeCrash() }
         for i in nodes.indices { processReady(i) }
         if faultsOn { maybePartition(); maybeRestart() }

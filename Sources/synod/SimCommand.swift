@@ -19,7 +19,7 @@ struct SimCommand: ParsableCommand {
     @Option(help: "Cluster size, 3 through 7.")
     var nodes: Int = 5
 
-    @Option(help: "Run seeds 1 through N.")
+    @Option(help: "Run seeds 1 through N (default 100 when neither --seeds nor --seed is given).")
     var seeds: Int?
 
     @Option(help: "Run this one seed and print its digest.")
@@ -43,6 +43,9 @@ struct SimCommand: ParsableCommand {
     @Flag(help: "Serve reads by leader lease where possible (opt-in lease reads).")
     var leaseReads = false
 
+    @Option(help: "Fault profile of the safety phase: standard or heavy.")
+    var faults: String = "standard"
+
     func validate() throws {
         guard mode == "raft" || mode == "bft" else {
             throw ValidationError("unknown --mode '\(mode)': use raft or bft")
@@ -61,6 +64,9 @@ struct SimCommand: ParsableCommand {
         if seeds != nil && seed != nil { throw ValidationError("give either --seeds N or --seed S, not both") }
         if let n = seeds, !(1...1_000_000).contains(n) { throw ValidationError("--seeds must be 1 through 1000000, got \(n)") }
         if trace && seed == nil { throw ValidationError("--trace needs --seed S (one run)") }
+        guard faults == "standard" || faults == "heavy" else {
+            throw ValidationError("unknown --faults '\(faults)': use standard or heavy")
+        }
     }
 
     func options(seed: UInt64) -> SimulationOptions {
@@ -70,11 +76,12 @@ struct SimCommand: ParsableCommand {
         o.clients = clients
         o.leaseReads = leaseReads
         o.recordTrace = trace
+        if faults == "heavy" { o.faults = .heavy }
         return o
     }
 
     func replayCommand(_ s: UInt64) -> String {
-        "synod sim --mode raft --nodes \(nodes) --steps \(steps) --clients \(clients)\(leaseReads ? " --lease-reads" : "") --seed \(s) --trace"
+        "synod sim --mode raft --nodes \(nodes) --steps \(steps) --clients \(clients)\(leaseReads ? " --lease-reads" : "")\(faults == "heavy" ? " --faults heavy" : "") --seed \(s) --trace"
     }
 
     func run() throws {
@@ -83,19 +90,24 @@ struct SimCommand: ParsableCommand {
             let r = Simulation.run(options(seed: s))
             if trace { for line in r.trace { print(line) } }
             let lin = r.linearizability.map { "\($0)" } ?? "not checked"
-            print("raft nodes=\(nodes) seed=\(s): ticks=\(r.ticks) commit=\(r.commitIndex.rawValue) ops=\(r.operationsCompleted) unknown=\(r.operationsUnknown) elections=\(r.elections) crashes=\(r.crashes) snapshots=\(r.snapshotsInstalled) linearizability=\(lin) digest \(r.digest)")
+            print("raft nodes=\(nodes) seed=\(s): ticks=\(r.ticks) commit=\(r.commitIndex.rawValue) ops=\(r.operationsCompleted) unknown=\(r.operationsUnknown) elections=\(r.elections) crashes=\(r.crashes) snapshots=\(r.snapshotsInstalled) membership-changes=\(r.membershipChanges) transfers=\(r.transfers) linearizability=\(lin) digest \(r.digest)")
             report(r)
             if !r.passed { throw ExitCode.failure }
             return
         }
         let n = seeds ?? 100
         var failed = 0
+        var inconclusive = 0
         for s in 1...UInt64(n) {
             let r = Simulation.run(options(seed: s))
+            if case .inconclusive = r.linearizability { inconclusive += 1 }
             if !r.passed {
                 failed += 1
                 report(r)
             }
+        }
+        if inconclusive > 0 {
+            print("note: \(inconclusive) runs hit the linearizability search bound (inconclusive, not counted as violations)")
         }
         print("raft nodes=\(nodes) seeds=1..\(n): \(n) runs, \(failed) violations")
         if failed > 0 { throw ExitCode.failure }
