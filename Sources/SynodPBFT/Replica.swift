@@ -199,9 +199,12 @@ public struct PBFTReplica: Sendable {
 
     // MARK: Timers
 
-    /// Starts the view-change timer if a request waits and it is not running (backups only).
+    /// Starts the view-change timer if a request waits and it is not running. The primary runs
+    /// it too: a primary left behind (its view's quorum gone, its requests stuck) must be able to
+    /// vote for a view change, or the replicas still in the view may all wait forever (found by
+    /// the simulator: primary and one backup left in a view, the other correct backup ahead).
     mutating func armTimerIfNeeded() {
-        guard timerTicksLeft == nil, !pending.isEmpty, isViewActive, primary != config.id else { return }
+        guard timerTicksLeft == nil, !pending.isEmpty, isViewActive else { return }
         timerTicksLeft = timeoutTicks
     }
 

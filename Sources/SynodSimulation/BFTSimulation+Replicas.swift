@@ -40,8 +40,8 @@ extension BFTSimulation {
         }
         // 6. Cached replies for retransmitted requests.
         for r in rd.replyResends {
-            if let s = nodes[i].kv.sessions.first(where: { $0.client == r.client.rawValue }), s.seq == r.timestamp {
-                replyTo(r, result: s.result, from: core, at: i, readOnly: false)
+            if case let .duplicate(result) = nodes[i].kv.sessions.check(client: r.client.rawValue, seq: r.timestamp) {
+                replyTo(r, result: result, from: core, at: i, readOnly: false)
             }
         }
         core.advance(rd)
