@@ -12,6 +12,8 @@ struct Slot: Sendable {
     var committedLocal = false
     /// The prepared certificate of the highest view this replica prepared in; survives view changes.
     var certificate: PreparedCertificate?
+    /// The digest this replica executed here, if it has; survives view changes.
+    var executedDigest: Digest?
 
     /// Forget everything of the old view except the prepared certificate.
     mutating func enter(_ view: View) {
@@ -146,14 +148,22 @@ extension PBFTReplica {
 
     /// prepared(m, v, n, i): the pre-prepare plus 2f matching prepares from distinct backups.
     /// Once prepared, keep the certificate and multicast COMMIT.
+    ///
+    /// A replica that already executed this digest here (in an earlier view, before a view change
+    /// re-issued it) commits at once: the value is decided, and the replicas that have not yet
+    /// executed it need 2f+1 commits in the new view, which the replicas past it would otherwise
+    /// never send if one of their prepares was lost (nobody retransmits below a peer's progress).
     mutating func checkPrepared(_ n: SequenceNumber) {
         guard var slot = slots[n], let pp = slot.prePrepare, !slot.sentCommit else { return }
         let skipDigest = config.bugs.contains(.skipPrepareDigestCheck)
         let matching = slot.prepares.values
             .filter { $0.view == pp.view && (skipDigest || $0.digest == pp.digest) && $0.replica != pp.primary }
             .sorted { $0.replica < $1.replica }
-        guard matching.count >= config.quorum - 1 else { return }
-        slot.certificate = PreparedCertificate(prePrepare: pp, prepares: Array(matching.prefix(config.quorum - 1)))
+        if matching.count >= config.quorum - 1 {
+            slot.certificate = PreparedCertificate(prePrepare: pp, prepares: Array(matching.prefix(config.quorum - 1)))
+        } else if slot.executedDigest != pp.digest {
+            return
+        }
         slot.sentCommit = true
         let c = Commit(view: view, sequence: n, digest: pp.digest, replica: config.id)
         slot.commits[config.id] = c
@@ -178,6 +188,7 @@ extension PBFTReplica {
             let n = lastExecuted.next
             precondition(n > lowWatermark, "executing below the low watermark")
             lastExecuted = n
+            slots[n]!.executedDigest = pp.digest
             for r in pp.requests where r.timestamp > lastTimestamp[r.client] ?? 0 { lastTimestamp[r.client] = r.timestamp }
             let digests = Set(pp.requests.map { crypto.requestDigest($0) })
             ordered.subtract(digests)

@@ -222,3 +222,14 @@ extension PBFTReplica {
     /// True while a state transfer is under way.
     public var isFetchingState: Bool { fetch != nil }
 }
+
+extension PBFTReplica {
+    /// What this replica holds for sequence number `n`, for traces and debugging.
+    public func slotSummary(_ n: SequenceNumber) -> String {
+        guard let s = slots[n] else { return "\(n): none" }
+        let pp = s.prePrepare.map { "pp \($0.view) \($0.digest)" } ?? "no pp"
+        let prepares = s.prepares.values.sorted { $0.replica < $1.replica }.map { "\($0.replica)@\($0.view)/\($0.digest)" }
+        let commits = s.commits.values.sorted { $0.replica < $1.replica }.map { "\($0.replica)@\($0.view)/\($0.digest)" }
+        return "\(n): \(pp) prepares[\(prepares.joined(separator: " "))] commits[\(commits.joined(separator: " "))] sentCommit=\(s.sentCommit) cert=\(s.certificate.map { "\($0.prePrepare.view)" } ?? "-")"
+    }
+}

@@ -183,7 +183,12 @@ extension BFTSimulation {
             n.core.map { "\($0.id)\(n.isCorrect ? "" : "*"):\($0.view.rawValue)\($0.isViewActive ? "" : "?")/h\($0.lowWatermark.rawValue)/e\($0.lastExecuted.rawValue)/p\($0.pendingCount)" } ?? "\(n.id):down"
         }
         let busy = clients.filter { $0.client.isBusy || $0.livenessOpsLeft > 0 }.count
-        return states.joined(separator: " ") + " clients-busy=\(busy)"
+        var out = states.joined(separator: " ") + " clients-busy=\(busy)"
+        // The slot the most lagging correct replica waits on, for diagnosis.
+        if let behind = nodes.filter(\.isCorrect).compactMap(\.core).min(by: { $0.lastExecuted < $1.lastExecuted }) {
+            out += "; \(behind.id) waits on \(behind.slotSummary(behind.lastExecuted.next))"
+        }
+        return out
     }
 }
 

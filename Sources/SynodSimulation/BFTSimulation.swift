@@ -102,7 +102,8 @@ public final class BFTSimulation {
     }
 
     var f: Int { Quorum.byzantineFaultsTolerated(replicas: options.nodes) }
-    var byzantineSummary: [String] { nodes.compactMap { n in n.byzantine.map { "\(n.id):\($0.rawValue)" } } }
+    /// The behaviours drawn for this seed (the liveness phase silences them all later).
+    lazy var byzantineSummary: [String] = nodes.compactMap { n in n.byzantine.map { "\(n.id):\($0.rawValue)" } }
 
     public func run() -> BFTSimulationResult {
         record("start seed=\(options.seed) nodes=\(options.nodes) byzantine=\(byzantineSummary.joined(separator: ",")) client=\(byzantineClient != nil) ro=\(readOnlyOptimization)")
