@@ -29,10 +29,15 @@ extension PBFTReplica {
         maybeSendNewView()
     }
 
-    /// Starts the wait for NEW-VIEW once 2f+1 VIEW-CHANGEs for our view are in.
+    /// Starts the wait for NEW-VIEW once 2f+1 replicas (us included) asked for our view or a later
+    /// one. The paper counts VIEW-CHANGEs for exactly our view; counting later views too keeps a
+    /// replica from waiting forever when its view's quorum was split by a lost VIEW-CHANGE and a
+    /// peer already moved on (found by the simulator: no timer left running anywhere).
     mutating func armNewViewTimerIfQuorum() {
-        guard !isViewActive, timerTicksLeft == nil,
-              (viewChanges[view]?.count ?? 0) >= config.certificateQuorum else { return }
+        guard !isViewActive, timerTicksLeft == nil else { return }
+        var askers = Set<NodeID>()
+        for (v, byReplica) in viewChanges where v >= view { askers.formUnion(byReplica.keys) }
+        guard askers.count >= config.certificateQuorum else { return }
         timerTicksLeft = newViewTimeoutTicks
     }
 

@@ -16,6 +16,22 @@ struct NormalCaseTests {
         #expect(c.replicas.allSatisfy { $0.lastExecuted == SequenceNumber(1) && $0.view == .zero })
     }
 
+    @Test("the message pattern of Figure 1: 1 request, 3 pre-prepares, 9 prepares, 12 commits, 4 replies")
+    func figureOne() {
+        var c = Cluster()
+        _ = c.clients[0].invoke([7])
+        c.run()
+        var counts: [String: Int] = [:]
+        for e in c.sent { counts[e.message.kind, default: 0] += 1 }
+        #expect(counts["request"] == 1)       // client to primary
+        #expect(counts["pre-prepare"] == 3)   // primary to each backup
+        #expect(counts["prepare"] == 9)       // each backup to the 3 others
+        #expect(counts["commit"] == 12)       // every replica to the 3 others
+        #expect(counts["reply"] == 4)         // every replica to the client
+        let order = c.sent.map(\.message.kind).reduce(into: [String]()) { if $0.last != $1 { $0.append($1) } }
+        #expect(order.prefix(3) == ["request", "pre-prepare", "prepare"])
+    }
+
     @Test("with f silent backups the other 2f+1 still commit")
     func oneSilentBackup() {
         var c = Cluster()
