@@ -34,8 +34,8 @@ extension BFTSimulation {
                     clients[c].client.abandon()
                     clients[c].historyIndex = nil
                 }
-            } else if (faultsOn && random.chance(1, in: 3)) || (!faultsOn && clients[c].livenessOpsLeft > 0) {
-                if !faultsOn { clients[c].livenessOpsLeft -= 1 }
+            } else if (faultsOn && random.chance(1, in: 3)) || (!faultsOn && livenessWantsWork(c)) {
+                if !faultsOn && clients[c].livenessOpsLeft > 0 { clients[c].livenessOpsLeft -= 1 }
                 var (op, _) = clients[c].sim.nextOperation(keys: options.keys, random: &random)
                 let t = clients[c].client.timestamp + 1
                 // Liveness-phase operations are writes: they must be ordered, so a view with a
@@ -53,6 +53,13 @@ extension BFTSimulation {
             for e in clients[c].client.takeMessages() { send(e) }
         }
         if faultsOn, byzantineClient != nil, random.chance(1, in: 12) { byzantineClientActs() }
+    }
+
+    /// In the liveness phase each client writes `livenessOpsPerClient` times, and keeps writing
+    /// while no view with a correct primary is installed on 2f+1 correct replicas: requests are
+    /// what drive view changes, so a replica left alone in a later view is joined only under load.
+    func livenessWantsWork(_ c: Int) -> Bool {
+        clients[c].livenessOpsLeft > 0 || (now % 10 == 0 && !isCorrectViewInstalled)
     }
 
     func clientReceived(_ c: Int, _ e: PBFTEnvelope) {

@@ -165,10 +165,14 @@ extension BFTSimulation {
         record("liveness phase")
     }
 
-    /// 2f+1 correct replicas are active in one view whose primary is correct, and every client
-    /// has finished its operations.
+    /// Every client has finished its operations and a view with a correct primary is installed.
     var isConverged: Bool {
         guard clients.allSatisfy({ !$0.client.isBusy && $0.livenessOpsLeft == 0 }) else { return false }
+        return isCorrectViewInstalled
+    }
+
+    /// 2f+1 correct replicas are active in one view whose primary is correct.
+    var isCorrectViewInstalled: Bool {
         let active = nodes.filter(\.isCorrect).compactMap(\.core).filter(\.isViewActive)
         for v in Set(active.map(\.view)).sorted() {
             let inView = active.filter { $0.view == v }
