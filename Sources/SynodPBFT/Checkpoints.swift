@@ -98,6 +98,9 @@ extension PBFTReplica {
         clientTablesAt = clientTablesAt.filter { $0.key > n }
         if let f = fetch, f.sequence <= n { fetch = nil }
         if lastAssigned < n { lastAssigned = n }
+        // Garbage collection left nothing at or below the new low watermark.
+        assert(slots.keys.allSatisfy { $0 > n }, "slot at or below h after GC")
+        assert(checkpointVotes.keys.allSatisfy { $0 > n }, "checkpoint vote at or below h after GC")
         proposeBatches()
     }
 

@@ -177,6 +177,7 @@ extension PBFTReplica {
         guard let slot = slots[n], let pp = slot.prePrepare, slot.sentCommit, !slot.committedLocal else { return }
         let matching = slot.commits.values.filter { $0.view == pp.view && $0.digest == pp.digest }.count
         guard matching >= config.quorum else { return }
+        assert(slot.commits[config.id] != nil, "committed-local without our own commit")
         slots[n]!.committedLocal = true
         executeCommitted()
     }
@@ -187,6 +188,7 @@ extension PBFTReplica {
         while fetch == nil, let slot = slots[lastExecuted.next], slot.committedLocal, let pp = slot.prePrepare {
             let n = lastExecuted.next
             precondition(n > lowWatermark, "executing below the low watermark")
+            precondition(n <= highWatermark, "executing above the high watermark")
             lastExecuted = n
             slots[n]!.executedDigest = pp.digest
             for r in pp.requests where r.timestamp > lastTimestamp[r.client] ?? 0 { lastTimestamp[r.client] = r.timestamp }
