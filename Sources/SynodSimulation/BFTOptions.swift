@@ -70,7 +70,10 @@ public struct BFTSimulationResult: Sendable {
     public var ticks: Int
     public var byzantine: [String]
     public var operationsCompleted: Int
+    /// Correct clients' operations abandoned in the safety phase (outcome unknown).
     public var operationsUnknown: Int
+    /// Requests the Byzantine client signed (two per timestamp).
+    public var byzantineClientRequests: Int
     public var highestExecuted: UInt64
     public var highestStable: UInt64
     public var view: UInt64

@@ -29,7 +29,7 @@ extension SimCommand {
             let r = BFTSimulation.run(bftOptions(seed: s))
             if trace { for line in r.trace { print(line) } }
             let lin = r.linearizability.map { "\($0)" } ?? "not checked"
-            print("bft nodes=\(nodes) byzantine=[\(r.byzantine.joined(separator: " "))] seed=\(s): ticks=\(r.ticks) executed=\(r.highestExecuted) stable=\(r.highestStable) view=\(r.view) ops=\(r.operationsCompleted) unknown=\(r.operationsUnknown) view-changes=\(r.viewChanges) state-transfers=\(r.stateTransfers) linearizability=\(lin) digest \(r.digest)")
+            print("bft nodes=\(nodes) byzantine=[\(r.byzantine.joined(separator: " "))] seed=\(s): ticks=\(r.ticks) executed=\(r.highestExecuted) stable=\(r.highestStable) view=\(r.view) ops=\(r.operationsCompleted) unknown=\(r.operationsUnknown) byzantine-client-requests=\(r.byzantineClientRequests) view-changes=\(r.viewChanges) state-transfers=\(r.stateTransfers) linearizability=\(lin) digest \(r.digest)")
             reportBFT(r)
             if !r.passed { throw ExitCode.failure }
             return
