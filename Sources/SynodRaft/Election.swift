@@ -127,6 +127,7 @@ extension RaftCore {
 
     mutating func becomeLeader() {
         precondition(role == .candidate, "only a candidate becomes leader")
+        precondition(vote == id, "a leader voted for itself in its term")
         role = .leader
         leader = id
         leadTransferee = .none

@@ -109,6 +109,7 @@ struct Progress: Sendable {
             probeSent = false
         }
         next = max(next, index.next)
+        precondition(match < next, "progress invariant: match < next")
         return updated
     }
 
@@ -123,6 +124,7 @@ struct Progress: Sendable {
         next = max(match.next, min(hintNext, rejected))
         if next < LogIndex(1) { next = LogIndex(1) }
         probeSent = false
+        precondition(match < next, "progress invariant: match < next")
         return true
     }
 }

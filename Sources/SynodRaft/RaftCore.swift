@@ -183,7 +183,11 @@ public struct RaftCore: Sendable {
         if let m = ready.membership { persistedMembership = m }
         messages.removeFirst(ready.messages.count)
         readStates.removeFirst(ready.readStates.count)
-        if let applied = ready.committedEntries.last { log.applied = applied.index }
+        if let applied = ready.committedEntries.last {
+            precondition(applied.index <= log.committed, "applied an uncommitted entry")
+            precondition(applied.index > log.applied, "applied twice")
+            log.applied = applied.index
+        }
         if role == .leader {
             progress[id]?.match = log.stableLast
             progress[id]?.next = log.lastIndex.next

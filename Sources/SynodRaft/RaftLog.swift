@@ -142,6 +142,7 @@ struct RaftLog: Sendable {
     mutating func commit(to index: LogIndex) {
         guard index > committed else { return }
         precondition(index <= lastIndex, "commit past the end of the log")
+        precondition(index > compacted.index, "commit inside the snapshot")
         committed = index
     }
 
@@ -152,6 +153,8 @@ struct RaftLog: Sendable {
         let t = term(at: index)!
         entries.removeSubrange(...offset(index))
         compacted = LogPosition(index: index, term: t)
+        precondition(firstIndex == index.next, "compaction left a gap")
+        precondition(entries.first.map { $0.index == firstIndex } ?? true, "compaction left a gap")
     }
 
     /// Replaces everything with a received snapshot.

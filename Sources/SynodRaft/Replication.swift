@@ -106,6 +106,7 @@ extension RaftCore {
     mutating func maybeCommit() -> Bool {
         let index = Quorum.committedIndex(membership: membership) { progress[$0]?.match ?? .zero }
         guard index > log.committed, index <= log.lastIndex else { return false }
+        precondition(role == .leader, "only a leader counts replicas")
         if !config.bugs.contains(.commitPreviousTermByCounting) {
             guard log.term(at: index) == term else { return false }
         }

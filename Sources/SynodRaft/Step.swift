@@ -174,8 +174,11 @@ extension RaftCore {
         }
         incomingSnapshot = nil
         restore(inc)
+        // Acknowledge only what is known to match the leader: the commit index (now at least
+        // the snapshot's). Not our last index: when our log already held the snapshot's last
+        // entry we kept our log, and entries after it may be stale ones from an older term.
         var r = message(.appendResponse, to: m.from)
-        r.index = log.lastIndex
+        r.index = log.committed
         send(r)
     }
 

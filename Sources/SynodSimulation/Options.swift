@@ -23,11 +23,17 @@ public struct SimulationOptions: Sendable {
     /// `driftSpacingTicks` ticks, which keeps it within the cores' default lease drift margin
     /// (2 extra ticks per 10-tick election timeout). On by default with `leaseReads`.
     public var clockDrift: Bool? = nil
-    public static let driftSpacingTicks = 5
+    /// Fewest ticks between two extra ticks of one node's clock (5: at most 20 % fast).
+    public var driftSpacingTicks = 5
+    /// The cores' lease drift margin (see `RaftConfig.leaseDriftMarginTicks`).
+    public var leaseDriftMarginTicks = 2
     /// A node compacts its log once this many applied entries sit above its snapshot.
     public var compactionThresholdEntries: Int = 24
     /// Keep the trace lines in memory (the digest is computed either way).
     public var recordTrace: Bool = false
+    /// Also put every delivered message in the trace (not in the digest, which folds messages in
+    /// numerically either way, so the digest does not depend on this switch).
+    public var traceMessages: Bool = false
     /// Core settings the simulator may vary (the bug-injection tests sharpen the faults with them).
     public var preVote: Bool = true
     public var checkQuorum: Bool = true

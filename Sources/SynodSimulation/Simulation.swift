@@ -47,6 +47,7 @@ public final class Simulation {
     func config(for id: NodeID) -> RaftConfig {
         var c = RaftConfig(id: id)
         c.leaseReads = options.leaseReads
+        c.leaseDriftMarginTicks = options.leaseDriftMarginTicks
         c.bugs = options.bugs
         c.preVote = options.preVote
         c.checkQuorum = options.checkQuorum
@@ -110,13 +111,14 @@ public final class Simulation {
             let k = Int(m.to.rawValue) - 1
             guard nodes[k].core != nil else { continue }
             foldIntoDigest(m)
+            if options.recordTrace && options.traceMessages { trace.append("\(now)   \(m)") }
             nodes[k].core!.step(m)
         }
         let drift = options.clockDrift ?? options.leaseReads
         for i in nodes.indices where nodes[i].core != nil {
             nodes[i].core!.tick()
             nodes[i].ticksSinceExtra += 1
-            if drift && nodes[i].ticksSinceExtra >= SimulationOptions.driftSpacingTicks && random.chance(1, in: 2) {
+            if drift && nodes[i].ticksSinceExtra >= options.driftSpacingTicks && random.chance(1, in: 2) {
                 nodes[i].core!.tick()   // this node's clock runs fast
                 nodes[i].ticksSinceExtra = 0
             }

@@ -40,11 +40,20 @@ struct SimCommand: ParsableCommand {
     @Flag(help: "Print the trace of a single-seed run.")
     var trace = false
 
+    @Flag(help: "With --trace, also print every delivered message.")
+    var traceMessages = false
+
     @Flag(help: "Serve reads by leader lease where possible (opt-in lease reads).")
     var leaseReads = false
 
     @Option(help: "Fault profile of the safety phase: standard or heavy.")
     var faults: String = "standard"
+
+    @Option(help: "Each node compacts its log once this many applied entries sit above its snapshot (1 through 10000).")
+    var compactionEntries: Int = 24
+
+    @Option(help: "Most entries per append message (1 through 1000).")
+    var entriesPerMessage: Int = 32
 
     func validate() throws {
         guard mode == "raft" || mode == "bft" else {
@@ -64,6 +73,13 @@ struct SimCommand: ParsableCommand {
         if seeds != nil && seed != nil { throw ValidationError("give either --seeds N or --seed S, not both") }
         if let n = seeds, !(1...1_000_000).contains(n) { throw ValidationError("--seeds must be 1 through 1000000, got \(n)") }
         if trace && seed == nil { throw ValidationError("--trace needs --seed S (one run)") }
+        if traceMessages && !trace { throw ValidationError("--trace-messages needs --trace") }
+        guard (1...10_000).contains(compactionEntries) else {
+            throw ValidationError("--compaction-entries must be 1 through 10000, got \(compactionEntries)")
+        }
+        guard (1...1000).contains(entriesPerMessage) else {
+            throw ValidationError("--entries-per-message must be 1 through 1000, got \(entriesPerMessage)")
+        }
         guard faults == "standard" || faults == "heavy" else {
             throw ValidationError("unknown --faults '\(faults)': use standard or heavy")
         }
@@ -76,12 +92,15 @@ struct SimCommand: ParsableCommand {
         o.clients = clients
         o.leaseReads = leaseReads
         o.recordTrace = trace
+        o.traceMessages = traceMessages
         if faults == "heavy" { o.faults = .heavy }
+        o.compactionThresholdEntries = compactionEntries
+        o.entriesPerMessageMax = entriesPerMessage
         return o
     }
 
     func replayCommand(_ s: UInt64) -> String {
-        "synod sim --mode raft --nodes \(nodes) --steps \(steps) --clients \(clients)\(leaseReads ? " --lease-reads" : "")\(faults == "heavy" ? " --faults heavy" : "") --seed \(s) --trace"
+        "synod sim --mode raft --nodes \(nodes) --steps \(steps) --clients \(clients)\(leaseReads ? " --lease-reads" : "")\(faults == "heavy" ? " --faults heavy" : "")\(compactionEntries != 24 ? " --compaction-entries \(compactionEntries)" : "")\(entriesPerMessage != 32 ? " --entries-per-message \(entriesPerMessage)" : "") --seed \(s) --trace"
     }
 
     func run() throws {

@@ -71,7 +71,7 @@ import Testing
         c.stabilize()
         #expect(c[4].role == .follower, "a learner never campaigns")
         c.heal()
-        try? c[1].proposeMembershipChange(.promoteLearner(NodeID(4)))
+        try c[1].proposeMembershipChange(.promoteLearner(NodeID(4)))
         c.tickAll(times: 8)
         #expect(c[1].membership.voters.contains(NodeID(4)))
     }

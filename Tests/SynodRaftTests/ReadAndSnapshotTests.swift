@@ -131,3 +131,30 @@ import Testing
         #expect(s.sessions.map(\.client) == [1, 3], "client 2 was least recently used")
     }
 }
+
+/// Found by the simulator (3 nodes, seed 2239 of `--faults heavy --clients 16`): a follower whose
+/// log already holds a snapshot's last entry keeps its log, so it must acknowledge only the
+/// snapshot's index; acknowledging its last index let the leader count stale entries after it
+/// as matched and tell the follower to commit them.
+@Suite struct SnapshotRegressionTests {
+    @Test func section7_snapshotOverAMatchingLogAcknowledgesOnlyTheSnapshotIndex() throws {
+        // A follower that holds entries 1...4 of term 1 but knows only entry 1 committed
+        // (it missed the messages that carried the commit index). Entries 3 and 4 were never
+        // committed; the new leader of term 2 has a different future after entry 2.
+        let ids = [NodeID(1), NodeID(2), NodeID(3)]
+        let entries = (1...4).map { Entry(index: LogIndex(UInt64($0)), term: Term(1), payload: [UInt8($0)]) }
+        let state = RaftRestartState(hardState: HardState(term: Term(1), vote: .none, commit: LogIndex(1)),
+                                     compacted: .zero, entries: entries,
+                                     membership: try Membership(voters: ids), snapshot: nil)
+        var follower = RaftCore(config: RaftConfig(id: NodeID(3)), random: SeededRandom(seed: 1), restart: state)
+        // The leader of term 2 compacted through entry 2 and sends that snapshot.
+        var m = Message(type: .snapshot, from: NodeID(2), to: NodeID(3), term: Term(2))
+        m.snapshot = SnapshotChunkMessage(position: LogPosition(index: LogIndex(2), term: Term(1)),
+                                          membership: try Membership(voters: ids), offset: 0, data: [7], isLast: true)
+        follower.step(m)
+        let ack = follower.ready().messages.last!
+        #expect(ack.type == .appendResponse && !ack.reject)
+        #expect(ack.index == LogIndex(2), "acknowledge the snapshot, never the stale entries after it")
+        #expect(follower.commitIndex == LogIndex(2))
+    }
+}

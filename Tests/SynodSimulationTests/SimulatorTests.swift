@@ -30,6 +30,18 @@ import Testing
         }
     }
 
+    /// The harsh profile that found the snapshot-acknowledgement bug (docs/SIMULATOR.md).
+    @Test func heavyFaultsWithManyClientsPass() {
+        for seed in UInt64(1)...120 {
+            var o = SimulationOptions(seed: seed)
+            o.nodes = 3
+            o.clients = 12
+            o.faults = .heavy
+            let r = Simulation.run(o)
+            #expect(r.passed, "seed \(seed): \(r.violations.first ?? "")")
+        }
+    }
+
     @Test func leaseReadsPass() {
         for seed in UInt64(1)...40 {
             var o = SimulationOptions(seed: seed)
