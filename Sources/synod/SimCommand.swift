@@ -13,7 +13,7 @@ struct SimCommand: ParsableCommand {
             on any violation and prints the command that replays it.
             """)
 
-    @Option(help: "Consensus mode: raft (bft is issue 4).")
+    @Option(help: "Consensus mode: raft or bft.")
     var mode: String = "raft"
 
     @Option(help: "Cluster size, 3 through 7.")
@@ -30,6 +30,12 @@ struct SimCommand: ParsableCommand {
 
     @Option(help: "Concurrent clients (1 through 16).")
     var clients: Int = 3
+
+    @Option(help: "BFT mode: Byzantine replicas, 0 through f = (nodes-1)/3 (default f).")
+    var byzantine: Int?
+
+    @Flag(help: "BFT mode: measure Ed25519, HMAC-SHA256 and SHA-256 rates on this machine and exit.")
+    var cryptoRates = false
 
     @Flag(help: "Print the trace of a single-seed run.")
     var trace = false
@@ -51,7 +57,15 @@ struct SimCommand: ParsableCommand {
 
     func validate() throws {
         guard mode == "raft" || mode == "bft" else {
-            throw ValidationError("unknown --mode '\(mode)': use raft (bft is not implemented yet)")
+            throw ValidationError("unknown --mode '\(mode)': use raft or bft")
+        }
+        if mode == "bft" {
+            guard (4...7).contains(nodes) else { throw ValidationError("--mode bft needs --nodes 4 through 7 (n = 3f+1), got \(nodes)") }
+            if let b = byzantine, !(0...((nodes - 1) / 3)).contains(b) {
+                throw ValidationError("--byzantine must be 0 through f = \((nodes - 1) / 3) for \(nodes) nodes, got \(b)")
+            }
+        } else if byzantine != nil {
+            throw ValidationError("--byzantine needs --mode bft")
         }
         guard (3...7).contains(nodes) else { throw ValidationError("--nodes must be 3 through 7, got \(nodes)") }
         guard (1...100_000).contains(steps) else { throw ValidationError("--steps must be 1 through 100000, got \(steps)") }
@@ -90,10 +104,7 @@ struct SimCommand: ParsableCommand {
     }
 
     func run() throws {
-        if mode == "bft" {
-            print("error: BFT mode is not implemented yet (issue 4)")
-            throw ExitCode(2)
-        }
+        if mode == "bft" { return try runBFT() }
         if let s = seed {
             let r = Simulation.run(options(seed: s))
             if trace { for line in r.trace { print(line) } }

@@ -1,2 +1,0 @@
-// Placeholder: this target is being built (see docs/ARCHITECTURE.md).
-import SynodCore

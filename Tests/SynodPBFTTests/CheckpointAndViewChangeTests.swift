@@ -1,0 +1,198 @@
+import SynodCore
+import SynodCrypto
+import SynodPBFT
+import Testing
+
+/// §4.3 checkpoints and garbage collection; §4.4 view changes; TOCS §6.2 state transfer.
+@Suite("pBFT §4.3 checkpoints, §4.4 view change, state transfer")
+struct CheckpointAndViewChangeTests {
+    /// Runs `count` requests through the cluster, one at a time from the client.
+    static func drive(_ c: inout Cluster, _ count: Int, first: UInt8 = 1) {
+        for k in 0..<count {
+            _ = c.clients[0].invoke([first &+ UInt8(k)])
+            c.run()
+            var guardTicks = 0
+            while c.clients[0].isBusy && guardTicks < 400 { c.tick(1); guardTicks += 1 }
+        }
+    }
+
+    @Test("every K sequence numbers a checkpoint becomes stable with 2f+1; the log below is collected")
+    func checkpointStableAndGC() {
+        var c = Cluster { $0.checkpointInterval = 4; $0.logWindow = 8; $0.inflightBatchesMax = 1 }
+        Self.drive(&c, 9)
+        for r in c.replicas {
+            #expect(r.lowWatermark == SequenceNumber(8))
+            #expect(r.stableProof.count >= 3)
+            #expect(Set(r.stableProof.map(\.stateDigest)).count == 1)
+            #expect(r.slotCount <= 1) // only sequence 9 is above h
+            #expect(r.highWatermark == SequenceNumber(16))
+        }
+    }
+
+    @Test("with its log window full and no stable checkpoint, the primary stops assigning")
+    func windowBlocksWithoutCheckpoints() {
+        // n3 and n4 drop checkpoints: only 2 < 2f+1 CHECKPOINT messages, so h never moves.
+        var c = Cluster { $0.checkpointInterval = 2; $0.logWindow = 4; $0.inflightBatchesMax = 8; $0.batchRequestsMax = 1 }
+        c.filter = { e in if case .checkpoint = e.message, e.from != .replica(NodeID(1)), e.from != .replica(NodeID(2)) { return false }; return true }
+        for t in 1...8 { c.replicas[0].propose(c.request(UInt64(t), [UInt8(t)])) }
+        c.run()
+        #expect(c.replicas[0].lowWatermark == .zero)
+        #expect(c.sequences(1) == [1, 2, 3, 4])
+    }
+
+    @Test("a silent primary: backups time out, install view 1 (primary n2) and execute the request")
+    func viewChangeOnSilentPrimary() {
+        var c = Cluster()
+        c.filter = without([1])
+        _ = c.clients[0].invoke([5])
+        c.tick(120)
+        for i in 1..<4 {
+            #expect(c.replicas[i].view == View(1))
+            #expect(c.replicas[i].isViewActive)
+            #expect(c.sequences(i) == [1])
+        }
+        #expect(c.accepted == [[5]])
+    }
+
+    @Test("a request prepared in view 0 keeps its sequence number and digest in view 1")
+    func preparedSurvivesViewChange() {
+        var c = Cluster()
+        // Commits are lost and n1 dies after the prepare phase: the request is prepared at 2f+1.
+        c.filter = { e in if case .commit = e.message { return false }; return true }
+        _ = c.clients[0].invoke([3])
+        c.run()
+        c.filter = { e in
+            if e.from == .replica(NodeID(1)) || e.to == .replica(NodeID(1)) { return false }
+            if case let .commit(m) = e.message, m.view == .zero { return false }
+            return true
+        }
+        c.tick(120)
+        for i in 1..<4 {
+            #expect(c.replicas[i].view >= View(1))
+            #expect(c.executed[i].first?.0 == SequenceNumber(1))
+            #expect(c.executed[i].first?.1 == [[3]])
+        }
+    }
+
+    @Test("view-change timers back off exponentially across consecutive view changes")
+    func backoff() {
+        var c = Cluster { $0.viewChangeTimeoutTicks = 10; $0.viewChangeTimeoutTicksMax = 1000 }
+        // The primaries of views 0, 1 and 2 never get a pre-prepare or NEW-VIEW through.
+        c.filter = { e in
+            guard let from = e.from.replicaID, from.rawValue <= 3 else { return true }
+            switch e.message {
+            case .prePrepare, .newView: return false
+            default: return true
+            }
+        }
+        _ = c.clients[0].invoke([1])
+        c.run()
+        var starts: [Int] = []
+        var last = c.replicas[2].viewChangesStarted
+        for t in 1...200 {
+            c.tick(1)
+            if c.replicas[2].viewChangesStarted != last { starts.append(t); last = c.replicas[2].viewChangesStarted }
+        }
+        #expect(starts.count >= 3)
+        let gaps = zip(starts.dropFirst(), starts).map { $0 - $1 }
+        #expect(gaps.count >= 2)
+        #expect(gaps[1] > gaps[0])
+    }
+
+    @Test("a backup whose timer fires alone waits in view 1: it cannot race ahead without 2f+1")
+    func loneBackupWaits() {
+        var c = Cluster()
+        c.filter = { e in !(e.from == .replica(NodeID(4)) && { if case .request = e.message { return true }; return false }()) }
+        c.replicas[3].propose(c.request(1, [1]))
+        c.tick(600)
+        #expect(c.replicas[3].view == View(1))
+        #expect(!c.replicas[3].isViewActive)
+        for i in 0..<3 { #expect(c.replicas[i].view == .zero) }
+    }
+
+    @Test("NEW-VIEW fills gaps with null requests; backups recompute it and accept")
+    func nullRequests() {
+        var c = Cluster { $0.inflightBatchesMax = 3; $0.batchRequestsMax = 1 }
+        // Sequence 1's pre-prepare reaches nobody; 2 is prepared everywhere (its commits lost).
+        c.filter = { e in
+            if case let .prePrepare(pp) = e.message, pp.sequence == SequenceNumber(1), pp.view == .zero { return false }
+            if case let .commit(m) = e.message, m.view == .zero { return false }
+            return true
+        }
+        c.replicas[0].propose(c.request(1, [1]))
+        c.replicas[0].propose(c.request(2, [2]))
+        c.run()
+        c.filter = { e in
+            if e.from == .replica(NodeID(1)) || e.to == .replica(NodeID(1)) { return false }
+            if case let .prePrepare(pp) = e.message, pp.view == .zero { return false }
+            return true
+        }
+        c.tick(150)
+        for i in 1..<4 {
+            #expect(c.replicas[i].view >= View(1))
+            let s1 = c.executed[i].first { $0.0 == SequenceNumber(1) }
+            let s2 = c.executed[i].first { $0.0 == SequenceNumber(2) }
+            #expect(s2?.1 == [[2]])
+            #expect(s1 != nil)
+        }
+    }
+
+    @Test("a replica cut off past a stable checkpoint fetches the certified state and resumes")
+    func stateTransfer() {
+        var c = Cluster { $0.checkpointInterval = 4; $0.logWindow = 8; $0.inflightBatchesMax = 1 }
+        c.filter = without([4])
+        Self.drive(&c, 12)
+        #expect(c.replicas[3].lastExecuted == .zero)
+        c.filter = { _ in true }
+        c.tick(40)
+        #expect(c.replicas[3].stateTransfers == 1)
+        #expect(c.replicas[3].lastExecuted >= SequenceNumber(12))
+        #expect(c.state[3] == c.state[0])
+        Self.drive(&c, 1, first: 100)
+        #expect(c.state[3] == c.state[0])
+    }
+
+    @Test("fetched state that does not match the certified digest is refused")
+    func corruptStateRefused() {
+        var c = Cluster { $0.checkpointInterval = 4; $0.logWindow = 8; $0.inflightBatchesMax = 1 }
+        c.filter = without([4])
+        Self.drive(&c, 8)
+        c.filter = { e in
+            if case .stateTransfer = e.message { return false } // n4 only ever sees corrupt state
+            return true
+        }
+        c.tick(15)
+        #expect(c.replicas[3].isFetchingState)
+        let auth = c.auth[.replica(NodeID(1))]!
+        let msg = PBFTMessage.stateTransfer(StateTransfer(sequence: SequenceNumber(8), state: [1, 2, 3], replica: NodeID(1)))
+        c.replicas[3].step(PBFTEnvelope(from: .replica(NodeID(1)), to: .replica(NodeID(4)), message: msg,
+                                         mac: auth.mac(msg.signedBytes, to: .replica(NodeID(4)))))
+        #expect(c.replicas[3].ready().stateToInstall == nil)
+        #expect(c.replicas[3].stateTransfers == 0)
+    }
+
+    @Test("a VIEW-CHANGE with a fabricated prepared certificate is refused")
+    func bogusViewChange() {
+        var c = Cluster()
+        let byz = c.auth[.replica(NodeID(4))]!
+        var pp = PrePrepare(view: .zero, sequence: SequenceNumber(1), digest: byz.batchDigest([]), requests: [], primary: NodeID(1))
+        pp.signature = byz.sign(pp.signedBytes) // not n1's signature
+        let prepares = [2, 3].map { r -> Prepare in
+            var p = Prepare(view: .zero, sequence: SequenceNumber(1), digest: pp.digest, replica: NodeID(UInt64(r)))
+            p.signature = Array(repeating: 7, count: 64)
+            return p
+        }
+        var vc = ViewChange(newView: View(1), stableSequence: .zero, checkpointProof: [],
+                            prepared: [PreparedCertificate(prePrepare: pp, prepares: prepares)], replica: NodeID(4))
+        vc.signature = byz.sign(vc.signedBytes)
+        // n2 (primary of view 1) plus n3 change view; with n4's bogus message it would have 2f+1.
+        c.filter = without([1])
+        c.replicas[1].step(PBFTEnvelope(from: .replica(NodeID(4)), to: .replica(NodeID(2)), message: .viewChange(vc)))
+        c.replicas[2].step(PBFTEnvelope(from: .replica(NodeID(4)), to: .replica(NodeID(3)), message: .viewChange(vc)))
+        c.filter = without([1, 4])
+        _ = c.clients[0].invoke([1])
+        c.tick(80)
+        // Only n2 and n3 take part: no NEW-VIEW can form without n4's (refused) view change.
+        #expect(!c.replicas[1].isViewActive || c.replicas[1].view == .zero)
+    }
+}

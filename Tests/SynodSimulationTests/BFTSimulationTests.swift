@@ -1,0 +1,93 @@
+import SynodCore
+import SynodPBFT
+import SynodSimulation
+import Testing
+
+/// The Byzantine simulation (docs/PBFT.md): correct replicas agree on every executed sequence
+/// number and every checkpoint, client results are linearizable, and a correct primary's view
+/// returns once faults stop. The injected bugs show each check can fail.
+@Suite("BFT simulation")
+struct BFTSimulationTests {
+    /// Short runs keep ≥ 300 seeds inside the DEBUG test budget; the CLI runs longer ones.
+    static func options(_ seed: UInt64, nodes: Int = 4, byzantine: Int = 1, bugs: PBFTBugs = []) -> BFTSimulationOptions {
+        var o = BFTSimulationOptions(seed: seed)
+        o.nodes = nodes
+        o.byzantine = byzantine
+        o.safetyTicks = 150
+        o.clients = 2
+        o.bugs = bugs
+        return o
+    }
+
+    static let chunks = 10
+    static let seedsPerChunk: UInt64 = 30
+
+    @Test("f=1: 300 seeds, no violations", arguments: 0..<chunks)
+    func fOne(chunk: Int) {
+        let first = UInt64(chunk) * Self.seedsPerChunk + 1
+        for seed in first..<(first + Self.seedsPerChunk) {
+            let r = BFTSimulation.run(Self.options(seed))
+            #expect(r.passed, "seed \(seed) (\(r.byzantine)): \(r.violations.first ?? "")")
+        }
+    }
+
+    @Test("f=2 (7 replicas): 12 seeds, no violations", arguments: 0..<2)
+    func fTwo(chunk: Int) {
+        for seed in UInt64(chunk * 6 + 1)...UInt64(chunk * 6 + 6) {
+            let r = BFTSimulation.run(Self.options(seed, nodes: 7, byzantine: 2))
+            #expect(r.passed, "seed \(seed) (\(r.byzantine)): \(r.violations.first ?? "")")
+        }
+    }
+
+    @Test("a seed replays byte-identically")
+    func replay() {
+        var o = Self.options(7)
+        o.recordTrace = true
+        let a = BFTSimulation.run(o)
+        let b = BFTSimulation.run(o)
+        #expect(a.digest == b.digest)
+        #expect(a.trace == b.trace)
+        #expect(a.trace.count > 10)
+        #expect(BFTSimulation.run(Self.options(8)).digest != a.digest)
+    }
+
+    /// Runs seeds until the first safety violation (agreement, checkpoint agreement or
+    /// linearizability; liveness failures are skipped); returns its seed, or nil within `seedsMax`.
+    static func firstViolation(bugs: PBFTBugs, behaviours: [ByzantineBehaviour], seedsMax: UInt64) -> (UInt64, String)? {
+        for seed in 1...seedsMax {
+            var o = options(seed, bugs: bugs)
+            o.behaviours = behaviours
+            let r = BFTSimulation.run(o)
+            if let v = r.violations.first(where: { !$0.hasPrefix("liveness") }) { return (seed, v) }
+        }
+        return nil
+    }
+
+    @Test("injected bug: prepare/commit quorums of 2f are caught")
+    func quorumOfTwoF() {
+        let found = Self.firstViolation(bugs: .quorumOfTwoF, behaviours: [.equivocatingPrimary], seedsMax: 40)
+        #expect(found != nil)
+        if let (seed, v) = found { print("quorumOfTwoF caught at seed \(seed): \(v)") }
+    }
+
+    @Test("injected bug: skipping the digest check in prepare is caught")
+    func skipDigest() {
+        let found = Self.firstViolation(bugs: .skipPrepareDigestCheck, behaviours: [.equivocatingPrimary], seedsMax: 40)
+        #expect(found != nil)
+        if let (seed, v) = found { print("skipPrepareDigestCheck caught at seed \(seed): \(v)") }
+    }
+
+    @Test("injected bug: a NEW-VIEW that drops prepared certificates is caught")
+    func dropPrepared() {
+        let found = Self.firstViolation(bugs: .dropPreparedInNewView, behaviours: [.silent, .stallingPrimary], seedsMax: 60)
+        #expect(found != nil)
+        if let (seed, v) = found { print("dropPreparedInNewView caught at seed \(seed): \(v)") }
+    }
+
+    @Test("injected bug: skipping VIEW-CHANGE signature checks is caught")
+    func skipViewChangeSignatures() {
+        let found = Self.firstViolation(bugs: .skipViewChangeSignatureCheck, behaviours: [.bogusViewChanges], seedsMax: 60)
+        #expect(found != nil)
+        if let (seed, v) = found { print("skipViewChangeSignatureCheck caught at seed \(seed): \(v)") }
+    }
+}
