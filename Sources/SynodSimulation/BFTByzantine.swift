@@ -16,6 +16,12 @@ extension BFTSimulation {
             case .prePrepare, .newView: return
             default: send(e)
             }
+        case .delayingPrimary:
+            if case .prePrepare = e.message {
+                nodes[i].delayed.append((now + BFTSimulation.byzantineDelayTicks, e))
+            } else {
+                send(e)
+            }
         case .equivocatingPrimary:
             send(equivocated(i, e, auth))
         case .corruptAuthenticators:
@@ -99,10 +105,17 @@ extension BFTSimulation {
         }
     }
 
+    /// Longer than the backups' first view-change timeout (24 ticks).
+    static let byzantineDelayTicks = 40
+
     /// Per-tick mischief that does not wait for the core to send something.
     func byzantineActs() {
         for i in nodes.indices {
             guard let b = nodes[i].byzantine, let core = nodes[i].core else { continue }
+            while let first = nodes[i].delayed.first, first.0 <= now {
+                nodes[i].delayed.removeFirst()
+                send(first.1)
+            }
             let auth = crypto[.replica(nodes[i].id)]!
             if b == .replayOldMessages, !nodes[i].replayable.isEmpty, random.chance(1, in: 3) {
                 var old = nodes[i].replayable[random.int(in: 0...(nodes[i].replayable.count - 1))]

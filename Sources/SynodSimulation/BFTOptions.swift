@@ -8,6 +8,8 @@ public enum ByzantineBehaviour: String, CaseIterable, Sendable {
     case equivocatingPrimary = "equivocate"
     /// As primary, never sends pre-prepares or NEW-VIEW: backups must change view.
     case stallingPrimary = "stall"
+    /// As primary, holds every pre-prepare back for longer than the backups' timeout.
+    case delayingPrimary = "delay"
     /// Flips bytes of MACs and signatures, and forges messages in other replicas' names.
     case corruptAuthenticators = "forge"
     /// Pre-prepares whose digest does not match their batch; prepares with random digests.

@@ -60,6 +60,15 @@ extension BFTSimulation {
         var op = KVOp.get(key: 0)
         if let cmd = try? KVCommand.decode(r.operation), Int(cmd.op.key) < options.keys { op = cmd.op }
         let cmd = KVCommand(client: r.client.rawValue, seq: r.timestamp, op: op)
+        if nodes[i].isCorrect, r.client.rawValue > UInt64(options.clients),
+           case .new = nodes[i].kv.sessions.check(client: cmd.client, seq: cmd.seq) {
+            // Exactly-once under a Byzantine client: whatever it signed under one timestamp, every
+            // correct replica executes the same one request for it (or none).
+            if let known = byzantineExecuted[r.timestamp], known != op {
+                fail("exactly-once: \(nodes[i].id) executed \(op) for \(r.client) t=\(r.timestamp), another correct replica \(known)")
+            }
+            byzantineExecuted[r.timestamp] = op
+        }
         let entry = Entry(index: nodes[i].kv.appliedIndex.next, term: Term(view.rawValue), payload: cmd.encode())
         return nodes[i].kv.apply(entry)?.1 ?? .staleSession
     }

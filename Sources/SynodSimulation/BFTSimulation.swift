@@ -19,6 +19,8 @@ struct BFTSimNode {
     var replayable: [PBFTEnvelope] = []
     /// Byzantine equivocation: the pre-prepare the even-id side was sent for each sequence number.
     var alternatives: [SequenceNumber: PrePrepare] = [:]
+    /// Byzantine delay: messages held back until their tick.
+    var delayed: [(Int, PBFTEnvelope)] = []
     static let replayableMax = 256
 
     var isUp: Bool { core != nil }
@@ -51,6 +53,8 @@ public final class BFTSimulation {
     /// The state digest correct replicas computed or certified at each checkpoint.
     var checkpointDigests: [SequenceNumber: Digest] = [:]
     var highestExecuted = SequenceNumber.zero
+    /// Exactly-once: the one operation correct replicas executed per Byzantine-client timestamp.
+    var byzantineExecuted: [UInt64: KVOp] = [:]
 
     static let violationsMax = 20
 

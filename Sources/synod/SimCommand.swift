@@ -64,8 +64,11 @@ struct SimCommand: ParsableCommand {
             if let b = byzantine, !(0...((nodes - 1) / 3)).contains(b) {
                 throw ValidationError("--byzantine must be 0 through f = \((nodes - 1) / 3) for \(nodes) nodes, got \(b)")
             }
-        } else if byzantine != nil {
-            throw ValidationError("--byzantine needs --mode bft")
+            if leaseReads || traceMessages || faults != "standard" || compactionEntries != 24 || entriesPerMessage != 32 {
+                throw ValidationError("--lease-reads, --trace-messages, --faults, --compaction-entries and --entries-per-message are Raft-mode options; drop them with --mode bft")
+            }
+        } else if byzantine != nil || cryptoRates {
+            throw ValidationError("--byzantine and --crypto-rates need --mode bft")
         }
         guard (3...7).contains(nodes) else { throw ValidationError("--nodes must be 3 through 7, got \(nodes)") }
         guard (1...100_000).contains(steps) else { throw ValidationError("--steps must be 1 through 100000, got \(steps)") }
