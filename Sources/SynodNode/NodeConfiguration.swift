@@ -21,7 +21,7 @@ public struct NodeConfiguration: Sendable {
     public var heartbeatIntervalTicks: Int = 3
     /// Take a snapshot after this many applied entries; the log is compacted up to the previous
     /// snapshot, so one snapshot interval of entries stays as the retention window.
-    public var snapshotEveryEntries: Int = 10_000
+    public var snapshotEveryEntries: Int = 100_000
     /// Most client writes and reads waiting at once; more are refused with `busy`.
     public var pendingRequestsMax: Int = 100_000
     /// UNSAFE: skip fsync. A machine crash can lose acknowledged writes. For benchmarks only.
