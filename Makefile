@@ -15,10 +15,10 @@ build: deps
 
 # Every test: unit, conformance (LMDB and in-memory), SIGKILL crash cycles, simulator seeds;
 # then the real-process cluster tests on their own, so parallel CPU-heavy suites cannot starve
-# their elections.
+# their elections. All tests use Swift Testing (--disable-xctest skips an empty XCTest pass).
 test: build
-	$(SWIFT) test --skip-build --skip SynodNodeTests
-	$(SWIFT) test --skip-build --filter SynodNodeTests
+	$(SWIFT) test --skip-build --disable-xctest --skip SynodNodeTests
+	$(SWIFT) test --skip-build --disable-xctest --filter SynodNodeTests
 
 release: deps
 	$(SWIFT) build -c release
