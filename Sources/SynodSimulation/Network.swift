@@ -1,87 +1,113 @@
 import SynodCore
+import SynodPBFT
 import SynodRaft
 
-/// The simulated network: per-link blocking (symmetric or asymmetric partitions), delays that
-/// reorder, drops and duplicates. Deterministic: messages due at the same tick are delivered in
-/// the order they were sent.
-struct SimNetwork {
+/// What the simulated network needs to know about a payload: which link (0-based node indexes)
+/// it travels, or nil when no partition can block it (pBFT clients are never partitioned).
+protocol SimRoutable {
+    var simulatedLink: (from: Int, to: Int)? { get }
+}
+
+/// The simulated network of both modes: per-link blocking (symmetric or asymmetric partitions),
+/// delays that reorder, drops and duplicates. Deterministic: messages due at the same tick are
+/// delivered in the order they were sent.
+struct SimNetwork<Payload: SimRoutable> {
     struct InFlight {
         var deliverAt: Int
         var seq: UInt64
-        var message: Message
+        var payload: Payload
     }
 
-    /// Most messages in flight; beyond this the network drops (a bounded queue).
-    static let inFlightMax = 20_000
-    static let delayTicksRange = 1...2
-    static let longDelayTicksRange = 3...12
+    static var delayTicksRange: ClosedRange<Int> { 1...2 }
+    static var longDelayTicksRange: ClosedRange<Int> { 3...12 }
 
     let nodeCount: Int
+    /// Most messages in flight; beyond this the network drops (a bounded queue).
+    let inFlightMax: Int
     private(set) var inFlight: [InFlight] = []
     private var seq: UInt64 = 0
     /// blocked[from][to]: messages from `from` to `to` are lost. Indexes are node ids - 1.
     private(set) var blocked: [[Bool]]
 
-    init(nodeCount: Int) {
+    init(nodeCount: Int, inFlightMax: Int) {
         self.nodeCount = nodeCount
+        self.inFlightMax = inFlightMax
         blocked = Array(repeating: Array(repeating: false, count: nodeCount), count: nodeCount)
     }
 
     var isPartitioned: Bool { blocked.contains { $0.contains(true) } }
 
-    func isBlocked(_ from: NodeID, _ to: NodeID) -> Bool { blocked[Int(from.rawValue) - 1][Int(to.rawValue) - 1] }
+    func isBlocked(_ p: Payload) -> Bool {
+        guard let (a, b) = p.simulatedLink, (0..<nodeCount).contains(a), (0..<nodeCount).contains(b) else { return false }
+        return blocked[a][b]
+    }
 
-    mutating func send(_ m: Message, now: Int, faults: FaultRates, random: inout SeededRandom) {
-        guard inFlight.count < SimNetwork.inFlightMax else { return }
+    mutating func send(_ p: Payload, now: Int, faults: FaultRates, random: inout SeededRandom) {
+        guard inFlight.count < inFlightMax else { return }
         if random.chance(faults.dropPerMille, in: 1000) { return }
         let copies = random.chance(faults.duplicatePerMille, in: 1000) ? 2 : 1
         for _ in 0..<copies {
             let long = random.chance(faults.longDelayPerMille, in: 1000)
-            let delay = random.int(in: long ? SimNetwork.longDelayTicksRange : SimNetwork.delayTicksRange)
+            let delay = random.int(in: long ? Self.longDelayTicksRange : Self.delayTicksRange)
             seq += 1
-            inFlight.append(InFlight(deliverAt: now + delay, seq: seq, message: m))
+            inFlight.append(InFlight(deliverAt: now + delay, seq: seq, payload: p))
         }
     }
 
     /// Removes and returns the messages due by `now`, in (time, send order); blocked links drop.
-    mutating func due(now: Int) -> [Message] {
+    mutating func due(now: Int) -> [Payload] {
         var ready: [InFlight] = []
         var rest: [InFlight] = []
         for f in inFlight { if f.deliverAt <= now { ready.append(f) } else { rest.append(f) } }
         inFlight = rest
         ready.sort { ($0.deliverAt, $0.seq) < ($1.deliverAt, $1.seq) }
-        return ready.map(\.message).filter { !isBlocked($0.from, $0.to) }
+        return ready.map(\.payload).filter { !isBlocked($0) }
     }
 
     mutating func heal() {
         for i in 0..<nodeCount { for j in 0..<nodeCount { blocked[i][j] = false } }
     }
 
-    /// Splits the nodes into two sides that cannot talk (a symmetric partition).
-    mutating func split(sideA: [NodeID]) {
+    /// Splits the nodes (0-based indexes) into two sides that cannot talk (a symmetric partition).
+    mutating func split(sideA: [Int]) {
         heal()
-        for i in 0..<nodeCount {
-            for j in 0..<nodeCount where sideA.contains(NodeID(UInt64(i + 1))) != sideA.contains(NodeID(UInt64(j + 1))) {
-                blocked[i][j] = true
-            }
-        }
+        for i in 0..<nodeCount { for j in 0..<nodeCount where sideA.contains(i) != sideA.contains(j) { blocked[i][j] = true } }
     }
 
-    /// Blocks one direction only.
-    mutating func blockOneWay(from: NodeID, to: NodeID) {
-        blocked[Int(from.rawValue) - 1][Int(to.rawValue) - 1] = true
+    /// Blocks one direction only (0-based indexes).
+    mutating func blockOneWay(from a: Int, to b: Int) { blocked[a][b] = true }
+
+    /// Keeps only the in-flight messages `keep` accepts (called in send order).
+    mutating func filterInFlight(_ keep: (Payload) -> Bool) {
+        inFlight = inFlight.filter { keep($0.payload) }
     }
+}
+
+extension Message: SimRoutable {
+    var simulatedLink: (from: Int, to: Int)? { (Int(from.rawValue) - 1, Int(to.rawValue) - 1) }
+}
+
+/// Raft mode names nodes by id.
+extension SimNetwork where Payload == Message {
+    init(nodeCount: Int) { self.init(nodeCount: nodeCount, inFlightMax: 20_000) }
+
+    func isBlocked(_ from: NodeID, _ to: NodeID) -> Bool { blocked[Int(from.rawValue) - 1][Int(to.rawValue) - 1] }
+
+    mutating func split(sideA: [NodeID]) { split(sideA: sideA.map { Int($0.rawValue) - 1 }) }
+
+    mutating func blockOneWay(from: NodeID, to: NodeID) { blockOneWay(from: Int(from.rawValue) - 1, to: Int(to.rawValue) - 1) }
 
     /// Cuts `node` off from everyone, both ways (leader isolation).
     mutating func isolate(_ node: NodeID) {
         let k = Int(node.rawValue) - 1
-        for j in 0..<nodeCount where j != k { blocked[k][j] = true; blocked[j][k] = true }
+        for j in 0..<nodeCount where j != k {
+            blockOneWay(from: k, to: j)
+            blockOneWay(from: j, to: k)
+        }
     }
 
     /// Drops about half of the in-flight messages sent by `node`.
     mutating func dropSome(from node: NodeID, random: inout SeededRandom) {
-        var kept: [InFlight] = []
-        for f in inFlight where f.message.from != node || random.chance(1, in: 2) { kept.append(f) }
-        inFlight = kept
+        filterInFlight { $0.from != node || random.chance(1, in: 2) }
     }
 }

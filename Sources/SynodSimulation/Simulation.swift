@@ -7,7 +7,7 @@ public final class Simulation {
     let options: SimulationOptions
     var random: SeededRandom
     var nodes: [SimNode]
-    var network: SimNetwork
+    var network: SimNetwork<Message>
     var checker = SafetyChecker()
     var clients: [SimClient]
     var history: [HistoryOp] = []
