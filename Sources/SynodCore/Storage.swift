@@ -20,6 +20,16 @@ public struct LogWrite: Sendable {
     }
 
     public var isEmpty: Bool { truncateFrom == nil && entries.isEmpty && hardState == nil && membership == nil }
+
+    /// True when this write promises nothing: no entries, truncation or membership, and a hard
+    /// state (if any) that differs from `persisted` only in the commit index. The commit index is
+    /// volatile in Raft (a restarted node relearns it), so such a write may become durable late —
+    /// together with the applies it licenses, never after them.
+    public func onlyAdvancesCommit(from persisted: HardState) -> Bool {
+        guard truncateFrom == nil, entries.isEmpty, membership == nil else { return false }
+        guard let hs = hardState else { return true }
+        return hs.term == persisted.term && hs.vote == persisted.vote && hs.commit >= persisted.commit
+    }
 }
 
 /// The replicated log plus hard state.

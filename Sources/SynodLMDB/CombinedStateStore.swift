@@ -10,8 +10,10 @@ import SynodCore
 /// loses both or neither, and the applied index commits with the tables.
 public final class LMDBCombinedStateStore: StateStore, @unchecked Sendable {
     public let base: LMDBStore
-    /// The transaction state calls run in, while bound (node thread only).
-    var bound: Transaction?
+    /// The transaction state calls run in (node thread only): the one `write(_:binding:...)` is
+    /// running, else the write transaction held open by an apply-only write, else none.
+    var bound: Transaction? { running ?? base.environment.heldTransaction }
+    var running: Transaction?
 
     public init(_ base: LMDBStore) { self.base = base }
 
@@ -49,17 +51,23 @@ public final class LMDBCombinedStateStore: StateStore, @unchecked Sendable {
 extension LMDBStore {
     /// Writes `batch` and runs `body` with `state` bound to the same write transaction; commits
     /// once. `body` receives `true` when it runs again after a map growth (state cached outside
-    /// the store must then be reloaded).
-    public func write<T>(_ batch: LogWrite, binding state: LMDBCombinedStateStore, _ body: (_ isRetry: Bool) throws -> T) throws -> T {
+    /// the store must then be reloaded, and work done in a held transaction redone).
+    ///
+    /// `hold: true` (only with a `batch` that promises nothing: see `LogWrite.onlyAdvancesCommit`)
+    /// leaves the transaction open: the state changes
+    /// commit with the next write — typically the next log batch, so applying committed entries
+    /// costs no commit of its own — or with `environment.commitHeld`. Until then `state` reads
+    /// through the held transaction.
+    public func write<T>(_ batch: LogWrite, binding state: LMDBCombinedStateStore, hold: Bool = false, _ body: (_ isRetry: Bool) throws -> T) throws -> T {
         precondition(state.base === self, "state store belongs to another LMDBStore")
-        var runs = 0
+        precondition(!hold || (batch.entries.isEmpty && batch.truncateFrom == nil && batch.membership == nil),
+                     "a log write must commit: acknowledgements depend on it")
         do {
-            return try environment.write { txn in
-                runs += 1
+            return try environment.write(hold: hold) { txn, isRetry in
                 if !batch.isEmpty { try writeBatch(txn, batch) }
-                state.bound = txn
-                defer { state.bound = nil }
-                return try body(runs > 1)
+                state.running = txn
+                defer { state.running = nil }
+                return try body(isRetry)
             }
         } catch let e as LMDBError {
             throw StoreError(e)

@@ -38,6 +38,8 @@ public final class LMDBEnvironment: @unchecked Sendable {
     private let resizeLock = RWLock()
     /// Times the map has grown since open (observable by tests and `synod storage check`).
     public private(set) var mapGrowthCount = 0
+    /// See `write(hold:_:)`. Touched only by the writing thread.
+    private var held: Transaction?
     static let growAttemptsMax = 40
 
     /// Opens (creating files if needed) the environment in the existing directory `path`.
@@ -61,7 +63,10 @@ public final class LMDBEnvironment: @unchecked Sendable {
         self.options = options
     }
 
-    deinit { mdb_env_close(env) }
+    deinit {
+        if let txn = held { mdb_txn_abort(txn.txn) }
+        mdb_env_close(env)
+    }
 
     /// Current map size in bytes.
     public var mapSizeBytes: Int {
@@ -101,26 +106,69 @@ public final class LMDBEnvironment: @unchecked Sendable {
     ///
     /// If LMDB reports `MDB_MAP_FULL`, the transaction is aborted, the map doubles, and `body` runs
     /// again: it must only change state through `txn`, so a re-run is harmless.
+    /// A held transaction (see `write(hold:_:)`) is committed first, on its own: `body` could not
+    /// redo its work after a map growth.
     public func write<T>(_ body: (Transaction) throws -> T) throws -> T {
-        if mapUsedFraction > 0.75 { try grow() }
+        try commitHeld()
+        return try write(hold: false) { txn, _ in try body(txn) }
+    }
+
+    /// The write transaction a `write(hold: true)` left open, if any.
+    public var heldTransaction: Transaction? { held }
+
+    /// Runs `body` in a write transaction. With `hold: false` the transaction commits (durably);
+    /// with `hold: true` it stays open and uncommitted, and the next `write` continues in it — so a
+    /// held change becomes durable with the next commit, or with `commitHeld()`.
+    ///
+    /// Rules for holding (the node thread's apply batching is the one user): only one thread
+    /// writes; held changes are visible only through `heldTransaction`, not to `read`; a crash
+    /// loses them (the caller must be able to redo them — the node re-applies committed log
+    /// entries). On `MDB_MAP_FULL` the transaction, held work included, is aborted, the map
+    /// doubles and `body` runs again with `isRetry: true`: it must then redo the held work too.
+    public func write<T>(hold: Bool, _ body: (Transaction, _ isRetry: Bool) throws -> T) throws -> T {
+        if mapUsedFraction > 0.75 {
+            try commitHeld()
+            try grow()
+        }
+        var isRetry = false
         for _ in 0..<Self.growAttemptsMax {
             do {
                 return try resizeLock.withShared { () throws -> T in
-                    let txn = try begin(readOnly: false)
+                    let txn = try held ?? begin(readOnly: false)
+                    held = nil
                     var done = false
                     defer { if !done { mdb_txn_abort(txn.txn) } }
-                    let result = try body(txn)
+                    let result = try body(txn, isRetry)
                     done = true
-                    try LMDBError.check(mdb_txn_commit(txn.txn), "mdb_txn_commit")
+                    if hold {
+                        held = txn
+                    } else {
+                        // mdb_txn_commit frees the transaction whether or not it succeeds.
+                        try LMDBError.check(mdb_txn_commit(txn.txn), "mdb_txn_commit")
+                    }
                     return result
                 }
             } catch let e as LMDBError where e.isMapFull {
+                isRetry = true
                 try grow()
             } catch let e as StoreError where e.isMapFull {
+                isRetry = true
                 try grow()
             }
         }
         throw LMDBError(code: MDB_MAP_FULL, operation: "write after \(Self.growAttemptsMax) map growths")
+    }
+
+    /// Commits the held transaction, if any. With `metaSync: false` it is synced once (data
+    /// pages) instead of twice: the meta page reaches the disk with the next commit's sync, so a
+    /// machine crash may roll back to the previous transaction — consistent, never corrupt
+    /// (`MDB_NOMETASYNC`). Only for changes that can be redone, like re-applying the log.
+    public func commitHeld(metaSync: Bool = true) throws(LMDBError) {
+        guard let txn = held else { return }
+        held = nil
+        if !metaSync { mdb_env_set_flags(env, UInt32(MDB_NOMETASYNC), 1) }
+        defer { if !metaSync { mdb_env_set_flags(env, UInt32(MDB_NOMETASYNC), 0) } }
+        try LMDBError.check(mdb_txn_commit(txn.txn), "mdb_txn_commit (held)")
     }
 
     private func begin(readOnly: Bool) throws(LMDBError) -> Transaction {
@@ -137,6 +185,7 @@ public final class LMDBEnvironment: @unchecked Sendable {
 
     /// Doubles the map, under the exclusive lock so no transaction of ours is active.
     func grow() throws(LMDBError) {
+        precondition(held == nil, "map growth with a held write transaction")
         try resizeLock.withExclusive { () throws(LMDBError) in
             let current = mapSizeBytes
             guard current < options.mapSizeBytesMax else {

@@ -181,6 +181,7 @@ extension NodeLoop {
     func streamSnapshot(_ id: UInt64, _ c: ClientConnection) {
         var header = ByteWriter()
         do {
+            try commitHeldApplies()
             var chunks: [ClientResponse] = []
             var applied = LogIndex.zero
             _ = try sm.store.streamSnapshot(chunkBytesMax: 1 << 20) { chunk in

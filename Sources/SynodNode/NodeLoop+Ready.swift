@@ -24,15 +24,8 @@ extension NodeLoop {
             // committed entries commit together (one sync instead of two).
             let write = rd.logWrite
             let committed = rd.committedEntries
-            var results: [AppliedEntry] = []
-            if !write.isEmpty || !committed.isEmpty {
-                results = try store.write(write, binding: sm.combined) { isRetry in
-                    if isRetry { try sm.kv.reload() }
-                    return committed.isEmpty ? [] : try sm.apply(committed)
-                }
-            }
-            if !leading { transport.send(rd.messages) }
-            if !committed.isEmpty { finishApply(committed, results) }
+            if !write.isEmpty || !committed.isEmpty { try persistAndApply(write, committed) }
+            if !leading { transport.send(rd.messages, into: &outbound) }
             for rs in rd.readStates {
                 if let batch = readBatches.removeValue(forKey: rs.context) { readyReads.append((rs.index, batch)) }
             }
@@ -41,6 +34,74 @@ extension NodeLoop {
         }
         noticeLeadershipChange()
         try maybeSnapshot()
+    }
+
+    /// Most committed entries applied in a held (uncommitted) transaction before it must commit.
+    static let heldEntriesMax = 8192
+    /// Longest a held apply waits for a log write to commit with, in seconds.
+    static let heldSecondsMax = 0.005
+
+    /// One LMDB transaction for this Ready's log write and the apply of its committed entries.
+    ///
+    /// Applying alone (no log write) does not commit: the transaction is held open and commits
+    /// with the next log write, or after `heldSecondsMax` (`commitHeldApplies`). That is safe
+    /// because applied state is derived — committed entries are durable in the log on a quorum,
+    /// and a restart re-applies from the log whatever a crash took away — and it saves a leader
+    /// one commit (two syncs) per round of acknowledgements. Reads on this thread see the held
+    /// state (the state store reads through the held transaction).
+    func persistAndApply(_ write: LogWrite, _ committed: [Entry]) throws {
+        if store.environment.heldTransaction == nil { heldEntries = [] }
+        var write = write
+        // A map growth rolls the held transaction back, its commit index included: rewrite the
+        // newest hard state with every write that continues a held one, so the re-run has it.
+        if !heldEntries.isEmpty && write.hardState == nil { write.hardState = persistedHardState }
+        let hold = write.onlyAdvancesCommit(from: persistedHardState) && heldEntries.count + committed.count <= Self.heldEntriesMax
+        let t0 = PassStats.enabled ? ProcessInfo.processInfo.systemUptime : 0
+        var answered = false
+        _ = try store.write(write, binding: sm.combined, hold: hold) { isRetry in
+            if isRetry {
+                // The map grew: the transaction, held applies included, was rolled back.
+                try sm.kv.reload()
+                if !heldEntries.isEmpty { _ = try sm.apply(heldEntries) }
+            }
+            guard !committed.isEmpty else { return }
+            let applied = try sm.apply(committed)
+            if !answered {
+                // These entries are committed (durable on a quorum), so their outcomes are final
+                // whatever happens to this transaction: answer now, not after the commit's syncs.
+                // A re-run after map growth applies again with the same results: answer once.
+                answered = true
+                finishApply(committed, applied)
+                flushOutbox()
+            }
+        }
+        if let hs = write.hardState { persistedHardState = hs }
+        if hold {
+            if heldEntries.isEmpty { heldSince = ProcessInfo.processInfo.systemUptime }
+            heldEntries += committed
+        } else {
+            heldEntries = []
+        }
+        if PassStats.enabled {
+            if !hold { passStats.commits += 1 }
+            passStats.entriesWritten += write.entries.count
+            passStats.entriesApplied += committed.count
+            passStats.commitSeconds += ProcessInfo.processInfo.systemUptime - t0
+        }
+    }
+
+    /// Commits applies held open (one sync: they can be redone from the log, see
+    /// `LMDBEnvironment.commitHeld`). Called when they have waited `heldSecondsMax`, and before
+    /// anything that writes or streams the state outside the Ready path.
+    func commitHeldApplies(force: Bool = true) throws {
+        guard store.environment.heldTransaction != nil else {
+            heldEntries = []
+            return
+        }
+        guard force || ProcessInfo.processInfo.systemUptime - heldSince >= Self.heldSecondsMax else { return }
+        do { try store.environment.commitHeld(metaSync: false) } catch { throw StoreError(error) }
+        heldEntries = []
+        if PassStats.enabled { passStats.commits += 1 }
     }
 
     /// Answers the writes, watches and lease tracking that applied entries complete.
@@ -120,6 +181,7 @@ extension NodeLoop {
         let applied = sm.appliedIndex
         guard applied.rawValue >= lastSnapshotIndex.rawValue + UInt64(configuration.snapshotEveryEntries),
               applied <= core.persistedLastIndex, let term = core.term(at: applied) else { return }
+        try commitHeldApplies()
         let data = try sm.snapshot()
         let checkpoint = Checkpoint(position: LogPosition(index: applied, term: term), stateDigest: [], membership: core.membership)
         try store.saveSnapshot(checkpoint, data: data)
@@ -135,6 +197,7 @@ extension NodeLoop {
 
     /// A snapshot from the leader: make it durable, reset the log to it, replace the state.
     func installSnapshot(_ s: Snapshot) throws {
+        try commitHeldApplies()
         try store.saveSnapshot(Checkpoint(position: s.position, stateDigest: [], membership: s.membership), data: s.data)
         try store.reset(to: s.position)
         try sm.install(s.data, at: s.position.index)
@@ -149,10 +212,12 @@ extension NodeLoop {
 
     func respond(_ c: ClientConnection, _ r: ClientResponse) { outbox[c, default: []].append(r) }
 
+    /// Sends everything this pass produced for clients and (after the write) for peers, in one
+    /// event-loop hop.
     func flushOutbox() {
-        guard !outbox.isEmpty else { return }
-        ClientConnection.send(batches: outbox.map { ($0.key, $0.value) })
+        for (c, responses) in outbox { c.send(responses, into: &outbound) }
         outbox.removeAll(keepingCapacity: true)
+        outbound.flush()
     }
 
     func address(of node: NodeID) -> String {

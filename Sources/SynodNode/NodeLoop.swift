@@ -36,6 +36,8 @@ final class NodeLoop {
     }
     /// Leader only: writes proposed and not yet applied, by log index.
     var pendingWrites: [UInt64: Pending] = [:]
+    /// Writes received during one pass, proposed together (one append per follower per pass).
+    var proposals: [(payload: [UInt8], id: UInt64, connection: ClientConnection)] = []
     /// Linearizable reads collected during one pass, sent as one ReadIndex request.
     var readBatch: [PendingRead] = []
     /// ReadIndex requests in flight, by context.
@@ -45,6 +47,8 @@ final class NodeLoop {
     var readyReads: [(index: LogIndex, reads: [PendingRead])] = []
     /// Responses gathered during a pass, sent per connection in one write each.
     var outbox: [ClientConnection: [ClientResponse]] = [:]
+    /// Encoded peer messages and client responses waiting for the end of the pass.
+    var outbound = OutboundWrites()
     var wasLeader = false
     /// Index of the newest snapshot saved, and the one before it (what the log is compacted to).
     var lastSnapshotIndex: LogIndex = .zero
@@ -56,6 +60,12 @@ final class NodeLoop {
     var expiryProposed: [LeaseID: Double] = [:]
     var lastLeaseCheck: Double = 0
     var lastReplicationLog: Double = 0
+    var passStats = PassStats()
+    /// Committed entries applied in the held write transaction (see `persistAndApply`), in order.
+    var heldEntries: [Entry] = []
+    var heldSince: Double = 0
+    /// The hard state last written (held or committed).
+    var persistedHardState = HardState()
 
     init(configuration: NodeConfiguration, store: LMDBStore, stateMachine: KVNodeStateMachine, transport: PeerTransport, inbox: Inbox, logger: Logger) throws {
         self.configuration = configuration
@@ -79,6 +89,7 @@ final class NodeLoop {
         let restart = try Self.restartState(configuration: configuration, store: store, stateMachine: stateMachine, logger: logger)
         lastSnapshotIndex = restart.snapshot?.position.index ?? .zero
         if let s = restart.snapshot { previousSnapshot = (s.position.index, s.data) }
+        persistedHardState = restart.hardState
         core = RaftCore(config: raft, random: SeededRandom(seed: configuration.randomSeed ?? (0x5EED &+ configuration.id.rawValue &* 7919)), restart: restart)
         loadMemberDirectory()
     }
@@ -127,7 +138,8 @@ final class NodeLoop {
         let tick = Double(configuration.tickMillis) / 1000
         var nextTick = ProcessInfo.processInfo.systemUptime + tick
         while true {
-            let wait = max(0, nextTick - ProcessInfo.processInfo.systemUptime)
+            let wake = heldEntries.isEmpty ? nextTick : min(nextTick, heldSince + Self.heldSecondsMax)
+            let wait = max(0, wake - ProcessInfo.processInfo.systemUptime)
             let events = inbox.take(until: Date(timeIntervalSinceNow: wait))
             let now = ProcessInfo.processInfo.systemUptime
             if now >= nextTick {
@@ -146,11 +158,16 @@ final class NodeLoop {
                 }
                 handle(event)
             }
+            proposeBatch()
             startReadBatch()
             checkLeases()
             logReplication(now)
-            do { try drainReady() } catch { storageFailed(error) }
+            do {
+                try drainReady()
+                try commitHeldApplies(force: false)
+            } catch { storageFailed(error) }
             flushOutbox()
+            passStats.pass(events: events.count, now: ProcessInfo.processInfo.systemUptime, id: configuration.id)
         }
     }
 
@@ -182,14 +199,23 @@ final class NodeLoop {
 
     func propose(_ payload: [UInt8], _ id: UInt64, _ c: ClientConnection) {
         guard core.role == .leader else { return respond(c, notLeader(id)) }
-        guard pendingWrites.count < configuration.pendingRequestsMax else {
+        guard pendingWrites.count + proposals.count < configuration.pendingRequestsMax else {
             return respond(c, ClientResponse(id: id, status: .busy, message: "too many writes in flight"))
         }
-        do {
-            let position = try core.propose(payload)
-            pendingWrites[position.index.rawValue] = Pending(term: position.term, connection: c, requestID: id)
-        } catch {
-            respond(c, refusal(error, id))
+        proposals.append((payload, id, c))
+    }
+
+    /// Proposes the writes collected this pass as one batch.
+    func proposeBatch() {
+        guard !proposals.isEmpty else { return }
+        let batch = proposals
+        proposals.removeAll(keepingCapacity: true)
+        let results = core.propose(batch: batch.map(\.payload))
+        for (p, result) in zip(batch, results) {
+            switch result {
+            case let .success(position): pendingWrites[position.index.rawValue] = Pending(term: position.term, connection: p.connection, requestID: p.id)
+            case let .failure(error): respond(p.connection, refusal(error, p.id))
+            }
         }
     }
 
@@ -226,6 +252,9 @@ final class NodeLoop {
     }
 
     func finish() {
+        do { try commitHeldApplies() } catch { logger.error("could not commit held applies at shutdown (the log replays them)", metadata: ["error": "\(error)"]) }
+        for p in proposals { respond(p.connection, ClientResponse(id: p.id, status: .shuttingDown, message: "node is shutting down; the write was not proposed")) }
+        proposals.removeAll()
         for (_, p) in pendingWrites { respond(p.connection, ClientResponse(id: p.requestID, status: .shuttingDown, message: "node is shutting down; outcome unknown")) }
         pendingWrites.removeAll()
         failReads(.shuttingDown, "node is shutting down")
@@ -237,4 +266,25 @@ final class NodeLoop {
         logger.critical("storage failure; stopping the node", metadata: ["error": "\(error)"])
         fatalError("synod: storage failure: \(error)")
     }
+}
+
+/// Diagnostics for performance work: with `SYNOD_PASS_STATS=1` in its environment a node prints,
+/// once a second on stderr, how many passes it ran, events it took, LMDB commits it made,
+/// entries it wrote and applied, and milliseconds spent in the write path (apply included).
+/// docs/BENCHMARKS.md shows how the figures were used. Off by default: one flag test per pass.
+struct PassStats {
+    static let enabled = ProcessInfo.processInfo.environment["SYNOD_PASS_STATS"] != nil
+    var passes = 0, events = 0, commits = 0, entriesWritten = 0, entriesApplied = 0
+    var commitSeconds = 0.0
+    var last = 0.0
+    mutating func pass(events n: Int, now: Double, id: NodeID) {
+        guard Self.enabled else { return }
+        passes += 1
+        events += n
+        if now - last >= 1 {
+            FileHandle.standardError.write("stats \(id) passes=\(passes) events=\(events) commits=\(commits) written=\(entriesWritten) applied=\(entriesApplied) commit_ms=\(Int(commitSeconds * 1000))\n".data(using: .utf8)!)
+            self = PassStats(last: now)
+        }
+    }
+    init(last: Double = 0) { self.last = last }
 }

@@ -120,13 +120,39 @@ public struct RaftCore: Sendable {
     @discardableResult
     public mutating func propose(_ payload: [UInt8]) throws(RaftError) -> LogPosition {
         inputCount &+= 1
+        let position = try appendProposal(payload)
+        broadcastAppend(sendIfEmpty: false)
+        return position
+    }
+
+    /// Proposes several commands at once, in order. Each is accepted or refused on its own (the
+    /// same checks as `propose(_:)`); the accepted ones leave in one append per follower instead
+    /// of one append per command, which is what keeps a loaded leader's message count per pass
+    /// independent of the number of clients.
+    public mutating func propose(batch payloads: [[UInt8]]) -> [Result<LogPosition, RaftError>] {
+        inputCount &+= 1
+        var results: [Result<LogPosition, RaftError>] = []
+        results.reserveCapacity(payloads.count)
+        var appended = false
+        for p in payloads {
+            do throws(RaftError) {
+                results.append(.success(try appendProposal(p)))
+                appended = true
+            } catch {
+                results.append(.failure(error))
+            }
+        }
+        if appended { broadcastAppend(sendIfEmpty: false) }
+        return results
+    }
+
+    private mutating func appendProposal(_ payload: [UInt8]) throws(RaftError) -> LogPosition {
         guard role == .leader else { throw .notLeader(leaderHint: leader) }
         guard leadTransferee.isNone else { throw .leadershipTransferInProgress }
         guard payload.count <= Limits.entryPayloadBytesMax else { throw .tooLarge }
         guard log.lastIndex.rawValue - log.committed.rawValue < UInt64(config.uncommittedEntriesMax) else { throw .busy }
         let e = Entry(index: log.lastIndex.next, term: term, kind: .command, payload: payload)
         log.append(e)
-        broadcastAppend(sendIfEmpty: false)
         return e.position
     }
 

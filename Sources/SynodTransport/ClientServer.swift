@@ -34,24 +34,21 @@ public final class ClientConnection: Sendable, Hashable {
 
     public var isActive: Bool { channel.isActive }
 
+    /// Encodes `responses` into `writes` (sent when the caller flushes them, in one hop per loop
+    /// shared with whatever else the caller queued).
+    public func send(_ responses: [ClientResponse], into writes: inout OutboundWrites) {
+        guard !responses.isEmpty else { return }
+        var buffer = channel.allocator.buffer(capacity: 96 * responses.count)
+        for r in responses { r.encode(into: &buffer) }
+        writes.add(buffer, to: channel)
+    }
+
     /// Sends many connections' responses with one hop per event loop (instead of one per
     /// connection): encoding happens on the caller's thread, writes and flushes on the loop.
     public static func send(batches: [(ClientConnection, [ClientResponse])]) {
-        var byLoop: [ObjectIdentifier: (any EventLoop, [(any Channel, ByteBuffer)])] = [:]
-        for (c, responses) in batches where !responses.isEmpty {
-            var buffer = c.channel.allocator.buffer(capacity: 96 * responses.count)
-            for r in responses { r.encode(into: &buffer) }
-            let loop = c.channel.eventLoop
-            byLoop[ObjectIdentifier(loop), default: (loop, [])].1.append((c.channel, buffer))
-        }
-        for (_, (loop, writes)) in byLoop {
-            loop.execute {
-                for (channel, buffer) in writes {
-                    channel.write(buffer, promise: nil)
-                    channel.flush()
-                }
-            }
-        }
+        var writes = OutboundWrites()
+        for (c, responses) in batches { c.send(responses, into: &writes) }
+        writes.flush()
     }
     public static func == (a: ClientConnection, b: ClientConnection) -> Bool { a.number == b.number }
     public func hash(into h: inout Hasher) { h.combine(number) }

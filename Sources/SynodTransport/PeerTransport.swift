@@ -77,15 +77,27 @@ public final class PeerTransport: Sendable {
         for link in links.withLockedValue({ Array($0.values) }) { link.connect() }
     }
 
-    /// Sends messages, grouped per peer into one write and one flush each (coalesced).
+    /// Sends messages now: one write per peer, one event-loop hop per loop.
     public func send(_ messages: [Message]) {
-        var i = 0
-        while i < messages.count {
-            let to = messages[i].to
-            var j = i
-            while j < messages.count && messages[j].to == to { j += 1 }
-            if let link = links.withLockedValue({ $0[to] }) { link.send(messages[i..<j]) }
-            i = j
+        var writes = OutboundWrites()
+        send(messages, into: &writes)
+        writes.flush()
+    }
+
+    /// Encodes messages into `writes`, grouped per peer (each peer's messages keep their order;
+    /// peers' messages may interleave in `messages`): one buffer per peer, sent when the caller
+    /// flushes `writes`.
+    public func send(_ messages: [Message], into writes: inout OutboundWrites) {
+        guard !messages.isEmpty else { return }
+        var peers: [NodeID] = []
+        var byPeer: [NodeID: [Message]] = [:]
+        for m in messages {
+            if byPeer[m.to] == nil { peers.append(m.to) }
+            byPeer[m.to, default: []].append(m)
+        }
+        let current = links.withLockedValue { $0 }
+        for peer in peers {
+            current[peer]?.send(byPeer[peer]!, into: &writes)
         }
     }
 
@@ -129,7 +141,7 @@ final class PeerLink: Sendable {
 
     var dropped: Int { state.withLockedValue { $0.dropped } }
 
-    func send(_ messages: ArraySlice<Message>) {
+    func send(_ messages: [Message], into writes: inout OutboundWrites) {
         guard let channel = state.withLockedValue({ $0.channel }), channel.isActive else {
             state.withLockedValue { $0.dropped += messages.count }
             connect()
@@ -137,7 +149,7 @@ final class PeerLink: Sendable {
         }
         var buffer = channel.allocator.buffer(capacity: 256 * messages.count)
         for m in messages { buffer.writeFrame(.raft) { RaftCodec.encode(m, into: &$0) } }
-        channel.writeAndFlush(buffer, promise: nil)
+        writes.add(buffer, to: channel)
     }
 
     func connect() {

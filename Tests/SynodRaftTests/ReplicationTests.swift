@@ -15,6 +15,31 @@ import Testing
         }
     }
 
+    /// A batch of proposals leaves as one append per follower (the node proposes everything
+    /// that arrived in one pass together); each proposal is still checked on its own.
+    @Test func proposeBatch_oneAppendPerFollowerAndPerProposalRefusals() {
+        var c = TestCluster(size: 3)
+        c.elect(1)
+        c.stabilize()
+        c.sent.removeAll()
+        let tooBig = [UInt8](repeating: 0, count: Limits.entryPayloadBytesMax + 1)
+        let results = c.cores[0].propose(batch: [[1], [2], tooBig, [3]])
+        #expect(results.count == 4)
+        guard case let .success(first) = results[0], case let .success(last) = results[3] else {
+            Issue.record("accepted proposals should succeed: \(results)")
+            return
+        }
+        if case .failure(.tooLarge) = results[2] {} else { Issue.record("the oversized proposal should be refused alone: \(results[2])") }
+        #expect(last.index == LogIndex(first.index.rawValue + 2), "the refused one takes no index")
+        let appends = c.cores[0].ready().messages.filter { $0.type == .append }
+        #expect(appends.count == 2, "one append per follower, not one per proposal")
+        #expect(appends.allSatisfy { $0.entries.map(\.payload) == [[1], [2], [3]] })
+        c.stabilize()
+        for k: UInt64 in 1...3 { #expect(c[k].commitIndex >= last.index) }
+        var follower = c.cores[1]
+        #expect(follower.propose(batch: [[9]]).allSatisfy { if case .failure(.notLeader) = $0 { true } else { false } })
+    }
+
     @Test func section5_3_entryCommitsWithMajorityOnly() {
         var c = TestCluster(size: 5)
         c.elect(1)
