@@ -82,3 +82,24 @@ extension LMDBStore {
         }
     }
 }
+
+extension LMDBStore {
+    /// Installs a snapshot received from a leader in ONE transaction: the log is emptied and
+    /// marked compacted at `checkpoint.position`, every state table is replaced by the snapshot's
+    /// records, the applied index becomes the snapshot's, and the checkpoint's metadata is kept.
+    /// A crash leaves either the old node or the new one, never a log reset without its state.
+    public func installSnapshot(_ checkpoint: Checkpoint, chunks: [SnapshotChunk]) throws {
+        try LogWriteValidation.checkCheckpoint(checkpoint)
+        try writePassingErrors { txn in
+            try txn.clear(log)
+            try txn.put(meta, MetaKey.compacted, Codec.position(checkpoint.position))
+            for db in stateDBs { try txn.clear(db) }
+            try SnapshotChunker.replay(chunks, tableCount: tables.count) { ordinal, k, v in
+                try StateValidation.check(key: k, value: v)
+                try txn.put(stateDBs[ordinal], k, v)
+            }
+            try txn.put(meta, MetaKey.applied, Codec.u64(checkpoint.position.index.rawValue))
+            try txn.put(checkpointsDB, IndexKey.encode(checkpoint.position.index.rawValue), checkpoint.encode())
+        }
+    }
+}

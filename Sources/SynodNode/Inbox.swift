@@ -10,6 +10,8 @@ enum NodeEvent {
     case request(ClientRequest, ClientConnection)
     case peerClientAddress(NodeID, String)
     case connectionClosed(ClientConnection)
+    /// A background snapshot build finished (see `NodeLoop.maybeSnapshot`).
+    case snapshotBuilt(Result<(index: LogIndex, data: [UInt8]), any Error>)
     case stop
 }
 
@@ -31,6 +33,15 @@ final class Inbox: @unchecked Sendable {
         events.append(event)
         if events.count == 1 { condition.signal() }
         return true
+    }
+
+    /// Queues `event` even when the inbox is full: for the node's own completions, which are
+    /// few and must not be lost.
+    func putAlways(_ event: NodeEvent) {
+        condition.lock()
+        defer { condition.unlock() }
+        events.append(event)
+        if events.count == 1 { condition.signal() }
     }
 
     /// Takes everything queued, waiting until `deadline` if nothing is.

@@ -35,14 +35,23 @@ public final class KVNodeStateMachine {
     var appliedIndex: LogIndex { (try? kv.appliedIndex()) ?? .zero }
     var revision: Int64 { kv.revision }
 
-    /// Serialises the current state (one consistent read), for a snapshot at `appliedIndex`.
-    func snapshot() throws -> [UInt8] {
+    /// Serialises the committed state from one consistent LMDB read transaction, and says which
+    /// applied index it holds. Safe on any thread: the node builds snapshots on a background
+    /// thread while it keeps writing (LMDB readers never block the writer).
+    static func buildSnapshot(_ store: LMDBStore) throws -> (index: LogIndex, data: [UInt8]) {
         var chunks: [SnapshotChunk] = []
-        _ = try store.streamSnapshot(chunkBytesMax: Self.snapshotChunkBytes) { chunks.append($0) }
-        return SnapshotCodec.encode(chunks)
+        let manifest = try store.streamSnapshot(chunkBytesMax: Self.snapshotChunkBytes) { chunks.append($0) }
+        return (manifest.appliedIndex, SnapshotCodec.encode(chunks))
     }
 
-    /// Replaces all state with a snapshot taken at `index`.
+    /// Replaces the log and all state with a leader's snapshot, in one transaction.
+    func install(_ data: [UInt8], checkpoint: Checkpoint) throws {
+        let chunks = try SnapshotCodec.decode(data)
+        try store.installSnapshot(checkpoint, chunks: chunks)
+        try kv.reload()
+    }
+
+    /// Legacy: replaces the state (not the log) with snapshot bytes saved by format-1 nodes.
     func install(_ data: [UInt8], at index: LogIndex) throws {
         let chunks = try SnapshotCodec.decode(data)
         try store.installSnapshot(appliedIndex: index, chunks: chunks)

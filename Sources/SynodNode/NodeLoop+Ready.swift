@@ -175,32 +175,62 @@ extension NodeLoop {
 
     // MARK: snapshots
 
-    /// Every `snapshotEveryEntries` applied entries: save a snapshot, then compact the log (core
+    /// Every `snapshotEveryEntries` applied entries: build a snapshot, then compact the log (core
     /// and disk) up to the previous one, which keeps one interval of entries as retention.
+    ///
+    /// The state tables are the snapshot (DESIGN.md §4): nothing is written but a checkpoint
+    /// record. The bytes a lagging follower needs are serialised on a background thread from one
+    /// LMDB read transaction — a consistent view that never blocks this thread's writes — and
+    /// come back as `.snapshotBuilt`. (Serialising on this thread stalled every client for
+    /// ~0.2–0.6 s per 100,000 entries, and saving the bytes in LMDB another ~0.3–0.5 s.)
     func maybeSnapshot() throws {
         let applied = sm.appliedIndex
-        guard applied.rawValue >= lastSnapshotIndex.rawValue + UInt64(configuration.snapshotEveryEntries),
-              applied <= core.persistedLastIndex, let term = core.term(at: applied) else { return }
+        guard !snapshotBuilding, applied.rawValue >= lastSnapshotIndex.rawValue + UInt64(configuration.snapshotEveryEntries),
+              applied <= core.persistedLastIndex else { return }
+        // Commit held applies so the reader sees them (it reads committed state only).
         try commitHeldApplies()
-        let data = try sm.snapshot()
-        let checkpoint = Checkpoint(position: LogPosition(index: applied, term: term), stateDigest: [], membership: core.membership)
-        try store.saveSnapshot(checkpoint, data: data)
-        if let previous = previousSnapshot, previous.index > core.compactedPosition.index {
-            core.compact(upTo: previous.index, snapshotData: previous.data)
-            try store.deletePrefix(through: previous.index)
-            try store.deleteSnapshots(below: previous.index)
-            logger.debug("compacted log", metadata: ["through": "\(previous.index.rawValue)"])
+        snapshotBuilding = true
+        let store = self.store
+        let inbox = self.inbox
+        let thread = Thread {
+            inbox.putAlways(.snapshotBuilt(Result { try KVNodeStateMachine.buildSnapshot(store) }))
         }
-        previousSnapshot = (applied, data)
-        lastSnapshotIndex = applied
+        thread.name = "synod-snapshot"
+        thread.start()
     }
 
-    /// A snapshot from the leader: make it durable, reset the log to it, replace the state.
+    /// A background build finished: its bytes describe the state at `index` exactly.
+    func snapshotBuilt(_ result: Result<(index: LogIndex, data: [UInt8]), any Error>) throws {
+        snapshotBuilding = false
+        let built: (index: LogIndex, data: [UInt8])
+        switch result {
+        case let .success(b): built = b
+        case let .failure(error):
+            logger.error("snapshot build failed; retrying at the next interval", metadata: ["error": "\(error)"])
+            lastSnapshotIndex = sm.appliedIndex
+            return
+        }
+        guard built.index > lastSnapshotIndex || previousSnapshot == nil, let term = core.term(at: built.index) else { return }
+        let t0 = ProcessInfo.processInfo.systemUptime
+        if let previous = previousSnapshot, previous.index > core.compactedPosition.index {
+            core.compact(upTo: previous.index, snapshotData: previous.data)
+            // The checkpoint record first: a restart needs it wherever the log was compacted.
+            if let snap = core.latestSnapshot {
+                try store.saveCheckpoint(Checkpoint(position: snap.position, stateDigest: [], membership: snap.membership))
+            }
+            try store.deletePrefix(through: previous.index)
+            try store.deleteSnapshots(below: previous.index)
+        }
+        previousSnapshot = built
+        lastSnapshotIndex = built.index
+        logger.notice("snapshot built", metadata: ["at": "\(built.index.rawValue)", "term": "\(term.rawValue)", "bytes": "\(built.data.count)",
+                                                   "compact_ms": "\(Int((ProcessInfo.processInfo.systemUptime - t0) * 1000))"])
+    }
+
+    /// A snapshot from the leader: replace the log and the state with it, in one transaction.
     func installSnapshot(_ s: Snapshot) throws {
         try commitHeldApplies()
-        try store.saveSnapshot(Checkpoint(position: s.position, stateDigest: [], membership: s.membership), data: s.data)
-        try store.reset(to: s.position)
-        try sm.install(s.data, at: s.position.index)
+        try sm.install(s.data, checkpoint: Checkpoint(position: s.position, stateDigest: [], membership: s.membership))
         try store.deleteSnapshots(below: s.position.index)
         previousSnapshot = (s.position.index, s.data)
         lastSnapshotIndex = s.position.index

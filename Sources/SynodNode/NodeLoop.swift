@@ -53,6 +53,8 @@ final class NodeLoop {
     /// Index of the newest snapshot saved, and the one before it (what the log is compacted to).
     var lastSnapshotIndex: LogIndex = .zero
     var previousSnapshot: (index: LogIndex, data: [UInt8])?
+    /// Set while a background snapshot build runs (at most one at a time).
+    var snapshotBuilding = false
     /// Watches served by this node, by (connection, request id).
     var watchers: [WatchKey: Watcher] = [:]
     /// Leader only: when each lease runs out (system uptime, seconds), and expiries proposed.
@@ -86,16 +88,21 @@ final class NodeLoop {
         raft.snapshotChunkBytesMax = 1 << 20
         raft.leaseReads = configuration.leaseReads
         raft.validate()
-        let restart = try Self.restartState(configuration: configuration, store: store, stateMachine: stateMachine, logger: logger)
-        lastSnapshotIndex = restart.snapshot?.position.index ?? .zero
-        if let s = restart.snapshot { previousSnapshot = (s.position.index, s.data) }
+        let (restart, built) = try Self.restartState(configuration: configuration, store: store, stateMachine: stateMachine, logger: logger)
         persistedHardState = restart.hardState
         core = RaftCore(config: raft, random: SeededRandom(seed: configuration.randomSeed ?? (0x5EED &+ configuration.id.rawValue &* 7919)), restart: restart)
+        if let built {
+            // The snapshot was built from state at `built.index`, possibly past the compaction
+            // point: the core's snapshot must describe exactly that state.
+            if built.index > core.compactedPosition.index { core.compact(upTo: built.index, snapshotData: built.data) }
+            previousSnapshot = built
+            lastSnapshotIndex = built.index
+        }
         loadMemberDirectory()
     }
 
     /// Rebuilds what the core needs from disk; bootstraps the membership of a brand-new cluster.
-    static func restartState(configuration: NodeConfiguration, store: LMDBStore, stateMachine sm: KVNodeStateMachine, logger: Logger) throws -> RaftRestartState {
+    static func restartState(configuration: NodeConfiguration, store: LMDBStore, stateMachine sm: KVNodeStateMachine, logger: Logger) throws -> (RaftRestartState, built: (index: LogIndex, data: [UInt8])?) {
         var membership = try store.membership()
         let lastIndex = try store.lastIndex()
         if membership.voters.isEmpty && membership.learners.isEmpty && lastIndex == .zero && !configuration.join {
@@ -105,15 +112,24 @@ final class NodeLoop {
         }
         let compacted = try store.compactedPosition()
         var snapshot: Snapshot?
+        var restartSnapshot: (index: LogIndex, data: [UInt8])?
         if compacted.index > .zero {
-            guard let data = try store.snapshotData(at: compacted.index), let cp = try store.checkpoint(at: compacted.index) else {
-                throw StoreError.corrupt("log compacted through \(compacted.index.rawValue) but its snapshot is missing")
+            if sm.appliedIndex < compacted.index, let legacy = try store.snapshotData(at: compacted.index) {
+                // Format-1 data: a crash between resetting the log and installing the state.
+                try sm.install(legacy, at: compacted.index)
             }
-            snapshot = Snapshot(position: compacted, membership: cp.membership, data: data)
-            if sm.appliedIndex < compacted.index {
-                // A crash between resetting the log and installing the state: finish the install.
-                try sm.install(data, at: compacted.index)
+            guard let cp = try store.checkpoint(at: compacted.index) else {
+                throw StoreError.corrupt("log compacted through \(compacted.index.rawValue) but its checkpoint is missing")
             }
+            // The state tables are the snapshot (docs/STORAGE.md): serialise them once here, for
+            // followers that need entries this node no longer has. They hold the state at the
+            // applied index A >= the compaction point; the core moves its snapshot to A below.
+            let built = try KVNodeStateMachine.buildSnapshot(store)
+            guard built.index >= compacted.index else {
+                throw StoreError.corrupt("log compacted through \(compacted.index.rawValue) but state applied only through \(built.index.rawValue)")
+            }
+            snapshot = Snapshot(position: compacted, membership: cp.membership, data: built.index == compacted.index ? built.data : [])
+            restartSnapshot = built
         }
         let hs = try store.hardState()
         var entries: [Entry] = []
@@ -129,7 +145,7 @@ final class NodeLoop {
             throw StoreError.corrupt("applied index \(applied.rawValue) is past the durable commit index \(hs.commit.rawValue)")
         }
         applied = max(applied, compacted.index)
-        return RaftRestartState(hardState: hs, compacted: compacted, entries: entries, membership: membership, snapshot: snapshot, applied: applied)
+        return (RaftRestartState(hardState: hs, compacted: compacted, entries: entries, membership: membership, snapshot: snapshot, applied: applied), restartSnapshot)
     }
 
     // MARK: the loop
@@ -177,6 +193,8 @@ final class NodeLoop {
         case let .request(r, c): handle(r, from: c)
         case let .peerClientAddress(peer, address): peerClientAddresses[peer] = address
         case let .connectionClosed(c): dropConnection(c)
+        case let .snapshotBuilt(result):
+            do { try snapshotBuilt(result) } catch { storageFailed(error) }
         case .stop: break
         }
     }

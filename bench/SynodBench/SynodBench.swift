@@ -2,6 +2,7 @@
 // the release `synod` binary next to it, or drives one given by --endpoints.
 import ArgumentParser
 import Foundation
+import NIOCore
 import NIOPosix
 import SynodClient
 import SynodTransport
@@ -32,6 +33,7 @@ struct SynodBench: AsyncParsableCommand {
     @Option(help: "Where --sweep writes its SVG chart.") var chart: String = "bench-sweep.svg"
     @Flag(name: .customLong("unsafe-no-fsync"), help: "Start the cluster without fsync (measures everything but the disk).") var unsafeNoFsync = false
     @Flag(help: "Start the cluster with lease reads (opt-in linearizable reads without a heartbeat round).") var leaseReads = false
+    @Option(help: "Load generator: wire (NIO handlers on the protocol, lightest; default) or client (SynodClient's async API). watch always uses client.") var driver: String = "wire"
 
     func validate() throws {
         guard (1...7).contains(nodes) else { throw ValidationError("--nodes must be 1...7") }
@@ -43,6 +45,7 @@ struct SynodBench: AsyncParsableCommand {
         guard keySpace >= 1 else { throw ValidationError("--key-space must be positive") }
         guard ["table", "json"].contains(output) else { throw ValidationError("-w must be table or json") }
         guard ["l", "s"].contains(consistency) else { throw ValidationError("--consistency must be l or s") }
+        guard Driver(rawValue: driver) != nil else { throw ValidationError("--driver must be wire or client") }
         if let conns { guard (1...10_000).contains(conns) else { throw ValidationError("--conns must be 1...10000") } }
         if sweep != nil { _ = try sweepValues() }
     }
@@ -87,9 +90,14 @@ struct SynodBench: AsyncParsableCommand {
             }
             // Wait for a leader.
             _ = try? await clients[0].put(Array("bench-ready".utf8), [1])
+            var wire: (leader: HostPort, group: any EventLoopGroup)?
+            if Driver(rawValue: driver) == .wire && s.kind != .watch {
+                guard let leader = await findLeader(eps, client: clients[0]) else { throw ValidationError("no leader found among \(eps)") }
+                wire = (leader, group)
+            }
             let r = s.kind == .watch
                 ? await runWatchWorkload(s, clients: clients, pids: cluster?.pids ?? [], live: output == "table")
-                : await runWorkload(s, clients: clients, pids: cluster?.pids ?? [], live: output == "table")
+                : await runWorkload(s, clients: clients, wire: wire, pids: cluster?.pids ?? [], live: output == "table")
             for client in clients { await client.close() }
             try? await group.shutdownGracefully()
             results.append(r)
@@ -102,6 +110,17 @@ struct SynodBench: AsyncParsableCommand {
             try Chart.svg(results, title: "synod \(workload), \(cluster?.nodes ?? eps.count) nodes, value \(valueSize) B").write(toFile: chart, atomically: true, encoding: .utf8)
             FileHandle.standardError.write(Data("chart written to \(chart)\n".utf8))
         }
+    }
+
+    /// The endpoint whose node says it leads (the wire driver does not follow redirects).
+    func findLeader(_ eps: [HostPort], client: SynodClient) async -> HostPort? {
+        for _ in 0..<50 {
+            for e in eps {
+                if let st = try? await client.status(of: e), st.role == "leader" { return e }
+            }
+            try? await Task.sleep(nanoseconds: 100_000_000)
+        }
+        return nil
     }
 
     func printTable(_ rs: [RunResult], load: String) {
@@ -118,7 +137,7 @@ struct SynodBench: AsyncParsableCommand {
     func json(_ r: RunResult, load: String) -> String {
         func q(_ s: String) -> String { "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }
         let fields: [(String, String)] = [
-            ("workload", q(r.spec.kind.rawValue)), ("nodes", "\(nodes)"), ("clients", "\(r.spec.clients)"), ("conns", "\(r.spec.conns)"),
+            ("workload", q(r.spec.kind.rawValue)), ("driver", q(r.spec.kind == .watch ? "client" : driver)), ("nodes", "\(nodes)"), ("clients", "\(r.spec.clients)"), ("conns", "\(r.spec.conns)"),
             ("key_size", "\(r.spec.keySize)"), ("value_size", "\(r.spec.valueSize)"), ("ops", "\(r.ops)"), ("seconds", String(format: "%.3f", r.seconds)),
             ("ops_per_s", String(format: "%.1f", r.opsPerSecond)), ("p50_ms", String(format: "%.3f", r.ms(50))), ("p90_ms", String(format: "%.3f", r.ms(90))),
             ("p99_ms", String(format: "%.3f", r.ms(99))), ("p999_ms", String(format: "%.3f", r.ms(99.9))), ("max_ms", String(format: "%.3f", r.maxMs)),

@@ -4,6 +4,8 @@ import NIOConcurrencyHelpers
 import SynodClient
 import SynodCore
 import SynodStateMachine
+import SynodTransport
+import NIOCore
 import SynodWire
 
 enum WorkloadKind: String, CaseIterable, Sendable {
@@ -50,6 +52,7 @@ struct RunResult: Sendable {
 /// Shared counters for progress and stop.
 final class Progress: Sendable {
     let state = NIOLockedValueBox<(ops: Int, errors: Int, firstError: String?)>((0, 0, nil))
+    func add(okCount: Int) { state.withLockedValue { $0.ops += okCount } }
     func add(ok: Bool, error: (any Error)? = nil) {
         state.withLockedValue { s in
             if ok { s.ops += 1 } else {
@@ -79,8 +82,17 @@ func now() -> UInt64 {
     return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
 
+/// Which load generator drives the requests (see WireDriver.swift).
+enum Driver: String, CaseIterable, Sendable {
+    /// NIO handlers sending the next request from the event loop (default).
+    case wire
+    /// SynodClient's async API, one task per simulated client.
+    case client
+}
+
 /// Runs one workload against `clients` (one per connection) and returns its measurements.
-func runWorkload(_ spec: WorkloadSpec, clients: [SynodClient], pids: [Int32], live: Bool) async -> RunResult {
+/// With a `wire` target, the measured phases use the wire driver against that leader.
+func runWorkload(_ spec: WorkloadSpec, clients: [SynodClient], wire: (leader: HostPort, group: any EventLoopGroup)?, pids: [Int32], live: Bool) async -> RunResult {
     let value = [UInt8](repeating: 0x61, count: spec.valueSize)
     if spec.kind == .get || spec.kind == .mixed {
         // Reads need something to read: fill the key space once.
@@ -97,8 +109,13 @@ func runWorkload(_ spec: WorkloadSpec, clients: [SynodClient], pids: [Int32], li
         var warm = spec
         warm.durationSeconds = spec.warmupSeconds
         warm.total = nil
-        _ = await measure(warm, clients: clients, value: value, pids: pids, live: false)
+        if let wire {
+            _ = await measureWire(warm, leader: wire.leader, group: wire.group, value: value, pids: pids, live: false)
+        } else {
+            _ = await measure(warm, clients: clients, value: value, pids: pids, live: false)
+        }
     }
+    if let wire { return await measureWire(spec, leader: wire.leader, group: wire.group, value: value, pids: pids, live: live) }
     return await measure(spec, clients: clients, value: value, pids: pids, live: live)
 }
 

@@ -1,0 +1,233 @@
+import Foundation
+import Histogram
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import SynodCore
+import SynodStateMachine
+import SynodTransport
+import SynodWire
+
+// The wire driver (`--driver wire`, the default for put/get/mixed/txn): a closed-loop load
+// generator written directly on NIO. Each connection's handler keeps its share of the requests
+// in flight and sends the next one from the event loop the moment a response arrives, so a round
+// trip costs the generator one read and one write, with no task switch and no thread hop.
+// It speaks the same protocol as SynodClient — writes carry a session (client id, sequence),
+// reads name their consistency — but it does not retry or follow redirects: it drives the leader
+// it found at the start, and anything but `ok` counts as an error.
+//
+// Why it exists: on a two-core machine the generator competes with the cluster for CPU. Through
+// SynodClient a request costs ~35 µs of generator CPU (two hops between the event loop and
+// Swift's executor, a timer per request); the wire driver costs a fraction of that, which leaves
+// the cores to the system being measured. `--driver client` keeps the library path measurable.
+
+/// What the wire driver sends; built once per run.
+struct WireRequestMaker: Sendable {
+    let spec: WorkloadSpec
+    let value: [UInt8]
+
+    init(spec: WorkloadSpec, value: [UInt8]) {
+        self.spec = spec
+        self.value = value
+    }
+
+    func query(_ k: Int) -> [UInt8] { KVQuery.range(RangeRequest(key: keyBytes(k, size: spec.keySize))).encode() }
+
+    /// The request body for key number `k`; `session` is used by writes.
+    func body(key k: Int, session: ClientSession, read: Bool) -> ClientRequestBody {
+        if read { return .read(spec.consistency, query(k)) }
+        let key = keyBytes(k, size: spec.keySize)
+        let command: Command
+        switch spec.kind {
+        case .txn: command = .txn(Txn(compares: [Compare(key: key, .greater, .version(-1))], success: [.put(key: key, value: value, lease: nil, prevKV: false)]))
+        default: command = .put(key: key, value: value, lease: nil, prevKV: false)
+        }
+        return .write(CommandEnvelope(session: session, command: command).encode())
+    }
+}
+
+/// One connection's share of a run: `slots` requests in flight, each slot a simulated client
+/// with its own key sequence and write session. Runs entirely on its channel's event loop.
+final class WireLoadHandler: ChannelInboundHandler {
+    typealias InboundIn = Frame
+    typealias OutboundOut = ByteBuffer
+
+    struct Slot {
+        var seq: Int
+        var session: ClientSession
+        var sentAt: UInt64 = 0
+        var done = 0
+        var read = false
+    }
+
+    let maker: WireRequestMaker
+    let deadline: UInt64?
+    let perSlot: Int?
+    let stride: Int
+    let progress: Progress
+    let finished: EventLoopPromise<Histogram<UInt64>>
+    var slots: [Slot]
+    var active: Int
+    var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+    var rng = SystemRandomNumberGenerator()
+    var pendingOK = 0
+
+    init(maker: WireRequestMaker, firstClient: Int, slots: Int, sessionBase: UInt64, deadline: UInt64?, perSlot: Int?, progress: Progress,
+         finished: EventLoopPromise<Histogram<UInt64>>) {
+        self.maker = maker
+        self.deadline = deadline
+        self.perSlot = perSlot
+        self.stride = maker.spec.clients
+        self.progress = progress
+        self.finished = finished
+        self.slots = (0..<slots).map { i in Slot(seq: firstClient + i, session: ClientSession(clientID: sessionBase + UInt64(firstClient + i), sequence: 1)) }
+        self.active = slots
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        for i in slots.indices { send(slot: i, context: context) }
+        context.flush()
+        context.fireChannelActive()
+    }
+
+    func send(slot i: Int, context: ChannelHandlerContext) {
+        let spec = maker.spec
+        let k: Int
+        if spec.keys == .sequential {
+            k = slots[i].seq % spec.keySpace
+            slots[i].seq += stride
+        } else {
+            k = Int.random(in: 0..<spec.keySpace, using: &rng)
+        }
+        let read: Bool
+        switch spec.kind {
+        case .get: read = true
+        case .mixed: read = Double.random(in: 0..<1, using: &rng) < spec.readFraction
+        default: read = false
+        }
+        slots[i].read = read
+        var buffer = context.channel.allocator.buffer(capacity: 64 + spec.valueSize + spec.keySize)
+        ClientRequest(id: UInt64(i), body: maker.body(key: k, session: slots[i].session, read: read)).encode(into: &buffer)
+        slots[i].sentAt = now()
+        context.write(wrapOutboundOut(buffer), promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var frame = unwrapInboundIn(data)
+        guard frame.type == .clientResponse, let r = try? ClientResponse.decode(&frame.payload), r.id < UInt64(slots.count) else {
+            progress.add(ok: false, error: BenchError("bad response frame"))
+            context.close(promise: nil)
+            return
+        }
+        let i = Int(r.id)
+        let t = now()
+        var ok = r.status == .ok
+        if ok, case .failure(let e)? = try? Response.decode(r.body) {
+            ok = false
+            progress.add(ok: false, error: BenchError("state machine refused: \(e)"))
+        } else if !ok {
+            progress.add(ok: false, error: BenchError("status \(r.status): \(r.message)"))
+        }
+        if ok {
+            histogram.record((t - slots[i].sentAt) / 1000)
+            pendingOK += 1
+            if !slots[i].read { slots[i].session.sequence += 1 }
+        } else if !slots[i].read {
+            // Outcome unknown: never reuse the session (as SynodClient does).
+            slots[i].session = ClientSession(clientID: slots[i].session.clientID &+ (1 << 40), sequence: 1)
+        }
+        slots[i].done += 1
+        if let deadline, t >= deadline { return retire(context: context) }
+        if let perSlot, slots[i].done >= perSlot { return retire(context: context) }
+        send(slot: i, context: context)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if pendingOK > 0 {
+            progress.add(okCount: pendingOK)
+            pendingOK = 0
+        }
+        context.flush()
+    }
+
+    func retire(context: ChannelHandlerContext) {
+        active -= 1
+        if active == 0 {
+            if pendingOK > 0 { progress.add(okCount: pendingOK); pendingOK = 0 }
+            finished.succeed(histogram)
+            context.close(promise: nil)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if active > 0 {
+            progress.add(ok: false, error: BenchError("connection lost with \(active) requests in flight"))
+            active = 0
+            finished.succeed(histogram)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) { context.close(promise: nil) }
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+/// Runs `spec` with the wire driver against `leader` and returns its measurements.
+func measureWire(_ spec: WorkloadSpec, leader: HostPort, group: any EventLoopGroup, value: [UInt8], pids: [Int32], live: Bool) async -> RunResult {
+    let maker = WireRequestMaker(spec: spec, value: value)
+    let progress = Progress()
+    let start = now()
+    let deadline = spec.durationSeconds.map { start + UInt64($0 * 1e9) }
+    let perSlot = spec.total.map { max(1, $0 / spec.clients) }
+    let cpuBefore = pids.map(cpuSeconds).reduce(0, +)
+    let benchBefore = cpuSeconds(pid: getpid())
+    var seed = SystemRandomNumberGenerator()
+    let sessionBase = UInt64.random(in: 1...(UInt64.max >> 24), using: &seed) << 20
+    let reporter = live ? Task {
+        var last = 0
+        while !Task.isCancelled {
+            try? await Task.sleep(nanoseconds: 1_000_000_000)
+            let s = progress.snapshot
+            FileHandle.standardError.write(Data(String(format: "\r%8.1fs  %9d ops  %8d ops/s  %d errors   ", Double(now() - start) / 1e9, s.ops, s.ops - last, s.errors).utf8))
+            last = s.ops
+        }
+    } : nil
+    var futures: [EventLoopFuture<Histogram<UInt64>>] = []
+    var first = 0
+    for c in 0..<spec.conns {
+        let slots = spec.clients / spec.conns + (c < spec.clients % spec.conns ? 1 : 0)
+        guard slots > 0 else { continue }
+        let loop = group.next()
+        let finished = loop.makePromise(of: Histogram<UInt64>.self)
+        let firstClient = first
+        first += slots
+        futures.append(finished.futureResult)
+        ClientBootstrap(group: loop)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connectTimeout(.seconds(2))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(frameBytesMax: WireProtocol.clientFrameBytesMax)))
+                    try channel.pipeline.syncOperations.addHandler(WireLoadHandler(maker: maker, firstClient: firstClient, slots: slots, sessionBase: sessionBase,
+                                                                                  deadline: deadline, perSlot: perSlot, progress: progress, finished: finished))
+                }
+            }
+            .connect(host: leader.host, port: leader.port)
+            .whenFailure { error in
+                progress.add(ok: false, error: error)
+                finished.succeed(Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three))
+            }
+    }
+    var merged = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+    for f in futures { if let h = try? await f.get() { merged.add(h) } }
+    reporter?.cancel()
+    if live { FileHandle.standardError.write(Data("\n".utf8)) }
+    let seconds = Double(now() - start) / 1e9
+    let s = progress.snapshot
+    return RunResult(spec: spec, ops: s.ops, errors: s.errors, seconds: seconds, histogram: merged,
+                     clusterCPUSeconds: pids.map(cpuSeconds).reduce(0, +) - cpuBefore, benchCPUSeconds: cpuSeconds(pid: getpid()) - benchBefore,
+                     firstError: s.firstError)
+}
