@@ -65,6 +65,7 @@ extension SynodNode {
         try configuration.validate()
         var options = LMDBOptions()
         options.unsafeNoSync = configuration.unsafeNoSync
+        options.mapSizeBytes = configuration.mapSizeMiB << 20
         let store = try LMDBStore(directory: configuration.dataDirectory, tables: KVNodeStateMachine.tables, options: options)
         let node = try SynodNode(configuration: configuration, store: store, stateMachine: try KVNodeStateMachine(store: store), logger: logger)
         try await node.bind()

@@ -24,6 +24,9 @@ public struct NodeConfiguration: Sendable {
     public var snapshotEveryEntries: Int = 100_000
     /// Most client writes and reads waiting at once; more are refused with `busy`.
     public var pendingRequestsMax: Int = 100_000
+    /// Initial LMDB map size in MiB. The map doubles whenever it fills (up to 1 TiB), so this
+    /// only saves early growths on a node expected to hold a lot.
+    public var mapSizeMiB: Int = 256
     /// UNSAFE: skip fsync. A machine crash can lose acknowledged writes. For benchmarks only.
     public var unsafeNoSync: Bool = false
     /// Opt-in: serve linearizable reads from the leader's lease (no heartbeat round) while a
@@ -54,6 +57,7 @@ public struct NodeConfiguration: Sendable {
         guard electionTimeoutTicks >= 2 * heartbeatIntervalTicks, heartbeatIntervalTicks >= 1 else {
             throw .invalid("election timeout must be at least twice the heartbeat interval")
         }
+        guard (1...(1 << 20)).contains(mapSizeMiB) else { throw .invalid("map size must be 1...1048576 MiB") }
         guard snapshotEveryEntries >= 100 else { throw .invalid("snapshot interval must be at least 100 entries") }
         guard peers.count <= Limits.membersMax else { throw .invalid("at most \(Limits.membersMax) peers") }
     }

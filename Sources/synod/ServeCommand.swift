@@ -19,6 +19,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Heartbeat interval in ticks.") var heartbeatTicks: Int = 3
     @Option(help: "Snapshot after this many applied entries (etcd 3.4 uses 100,000 too).") var snapshotEntries: Int = 100_000
     @Option(help: "Cluster id; peers with another are refused.") var clusterId: UInt64 = 1
+    @Option(help: "Initial LMDB map size in MiB (it doubles whenever it fills).") var mapSizeMb: Int = 256
     @Flag(help: "Serve linearizable reads from the leader's lease (opt-in; assumes bounded clock drift).") var leaseReads = false
     @Flag(help: "Join a running cluster (after `synod member add`) instead of bootstrapping a new one.") var join = false
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String = "info"
@@ -40,6 +41,7 @@ struct ServeCommand: AsyncParsableCommand {
         c.heartbeatIntervalTicks = heartbeatTicks
         c.snapshotEveryEntries = snapshotEntries
         c.clusterID = clusterId
+        c.mapSizeMiB = mapSizeMb
         c.unsafeNoSync = unsafeNoFsync
         c.join = join
         c.leaseReads = leaseReads
