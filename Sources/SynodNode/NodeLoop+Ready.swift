@@ -50,7 +50,8 @@ extension NodeLoop {
     /// one commit (two syncs) per round of acknowledgements. Reads on this thread see the held
     /// state (the state store reads through the held transaction).
     func persistAndApply(_ write: LogWrite, _ committed: [Entry]) throws {
-        if store.environment.heldTransaction == nil { heldEntries = [] }
+        let wasHolding = holding
+        if !wasHolding { heldEntries = [] }
         var write = write
         // A map growth rolls the held transaction back, its commit index included: rewrite the
         // newest hard state with every write that continues a held one, so the re-run has it.
@@ -77,7 +78,7 @@ extension NodeLoop {
         }
         if let hs = write.hardState { persistedHardState = hs }
         if hold {
-            if heldEntries.isEmpty { heldSince = ProcessInfo.processInfo.systemUptime }
+            if !wasHolding { heldSince = ProcessInfo.processInfo.systemUptime }
             heldEntries += committed
         } else {
             heldEntries = []
@@ -93,8 +94,11 @@ extension NodeLoop {
     /// Commits applies held open (one sync: they can be redone from the log, see
     /// `LMDBEnvironment.commitHeld`). Called when they have waited `heldSecondsMax`, and before
     /// anything that writes or streams the state outside the Ready path.
+    /// True while a write transaction is held open (see `persistAndApply`).
+    var holding: Bool { store.environment.heldTransaction != nil }
+
     func commitHeldApplies(force: Bool = true) throws {
-        guard store.environment.heldTransaction != nil else {
+        guard holding else {
             heldEntries = []
             return
         }

@@ -154,7 +154,7 @@ final class NodeLoop {
         let tick = Double(configuration.tickMillis) / 1000
         var nextTick = ProcessInfo.processInfo.systemUptime + tick
         while true {
-            let wake = heldEntries.isEmpty ? nextTick : min(nextTick, heldSince + Self.heldSecondsMax)
+            let wake = holding ? min(nextTick, heldSince + Self.heldSecondsMax) : nextTick
             let wait = max(0, wake - ProcessInfo.processInfo.systemUptime)
             let events = inbox.take(until: Date(timeIntervalSinceNow: wait))
             let now = ProcessInfo.processInfo.systemUptime
