@@ -43,6 +43,8 @@ final class NodeLoop {
     /// ReadIndex requests in flight, by context.
     var readBatches: [UInt64: [PendingRead]] = [:]
     var nextReadContext: UInt64 = 1
+    /// When the newest ReadIndex round started (system uptime).
+    var readRoundStarted: Double = 0
     /// Reads whose read index is known, waiting for the state machine to apply through it.
     var readyReads: [(index: LogIndex, reads: [PendingRead])] = []
     /// Responses gathered during a pass, sent per connection in one write each.
@@ -180,6 +182,11 @@ final class NodeLoop {
             logReplication(now)
             do {
                 try drainReady()
+                if !readBatch.isEmpty && readBatches.isEmpty {
+                    // The round in flight finished during this pass: start the waiting reads' round now.
+                    startReadBatch()
+                    try drainReady()
+                }
                 try commitHeldApplies(force: false)
             } catch { storageFailed(error) }
             flushOutbox()
@@ -237,9 +244,18 @@ final class NodeLoop {
         }
     }
 
-    /// Sends the reads collected this pass as one ReadIndex request (one heartbeat round).
+    /// A ReadIndex round older than this no longer holds back the next one (its heartbeats or
+    /// their answers may have been lost; the core keeps trying, but reads should not queue behind it).
+    static let readRoundStaleSeconds = 0.02
+
+    /// Sends the reads collected so far as one ReadIndex request (one heartbeat round) — unless a
+    /// round is already in flight: then they wait for it to finish and go together in the next.
+    /// One round at a time (as etcd's read loop does) puts more reads behind each heartbeat
+    /// round under load, which is what the followers and the leader's sockets pay for.
     func startReadBatch() {
         guard !readBatch.isEmpty else { return }
+        let now = ProcessInfo.processInfo.systemUptime
+        if !readBatches.isEmpty, now - readRoundStarted < Self.readRoundStaleSeconds { return }
         let batch = readBatch
         readBatch = []
         let context = nextReadContext
@@ -247,6 +263,7 @@ final class NodeLoop {
         do {
             try core.readIndex(context: context)
             readBatches[context] = batch
+            readRoundStarted = now
         } catch {
             for r in batch { respond(r.connection, refusal(error, r.requestID)) }
         }
