@@ -5,7 +5,7 @@ import SynodStateMachine
 import SynodWire
 
 /// The node's view of Synod's KV state machine: apply, queries, snapshots.
-/// Called on the node thread only.
+/// Called on the node loop only.
 public final class KVNodeStateMachine {
     public let kv: KVStateMachine
     let store: LMDBStore

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOCore
 import SynodCore
 import SynodLMDB
 import SynodRaft
@@ -7,10 +8,12 @@ import SynodStateMachine
 import SynodTransport
 import SynodWire
 
-/// The node thread: owns the Raft core, the state machine and all pending client work.
+/// The node's logic: owns the Raft core, the state machine and all pending client work, and runs
+/// only on the node's event loop (the thread that also serves its sockets), so a request, the
+/// appends it causes and the response it gets cross no thread boundary.
 ///
-/// Each pass: take queued events (waiting at most until the next tick), tick the core as wall
-/// time requires, step it with every event, then carry out `Ready`s until none is left:
+/// Each pass: take queued events, tick the core as wall time requires, step it with every event,
+/// then carry out `Ready`s until none is left:
 /// install snapshot → send leader appends → persist (one LMDB transaction: group commit) →
 /// send the rest → apply committed entries → answer writes and reads → `advance`.
 final class NodeLoop {
@@ -45,6 +48,11 @@ final class NodeLoop {
     var nextReadContext: UInt64 = 1
     /// When the newest ReadIndex round started (system uptime).
     var readRoundStarted: Double = 0
+    /// When the next Raft tick is due (system uptime).
+    var nextTick: Double = 0
+    var tickTask: RepeatedTask?
+    var onStop: (@Sendable () -> Void)?
+    var stopped = false
     /// Reads whose read index is known, waiting for the state machine to apply through it.
     var readyReads: [(index: LogIndex, reads: [PendingRead])] = []
     /// Responses gathered during a pass, sent per connection in one write each.
@@ -152,46 +160,60 @@ final class NodeLoop {
 
     // MARK: the loop
 
-    func run() {
+    /// Starts driving the node from `eventLoop`: a pass runs after each batch of events the loop
+    /// delivers (the inbox schedules it), and at least once a tick. Everything below runs on that
+    /// loop's thread — the one thread that owns this object.
+    func start(on eventLoop: any EventLoop, onStop: @escaping @Sendable () -> Void) {
         let tick = Double(configuration.tickMillis) / 1000
-        var nextTick = ProcessInfo.processInfo.systemUptime + tick
-        while true {
-            let wake = holding ? min(nextTick, heldSince + Self.heldSecondsMax) : nextTick
-            let wait = max(0, wake - ProcessInfo.processInfo.systemUptime)
-            let events = inbox.take(until: Date(timeIntervalSinceNow: wait))
-            let now = ProcessInfo.processInfo.systemUptime
-            if now >= nextTick {
-                var ticks = 0
-                while now >= nextTick && ticks < 10 {
-                    core.tick()
-                    nextTick += tick
-                    ticks += 1
-                }
-                if now >= nextTick { nextTick = now + tick } // far behind (a long fsync): don't burst
+        nextTick = ProcessInfo.processInfo.systemUptime + tick
+        self.onStop = onStop
+        inbox.attach(eventLoop) { [self] in pass() }
+        tickTask = eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(Int64(configuration.tickMillis)),
+                                                  delay: .milliseconds(Int64(configuration.tickMillis))) { [self] _ in pass() }
+    }
+
+    /// One pass: take queued events, tick the core as wall time requires, step it with every
+    /// event, propose and start reads, then carry out every Ready and send what it produced.
+    func pass() {
+        guard !stopped else { return }
+        let events = inbox.takeAll()
+        let tick = Double(configuration.tickMillis) / 1000
+        let now = ProcessInfo.processInfo.systemUptime
+        if now >= nextTick {
+            var ticks = 0
+            while now >= nextTick && ticks < 10 {
+                core.tick()
+                nextTick += tick
+                ticks += 1
             }
-            for event in events {
-                if case .stop = event {
-                    finish()
-                    return
-                }
-                handle(event)
-            }
-            proposeBatch()
-            startReadBatch()
-            checkLeases()
-            logReplication(now)
-            do {
-                try drainReady()
-                if !readBatch.isEmpty && readBatches.isEmpty {
-                    // The round in flight finished during this pass: start the waiting reads' round now.
-                    startReadBatch()
-                    try drainReady()
-                }
-                try commitHeldApplies(force: false)
-            } catch { storageFailed(error) }
-            flushOutbox()
-            passStats.pass(events: events.count, now: ProcessInfo.processInfo.systemUptime, id: configuration.id)
+            if now >= nextTick { nextTick = now + tick } // far behind (a long fsync): don't burst
         }
+        for event in events {
+            if case .stop = event {
+                finish()
+                stopped = true
+                tickTask?.cancel()
+                onStop?()
+                return
+            }
+            handle(event)
+        }
+        proposeBatch()
+        startReadBatch()
+        checkLeases()
+        logReplication(now)
+        do {
+            try drainReady()
+            if !readBatch.isEmpty && readBatches.isEmpty {
+                // The round in flight finished during this pass: start the waiting reads' round now.
+                startReadBatch()
+                try drainReady()
+            }
+            try commitHeldApplies(force: false)
+        } catch { storageFailed(error) }
+        flushOutbox()
+        if holding { inbox.wake(at: heldSince + Self.heldSecondsMax) }
+        passStats.pass(events: events.count, now: ProcessInfo.processInfo.systemUptime, id: configuration.id)
     }
 
     func handle(_ event: NodeEvent) {

@@ -8,20 +8,24 @@ import SynodRaft
 import SynodTransport
 import SynodWire
 
-/// A running Synod node: one Raft core driven by one thread, LMDB on disk, NIO for the network.
+/// A running Synod node: one Raft core, LMDB on disk, NIO for the network, all driven by one
+/// event-loop thread.
 ///
 /// Threading: the core, the state machine and every pending-request table are confined to the
-/// node thread (`NodeLoop`); NIO threads only decode frames and put events in the inbox. That is
-/// what makes the `@unchecked Sendable` sound.
+/// node's event loop (`NodeLoop`); handlers put events in the inbox, which runs a pass on that
+/// loop after each batch. That is what makes the `@unchecked Sendable` sound.
 public final class SynodNode: @unchecked Sendable {
     public let configuration: NodeConfiguration
     let logger: Logger
+    /// The node's own loop: its logic, LMDB commits and peer links.
     let group: MultiThreadedEventLoopGroup
+    /// Client connections, on a second loop: response writes to many clients then overlap the
+    /// node loop's fsync instead of delaying it.
+    let clientGroup: MultiThreadedEventLoopGroup
     let peers: PeerTransport
     let clients: ClientServer
     let inbox = Inbox()
     let loop: NodeLoop
-    private var thread: Thread?
     let stopped = NSCondition()
     var running = true
     /// The port clients connect to (resolved when the configuration asked for port 0).
@@ -31,9 +35,10 @@ public final class SynodNode: @unchecked Sendable {
         self.configuration = configuration
         self.logger = logger
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        clientGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         peers = PeerTransport(id: configuration.id, clusterID: configuration.clusterID, clientAddress: configuration.clientAddress.description,
                               peers: configuration.peers, group: group, logger: logger)
-        clients = ClientServer(group: group, logger: logger)
+        clients = ClientServer(group: clientGroup, logger: logger)
         loop = try NodeLoop(configuration: configuration, store: store, stateMachine: stateMachine, transport: peers, inbox: inbox, logger: logger)
     }
 
@@ -46,20 +51,19 @@ public final class SynodNode: @unchecked Sendable {
     }
 
     func startThread() {
-        let t = Thread { [self] in
-            loop.run()
-            stopped.lock()
-            running = false
-            stopped.broadcast()
-            stopped.unlock()
+        let stopped = self.stopped
+        let eventLoop = group.next()
+        eventLoop.execute { [self] in
+            loop.start(on: eventLoop) { [self] in
+                stopped.lock()
+                running = false
+                stopped.broadcast()
+                stopped.unlock()
+            }
         }
-        t.name = "synod-node-\(configuration.id.rawValue)"
-        t.stackSize = 8 << 20
-        thread = t
-        t.start()
     }
 
-    /// Stops serving: closes the ports, stops the node thread (after it finishes the current
+    /// Stops serving: closes the ports, stops the node loop (after it finishes the current
     /// Ready, so nothing half-done reaches disk), and shuts the event loops down.
     public func shutdown() async {
         await clients.shutdown()
@@ -67,12 +71,13 @@ public final class SynodNode: @unchecked Sendable {
         waitUntilStopped()
         await peers.shutdown()
         try? await group.shutdownGracefully()
+        try? await clientGroup.shutdownGracefully()
         logger.info("node stopped", metadata: ["id": "\(configuration.id.rawValue)"])
     }
 }
 
 extension SynodNode {
-    /// Blocks until the node thread has returned (it finishes its current pass first).
+    /// Blocks until the node loop has stopped (it finishes its current pass first).
     func waitUntilStopped() {
         stopped.lock()
         while running { stopped.wait() }

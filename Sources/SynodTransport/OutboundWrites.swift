@@ -1,8 +1,9 @@
 import NIOCore
 
-/// Encoded writes gathered on a non-event-loop thread (the node thread) and handed to NIO with
-/// one hop per event loop: each hop from a foreign thread costs an eventfd write and a wake-up,
-/// so a pass that answers many connections and feeds several peers pays it once, not per channel.
+/// Encoded writes gathered during a pass and handed to NIO: written at once when the pass runs on
+/// the channels' event loop (the node's own), else with one hop per event loop — each hop from a
+/// foreign thread costs an eventfd write and a wake-up, so a pass that answers many connections
+/// and feeds several peers pays it once, not per channel.
 ///
 /// Invariant: writes to one channel leave in the order they were added.
 public struct OutboundWrites {
@@ -28,9 +29,16 @@ public struct OutboundWrites {
     public mutating func flush() {
         for key in order {
             let (loop, writes) = byLoop[key]!
-            loop.execute {
+            if loop.inEventLoop {
+                // Already on the loop (the node's pass): write now. Deferring with `execute`
+                // would hold a leader's appends until after its own fsync.
                 for (channel, buffer) in writes { channel.write(buffer, promise: nil) }
                 for (channel, _) in writes { channel.flush() }
+            } else {
+                loop.execute {
+                    for (channel, buffer) in writes { channel.write(buffer, promise: nil) }
+                    for (channel, _) in writes { channel.flush() }
+                }
             }
         }
         byLoop.removeAll(keepingCapacity: true)
