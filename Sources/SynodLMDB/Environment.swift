@@ -159,6 +159,16 @@ public final class LMDBEnvironment: @unchecked Sendable {
         throw LMDBError(code: MDB_MAP_FULL, operation: "write after \(Self.growAttemptsMax) map growths")
     }
 
+    /// Grows the map now if more than `fraction` of it is used (committing a held transaction
+    /// first). Call before starting a long read on another thread: growth must wait for every
+    /// transaction of this process to end, so a growth forced while a long reader runs stalls
+    /// the writer until the reader finishes.
+    public func ensureHeadroom(usedFractionMax fraction: Double) throws(LMDBError) {
+        guard mapUsedFraction > fraction else { return }
+        try commitHeld()
+        try grow()
+    }
+
     /// Commits the held transaction, if any. With `metaSync: false` it is synced once (data
     /// pages) instead of twice: the meta page reaches the disk with the next commit's sync, so a
     /// machine crash may roll back to the previous transaction — consistent, never corrupt

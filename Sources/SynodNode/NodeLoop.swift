@@ -213,7 +213,7 @@ final class NodeLoop {
         } catch { storageFailed(error) }
         flushOutbox()
         if holding { inbox.wake(at: heldSince + Self.heldSecondsMax) }
-        passStats.pass(events: events.count, now: ProcessInfo.processInfo.systemUptime, id: configuration.id)
+        passStats.pass(events: events.count, started: now, now: ProcessInfo.processInfo.systemUptime, id: configuration.id)
     }
 
     func handle(_ event: NodeEvent) {
@@ -334,13 +334,22 @@ struct PassStats {
     var passes = 0, events = 0, commits = 0, entriesWritten = 0, entriesApplied = 0
     var commitSeconds = 0.0
     var last = 0.0
-    mutating func pass(events n: Int, now: Double, id: NodeID) {
+    /// The longest pass in the interval, and the longest gap between two passes.
+    var passMax = 0.0, gapMax = 0.0
+    var passEnd = 0.0
+    mutating func pass(events n: Int, started: Double, now: Double, id: NodeID) {
         guard Self.enabled else { return }
         passes += 1
         events += n
+        passMax = max(passMax, now - started)
+        if passEnd > 0 { gapMax = max(gapMax, started - passEnd) }
+        passEnd = now
         if now - last >= 1 {
-            FileHandle.standardError.write("stats \(id) passes=\(passes) events=\(events) commits=\(commits) written=\(entriesWritten) applied=\(entriesApplied) commit_ms=\(Int(commitSeconds * 1000))\n".data(using: .utf8)!)
+            FileHandle.standardError.write(("stats \(id) passes=\(passes) events=\(events) commits=\(commits) written=\(entriesWritten) applied=\(entriesApplied) "
+                + "commit_ms=\(Int(commitSeconds * 1000)) pass_max_ms=\(Int(passMax * 1000)) gap_max_ms=\(Int(gapMax * 1000))\n").data(using: .utf8)!)
+            let end = passEnd
             self = PassStats(last: now)
+            passEnd = end
         }
     }
     init(last: Double = 0) { self.last = last }
