@@ -10,7 +10,7 @@ import SynodCore
 /// loses both or neither, and the applied index commits with the tables.
 public final class LMDBCombinedStateStore: StateStore, @unchecked Sendable {
     public let base: LMDBStore
-    /// The transaction state calls run in (node thread only): the one `write(_:binding:...)` is
+    /// The transaction state calls run in (the node loop's thread only): the one `write(_:binding:...)` is
     /// running, else the write transaction held open by an apply-only write, else none.
     var bound: Transaction? { running ?? base.environment.heldTransaction }
     var running: Transaction?

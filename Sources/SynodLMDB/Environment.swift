@@ -120,7 +120,7 @@ public final class LMDBEnvironment: @unchecked Sendable {
     /// with `hold: true` it stays open and uncommitted, and the next `write` continues in it — so a
     /// held change becomes durable with the next commit, or with `commitHeld()`.
     ///
-    /// Rules for holding (the node thread's apply batching is the one user): only one thread
+    /// Rules for holding (the node loop's apply batching is the one user): only one thread
     /// writes; held changes are visible only through `heldTransaction`, not to `read`; a crash
     /// loses them (the caller must be able to redo them — the node re-applies committed log
     /// entries). On `MDB_MAP_FULL` the transaction, held work included, is aborted, the map
