@@ -178,56 +178,37 @@ struct BenchError: Error, CustomStringConvertible {
 /// Runs `spec` with the wire driver against `leader` and returns its measurements.
 func measureWire(_ spec: WorkloadSpec, leader: HostPort, group: any EventLoopGroup, value: [UInt8], pids: [Int32], live: Bool) async -> RunResult {
     let maker = WireRequestMaker(spec: spec, value: value)
-    let progress = Progress()
-    let start = now()
-    let deadline = spec.durationSeconds.map { start + UInt64($0 * 1e9) }
-    let perSlot = spec.total.map { max(1, $0 / spec.clients) }
-    let cpuBefore = pids.map(cpuSeconds).reduce(0, +)
-    let benchBefore = cpuSeconds(pid: getpid())
     var seed = SystemRandomNumberGenerator()
     let sessionBase = UInt64.random(in: 1...(UInt64.max >> 24), using: &seed) << 20
-    let reporter = live ? Task {
-        var last = 0
-        while !Task.isCancelled {
-            try? await Task.sleep(nanoseconds: 1_000_000_000)
-            let s = progress.snapshot
-            FileHandle.standardError.write(Data(String(format: "\r%8.1fs  %9d ops  %8d ops/s  %d errors   ", Double(now() - start) / 1e9, s.ops, s.ops - last, s.errors).utf8))
-            last = s.ops
-        }
-    } : nil
-    var futures: [EventLoopFuture<Histogram<UInt64>>] = []
-    var first = 0
-    for c in 0..<spec.conns {
-        let slots = spec.clients / spec.conns + (c < spec.clients % spec.conns ? 1 : 0)
-        guard slots > 0 else { continue }
-        let loop = group.next()
-        let finished = loop.makePromise(of: Histogram<UInt64>.self)
-        let firstClient = first
-        first += slots
-        futures.append(finished.futureResult)
-        ClientBootstrap(group: loop)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .connectTimeout(.seconds(2))
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(frameBytesMax: WireProtocol.clientFrameBytesMax)))
-                    try channel.pipeline.syncOperations.addHandler(WireLoadHandler(maker: maker, firstClient: firstClient, slots: slots, sessionBase: sessionBase,
-                                                                                  deadline: deadline, perSlot: perSlot, progress: progress, finished: finished))
+    return await measured(spec, pids: pids, live: live) { progress, deadline, perSlot in
+        var futures: [EventLoopFuture<Histogram<UInt64>>] = []
+        var first = 0
+        for c in 0..<spec.conns {
+            let slots = spec.clients / spec.conns + (c < spec.clients % spec.conns ? 1 : 0)
+            guard slots > 0 else { continue }
+            let loop = group.next()
+            let finished = loop.makePromise(of: Histogram<UInt64>.self)
+            let firstClient = first
+            first += slots
+            futures.append(finished.futureResult)
+            ClientBootstrap(group: loop)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .connectTimeout(.seconds(2))
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(frameBytesMax: WireProtocol.clientFrameBytesMax)))
+                        try channel.pipeline.syncOperations.addHandler(WireLoadHandler(maker: maker, firstClient: firstClient, slots: slots, sessionBase: sessionBase,
+                                                                                      deadline: deadline, perSlot: perSlot, progress: progress, finished: finished))
+                    }
                 }
-            }
-            .connect(host: leader.host, port: leader.port)
-            .whenFailure { error in
-                progress.add(ok: false, error: error)
-                finished.succeed(Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three))
-            }
+                .connect(host: leader.host, port: leader.port)
+                .whenFailure { error in
+                    progress.add(ok: false, error: error)
+                    finished.succeed(Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three))
+                }
+        }
+        var all: [Histogram<UInt64>] = []
+        for f in futures { if let h = try? await f.get() { all.append(h) } }
+        return all
     }
-    var merged = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
-    for f in futures { if let h = try? await f.get() { merged.add(h) } }
-    reporter?.cancel()
-    if live { FileHandle.standardError.write(Data("\n".utf8)) }
-    let seconds = Double(now() - start) / 1e9
-    let s = progress.snapshot
-    return RunResult(spec: spec, ops: s.ops, errors: s.errors, seconds: seconds, histogram: merged,
-                     clusterCPUSeconds: pids.map(cpuSeconds).reduce(0, +) - cpuBefore, benchCPUSeconds: cpuSeconds(pid: getpid()) - benchBefore,
-                     firstError: s.firstError)
 }

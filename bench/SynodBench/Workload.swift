@@ -119,7 +119,11 @@ func runWorkload(_ spec: WorkloadSpec, clients: [SynodClient], wire: (leader: Ho
     return await measure(spec, clients: clients, value: value, pids: pids, live: live)
 }
 
-private func measure(_ spec: WorkloadSpec, clients: [SynodClient], value: [UInt8], pids: [Int32], live: Bool) async -> RunResult {
+/// The frame every measured run shares: a live progress line, the run's deadline and per-client
+/// quota, CPU accounting for the cluster and the generator, and the merged result. `body` drives
+/// the requests and returns one histogram per simulated client (or connection).
+func measured(_ spec: WorkloadSpec, pids: [Int32], live: Bool,
+              _ body: (_ progress: Progress, _ deadline: UInt64?, _ perClient: Int?) async -> [Histogram<UInt64>]) async -> RunResult {
     let progress = Progress()
     let start = now()
     let deadline = spec.durationSeconds.map { start + UInt64($0 * 1e9) }
@@ -130,50 +134,13 @@ private func measure(_ spec: WorkloadSpec, clients: [SynodClient], value: [UInt8
         var last = 0
         while !Task.isCancelled {
             try? await Task.sleep(nanoseconds: 1_000_000_000)
+            if Task.isCancelled { break }
             let s = progress.snapshot
             FileHandle.standardError.write(Data(String(format: "\r%8.1fs  %9d ops  %8d ops/s  %d errors   ", Double(now() - start) / 1e9, s.ops, s.ops - last, s.errors).utf8))
             last = s.ops
         }
     } : nil
-    let histograms = await withTaskGroup(of: Histogram<UInt64>.self) { group -> [Histogram<UInt64>] in
-        for c in 0..<spec.clients {
-            group.addTask {
-                var h = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
-                let client = clients[c % clients.count]
-                var rng = SystemRandomNumberGenerator()
-                var seq = c
-                var done = 0
-                while true {
-                    if let deadline, now() >= deadline { break }
-                    if let perClient, done >= perClient { break }
-                    let k: Int
-                    if spec.keys == .sequential { k = seq % spec.keySpace; seq += spec.clients } else { k = Int.random(in: 0..<spec.keySpace, using: &rng) }
-                    let key = keyBytes(k, size: spec.keySize)
-                    let t0 = now()
-                    do {
-                        switch spec.kind {
-                        case .put: try await client.put(key, value)
-                        case .get: _ = try await client.get(key, consistency: spec.consistency)
-                        case .mixed:
-                            if Double.random(in: 0..<1, using: &rng) < spec.readFraction { _ = try await client.get(key, consistency: spec.consistency) } else { try await client.put(key, value) }
-                        case .txn:
-                            _ = try await client.txn(Txn(compares: [Compare(key: key, .greater, .version(-1))], success: [.put(key: key, value: value, lease: nil, prevKV: false)]))
-                        case .watch: try await client.put(key, value)
-                        }
-                        h.record((now() - t0) / 1000)
-                        progress.add(ok: true)
-                    } catch {
-                        progress.add(ok: false, error: error)
-                    }
-                    done += 1
-                }
-                return h
-            }
-        }
-        var all: [Histogram<UInt64>] = []
-        for await h in group { all.append(h) }
-        return all
-    }
+    let histograms = await body(progress, deadline, perClient)
     reporter?.cancel()
     if live { FileHandle.standardError.write(Data("\n".utf8)) }
     let seconds = Double(now() - start) / 1e9
@@ -183,4 +150,48 @@ private func measure(_ spec: WorkloadSpec, clients: [SynodClient], value: [UInt8
     return RunResult(spec: spec, ops: s.ops, errors: s.errors, seconds: seconds, histogram: merged,
                      clusterCPUSeconds: pids.map(cpuSeconds).reduce(0, +) - cpuBefore, benchCPUSeconds: cpuSeconds(pid: getpid()) - benchBefore,
                      firstError: s.firstError)
+}
+
+private func measure(_ spec: WorkloadSpec, clients: [SynodClient], value: [UInt8], pids: [Int32], live: Bool) async -> RunResult {
+    await measured(spec, pids: pids, live: live) { progress, deadline, perClient in
+        await withTaskGroup(of: Histogram<UInt64>.self) { group -> [Histogram<UInt64>] in
+            for c in 0..<spec.clients {
+                group.addTask {
+                    var h = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+                    let client = clients[c % clients.count]
+                    var rng = SystemRandomNumberGenerator()
+                    var seq = c
+                    var done = 0
+                    while true {
+                        if let deadline, now() >= deadline { break }
+                        if let perClient, done >= perClient { break }
+                        let k: Int
+                        if spec.keys == .sequential { k = seq % spec.keySpace; seq += spec.clients } else { k = Int.random(in: 0..<spec.keySpace, using: &rng) }
+                        let key = keyBytes(k, size: spec.keySize)
+                        let t0 = now()
+                        do {
+                            switch spec.kind {
+                            case .put: try await client.put(key, value)
+                            case .get: _ = try await client.get(key, consistency: spec.consistency)
+                            case .mixed:
+                                if Double.random(in: 0..<1, using: &rng) < spec.readFraction { _ = try await client.get(key, consistency: spec.consistency) } else { try await client.put(key, value) }
+                            case .txn:
+                                _ = try await client.txn(Txn(compares: [Compare(key: key, .greater, .version(-1))], success: [.put(key: key, value: value, lease: nil, prevKV: false)]))
+                            case .watch: try await client.put(key, value)
+                            }
+                            h.record((now() - t0) / 1000)
+                            progress.add(ok: true)
+                        } catch {
+                            progress.add(ok: false, error: error)
+                        }
+                        done += 1
+                    }
+                    return h
+                }
+            }
+            var all: [Histogram<UInt64>] = []
+            for await h in group { all.append(h) }
+            return all
+        }
+    }
 }
