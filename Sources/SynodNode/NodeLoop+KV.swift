@@ -177,22 +177,35 @@ extension NodeLoop {
 
 extension NodeLoop {
     /// Streams a consistent snapshot of the state tables to a client (`synod snapshot save`):
-    /// a header (applied index, revision), then chunks from one LMDB read transaction.
+    /// a header (applied index, revision), then chunks, all from one LMDB read transaction.
+    /// The read and the encoding run on a background thread (lowest priority): a backup of a
+    /// large state must not stall the node for the seconds it takes.
     func streamSnapshot(_ id: UInt64, _ c: ClientConnection) {
-        var header = ByteWriter()
         do {
+            // The reader sees committed state only; and a map growth would wait for it.
             try commitHeldApplies()
-            var chunks: [ClientResponse] = []
-            var applied = LogIndex.zero
-            _ = try sm.store.streamSnapshot(chunkBytesMax: 1 << 20) { chunk in
-                chunks.append(ClientResponse(id: id, status: .snapshotChunk, body: SnapshotCodec.encode([chunk])))
-            }
-            applied = sm.appliedIndex
-            header.u64(applied.rawValue)
-            header.u64(UInt64(bitPattern: sm.revision))
-            c.send([ClientResponse(id: id, status: .ok, body: header.bytes)] + chunks)
+            try store.environment.ensureHeadroom(usedFractionMax: 0.5)
         } catch {
-            respond(c, ClientResponse(id: id, status: .internalError, message: "snapshot: \(error)"))
+            return respond(c, ClientResponse(id: id, status: .internalError, message: "snapshot: \(error)"))
         }
+        let store = self.store
+        let tables = store.tables
+        let thread = Thread {
+            var param = sched_param(sched_priority: 0)
+            _ = pthread_setschedparam(pthread_self(), NodeLoop.linuxSchedIdle, &param)
+            do {
+                var chunks: [SnapshotChunk] = []
+                let manifest = try store.streamSnapshot(chunkBytesMax: 1 << 20) { chunks.append($0) }
+                var header = ByteWriter()
+                header.u64(manifest.appliedIndex.rawValue)
+                header.u64(UInt64(bitPattern: try KVStateMachine.revision(inSnapshot: chunks, tables: tables)))
+                c.send([ClientResponse(id: id, status: .ok, body: header.bytes)]
+                       + chunks.map { ClientResponse(id: id, status: .snapshotChunk, body: SnapshotCodec.encode([$0])) })
+            } catch {
+                c.send(ClientResponse(id: id, status: .internalError, message: "snapshot: \(error)"))
+            }
+        }
+        thread.name = "synod-backup"
+        thread.start()
     }
 }

@@ -193,3 +193,18 @@ extension ApplyContext {
         }
     }
 }
+
+extension KVStateMachine {
+    /// The store revision recorded in a snapshot of this machine's tables (`chunks` as streamed
+    /// from a store holding exactly `tables`, in that order). Zero for an empty state.
+    public static func revision(inSnapshot chunks: [SnapshotChunk], tables: [StateTable]) throws -> Int64 {
+        guard let meta = tables.firstIndex(of: Tables.meta) else { return 0 }
+        var revision: Int64 = 0
+        for chunk in chunks {
+            try SnapshotRecords.decode(chunk, tableCount: tables.count) { ordinal, key, value in
+                if ordinal == meta && key == MetaKey.revision { revision = Int64(bitPattern: try IndexKey.decode(value)) }
+            }
+        }
+        return revision
+    }
+}
