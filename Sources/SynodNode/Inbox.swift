@@ -29,12 +29,12 @@ final class Inbox: @unchecked Sendable {
     private var passScheduled = false
     private var wakeAt: Double?
     private var loop: (any EventLoop)?
-    private var pass: (() -> Void)?
+    private var pass: (@Sendable () -> Void)?
     /// Upper bound on queued events.
     static let eventsMax = 200_000
 
     /// Connects the inbox to the loop that drains it and the pass that does.
-    func attach(_ loop: any EventLoop, pass: @escaping () -> Void) {
+    func attach(_ loop: any EventLoop, pass: @escaping @Sendable () -> Void) {
         lock.lock()
         self.loop = loop
         self.pass = pass
@@ -45,9 +45,15 @@ final class Inbox: @unchecked Sendable {
 
     /// Queues `event`; false when the inbox is full.
     @discardableResult
-    func put(_ event: NodeEvent) -> Bool {
+    func put(_ event: NodeEvent) -> Bool { append(event, bounded: true) }
+
+    /// Queues `event` even when the inbox is full: for the node's own completions, which are
+    /// few and must not be lost.
+    func putAlways(_ event: NodeEvent) { _ = append(event, bounded: false) }
+
+    private func append(_ event: NodeEvent, bounded: Bool) -> Bool {
         lock.lock()
-        guard events.count < Self.eventsMax else {
+        guard !bounded || events.count < Self.eventsMax else {
             lock.unlock()
             return false
         }
@@ -55,15 +61,6 @@ final class Inbox: @unchecked Sendable {
         lock.unlock()
         schedule()
         return true
-    }
-
-    /// Queues `event` even when the inbox is full: for the node's own completions, which are
-    /// few and must not be lost.
-    func putAlways(_ event: NodeEvent) {
-        lock.lock()
-        events.append(event)
-        lock.unlock()
-        schedule()
     }
 
     /// Takes everything queued (called by the pass, on the loop).

@@ -39,9 +39,15 @@ public final class KVNodeStateMachine {
     /// applied index it holds. Safe on any thread: the node builds snapshots on a background
     /// thread while it keeps writing (LMDB readers never block the writer).
     static func buildSnapshot(_ store: LMDBStore) throws -> (index: LogIndex, data: [UInt8]) {
-        var chunks: [SnapshotChunk] = []
-        let manifest = try store.streamSnapshot(chunkBytesMax: Self.snapshotChunkBytes) { chunks.append($0) }
+        let (manifest, chunks) = try readSnapshot(store, chunkBytesMax: Self.snapshotChunkBytes)
         return (manifest.appliedIndex, SnapshotCodec.encode(chunks))
+    }
+
+    /// Every state table as chunks, from one read transaction, with its manifest.
+    static func readSnapshot(_ store: LMDBStore, chunkBytesMax: Int) throws -> (SnapshotManifest, [SnapshotChunk]) {
+        var chunks: [SnapshotChunk] = []
+        let manifest = try store.streamSnapshot(chunkBytesMax: chunkBytesMax) { chunks.append($0) }
+        return (manifest, chunks)
     }
 
     /// Replaces the log and all state with a leader's snapshot, in one transaction.

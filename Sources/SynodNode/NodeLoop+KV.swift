@@ -181,31 +181,22 @@ extension NodeLoop {
     /// The read and the encoding run on a background thread (lowest priority): a backup of a
     /// large state must not stall the node for the seconds it takes.
     func streamSnapshot(_ id: UInt64, _ c: ClientConnection) {
-        do {
-            // The reader sees committed state only; and a map growth would wait for it.
-            try commitHeldApplies()
-            try store.environment.ensureHeadroom(usedFractionMax: 0.5)
-        } catch {
-            return respond(c, ClientResponse(id: id, status: .internalError, message: "snapshot: \(error)"))
-        }
         let store = self.store
-        let tables = store.tables
-        let thread = Thread {
-            var param = sched_param(sched_priority: 0)
-            _ = pthread_setschedparam(pthread_self(), NodeLoop.linuxSchedIdle, &param)
-            do {
-                var chunks: [SnapshotChunk] = []
-                let manifest = try store.streamSnapshot(chunkBytesMax: 1 << 20) { chunks.append($0) }
-                var header = ByteWriter()
-                header.u64(manifest.appliedIndex.rawValue)
-                header.u64(UInt64(bitPattern: try KVStateMachine.revision(inSnapshot: chunks, tables: tables)))
-                c.send([ClientResponse(id: id, status: .ok, body: header.bytes)]
-                       + chunks.map { ClientResponse(id: id, status: .snapshotChunk, body: SnapshotCodec.encode([$0])) })
-            } catch {
-                c.send(ClientResponse(id: id, status: .internalError, message: "snapshot: \(error)"))
+        do {
+            try readStateInBackground(name: "synod-backup") {
+                do {
+                    let (manifest, chunks) = try KVNodeStateMachine.readSnapshot(store, chunkBytesMax: 1 << 20)
+                    var header = ByteWriter()
+                    header.u64(manifest.appliedIndex.rawValue)
+                    header.u64(UInt64(bitPattern: try KVStateMachine.revision(inSnapshot: chunks, tables: store.tables)))
+                    c.send([ClientResponse(id: id, status: .ok, body: header.bytes)]
+                           + chunks.map { ClientResponse(id: id, status: .snapshotChunk, body: SnapshotCodec.encode([$0])) })
+                } catch {
+                    c.send(ClientResponse(id: id, status: .internalError, message: "snapshot: \(error)"))
+                }
             }
+        } catch {
+            respond(c, ClientResponse(id: id, status: .internalError, message: "snapshot: \(error)"))
         }
-        thread.name = "synod-backup"
-        thread.start()
     }
 }

@@ -55,7 +55,7 @@ extension NodeLoop {
         var write = write
         // A map growth rolls the held transaction back, its commit index included: rewrite the
         // newest hard state with every write that continues a held one, so the re-run has it.
-        if !heldEntries.isEmpty && write.hardState == nil { write.hardState = persistedHardState }
+        if wasHolding && write.hardState == nil { write.hardState = persistedHardState }
         let hold = write.onlyAdvancesCommit(from: persistedHardState) && heldEntries.count + committed.count <= Self.heldEntriesMax
         let t0 = PassStats.enabled ? ProcessInfo.processInfo.systemUptime : 0
         var answered = false
@@ -193,23 +193,29 @@ extension NodeLoop {
         let applied = sm.appliedIndex
         guard !snapshotBuilding, applied.rawValue >= lastSnapshotIndex.rawValue + UInt64(configuration.snapshotEveryEntries),
               applied <= core.persistedLastIndex else { return }
-        // Commit held applies so the reader sees them (it reads committed state only).
-        try commitHeldApplies()
-        // A map growth waits for every transaction to end, the builder's 1-2 s read included:
-        // grow now rather than stall writes behind the build (seen: 165-300 ms writes).
-        do { try store.environment.ensureHeadroom(usedFractionMax: 0.5) } catch { throw StoreError(error) }
         snapshotBuilding = true
         let store = self.store
         let inbox = self.inbox
-        let thread = Thread {
-            // Lowest CPU priority (Linux SCHED_IDLE) for this thread only: on a small machine
-            // every node builds at the same index at once, and the builds must not starve the
-            // node loops (seen as 200-450 ms p99.9 stalls at 28k puts/s).
-            var param = sched_param(sched_priority: 0)
-            _ = pthread_setschedparam(pthread_self(), Self.linuxSchedIdle, &param)
+        try readStateInBackground(name: "synod-snapshot") {
             inbox.putAlways(.snapshotBuilt(Result { try KVNodeStateMachine.buildSnapshot(store) }))
         }
-        thread.name = "synod-snapshot"
+    }
+
+    /// Runs `body` — a long read of the committed state (snapshot, backup) — on its own thread at
+    /// the lowest CPU priority (Linux `SCHED_IDLE`): on a small machine every node builds at the
+    /// same index at once, and the reads must not starve the node loops (seen as 200-450 ms
+    /// p99.9 stalls at 28k puts/s). Held applies are committed first, since readers see only
+    /// committed state; and the map grows now if over half full, because a growth waits for every
+    /// transaction to end — the reader's 1-2 s included (seen: 165-380 ms writes).
+    func readStateInBackground(name: String, _ body: @escaping @Sendable () -> Void) throws {
+        try commitHeldApplies()
+        do { try store.environment.ensureHeadroom(usedFractionMax: 0.5) } catch { throw StoreError(error) }
+        let thread = Thread {
+            var param = sched_param(sched_priority: 0)
+            _ = pthread_setschedparam(pthread_self(), NodeLoop.linuxSchedIdle, &param)
+            body()
+        }
+        thread.name = name
         thread.start()
     }
 

@@ -16,7 +16,10 @@ import SynodWire
 /// then carry out `Ready`s until none is left:
 /// install snapshot → send leader appends → persist (one LMDB transaction: group commit) →
 /// send the rest → apply committed entries → answer writes and reads → `advance`.
-final class NodeLoop {
+///
+/// `@unchecked Sendable`: closures that call it (the pass, the tick) are handed to NIO, but they
+/// run only on the node's event loop, the one thread that ever touches this object.
+final class NodeLoop: @unchecked Sendable {
     let configuration: NodeConfiguration
     let store: LMDBStore
     let sm: KVNodeStateMachine

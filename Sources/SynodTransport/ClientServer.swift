@@ -43,13 +43,6 @@ public final class ClientConnection: Sendable, Hashable {
         writes.add(buffer, to: channel)
     }
 
-    /// Sends many connections' responses with one hop per event loop (instead of one per
-    /// connection): encoding happens on the caller's thread, writes and flushes on the loop.
-    public static func send(batches: [(ClientConnection, [ClientResponse])]) {
-        var writes = OutboundWrites()
-        for (c, responses) in batches { c.send(responses, into: &writes) }
-        writes.flush()
-    }
     public static func == (a: ClientConnection, b: ClientConnection) -> Bool { a.number == b.number }
     public func hash(into h: inout Hasher) { h.combine(number) }
 }

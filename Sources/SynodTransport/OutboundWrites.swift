@@ -32,16 +32,18 @@ public struct OutboundWrites {
             if loop.inEventLoop {
                 // Already on the loop (the node's pass): write now. Deferring with `execute`
                 // would hold a leader's appends until after its own fsync.
-                for (channel, buffer) in writes { channel.write(buffer, promise: nil) }
-                for (channel, _) in writes { channel.flush() }
+                Self.write(writes)
             } else {
-                loop.execute {
-                    for (channel, buffer) in writes { channel.write(buffer, promise: nil) }
-                    for (channel, _) in writes { channel.flush() }
-                }
+                loop.execute { Self.write(writes) }
             }
         }
         byLoop.removeAll(keepingCapacity: true)
         order.removeAll(keepingCapacity: true)
+    }
+
+    /// Writes every buffer, then flushes each channel once (on the channels' loop).
+    private static func write(_ writes: [(any Channel, ByteBuffer)]) {
+        for (channel, buffer) in writes { channel.write(buffer, promise: nil) }
+        for (channel, _) in writes { channel.flush() }
     }
 }

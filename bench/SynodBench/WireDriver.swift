@@ -63,7 +63,6 @@ final class WireLoadHandler: ChannelInboundHandler {
     let maker: WireRequestMaker
     let deadline: UInt64?
     let perSlot: Int?
-    let stride: Int
     let progress: Progress
     let finished: EventLoopPromise<Histogram<UInt64>>
     var slots: [Slot]
@@ -77,7 +76,6 @@ final class WireLoadHandler: ChannelInboundHandler {
         self.maker = maker
         self.deadline = deadline
         self.perSlot = perSlot
-        self.stride = maker.spec.clients
         self.progress = progress
         self.finished = finished
         self.slots = (0..<slots).map { i in Slot(seq: firstClient + i, session: ClientSession(clientID: sessionBase + UInt64(firstClient + i), sequence: 1)) }
@@ -92,19 +90,8 @@ final class WireLoadHandler: ChannelInboundHandler {
 
     func send(slot i: Int, context: ChannelHandlerContext) {
         let spec = maker.spec
-        let k: Int
-        if spec.keys == .sequential {
-            k = slots[i].seq % spec.keySpace
-            slots[i].seq += stride
-        } else {
-            k = Int.random(in: 0..<spec.keySpace, using: &rng)
-        }
-        let read: Bool
-        switch spec.kind {
-        case .get: read = true
-        case .mixed: read = Double.random(in: 0..<1, using: &rng) < spec.readFraction
-        default: read = false
-        }
+        let k = spec.nextKey(&slots[i].seq, &rng)
+        let read = spec.nextIsRead(&rng)
         slots[i].read = read
         var buffer = context.channel.allocator.buffer(capacity: 64 + spec.valueSize + spec.keySize)
         ClientRequest(id: UInt64(i), body: maker.body(key: k, session: slots[i].session, read: read)).encode(into: &buffer)

@@ -31,6 +31,22 @@ struct WorkloadSpec: Sendable {
     var consistency: Consistency
     var readFraction: Double
     var watchers: Int
+
+    /// The next key number for a simulated client whose sequence is `seq` (both drivers).
+    func nextKey(_ seq: inout Int, _ rng: inout SystemRandomNumberGenerator) -> Int {
+        guard keys == .sequential else { return Int.random(in: 0..<keySpace, using: &rng) }
+        defer { seq += clients }
+        return seq % keySpace
+    }
+
+    /// Whether the next request is a read (get always, mixed by `readFraction`).
+    func nextIsRead(_ rng: inout SystemRandomNumberGenerator) -> Bool {
+        switch kind {
+        case .get: return true
+        case .mixed: return Double.random(in: 0..<1, using: &rng) < readFraction
+        default: return false
+        }
+    }
 }
 
 /// What one run measured.
@@ -165,16 +181,13 @@ private func measure(_ spec: WorkloadSpec, clients: [SynodClient], value: [UInt8
                     while true {
                         if let deadline, now() >= deadline { break }
                         if let perClient, done >= perClient { break }
-                        let k: Int
-                        if spec.keys == .sequential { k = seq % spec.keySpace; seq += spec.clients } else { k = Int.random(in: 0..<spec.keySpace, using: &rng) }
-                        let key = keyBytes(k, size: spec.keySize)
+                        let key = keyBytes(spec.nextKey(&seq, &rng), size: spec.keySize)
                         let t0 = now()
                         do {
                             switch spec.kind {
                             case .put: try await client.put(key, value)
-                            case .get: _ = try await client.get(key, consistency: spec.consistency)
-                            case .mixed:
-                                if Double.random(in: 0..<1, using: &rng) < spec.readFraction { _ = try await client.get(key, consistency: spec.consistency) } else { try await client.put(key, value) }
+                            case .get, .mixed:
+                                if spec.nextIsRead(&rng) { _ = try await client.get(key, consistency: spec.consistency) } else { try await client.put(key, value) }
                             case .txn:
                                 _ = try await client.txn(Txn(compares: [Compare(key: key, .greater, .version(-1))], success: [.put(key: key, value: value, lease: nil, prevKV: false)]))
                             case .watch: try await client.put(key, value)
