@@ -72,9 +72,7 @@ public struct PrePrepare: Hashable, Sendable {
 
     /// Covers (view, sequence, digest) only: the digest binds the batch.
     public var signedBytes: [UInt8] {
-        var w = ByteWriter()
-        w.u8(2); w.u64(view.rawValue); w.u64(sequence.rawValue); w.u64(primary.rawValue); w.lengthPrefixed(digest.bytes)
-        return w.bytes
+        phaseSignedBytes(tag: 2, view: view, sequence: sequence, node: primary, digest: digest)
     }
 }
 
@@ -94,9 +92,7 @@ public struct Prepare: Hashable, Sendable {
     }
 
     public var signedBytes: [UInt8] {
-        var w = ByteWriter()
-        w.u8(3); w.u64(view.rawValue); w.u64(sequence.rawValue); w.u64(replica.rawValue); w.lengthPrefixed(digest.bytes)
-        return w.bytes
+        phaseSignedBytes(tag: 3, view: view, sequence: sequence, node: replica, digest: digest)
     }
 }
 
@@ -115,9 +111,7 @@ public struct Commit: Hashable, Sendable {
     }
 
     public var signedBytes: [UInt8] {
-        var w = ByteWriter()
-        w.u8(4); w.u64(view.rawValue); w.u64(sequence.rawValue); w.u64(replica.rawValue); w.lengthPrefixed(digest.bytes)
-        return w.bytes
+        phaseSignedBytes(tag: 4, view: view, sequence: sequence, node: replica, digest: digest)
     }
 }
 
@@ -369,4 +363,12 @@ public struct PBFTEnvelope: Hashable, Sendable {
         self.message = message
         self.mac = mac
     }
+}
+
+/// What PRE-PREPARE (tag 2), PREPARE (3) and COMMIT (4) authenticate: the phase, the view, the
+/// sequence number, the sender and the batch digest.
+func phaseSignedBytes(tag: UInt8, view: View, sequence: SequenceNumber, node: NodeID, digest: Digest) -> [UInt8] {
+    var w = ByteWriter()
+    w.u8(tag); w.u64(view.rawValue); w.u64(sequence.rawValue); w.u64(node.rawValue); w.lengthPrefixed(digest.bytes)
+    return w.bytes
 }

@@ -183,13 +183,10 @@ extension Command {
             encodePut(key, value, lease, prevKV, into: &w)
         case let .delete(key, prevKV):
             w.u8(CommandTag.delete.rawValue)
-            w.lengthPrefixed(key)
-            w.bool(prevKV)
+            encodeDelete(from: key, to: nil, prevKV, into: &w)
         case let .deleteRange(from, to, prevKV):
             w.u8(CommandTag.deleteRange.rawValue)
-            w.lengthPrefixed(from)
-            w.lengthPrefixed(to)
-            w.bool(prevKV)
+            encodeDelete(from: from, to: to, prevKV, into: &w)
         case let .txn(txn):
             w.u8(CommandTag.txn.rawValue)
             txn.encode(into: &w)
@@ -245,6 +242,13 @@ func encodePut(_ key: [UInt8], _ value: [UInt8], _ lease: LeaseID?, _ prevKV: Bo
     w.lengthPrefixed(key)
     w.lengthPrefixed(value)
     w.u64(lease?.rawValue ?? 0)
+    w.bool(prevKV)
+}
+
+/// The body of a delete (`to` nil) or delete-range, shared by commands and transaction ops.
+func encodeDelete(from key: [UInt8], to end: [UInt8]?, _ prevKV: Bool, into w: inout ByteWriter) {
+    w.lengthPrefixed(key)
+    if let end { w.lengthPrefixed(end) }
     w.bool(prevKV)
 }
 
@@ -318,13 +322,10 @@ extension TxnOp {
             encodePut(key, value, lease, prevKV, into: &w)
         case let .delete(key, prevKV):
             w.u8(TxnOpTag.delete.rawValue)
-            w.lengthPrefixed(key)
-            w.bool(prevKV)
+            encodeDelete(from: key, to: nil, prevKV, into: &w)
         case let .deleteRange(from, to, prevKV):
             w.u8(TxnOpTag.deleteRange.rawValue)
-            w.lengthPrefixed(from)
-            w.lengthPrefixed(to)
-            w.bool(prevKV)
+            encodeDelete(from: from, to: to, prevKV, into: &w)
         case let .range(request):
             w.u8(TxnOpTag.range.rawValue)
             request.encode(into: &w)
