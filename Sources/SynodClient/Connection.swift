@@ -35,15 +35,8 @@ final class Connection: Sendable {
     /// Sends one request and waits for its response (or the connection's failure).
     func request(_ body: ClientRequestBody) -> EventLoopFuture<ClientResponse> {
         let promise = channel.eventLoop.makePromise(of: ClientResponse.self)
-        let id = state.withLockedValue { s -> UInt64 in
-            let id = s.next
-            s.next += 1
-            s.waiting[id] = promise
-            return id
-        }
-        var buffer = channel.allocator.buffer(capacity: 64)
-        ClientRequest(id: id, body: body).encode(into: &buffer)
-        channel.writeAndFlush(buffer).whenFailure { error in
+        let id = register { $0.waiting[$1] = promise }
+        write(ClientRequest(id: id, body: body)).whenFailure { error in
             if let p = self.state.withLockedValue({ $0.waiting.removeValue(forKey: id) }) { p.fail(error) }
         }
         return promise.futureResult
@@ -51,16 +44,25 @@ final class Connection: Sendable {
 
     /// Sends a streaming request (a watch): every response under its id goes to `onResponse`.
     func stream(_ body: ClientRequestBody, _ onResponse: @escaping @Sendable (ClientResponse) -> Void) -> UInt64 {
-        let id = state.withLockedValue { s -> UInt64 in
+        let id = register { $0.streams[$1] = onResponse }
+        _ = write(ClientRequest(id: id, body: body))
+        return id
+    }
+
+    /// Takes the next request id and records what waits for it, under the lock.
+    private func register(_ waiter: (inout (next: UInt64, waiting: [UInt64: EventLoopPromise<ClientResponse>], streams: [UInt64: @Sendable (ClientResponse) -> Void]), UInt64) -> Void) -> UInt64 {
+        state.withLockedValue { s -> UInt64 in
             let id = s.next
             s.next += 1
-            s.streams[id] = onResponse
+            waiter(&s, id)
             return id
         }
+    }
+
+    private func write(_ request: ClientRequest) -> EventLoopFuture<Void> {
         var buffer = channel.allocator.buffer(capacity: 64)
-        ClientRequest(id: id, body: body).encode(into: &buffer)
-        channel.writeAndFlush(buffer, promise: nil)
-        return id
+        request.encode(into: &buffer)
+        return channel.writeAndFlush(buffer)
     }
 
     func endStream(_ id: UInt64) { _ = state.withLockedValue { $0.streams.removeValue(forKey: id) } }
