@@ -33,6 +33,12 @@ public struct NodeConfiguration: Sendable {
     /// quorum acknowledged a heartbeat within the election timeout minus a clock-drift margin
     /// (dissertation §6.4.1). Safe only if no node's clock runs faster than that margin allows.
     public var leaseReads: Bool = false
+    /// A follower applies committed entries in batches, at most this long after it learns they
+    /// are committed (or sooner: 4,096 waiting, a serializable read, a watch on this node, or
+    /// becoming leader). Its acknowledgements then wait for log pages only, not for the state
+    /// tables' pages too. 0 applies at once. Only a follower's serializable reads and the
+    /// `applied` it reports can lag by this much; the leader always applies at once.
+    public var followerApplyDelayMillis: Int = 50
     /// Join an existing cluster instead of bootstrapping a new one: start with no membership and
     /// wait for the leader (after `synod member add`) to send the log.
     public var join: Bool = false
@@ -58,6 +64,7 @@ public struct NodeConfiguration: Sendable {
             throw .invalid("election timeout must be at least twice the heartbeat interval")
         }
         guard (1...(1 << 20)).contains(mapSizeMiB) else { throw .invalid("map size must be 1...1048576 MiB") }
+        guard (0...1000).contains(followerApplyDelayMillis) else { throw .invalid("follower apply delay must be 0...1000 ms") }
         guard snapshotEveryEntries >= 100 else { throw .invalid("snapshot interval must be at least 100 entries") }
         guard peers.count <= Limits.membersMax else { throw .invalid("at most \(Limits.membersMax) peers") }
     }

@@ -57,6 +57,8 @@ extension NodeLoop {
         do { request = try WatchRequest.decode(body) } catch {
             return respond(c, ClientResponse(id: id, status: .badRequest, message: "watch: \(error)"))
         }
+        // "From now" means after everything this node knows to be committed.
+        do { try applyDeferred() } catch { storageFailed(error) }
         let start = request.startRevision == 0 ? sm.revision + 1 : request.startRevision
         var w = Watcher(request: request, connection: c, requestID: id, nextRevision: start)
         // Established: the body says the revision the watch starts from.
@@ -183,6 +185,7 @@ extension NodeLoop {
     func streamSnapshot(_ id: UInt64, _ c: ClientConnection) {
         let store = self.store
         do {
+            try applyDeferred()
             try readStateInBackground(name: "synod-backup") {
                 do {
                     let (manifest, chunks) = try KVNodeStateMachine.readSnapshot(store, chunkBytesMax: 1 << 20)

@@ -79,6 +79,11 @@ final class NodeLoop: @unchecked Sendable {
     /// Committed entries applied in the held write transaction (see `persistAndApply`), in order.
     var heldEntries: [Entry] = []
     var heldSince: Double = 0
+    /// Follower only: committed entries handed over by the core and not yet applied, in order
+    /// (see `deferApplies`). Invariant: empty whenever this node leads.
+    var deferredApplies: [Entry] = []
+    /// When the deferred entries must be applied (system uptime; see `applyDeadline`).
+    var deferredDue: Double = 0
     /// The hard state last written (held or committed).
     var persistedHardState = HardState()
 
@@ -212,10 +217,12 @@ final class NodeLoop: @unchecked Sendable {
                 startReadBatch()
                 try drainReady()
             }
+            try applyDeferredIfDue(now)
             try commitHeldApplies(force: false)
         } catch { storageFailed(error) }
         flushOutbox()
         if holding { inbox.wake(at: heldSince + Self.heldSecondsMax) }
+        if !deferredApplies.isEmpty { inbox.wake(at: deferredDue) }
         passStats.pass(events: events.count, started: now, now: ProcessInfo.processInfo.systemUptime, id: configuration.id)
     }
 
@@ -234,7 +241,10 @@ final class NodeLoop: @unchecked Sendable {
     func handle(_ request: ClientRequest, from c: ClientConnection) {
         switch request.body {
         case let .write(payload): propose(payload, request.id, c)
-        case let .read(.serializable, query): respond(c, answer(query, request.id))
+        case let .read(.serializable, query):
+            // Everything this node knows to be committed is visible to its serializable reads.
+            do { try applyDeferred() } catch { storageFailed(error) }
+            respond(c, answer(query, request.id))
         case let .read(.linearizable, query):
             guard core.role == .leader else { return respond(c, notLeader(request.id)) }
             readBatch.append(PendingRead(query: query, connection: c, requestID: request.id))
@@ -312,7 +322,10 @@ final class NodeLoop: @unchecked Sendable {
     }
 
     func finish() {
-        do { try commitHeldApplies() } catch { logger.error("could not commit held applies at shutdown (the log replays them)", metadata: ["error": "\(error)"]) }
+        do {
+            try applyDeferred()
+            try commitHeldApplies()
+        } catch { logger.error("could not commit held applies at shutdown (the log replays them)", metadata: ["error": "\(error)"]) }
         for p in proposals { respond(p.connection, ClientResponse(id: p.id, status: .shuttingDown, message: "node is shutting down; the write was not proposed")) }
         proposals.removeAll()
         for (_, p) in pendingWrites { respond(p.connection, ClientResponse(id: p.requestID, status: .shuttingDown, message: "node is shutting down; outcome unknown")) }

@@ -20,6 +20,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Snapshot after this many applied entries (etcd 3.4 uses 100,000 too).") var snapshotEntries: Int = 100_000
     @Option(help: "Cluster id; peers with another are refused.") var clusterId: UInt64 = 1
     @Option(help: "Initial LMDB map size in MiB (it doubles whenever it fills).") var mapSizeMb: Int = 256
+    @Option(help: "Longest a follower waits before applying committed entries in one batch (0 = at once; only its serializable reads lag).") var followerApplyDelayMs: Int = 50
     @Flag(help: "Serve linearizable reads from the leader's lease (opt-in; assumes bounded clock drift).") var leaseReads = false
     @Flag(help: "Join a running cluster (after `synod member add`) instead of bootstrapping a new one.") var join = false
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String = "info"
@@ -45,6 +46,7 @@ struct ServeCommand: AsyncParsableCommand {
         c.unsafeNoSync = unsafeNoFsync
         c.join = join
         c.leaseReads = leaseReads
+        c.followerApplyDelayMillis = followerApplyDelayMs
         do { try c.validate() } catch { throw ValidationError("\(error)") }
         return c
     }

@@ -32,6 +32,7 @@ struct SynodBench: AsyncParsableCommand {
     @Option(help: "Run a series, e.g. clients=1,10,100,1000, and chart throughput against p99 latency.") var sweep: String?
     @Option(help: "Where --sweep writes its SVG chart.") var chart: String = "bench-sweep.svg"
     @Flag(name: .customLong("unsafe-no-fsync"), help: "Start the cluster without fsync (measures everything but the disk).") var unsafeNoFsync = false
+    @Option(name: .customLong("serve-option"), parsing: .singleValue, help: "Pass this option to every started `synod serve` (repeatable), e.g. --serve-option=--follower-apply-delay-ms=0.") var serveOptions: [String] = []
     @Flag(help: "Start the cluster with lease reads (opt-in linearizable reads without a heartbeat round).") var leaseReads = false
     @Option(help: "Load generator: wire (NIO handlers on the protocol, lightest; default) or client (SynodClient's async API). watch always uses client.") var driver: String = "wire"
 
@@ -72,7 +73,7 @@ struct SynodBench: AsyncParsableCommand {
         } else {
             let synod = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("synod").path
             guard FileManager.default.isExecutableFile(atPath: synod) else { throw ValidationError("no synod binary at \(synod); build with swift build -c release") }
-            cluster = try BenchCluster(nodes: nodes, synod: synod, extraArgs: (unsafeNoFsync ? ["--unsafe-no-fsync"] : []) + (leaseReads ? ["--lease-reads"] : []))
+            cluster = try BenchCluster(nodes: nodes, synod: synod, extraArgs: (unsafeNoFsync ? ["--unsafe-no-fsync"] : []) + (leaseReads ? ["--lease-reads"] : []) + serveOptions)
             eps = cluster!.endpoints
         }
         defer { cluster?.stop() }

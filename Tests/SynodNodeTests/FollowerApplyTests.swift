@@ -1,0 +1,61 @@
+import Foundation
+import SynodClient
+import SynodTransport
+import SynodWire
+import Testing
+
+extension RealProcessTests {
+/// Followers apply committed entries in batches (`followerApplyDelayMillis`); these pin down
+/// what that may and may not change for clients. A one-second delay makes the window wide.
+@Suite("Followers apply in batches")
+struct FollowerApplyTests {
+    @Test("a follower's serializable read sees every write it knows committed; its applied index catches up unprompted")
+    func deferredApplies() async throws {
+        let cluster = try Cluster(size: 3, extraArgs: ["--follower-apply-delay-ms", "1000"])
+        let client = cluster.client()
+        defer { Task { await client.close() } }
+        _ = try await client.put(b("warm"), b("up"))
+        let leader = try #require(await cluster.leader(using: client))
+        let follower = leader % 3 + 1
+        let followerEndpoint = cluster.endpoints[follower - 1]
+        var one = ClientConfiguration(endpoints: [followerEndpoint])
+        one.requestTimeoutMillis = 2_000
+        let direct = SynodClient(one)
+        defer { Task { await direct.close() } }
+
+        /// Waits (bounded) until the follower's commit index reaches `index`; returns its status.
+        func followerCommitted(_ index: UInt64) async throws -> NodeStatus {
+            let deadline = Date().addingTimeInterval(5)
+            var s = try await client.status(of: followerEndpoint)
+            while s.commit < index && Date() < deadline {
+                usleep(2_000)
+                s = try await client.status(of: followerEndpoint)
+            }
+            return s
+        }
+
+        for i in 0..<15 {
+            _ = try await client.put(b("k\(i)"), b("v\(i)"))
+            let target = try await client.status(of: cluster.endpoints[leader - 1]).commit
+            let st = try await followerCommitted(target)
+            #expect(st.commit >= target, "follower \(follower) never learned commit \(target)")
+            // Known committed at the follower, so visible to its serializable reads at once,
+            // however long its applies are deferred.
+            let kv = try await direct.get(b("k\(i)"), consistency: .serializable)
+            #expect(kv?.value == b("v\(i)"), "follower \(follower) read k\(i) as \(kv.map { s($0.value) } ?? "missing") after committing it")
+        }
+
+        // With no reads to prompt it, the follower still applies within one delay.
+        _ = try await client.put(b("last"), b("x"))
+        let target = try await client.status(of: cluster.endpoints[leader - 1]).commit
+        _ = try await followerCommitted(target)
+        let deadline = Date().addingTimeInterval(4)
+        var applied = try await client.status(of: followerEndpoint).applied
+        while applied < target && Date() < deadline {
+            usleep(20_000)
+            applied = try await client.status(of: followerEndpoint).applied
+        }
+        #expect(applied >= target, "follower \(follower) applied only \(applied) of \(target) after 4 s")
+    }
+}
+}
