@@ -236,18 +236,40 @@ extension NodeLoop {
 
     // MARK: snapshots
 
-    /// Every `snapshotEveryEntries` applied entries: build a snapshot, then compact the log (core
-    /// and disk) up to the previous one, which keeps one interval of entries as retention.
+    /// Every `snapshotEveryEntries` applied entries: take a snapshot at the applied index, then
+    /// compact the log (core and disk) up to the previous one, which keeps one interval of
+    /// entries as retention.
     ///
-    /// The state tables are the snapshot (DESIGN.md §4): nothing is written but a checkpoint
-    /// record. The bytes a lagging follower needs are serialised on a background thread from one
-    /// LMDB read transaction — a consistent view that never blocks this thread's writes — and
-    /// come back as `.snapshotBuilt`. (Serialising on this thread stalled every client for
-    /// ~0.2–0.6 s per 100,000 entries, and saving the bytes in LMDB another ~0.3–0.5 s.)
+    /// The state tables are the snapshot (DESIGN.md §4): taking one writes a checkpoint record and
+    /// nothing else. Bytes exist only for a follower that needs entries this node compacted away
+    /// (`buildSnapshotBytes`). Building them at every interval cost every node 0.5-1 s of CPU and
+    /// 60+ MB of memory per 100,000 entries, for followers that almost never need them.
     func maybeSnapshot() throws {
+        if core.snapshotDataWanted && core.role == .leader { try buildSnapshotBytes() }
         let applied = sm.appliedIndex
-        guard !snapshotBuilding, applied.rawValue >= lastSnapshotIndex.rawValue + UInt64(configuration.snapshotEveryEntries),
+        guard applied.rawValue >= lastSnapshotIndex.rawValue + UInt64(configuration.snapshotEveryEntries),
               applied <= core.persistedLastIndex else { return }
+        if let previous = previousSnapshotIndex, previous > core.compactedPosition.index {
+            let t0 = ProcessInfo.processInfo.systemUptime
+            core.compact(upTo: previous, snapshotData: [])
+            // The checkpoint record first: a restart needs it wherever the log was compacted.
+            if let snap = core.latestSnapshot {
+                try store.saveCheckpoint(Checkpoint(position: snap.position, stateDigest: [], membership: snap.membership))
+            }
+            try store.deletePrefix(through: previous)
+            try store.deleteSnapshots(below: previous)
+            logger.notice("log compacted", metadata: ["through": "\(previous.rawValue)", "next_snapshot": "\(applied.rawValue)",
+                                                     "compact_ms": "\(Int((ProcessInfo.processInfo.systemUptime - t0) * 1000))"])
+        }
+        previousSnapshotIndex = applied
+        lastSnapshotIndex = applied
+    }
+
+    /// Serialises the committed state for followers that need a snapshot, on a background thread
+    /// from one LMDB read transaction — a consistent view that never blocks this thread's writes;
+    /// the bytes come back as `.snapshotBuilt` and go to the core (`attachSnapshot`).
+    func buildSnapshotBytes() throws {
+        guard !snapshotBuilding, ProcessInfo.processInfo.systemUptime >= snapshotRetryAfter else { return }
         snapshotBuilding = true
         let store = self.store
         let inbox = self.inbox
@@ -280,29 +302,17 @@ extension NodeLoop {
     /// A background build finished: its bytes describe the state at `index` exactly.
     func snapshotBuilt(_ result: Result<(index: LogIndex, data: [UInt8]), any Error>) throws {
         snapshotBuilding = false
-        let built: (index: LogIndex, data: [UInt8])
         switch result {
-        case let .success(b): built = b
         case let .failure(error):
-            logger.error("snapshot build failed; retrying at the next interval", metadata: ["error": "\(error)"])
-            lastSnapshotIndex = sm.appliedIndex
-            return
+            logger.error("building a snapshot for a follower failed; retrying in 1 s", metadata: ["error": "\(error)"])
+            snapshotRetryAfter = ProcessInfo.processInfo.systemUptime + 1
+        case let .success(built):
+            // A compaction or an installed snapshot may have overtaken the build: then it is
+            // rebuilt on the follower's next request.
+            guard built.index >= core.compactedPosition.index, built.index <= core.appliedIndex, core.term(at: built.index) != nil else { return }
+            core.attachSnapshot(at: built.index, data: built.data)
+            logger.notice("snapshot built for a follower", metadata: ["at": "\(built.index.rawValue)", "bytes": "\(built.data.count)"])
         }
-        guard built.index > lastSnapshotIndex || previousSnapshot == nil, let term = core.term(at: built.index) else { return }
-        let t0 = ProcessInfo.processInfo.systemUptime
-        if let previous = previousSnapshot, previous.index > core.compactedPosition.index {
-            core.compact(upTo: previous.index, snapshotData: previous.data)
-            // The checkpoint record first: a restart needs it wherever the log was compacted.
-            if let snap = core.latestSnapshot {
-                try store.saveCheckpoint(Checkpoint(position: snap.position, stateDigest: [], membership: snap.membership))
-            }
-            try store.deletePrefix(through: previous.index)
-            try store.deleteSnapshots(below: previous.index)
-        }
-        previousSnapshot = built
-        lastSnapshotIndex = built.index
-        logger.notice("snapshot built", metadata: ["at": "\(built.index.rawValue)", "term": "\(term.rawValue)", "bytes": "\(built.data.count)",
-                                                   "compact_ms": "\(Int((ProcessInfo.processInfo.systemUptime - t0) * 1000))"])
     }
 
     /// A snapshot from the leader: replace the log and the state with it, in one transaction.
@@ -311,7 +321,7 @@ extension NodeLoop {
         try commitHeldApplies()
         try sm.install(s.data, checkpoint: Checkpoint(position: s.position, stateDigest: [], membership: s.membership))
         try store.deleteSnapshots(below: s.position.index)
-        previousSnapshot = (s.position.index, s.data)
+        previousSnapshotIndex = s.position.index
         lastSnapshotIndex = s.position.index
         logger.notice("installed snapshot", metadata: ["at": "\(s.position)"])
         catchUpWatchers()

@@ -65,9 +65,11 @@ final class NodeLoop: @unchecked Sendable {
     var wasLeader = false
     /// Index of the newest snapshot saved, and the one before it (what the log is compacted to).
     var lastSnapshotIndex: LogIndex = .zero
-    var previousSnapshot: (index: LogIndex, data: [UInt8])?
+    var previousSnapshotIndex: LogIndex?
     /// Set while a background snapshot build runs (at most one at a time).
     var snapshotBuilding = false
+    /// After a failed build, no new one starts before this time (system uptime).
+    var snapshotRetryAfter: Double = 0
     /// Watches served by this node, by (connection, request id).
     var watchers: [WatchKey: Watcher] = [:]
     /// Leader only: when each lease runs out (system uptime, seconds), and expiries proposed.
@@ -106,21 +108,20 @@ final class NodeLoop: @unchecked Sendable {
         raft.snapshotChunkBytesMax = 1 << 20
         raft.leaseReads = configuration.leaseReads
         raft.validate()
-        let (restart, built) = try Self.restartState(configuration: configuration, store: store, stateMachine: stateMachine, logger: logger)
+        let restart = try Self.restartState(configuration: configuration, store: store, stateMachine: stateMachine, logger: logger)
         persistedHardState = restart.hardState
         core = RaftCore(config: raft, random: SeededRandom(seed: configuration.randomSeed ?? (0x5EED &+ configuration.id.rawValue &* 7919)), restart: restart)
-        if let built {
-            // The snapshot was built from state at `built.index`, possibly past the compaction
-            // point: the core's snapshot must describe exactly that state.
-            if built.index > core.compactedPosition.index { core.compact(upTo: built.index, snapshotData: built.data) }
-            previousSnapshot = built
-            lastSnapshotIndex = built.index
+        if restart.compacted.index > .zero {
+            // The state on disk (applied through A >= the compaction point) is the snapshot the
+            // next interval compacts to.
+            previousSnapshotIndex = stateMachine.appliedIndex
+            lastSnapshotIndex = stateMachine.appliedIndex
         }
         loadMemberDirectory()
     }
 
     /// Rebuilds what the core needs from disk; bootstraps the membership of a brand-new cluster.
-    static func restartState(configuration: NodeConfiguration, store: LMDBStore, stateMachine sm: KVNodeStateMachine, logger: Logger) throws -> (RaftRestartState, built: (index: LogIndex, data: [UInt8])?) {
+    static func restartState(configuration: NodeConfiguration, store: LMDBStore, stateMachine sm: KVNodeStateMachine, logger: Logger) throws -> RaftRestartState {
         var membership = try store.membership()
         let lastIndex = try store.lastIndex()
         if membership.voters.isEmpty && membership.learners.isEmpty && lastIndex == .zero && !configuration.join {
@@ -130,7 +131,6 @@ final class NodeLoop: @unchecked Sendable {
         }
         let compacted = try store.compactedPosition()
         var snapshot: Snapshot?
-        var restartSnapshot: (index: LogIndex, data: [UInt8])?
         if compacted.index > .zero {
             if sm.appliedIndex < compacted.index, let legacy = try store.snapshotData(at: compacted.index) {
                 // Format-1 data: a crash between resetting the log and installing the state.
@@ -139,15 +139,12 @@ final class NodeLoop: @unchecked Sendable {
             guard let cp = try store.checkpoint(at: compacted.index) else {
                 throw StoreError.corrupt("log compacted through \(compacted.index.rawValue) but its checkpoint is missing")
             }
-            // The state tables are the snapshot (docs/STORAGE.md): serialise them once here, for
-            // followers that need entries this node no longer has. They hold the state at the
-            // applied index A >= the compaction point; the core moves its snapshot to A below.
-            let built = try KVNodeStateMachine.buildSnapshot(store)
-            guard built.index >= compacted.index else {
-                throw StoreError.corrupt("log compacted through \(compacted.index.rawValue) but state applied only through \(built.index.rawValue)")
+            // The state tables are the snapshot (docs/STORAGE.md): bytes for a follower that needs
+            // entries this node no longer has are built when one does (`snapshotDataWanted`).
+            guard sm.appliedIndex >= compacted.index else {
+                throw StoreError.corrupt("log compacted through \(compacted.index.rawValue) but state applied only through \(sm.appliedIndex.rawValue)")
             }
-            snapshot = Snapshot(position: compacted, membership: cp.membership, data: built.index == compacted.index ? built.data : [])
-            restartSnapshot = built
+            snapshot = Snapshot(position: compacted, membership: cp.membership, data: [])
         }
         let hs = try store.hardState()
         var entries: [Entry] = []
@@ -163,7 +160,7 @@ final class NodeLoop: @unchecked Sendable {
             throw StoreError.corrupt("applied index \(applied.rawValue) is past the durable commit index \(hs.commit.rawValue)")
         }
         applied = max(applied, compacted.index)
-        return (RaftRestartState(hardState: hs, compacted: compacted, entries: entries, membership: membership, snapshot: snapshot, applied: applied), restartSnapshot)
+        return RaftRestartState(hardState: hs, compacted: compacted, entries: entries, membership: membership, snapshot: snapshot, applied: applied)
     }
 
     // MARK: the loop

@@ -17,7 +17,13 @@ public struct RaftCore: Sendable {
     var log: RaftLog
     public internal(set) var membership: Membership
     /// The newest local snapshot: what we send to followers that need compacted entries.
+    /// Its `data` may be empty — bytes not built yet (see `snapshotDataWanted`).
+    /// Invariant: `snapshot.position.index >= log.compacted.index` when the log is compacted.
     var snapshot: Snapshot?
+    /// Set when a follower needs a snapshot and the newest one has no bytes: the shell builds
+    /// them (from its state at some applied index at or after the compaction point) and hands
+    /// them over with `attachSnapshot(at:data:)`. Cleared by it.
+    public internal(set) var snapshotDataWanted = false
 
     // Volatile state.
     public internal(set) var role: RaftRole = .follower
@@ -159,6 +165,9 @@ public struct RaftCore: Sendable {
     /// Compacts the log through `index`, which the shell has applied and captured as
     /// `snapshotData` (log compaction, Raft §7). The shell then deletes the same prefix from its
     /// log store and keeps the snapshot durably.
+    ///
+    /// `snapshotData` may be empty when the shell's state is its own snapshot and bytes are
+    /// built only when a follower needs them (`snapshotDataWanted`, `attachSnapshot(at:data:)`).
     public mutating func compact(upTo index: LogIndex, snapshotData: [UInt8]) {
         inputCount &+= 1
         precondition(index <= log.applied, "compact beyond applied")
@@ -167,6 +176,21 @@ public struct RaftCore: Sendable {
         let t = log.term(at: index)!
         snapshot = Snapshot(position: LogPosition(index: index, term: t), membership: membership(at: index), data: snapshotData)
         log.compact(upTo: index)
+    }
+
+    /// Bytes of the state machine exactly as of `index` (applied, at or after the compaction
+    /// point), built because `snapshotDataWanted`: they become the snapshot sent to followers
+    /// that need compacted entries — possibly newer than the compaction point, which is fine: such
+    /// a follower continues from `index`, and the log holds every entry after it. The log is not
+    /// compacted further.
+    public mutating func attachSnapshot(at index: LogIndex, data: [UInt8]) {
+        inputCount &+= 1
+        precondition(index <= log.applied, "snapshot beyond applied")
+        precondition(!data.isEmpty, "attach snapshot bytes, not an empty snapshot")
+        guard index >= log.compacted.index, let t = log.term(at: index) else { return }
+        snapshot = Snapshot(position: LogPosition(index: index, term: t), membership: membership(at: index), data: data)
+        snapshotDataWanted = false
+        for p in peers where progress[p]?.state == .snapshot { sendSnapshotChunk(to: p) }
     }
 
     // MARK: Output

@@ -131,6 +131,11 @@ extension RaftCore {
 
     mutating func sendSnapshotChunk(to peer: NodeID) {
         guard let snap = snapshot, var pr = progress[peer], pr.state == .snapshot else { return }
+        guard !snap.data.isEmpty else {
+            // Bytes are built on demand (`attachSnapshot`); heartbeats retry until they exist.
+            snapshotDataWanted = true
+            return
+        }
         if pr.pendingSnapshot != snap.position.index {
             pr.becomeSnapshot(snap.position.index) // a newer snapshot replaced the one being sent
         }

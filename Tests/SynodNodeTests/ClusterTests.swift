@@ -167,6 +167,7 @@ struct ClusterTests {
         }
         #expect(cluster.log(wiped).contains("installed snapshot") || cluster.log(lagging).contains("installed snapshot"),
                 "at least one catch-up must go through a snapshot")
+        #expect(cluster.log(leader).contains("snapshot built for a follower"), "the leader builds snapshot bytes when a follower needs them")
         // 3. Every node restarts from a compacted log (or an installed snapshot): the snapshot it
         // serves is rebuilt from its state tables, and the cluster carries on.
         for n in 1...3 { cluster.kill(n) }

@@ -83,6 +83,39 @@ import Testing
         #expect(c[3].commitIndex == c[1].commitIndex)
     }
 
+    /// The node compacts without building bytes (its state tables are the snapshot) and builds
+    /// them only when a follower needs them: nothing is sent until they are attached, then the
+    /// follower catches up from the attached (newer) snapshot.
+    @Test func section7_snapshotBytesAreBuiltOnDemand() {
+        var c = TestCluster(size: 3) { $0.snapshotChunkBytesMax = 16 }
+        c.elect(1)
+        c.isolate(3)
+        for _ in 0..<10 { c.propose(1, [1, 2, 3]) }
+        c.stabilize()
+        let compactedAt = c[1].appliedIndex
+        c[1].compact(upTo: compactedAt, snapshotData: [])
+        try! c.stores[0].deletePrefix(through: compactedAt)
+        for _ in 0..<3 { c.propose(1, [4]) }
+        c.stabilize()
+        #expect(!c[1].snapshotDataWanted, "nobody needs a snapshot yet")
+        c.heal()
+        c.sent.removeAll()
+        c.tickAll(times: 20)
+        #expect(!c.sent.contains { $0.type == .snapshot }, "no bytes, nothing to send")
+        #expect(c[1].snapshotDataWanted)
+        let builtAt = c[1].appliedIndex
+        #expect(builtAt > compactedAt)
+        let data = [UInt8](repeating: 0xCD, count: 40)
+        c[1].attachSnapshot(at: builtAt, data: data)
+        #expect(!c[1].snapshotDataWanted)
+        #expect(c[1].compactedPosition.index == compactedAt, "attaching does not compact further")
+        c.tickAll(times: 20)
+        c.stabilize()
+        #expect(c[3].compactedPosition.index == builtAt, "the follower installed the attached snapshot")
+        #expect(c[3].latestSnapshot?.data == data)
+        #expect(c[3].lastIndex == c[1].lastIndex)
+    }
+
     @Test func section7_restartRebuildsFromTheStore() throws {
         var c = TestCluster(size: 3)
         c.elect(1)
