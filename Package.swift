@@ -11,6 +11,7 @@ let package = Package(
         .executable(name: "synod", targets: ["synod"]),
         .executable(name: "synod-lmdb-bench", targets: ["LMDBBench"]),
         .executable(name: "synod-bench", targets: ["SynodBench"]),
+        .executable(name: "synod-micro-bench", targets: ["MicroBench"]),
         .executable(name: "synod-embedded-example", targets: ["EmbeddedExample"]),
         .library(name: "SynodCore", targets: ["SynodCore"]),
         .library(name: "SynodLMDB", targets: ["SynodLMDB"]),
@@ -86,6 +87,15 @@ let package = Package(
             name: "LMDBBench",
             dependencies: ["SynodCore", "SynodLMDB", "CLMDB"],
             path: "bench/LMDBBench"
+        ),
+        // Per-piece costs of a write (codecs, Raft cores, LMDB append, KV apply): not a test.
+        .executableTarget(
+            name: "MicroBench",
+            dependencies: [
+                "SynodCore", "SynodRaft", "SynodWire", "SynodLMDB", "SynodStateMachine",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "bench/MicroBench"
         ),
         // Cluster throughput benchmark (issue 6): starts or drives a cluster, HdrHistogram latencies.
         .executableTarget(
