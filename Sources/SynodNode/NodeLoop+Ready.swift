@@ -167,20 +167,25 @@ extension NodeLoop {
 
     /// Answers the writes, watches and lease tracking that applied entries complete.
     func finishApply(_ entries: [Entry], _ results: [AppliedEntry]) {
+        // Only a leader answers writes: a follower encodes no responses, and events are gathered
+        // only for watchers (the member directory looks at them one result at a time).
+        let answering = !pendingWrites.isEmpty
+        let leading = core.role == .leader
+        let watching = !watchers.isEmpty
         var byIndex: [UInt64: [UInt8]] = [:]
         var events: [WatchEvent] = []
         for r in results {
             if let response = r.response {
-                byIndex[r.index.rawValue] = response.encode()
-                trackLeases(response)
+                if answering { byIndex[r.index.rawValue] = response.encode() }
+                if leading { trackLeases(response) }
             }
-            events += r.events
+            if !r.events.isEmpty {
+                noticeMemberEvents(r.events)
+                if watching { events += r.events }
+            }
         }
-        if !events.isEmpty {
-            noticeMemberEvents(events)
-            deliver(events)
-        }
-        guard !pendingWrites.isEmpty else { return }
+        if !events.isEmpty { deliver(events) }
+        guard answering else { return }
         for e in entries {
             guard let p = pendingWrites.removeValue(forKey: e.index.rawValue) else { continue }
             if e.term == p.term, e.kind != .command || byIndex[e.index.rawValue] != nil {

@@ -40,7 +40,14 @@ struct StorageGrowthTests {
                     applied = (try? await node.status(of: cluster.endpoints[n - 1]).applied) ?? 0
                     if applied < target { try await Task.sleep(nanoseconds: 50_000_000) }
                 }
-                let all = try await node.range(RangeRequest(key: b("g-"), rangeEnd: b("g."), countOnly: true), consistency: .serializable)
+                let all: RangeResult
+                do {
+                    all = try await node.range(RangeRequest(key: b("g-"), rangeEnd: b("g."), countOnly: true), consistency: .serializable)
+                } catch {
+                    Issue.record("node \(n) \(when): \(error); running: \(cluster.isRunning(n)); log: \(cluster.log(n).suffix(1500))")
+                    await node.close()
+                    continue
+                }
                 #expect(all.count == Int64(writers * perWriter), "node \(n) \(when): \(all.count) keys; log: \(cluster.log(n).suffix(800))")
                 await node.close()
             }
