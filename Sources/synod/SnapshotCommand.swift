@@ -1,12 +1,15 @@
 import ArgumentParser
 import Foundation
 import SynodClient
+import SynodCore
+import SynodNode
 import SynodStateMachine
+import SynodTransport
 import SynodWire
 
 struct SnapshotCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "snapshot", abstract: "Save or inspect a snapshot of the cluster's state (backup).",
-                                                    subcommands: [Save.self, Status.self])
+    static let configuration = CommandConfiguration(commandName: "snapshot", abstract: "Save, inspect or restore a snapshot of the cluster's state (backup).",
+                                                    subcommands: [Save.self, Status.self, Restore.self])
 
     struct Save: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "save", abstract: "Save a consistent snapshot of the state to FILE.")
@@ -37,6 +40,38 @@ struct SnapshotCommand: AsyncParsableCommand {
                     : "snapshot \(file): ok; revision \(s.revision), applied index \(s.appliedIndex.rawValue), \(s.chunks.count) chunks, \(records) records")
             } catch {
                 throw fail("\(file) is not a valid snapshot: \(error)", status: 1)
+            }
+        }
+    }
+
+    struct Restore: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "restore",
+            abstract: "Create a new member's data directory from a snapshot file.",
+            discussion: "Restores into a NEW cluster: run once per member, each with its own empty --data and the same --peers, then start every member with `synod serve` and those --peers. The key-value data, revisions, leases and sessions are kept; the old cluster's membership and member directory are not.")
+        @Argument(help: "Snapshot file (from `synod snapshot save`).") var file: String
+        @Option(help: "A new, empty data directory for this member.") var data: String
+        @Option(help: "Every member of the new cluster as ID=host:port (peer addresses), as `serve` will be given.") var peers: String
+        @Option(name: [.customShort("w"), .customLong("write-out")], help: "Output format: simple or json.") var output: OutputFormat = .simple
+
+        func run() throws {
+            let members: [(NodeID, HostPort)]
+            do { members = try HostPort.parsePeers(peers) } catch { throw ValidationError("--peers: \(error)") }
+            guard let bytes = FileManager.default.contents(atPath: file) else { throw fail("cannot read \(file)", status: 1) }
+            let snapshot: SnapshotFile
+            do { snapshot = try SnapshotFile.decode(Array(bytes), tableCount: KVStateMachine.tables.count).file } catch {
+                throw fail("\(file) is not a valid snapshot: \(error)", status: 1)
+            }
+            let restored: SynodNode.Restored
+            do { restored = try SynodNode.restore(snapshot, into: data, voters: members.map { $0.0 }) } catch {
+                throw fail("cannot restore into \(data): \(error)", status: 1)
+            }
+            if output == .json {
+                print(JSON.object([("data", JSON.string(data)), ("applied_index", "\(restored.position.index.rawValue)"), ("revision", "\(snapshot.revision)"),
+                                   ("records", "\(restored.records)"), ("dropped_directory_entries", "\(restored.droppedDirectoryEntries)")]))
+            } else {
+                print("restored \(file) into \(data): \(restored.records) records, revision \(snapshot.revision), log starts after index \(restored.position.index.rawValue); "
+                      + "start it with: synod serve --data \(data) --peers \(peers) --id <this member> --listen-client <host:port>")
             }
         }
     }

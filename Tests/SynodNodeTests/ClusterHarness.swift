@@ -14,13 +14,16 @@ final class Cluster: @unchecked Sendable {
     /// Nodes beyond `size` that may join later (their ports are reserved).
     let spare: Int
 
-    init(size: Int, spare: Int = 0, extraArgs: [String] = []) throws {
+    /// `beforeStart` runs once the directory and ports exist, before any node starts (e.g. to
+    /// restore data directories from a snapshot).
+    init(size: Int, spare: Int = 0, extraArgs: [String] = [], beforeStart: (Cluster) throws -> Void = { _ in }) throws {
         self.size = size
         self.spare = spare
         self.extraArgs = extraArgs
         directory = NSTemporaryDirectory() + "synod-cluster-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         basePort = LoopbackPorts.freeBase(count: 2 * (size + spare) + 2)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try beforeStart(self)
         for n in 1...size { try start(n) }
     }
 

@@ -140,6 +140,45 @@ struct BackupTests {
         #expect(bad == 1)
         #expect(badErr.contains("not a valid snapshot"))
     }
+
+    @Test("snapshot restore starts a new cluster with the saved keys, revisions and history, and refuses a used directory")
+    func snapshotRestore() async throws {
+        let file = NSTemporaryDirectory() + "synod-restore-\(getpid()).snap"
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        var savedRevision: Int64 = 0
+        do {
+            let old = try Cluster(size: 3)
+            let client = old.client()
+            for i in 0..<50 { try await client.put(b("r-\(i)"), b("v\(i)")) }
+            try await client.put(b("r-0"), b("v0-again"))
+            savedRevision = try await client.put(b("r-last"), b("x")).revision
+            let (saved, _, err) = try runSynod(["--endpoints", old.endpointsText, "snapshot", "save", file])
+            #expect(saved == 0, "\(err)")
+            await client.close()
+            old.stopAll()
+        }
+        var outputs: [String] = []
+        let restored = try Cluster(size: 3) { c in
+            for n in 1...3 {
+                let (status, out, err) = try runSynod(["snapshot", "restore", file, "--data", c.dataDirectory(n), "--peers", c.peersText])
+                #expect(status == 0, "restore \(n): \(err)")
+                outputs.append(out)
+            }
+            let (again, _, againErr) = try runSynod(["snapshot", "restore", file, "--data", c.dataDirectory(1), "--peers", c.peersText])
+            #expect(again == 1)
+            #expect(againErr.contains("already holds a Synod store"))
+        }
+        #expect(outputs.allSatisfy { $0.contains("restored") })
+        let client = restored.client()
+        defer { Task { await client.close() } }
+        #expect(try await client.get(b("r-7"))?.value == b("v7"))
+        #expect(try await client.get(b("r-0"))?.value == b("v0-again"))
+        let next = try await client.put(b("after-restore"), b("1")).revision
+        #expect(next == savedRevision + 1, "revisions continue from the snapshot")
+        let older = try await client.get(b("r-0"), revision: savedRevision - 2)
+        #expect(older?.value == b("v0"), "history before the snapshot is kept")
+        for n in 1...3 { #expect(restored.isRunning(n), "node \(n): \(restored.log(n).suffix(500))") }
+    }
 }
 }
 
