@@ -17,11 +17,17 @@ struct Watcher {
     var requestID: UInt64
     /// Invariant: every event with revision < nextRevision matching the range was sent, in order.
     var nextRevision: Int64
+    /// True while the watch is behind the current revision (its client stopped reading, or it
+    /// started from an old revision): it gets no live events, only history, one batch per pass
+    /// while its connection is writable (`catchUpLaggingWatchers`). What the node holds for a
+    /// slow watcher is then bounded by the connection's watermark, not by the event rate.
+    var lagging = false
 }
 
 extension NodeLoop {
-    /// Most events replayed from history per batch.
+    /// Most events replayed from history per batch, and about the most bytes.
     static let historyBatchMax = 1000
+    static let historyBatchBytesMax = 1 << 20
 
     // MARK: queries
 
@@ -69,15 +75,31 @@ extension NodeLoop {
         watchers[WatchKey(connection: c.number, request: id)] = w
     }
 
-    /// Sends history from `w.nextRevision` through the current revision. False if the watch ended.
+    /// Sends history from `w.nextRevision`, at most one batch (`historyBatchMax` events and
+    /// about `historyBatchBytesMax`), and marks the watch lagging while it is still behind.
+    /// False if the watch ended.
     func replay(_ w: inout Watcher) -> Bool {
-        while w.nextRevision <= sm.revision {
+        defer {
+            w.lagging = w.nextRevision <= sm.revision
+            if w.lagging { anyWatcherLagging = true }
+        }
+        if w.nextRevision <= sm.revision {
             do {
                 var events = try sm.kv.history(from: w.nextRevision, key: w.request.key, rangeEnd: w.request.rangeEnd, limit: Self.historyBatchMax)
                 if !w.request.prevKV { for i in events.indices { events[i].prevKV = nil } }
+                var bytes = 0
+                if let cut = events.firstIndex(where: { e in
+                    bytes += 32 + e.kv.key.count + e.kv.value.count + (e.prevKV.map { $0.key.count + $0.value.count } ?? 0)
+                    return bytes > Self.historyBatchBytesMax
+                }), cut > 0 {
+                    // Whole revisions only: the next batch resumes after the last one sent.
+                    var end = cut
+                    while end < events.count && events[end].revision == events[end - 1].revision { end += 1 }
+                    events.removeSubrange(end...)
+                }
                 guard let last = events.last else {
                     w.nextRevision = sm.revision + 1
-                    break
+                    return true
                 }
                 respond(w.connection, ClientResponse(id: w.requestID, status: .watchEvents, body: WatchEvents.encode(events)))
                 w.nextRevision = last.revision + 1
@@ -92,10 +114,17 @@ extension NodeLoop {
         return true
     }
 
-    /// Hands freshly applied events (in revision order) to every matching watch.
+    /// Hands freshly applied events (in revision order) to every matching watch that keeps up;
+    /// a watch whose client is not reading becomes lagging and catches up from history later.
     func deliver(_ events: [WatchEvent]) {
         guard !watchers.isEmpty else { return }
         for (key, var w) in watchers {
+            if w.lagging || !w.connection.isWritable {
+                w.lagging = true
+                anyWatcherLagging = true
+                watchers[key] = w
+                continue
+            }
             var batch: [WatchEvent] = []
             for e in events where e.revision >= w.nextRevision && w.request.matches(e.kv.key) {
                 var event = e
@@ -108,10 +137,22 @@ extension NodeLoop {
         }
     }
 
-    /// After a snapshot install the state jumped: replay what each watch missed from history.
+    /// After a snapshot install the state jumped: every watch catches up from history.
     func catchUpWatchers() {
-        for (key, var w) in watchers {
-            watchers[key] = replay(&w) ? w : nil
+        for key in watchers.keys { watchers[key]?.lagging = true }
+        anyWatcherLagging = !watchers.isEmpty
+    }
+
+    /// Each pass: one history batch for every lagging watch whose client reads again.
+    func catchUpLaggingWatchers() {
+        guard anyWatcherLagging else { return }
+        anyWatcherLagging = false
+        for (key, var w) in watchers where w.lagging {
+            if w.connection.isWritable {
+                watchers[key] = replay(&w) ? w : nil
+            } else {
+                anyWatcherLagging = true
+            }
         }
     }
 

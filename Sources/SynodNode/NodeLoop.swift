@@ -72,6 +72,8 @@ final class NodeLoop: @unchecked Sendable {
     var snapshotRetryAfter: Double = 0
     /// Watches served by this node, by (connection, request id).
     var watchers: [WatchKey: Watcher] = [:]
+    /// True when some watch may be lagging (see `Watcher.lagging`).
+    var anyWatcherLagging = false
     /// Leader only: when each lease runs out (system uptime, seconds), and expiries proposed.
     var leaseDeadlines: [LeaseID: (ttlMillis: Int64, deadline: Double)] = [:]
     var expiryProposed: [LeaseID: Double] = [:]
@@ -217,6 +219,7 @@ final class NodeLoop: @unchecked Sendable {
             try applyDeferredIfDue(now)
             try commitHeldApplies(force: false)
         } catch { storageFailed(error) }
+        catchUpLaggingWatchers()
         flushOutbox()
         if holding { inbox.wake(at: heldSince + Self.heldSecondsMax) }
         if !deferredApplies.isEmpty { inbox.wake(at: deferredDue) }

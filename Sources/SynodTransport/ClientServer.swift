@@ -34,6 +34,12 @@ public final class ClientConnection: Sendable, Hashable {
 
     public var isActive: Bool { channel.isActive }
 
+    /// False while more than the channel's high watermark (64 KiB, NIO's default) of responses
+    /// waits to be written: the client is not reading. Safe from any thread. Server-pushed
+    /// output (watch events) should wait for it; requests from such a client are not read
+    /// meanwhile (`ClientRequestHandler.channelWritabilityChanged`).
+    public var isWritable: Bool { channel.isWritable }
+
     /// Encodes `responses` into `writes` (sent when the caller flushes them, in one hop per loop
     /// shared with whatever else the caller queued).
     public func send(_ responses: [ClientResponse], into writes: inout OutboundWrites) {
@@ -113,6 +119,14 @@ final class ClientRequestHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         service.closed(connection)
         context.fireChannelInactive()
+    }
+
+    /// Backpressure: a client that does not read its responses is not read from either, so the
+    /// node's buffers for it stay bounded (requests in flight stop growing; watch events wait
+    /// in the history, see `NodeLoop.deliver`).
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
