@@ -58,6 +58,12 @@ extension NodeLoop {
             return all
         }
         guard !committed.isEmpty else { return [] }
+        if deferredApplies.count + committed.count >= Self.deferredAppliesMax {
+            // Enough for one batch (a follower catching up takes many Readys in one pass).
+            let all = deferredApplies + committed
+            deferredApplies = []
+            return all
+        }
         if deferredApplies.isEmpty { deferredDue = applyDeadline(after: ProcessInfo.processInfo.systemUptime) }
         deferredApplies += committed
         return []
@@ -254,13 +260,14 @@ extension NodeLoop {
         let applied = sm.appliedIndex
         guard applied.rawValue >= lastSnapshotIndex.rawValue + UInt64(configuration.snapshotEveryEntries),
               applied <= core.persistedLastIndex else { return }
-        if let previous = previousSnapshotIndex, previous > core.compactedPosition.index {
+        if let previous = previousSnapshotIndex, previous > core.compactedPosition.index, let term = core.term(at: previous) {
             let t0 = ProcessInfo.processInfo.systemUptime
+            let membership = core.membership(atIndex: previous)
             core.compact(upTo: previous, snapshotData: [])
             // The checkpoint record first: a restart needs it wherever the log was compacted.
-            if let snap = core.latestSnapshot {
-                try store.saveCheckpoint(Checkpoint(position: snap.position, stateDigest: [], membership: snap.membership))
-            }
+            // (The core may keep newer bytes built for a follower; the checkpoint is the
+            // compaction point's.)
+            try store.saveCheckpoint(Checkpoint(position: LogPosition(index: previous, term: term), stateDigest: [], membership: membership))
             try store.deletePrefix(through: previous)
             try store.deleteSnapshots(below: previous)
             logger.notice("log compacted", metadata: ["through": "\(previous.rawValue)", "next_snapshot": "\(applied.rawValue)",

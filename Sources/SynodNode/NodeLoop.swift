@@ -148,7 +148,10 @@ final class NodeLoop: @unchecked Sendable {
             }
             snapshot = Snapshot(position: compacted, membership: cp.membership, data: [])
         }
-        let hs = try store.hardState()
+        var hs = try store.hardState()
+        // Everything compacted was committed; a snapshot install commits before the hard state
+        // that follows it is written, so the stored commit index can lag the compaction point.
+        if hs.commit < compacted.index { hs.commit = compacted.index }
         var entries: [Entry] = []
         let last = try store.lastIndex()
         var from = compacted.index.next

@@ -60,9 +60,26 @@ extension SynodNode {
         let (last, records, _) = chunker.finish()
         chunks.append(last)
         let position = LogPosition(index: snapshot.appliedIndex, term: Term(1))
-        let store = try LMDBStore(directory: directory, tables: tables, options: options)
-        try store.installSnapshot(Checkpoint(position: position, stateDigest: [], membership: membership), chunks: chunks)
-        try store.write(LogWrite(hardState: HardState(term: Term(1), commit: position.index), membership: membership))
+        // Built beside the target and renamed into place: a crash midway leaves no half-restored
+        // directory that `serve` would start from or `restore` would refuse.
+        let staging = directory + ".restoring"
+        removeTree(staging)
+        do {
+            let store = try LMDBStore(directory: staging, tables: tables, options: options)
+            try store.installSnapshot(Checkpoint(position: position, stateDigest: [], membership: membership), chunks: chunks)
+            try store.write(LogWrite(hardState: HardState(term: Term(1), commit: position.index), membership: membership))
+        }
+        guard rename(staging, directory) == 0 else {
+            let e = errno
+            removeTree(staging)
+            throw StoreError.system(operation: "rename", path: directory, errno: e, message: String(cString: strerror(e)))
+        }
         return Restored(records: records, droppedDirectoryEntries: dropped, position: position)
     }
+}
+
+/// Removes a staging directory of LMDB files (no subdirectories).
+private func removeTree(_ path: String) {
+    for name in ["data.mdb", "lock.mdb"] { unlink(path + "/" + name) }
+    rmdir(path)
 }

@@ -140,6 +140,10 @@ extension RaftCore {
         return log.compacted.index
     }
 
+    /// The membership in force at `index` (for a checkpoint taken there); `index` must not be
+    /// compacted away.
+    public func membership(atIndex index: LogIndex) -> Membership { membership(at: index) }
+
     /// The membership in force at `index` (for a snapshot taken there).
     func membership(at index: LogIndex) -> Membership {
         var m = membership

@@ -174,7 +174,11 @@ public struct RaftCore: Sendable {
         precondition(index <= log.stableLast, "compact beyond persisted")
         guard index > log.compacted.index else { return }
         let t = log.term(at: index)!
-        snapshot = Snapshot(position: LogPosition(index: index, term: t), membership: membership(at: index), data: snapshotData)
+        if snapshotData.isEmpty, let kept = snapshot, !kept.data.isEmpty, kept.position.index >= index {
+            // Bytes built for a follower at or after this point still serve: keep sending them.
+        } else {
+            snapshot = Snapshot(position: LogPosition(index: index, term: t), membership: membership(at: index), data: snapshotData)
+        }
         log.compact(upTo: index)
     }
 

@@ -109,6 +109,9 @@ import Testing
         c[1].attachSnapshot(at: builtAt, data: data)
         #expect(!c[1].snapshotDataWanted)
         #expect(c[1].compactedPosition.index == compactedAt, "attaching does not compact further")
+        // A later compaction (no bytes of its own) up to the attached point keeps the bytes.
+        c[1].compact(upTo: builtAt, snapshotData: [])
+        #expect(c[1].latestSnapshot?.data == data && c[1].latestSnapshot?.position.index == builtAt)
         c.tickAll(times: 20)
         c.stabilize()
         #expect(c[3].compactedPosition.index == builtAt, "the follower installed the attached snapshot")
