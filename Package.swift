@@ -93,7 +93,7 @@ let package = Package(
             name: "MicroBench",
             dependencies: [
                 "SynodCore", "SynodRaft", "SynodWire", "SynodLMDB", "SynodStateMachine",
-                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "bench/MicroBench"
         ),

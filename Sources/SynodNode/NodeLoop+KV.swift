@@ -85,26 +85,13 @@ extension NodeLoop {
         }
         if w.nextRevision <= sm.revision {
             do {
-                // A page examines a bounded number of history records (a narrow watch far behind
-                // never makes one huge scan on the node loop) and says where the next one starts.
-                let page = try sm.kv.historyPage(from: w.nextRevision, key: w.request.key, rangeEnd: w.request.rangeEnd, limit: Self.historyBatchMax)
+                // A page of whole revisions with bounded scan and size (a narrow watch far behind
+                // never makes one huge scan on the node loop) that says where the next one starts.
+                let page = try sm.kv.historyPage(from: w.nextRevision, key: w.request.key, rangeEnd: w.request.rangeEnd,
+                                                 limit: Self.historyBatchMax, bytesMax: Self.historyBatchBytesMax)
                 var events = page.events
                 if !w.request.prevKV { for i in events.indices { events[i].prevKV = nil } }
-                var bytes = 0
-                if let cut = events.firstIndex(where: { e in
-                    bytes += 32 + e.kv.key.count + e.kv.value.count + (e.prevKV.map { $0.key.count + $0.value.count } ?? 0)
-                    return bytes > Self.historyBatchBytesMax
-                }) {
-                    // Whole revisions only (at least one): the next batch resumes after the last sent.
-                    var end = max(cut, 1)
-                    while end < events.count && events[end].revision == events[end - 1].revision { end += 1 }
-                    if end < events.count { events.removeSubrange(end...) }
-                }
-                if let last = events.last, last.revision + 1 < page.nextRevision {
-                    w.nextRevision = last.revision + 1
-                } else {
-                    w.nextRevision = page.nextRevision
-                }
+                w.nextRevision = page.nextRevision
                 if !events.isEmpty {
                     respond(w.connection, ClientResponse(id: w.requestID, status: .watchEvents, body: WatchEvents.encode(events)))
                 }

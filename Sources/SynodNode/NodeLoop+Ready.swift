@@ -51,20 +51,15 @@ extension NodeLoop {
     /// counts these entries as applied; a crash loses only the queue, which the restart re-applies
     /// from the log (compaction never passes the state's own applied index).
     func deferApplies(_ committed: [Entry], leading: Bool) -> [Entry] {
-        if leading || configuration.followerApplyDelayMillis == 0 || !watchers.isEmpty {
+        // Enough queued for one batch also applies now (a catching-up follower takes many Readys per pass).
+        if leading || configuration.followerApplyDelayMillis == 0 || !watchers.isEmpty
+            || deferredApplies.count + committed.count >= Self.deferredAppliesMax {
             guard !deferredApplies.isEmpty else { return committed }
             let all = deferredApplies + committed
             deferredApplies = []
             return all
         }
-        guard !committed.isEmpty else { return [] }
-        if deferredApplies.count + committed.count >= Self.deferredAppliesMax {
-            // Enough for one batch (a follower catching up takes many Readys in one pass).
-            let all = deferredApplies + committed
-            deferredApplies = []
-            return all
-        }
-        if deferredApplies.isEmpty { deferredDue = applyDeadline(after: ProcessInfo.processInfo.systemUptime) }
+        if deferredApplies.isEmpty && !committed.isEmpty { deferredDue = applyDeadline(after: ProcessInfo.processInfo.systemUptime) }
         deferredApplies += committed
         return []
     }
@@ -79,11 +74,11 @@ extension NodeLoop {
         return ((t + phase) / slot).rounded(.down) * slot + slot - phase
     }
 
-    /// Applies the deferred entries when they have waited long enough, are many, or must not wait.
+    /// Applies the deferred entries when they have waited long enough, or this node now leads
+    /// (it may become leader in a pass that hands over no committed entries).
     func applyDeferredIfDue(_ now: Double) throws {
         guard !deferredApplies.isEmpty else { return }
-        if core.role == .leader || !watchers.isEmpty || deferredApplies.count >= Self.deferredAppliesMax
-            || now >= deferredDue {
+        if core.role == .leader || now >= deferredDue {
             try applyDeferred()
             try commitHeldApplies()
         }
@@ -154,12 +149,12 @@ extension NodeLoop {
         }
     }
 
-    /// Commits applies held open (one sync: they can be redone from the log, see
-    /// `LMDBEnvironment.commitHeld`). Called when they have waited `heldSecondsMax`, and before
-    /// anything that writes or streams the state outside the Ready path.
     /// True while a write transaction is held open (see `persistAndApply`).
     var holding: Bool { store.environment.heldTransaction != nil }
 
+    /// Commits applies held open (one sync: they can be redone from the log, see
+    /// `LMDBEnvironment.commitHeld`). Called when they have waited `heldSecondsMax`, and before
+    /// anything that writes or streams the state outside the Ready path.
     func commitHeldApplies(force: Bool = true) throws {
         guard holding else {
             heldEntries = []
@@ -260,7 +255,9 @@ extension NodeLoop {
         let applied = sm.appliedIndex
         guard applied.rawValue >= lastSnapshotIndex.rawValue + UInt64(configuration.snapshotEveryEntries),
               applied <= core.persistedLastIndex else { return }
-        if let previous = previousSnapshotIndex, previous > core.compactedPosition.index, let term = core.term(at: previous) {
+        // The previous snapshot (one interval back) is what the log is compacted to now.
+        let previous = lastSnapshotIndex
+        if previous > core.compactedPosition.index, let term = core.term(at: previous) {
             let t0 = ProcessInfo.processInfo.systemUptime
             let membership = core.membership(atIndex: previous)
             core.compact(upTo: previous, snapshotData: [])
@@ -273,7 +270,6 @@ extension NodeLoop {
             logger.notice("log compacted", metadata: ["through": "\(previous.rawValue)", "next_snapshot": "\(applied.rawValue)",
                                                      "compact_ms": "\(Int((ProcessInfo.processInfo.systemUptime - t0) * 1000))"])
         }
-        previousSnapshotIndex = applied
         lastSnapshotIndex = applied
     }
 
@@ -321,8 +317,7 @@ extension NodeLoop {
         case let .success(built):
             // A compaction or an installed snapshot may have overtaken the build: then it is
             // rebuilt on the follower's next request.
-            guard built.index >= core.compactedPosition.index, built.index <= core.appliedIndex, core.term(at: built.index) != nil else { return }
-            core.attachSnapshot(at: built.index, data: built.data)
+            guard built.index <= core.appliedIndex, core.attachSnapshot(at: built.index, data: built.data) else { return }
             logger.notice("snapshot built for a follower", metadata: ["at": "\(built.index.rawValue)", "bytes": "\(built.data.count)"])
         }
     }
@@ -333,7 +328,6 @@ extension NodeLoop {
         try commitHeldApplies()
         try sm.install(s.data, checkpoint: Checkpoint(position: s.position, stateDigest: [], membership: s.membership))
         try store.deleteSnapshots(below: s.position.index)
-        previousSnapshotIndex = s.position.index
         lastSnapshotIndex = s.position.index
         logger.notice("installed snapshot", metadata: ["at": "\(s.position)"])
         catchUpWatchers()

@@ -63,9 +63,9 @@ final class NodeLoop: @unchecked Sendable {
     /// Encoded peer messages and client responses waiting for the end of the pass.
     var outbound = OutboundWrites()
     var wasLeader = false
-    /// Index of the newest snapshot saved, and the one before it (what the log is compacted to).
+    /// Index of the newest snapshot taken (a checkpoint of the state tables): what the log is
+    /// compacted to one interval later.
     var lastSnapshotIndex: LogIndex = .zero
-    var previousSnapshotIndex: LogIndex?
     /// Set while a background snapshot build runs (at most one at a time).
     var snapshotBuilding = false
     /// After a failed build, no new one starts before this time (system uptime).
@@ -116,7 +116,6 @@ final class NodeLoop: @unchecked Sendable {
         if restart.compacted.index > .zero {
             // The state on disk (applied through A >= the compaction point) is the snapshot the
             // next interval compacts to.
-            previousSnapshotIndex = stateMachine.appliedIndex
             lastSnapshotIndex = stateMachine.appliedIndex
         }
         loadMemberDirectory()

@@ -1,4 +1,4 @@
-import Glibc
+import Foundation
 import SynodCore
 import SynodLMDB
 import SynodStateMachine
@@ -41,8 +41,8 @@ extension SynodNode {
     /// index A at term 1, with a checkpoint holding the new membership; hard state term 1,
     /// commit A. The first election then runs at term 2 and the log continues at A + 1.
     public static func restore(_ snapshot: SnapshotFile, into directory: String, voters: [NodeID], options: LMDBOptions = LMDBOptions()) throws -> Restored {
-        var st = stat()
-        if stat(directory + "/data.mdb", &st) == 0 { throw RestoreError.directoryInUse(path: directory) }
+        let files = FileManager.default
+        if files.fileExists(atPath: directory + "/data.mdb") { throw RestoreError.directoryInUse(path: directory) }
         guard snapshot.appliedIndex > .zero else { throw RestoreError.emptySnapshot }
         let membership = try Membership(voters: voters)
         let tables = KVNodeStateMachine.tables
@@ -63,7 +63,7 @@ extension SynodNode {
         // Built beside the target and renamed into place: a crash midway leaves no half-restored
         // directory that `serve` would start from or `restore` would refuse.
         let staging = directory + ".restoring"
-        removeTree(staging)
+        try? files.removeItem(atPath: staging)
         do {
             let store = try LMDBStore(directory: staging, tables: tables, options: options)
             try store.installSnapshot(Checkpoint(position: position, stateDigest: [], membership: membership), chunks: chunks)
@@ -71,15 +71,9 @@ extension SynodNode {
         }
         guard rename(staging, directory) == 0 else {
             let e = errno
-            removeTree(staging)
+            try? files.removeItem(atPath: staging)
             throw StoreError.system(operation: "rename", path: directory, errno: e, message: String(cString: strerror(e)))
         }
         return Restored(records: records, droppedDirectoryEntries: dropped, position: position)
     }
-}
-
-/// Removes a staging directory of LMDB files (no subdirectories).
-private func removeTree(_ path: String) {
-    for name in ["data.mdb", "lock.mdb"] { unlink(path + "/" + name) }
-    rmdir(path)
 }

@@ -186,15 +186,17 @@ public struct RaftCore: Sendable {
     /// point), built because `snapshotDataWanted`: they become the snapshot sent to followers
     /// that need compacted entries — possibly newer than the compaction point, which is fine: such
     /// a follower continues from `index`, and the log holds every entry after it. The log is not
-    /// compacted further.
-    public mutating func attachSnapshot(at index: LogIndex, data: [UInt8]) {
+    /// compacted further. False (nothing changed) when `index` is below the compaction point.
+    @discardableResult
+    public mutating func attachSnapshot(at index: LogIndex, data: [UInt8]) -> Bool {
         inputCount &+= 1
         precondition(index <= log.applied, "snapshot beyond applied")
         precondition(!data.isEmpty, "attach snapshot bytes, not an empty snapshot")
-        guard index >= log.compacted.index, let t = log.term(at: index) else { return }
+        guard index >= log.compacted.index, let t = log.term(at: index) else { return false }
         snapshot = Snapshot(position: LogPosition(index: index, term: t), membership: membership(at: index), data: data)
         snapshotDataWanted = false
         for p in peers where progress[p]?.state == .snapshot { sendSnapshotChunk(to: p) }
+        return true
     }
 
     // MARK: Output

@@ -14,8 +14,9 @@ public struct HistoryPage: Hashable, Sendable {
 enum History {
     /// Reads changes at revisions >= `start` to keys in the etcd range (`key`, `rangeEnd`).
     /// Stops after the revision in which the `limit`-th event falls (never splitting a revision),
-    /// or at a revision boundary once `scanRecordsMax` records were examined.
-    static func page(from start: Int64, key: [UInt8], rangeEnd: [UInt8], limit: Int, scanRecordsMax: Int,
+    /// or at a revision boundary once `scanRecordsMax` records were examined or the matching
+    /// events' keys and values reached `bytesMax`.
+    static func page(from start: Int64, key: [UInt8], rangeEnd: [UInt8], limit: Int, scanRecordsMax: Int, bytesMax: Int = .max,
                      current: Int64, compacted: Int64, in r: any StateReader) throws -> HistoryPage {
         guard start >= 1 else { throw KVError.invalidRequest("history starts at a revision >= 1, not \(start)") }
         let oldest = max(compacted, 1)
@@ -27,13 +28,14 @@ enum History {
         var failure: DecodeError?
         var next = current + 1
         var scanned = 0
+        var bytes = 0
         var lastMain: Int64 = start
         try r.scan(Tables.revisions, from: RevisionKey(main: start, sub: 0).bytes, limit: Int.max) { k, v in
             do throws(DecodeError) {
                 let position = try RevisionKey(k)
                 if position.main != lastMain {
-                    // At a revision boundary: stop here if the page is full or the scan budget spent.
-                    if stored.count >= cap || scanned >= scanRecordsMax {
+                    // At a revision boundary: stop here if the page is full or a budget is spent.
+                    if stored.count >= cap || scanned >= scanRecordsMax || bytes >= bytesMax {
                         next = position.main
                         return false
                     }
@@ -41,7 +43,10 @@ enum History {
                 }
                 scanned += 1
                 let e = try StoredEvent.decode(v)
-                if KeyRange.contains(e.kv.key, key: key, rangeEnd: rangeEnd) { stored.append((position, e)) }
+                if KeyRange.contains(e.kv.key, key: key, rangeEnd: rangeEnd) {
+                    stored.append((position, e))
+                    bytes += e.kv.key.count + e.kv.value.count
+                }
             } catch {
                 failure = error
                 return false

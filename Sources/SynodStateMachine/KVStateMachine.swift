@@ -144,13 +144,14 @@ public final class KVStateMachine {
     }
 
     /// Like `history`, but also stops (at a revision boundary) after examining `scanRecordsMax`
-    /// history records, and returns where the next page starts. A watch catches up by calling it
-    /// until `nextRevision` exceeds `revision`, then follows `AppliedEntry.events`.
+    /// history records or collecting `bytesMax` of keys and values, and returns where the next
+    /// page starts. A watch catches up by calling it until `nextRevision` exceeds `revision`,
+    /// then follows `AppliedEntry.events`.
     public func historyPage(from revision: Int64, key: [UInt8], rangeEnd: [UInt8], limit: Int,
-                            scanRecordsMax: Int = KVLimits.historyScanRecordsMax) throws -> HistoryPage {
+                            scanRecordsMax: Int = KVLimits.historyScanRecordsMax, bytesMax: Int = .max) throws -> HistoryPage {
         let (current, compacted) = (self.revision, compactedRevision)
         return try store.read { r in
-            try History.page(from: revision, key: key, rangeEnd: rangeEnd, limit: limit, scanRecordsMax: scanRecordsMax,
+            try History.page(from: revision, key: key, rangeEnd: rangeEnd, limit: limit, scanRecordsMax: scanRecordsMax, bytesMax: bytesMax,
                              current: current, compacted: compacted, in: r)
         }
     }

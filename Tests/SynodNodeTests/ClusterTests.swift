@@ -199,11 +199,12 @@ struct ClusterTests {
 }
 }
 
-/// Sends raw bytes to a port and closes (ignoring what comes back).
-func rawSend(port: Int, bytes: [UInt8]) {
+/// A TCP connection to 127.0.0.1:`port` as a raw socket (the caller closes it), or nil.
+/// `receiveBuffer` shrinks the kernel's receive buffer before connecting.
+func rawConnect(port: Int, receiveBuffer: Int32? = nil) -> Int32? {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { return }
-    defer { close(fd) }
+    guard fd >= 0 else { return nil }
+    if var size = receiveBuffer { setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size)) }
     var addr = sockaddr_in()
     addr.sin_family = sa_family_t(AF_INET)
     addr.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -211,7 +212,17 @@ func rawSend(port: Int, bytes: [UInt8]) {
     let connected = withUnsafePointer(to: &addr) { p in
         p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
     }
-    guard connected else { return }
+    guard connected else {
+        close(fd)
+        return nil
+    }
+    return fd
+}
+
+/// Sends raw bytes to a port and closes (ignoring what comes back).
+func rawSend(port: Int, bytes: [UInt8]) {
+    guard let fd = rawConnect(port: port) else { return }
+    defer { close(fd) }
     _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
     usleep(50_000)
 }

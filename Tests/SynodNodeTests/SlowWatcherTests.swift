@@ -30,19 +30,9 @@ struct SlowWatcherTests {
         let followers = [1, 2, 3].filter { $0 != leader }
         let watched = followers[0], reference = followers[1]
         // A raw connection that sends one watch request and then reads nothing.
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        #expect(fd >= 0)
+        // (A small receive buffer keeps the kernel's share of the backlog small.)
+        let fd = try #require(rawConnect(port: cluster.clientPort(watched), receiveBuffer: 64 * 1024))
         defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(cluster.clientPort(watched)).bigEndian)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var small: Int32 = 64 * 1024 // keep the kernel's share of the backlog small
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
-        let connected = withUnsafePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        try #require(connected == 0)
         var request = ByteBufferAllocator().buffer(capacity: 256)
         ClientRequest(id: 7, body: .watch(WatchRequest(key: b("slow/"), rangeEnd: b("slow0"), startRevision: start + 1).encode())).encode(into: &request)
         let bytes = request.readBytes(length: request.readableBytes)!

@@ -59,12 +59,18 @@ import Testing
         }
     }
 
-    @Test func section7_compactedFollowerCatchesUpByChunkedSnapshot() {
+    /// Three nodes, node 3 cut off while the leader commits ten entries (16-byte snapshot chunks).
+    func clusterWithLaggingFollower() -> TestCluster {
         var c = TestCluster(size: 3) { $0.snapshotChunkBytesMax = 16 }
         c.elect(1)
         c.isolate(3)
         for _ in 0..<10 { c.propose(1, [1, 2, 3]) }
         c.stabilize()
+        return c
+    }
+
+    @Test func section7_compactedFollowerCatchesUpByChunkedSnapshot() {
+        var c = clusterWithLaggingFollower()
         let applied = c[1].appliedIndex
         #expect(applied >= LogIndex(10))
         let data = [UInt8](repeating: 0xAB, count: 100)
@@ -87,11 +93,7 @@ import Testing
     /// them only when a follower needs them: nothing is sent until they are attached, then the
     /// follower catches up from the attached (newer) snapshot.
     @Test func section7_snapshotBytesAreBuiltOnDemand() {
-        var c = TestCluster(size: 3) { $0.snapshotChunkBytesMax = 16 }
-        c.elect(1)
-        c.isolate(3)
-        for _ in 0..<10 { c.propose(1, [1, 2, 3]) }
-        c.stabilize()
+        var c = clusterWithLaggingFollower()
         let compactedAt = c[1].appliedIndex
         c[1].compact(upTo: compactedAt, snapshotData: [])
         try! c.stores[0].deletePrefix(through: compactedAt)

@@ -118,6 +118,9 @@ struct HistoryTests {
         #expect(pages >= 6)
         #expect(start == h.sm.revision + 1)
         #expect(try h.sm.historyPage(from: 1, key: [0], rangeEnd: [0], limit: 3).nextRevision == 5)
+        // A byte budget also ends a page at a revision boundary: each event here is 8 bytes of key and value.
+        let small = try h.sm.historyPage(from: 2, key: b("noise/"), rangeEnd: b("noise0"), limit: 100, bytesMax: 20)
+        #expect(small.events.map(\.revision) == [2, 3, 4] && small.nextRevision == 5)
         #expect(throws: KVError.invalidRequest("history starts at a revision >= 1, not 0")) {
             try h.sm.history(from: 0, key: [0], rangeEnd: [0], limit: 0)
         }

@@ -3,6 +3,7 @@
 // LMDB log append, the KV apply — in one process, with no network and no fsync, so the
 // cluster's per-put CPU (docs/BENCHMARKS.md) can be split into parts. Medians of rounds.
 // Not a test: nothing here asserts a time.
+import ArgumentParser
 import Foundation
 import NIOCore
 import SynodCore
@@ -11,32 +12,15 @@ import SynodRaft
 import SynodStateMachine
 import SynodWire
 
-struct Options {
-    var rounds = 5
-    var batch = 64
-    var json = false
-    var filter = ""
-    init(_ args: [String]) {
-        var i = 1
-        func value() -> String {
-            i += 1
-            guard i < args.count else { fail("missing value for \(args[i - 1])") }
-            return args[i]
-        }
-        while i < args.count {
-            switch args[i] {
-            case "--rounds": rounds = Int(value()) ?? { fail("--rounds takes a number") }()
-            case "--batch": batch = Int(value()) ?? { fail("--batch takes a number") }()
-            case "--filter": filter = value()
-            case "--json": json = true
-            case "-h", "--help":
-                print("usage: synod-micro-bench [--rounds N] [--batch N] [--filter SUBSTRING] [--json]")
-                exit(0)
-            default: fail("unknown argument \(args[i]); try --help")
-            }
-            i += 1
-        }
-        guard (1...50).contains(rounds), (1...4096).contains(batch) else { fail("--rounds must be 1...50 and --batch 1...4096") }
+struct Options: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "synod-micro-bench", abstract: "Per-piece costs of a write: codecs, Raft cores, LMDB append, KV apply.")
+    @Option(help: "Timed rounds per benchmark (the median is reported).") var rounds = 5
+    @Option(help: "Entries per batch (per message, per transaction).") var batch = 64
+    @Option(help: "Run only benchmarks whose name contains this.") var filter = ""
+    @Flag(help: "One JSON object per benchmark.") var json = false
+
+    func validate() throws {
+        guard (1...50).contains(rounds), (1...4096).contains(batch) else { throw ValidationError("--rounds must be 1...50 and --batch 1...4096") }
     }
 }
 
@@ -51,7 +35,7 @@ func now() -> Double {
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }
 
-let options = Options(CommandLine.arguments)
+let options = Options.parseOrExit()
 var results: [(name: String, unit: String, ns: Double)] = []
 
 /// Runs `body` (which performs `ops` operations) once to warm up, then `options.rounds` times,
