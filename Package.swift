@@ -62,13 +62,13 @@ let package = Package(
         ]),
         // The shell: event loop, persistence, apply, client sessions.
         .target(name: "SynodNode", dependencies: [
-            "SynodCore", "SynodRaft", "SynodLMDB", "SynodStateMachine", "SynodWire", "SynodTransport",
+            "SynodCore", "SynodRaft", "SynodPBFT", "SynodCrypto", "SynodLMDB", "SynodStateMachine", "SynodWire", "SynodTransport",
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
         ]),
         // Client library: leader discovery, retries, sessions, watches.
         .target(name: "SynodClient", dependencies: [
-            "SynodCore", "SynodWire", "SynodStateMachine", "SynodTransport",
+            "SynodCore", "SynodWire", "SynodStateMachine", "SynodTransport", "SynodPBFT", "SynodCrypto",
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),
@@ -77,7 +77,7 @@ let package = Package(
         .executableTarget(
             name: "synod",
             dependencies: [
-                "SynodCore", "SynodLMDB", "SynodSimulation", "Synod",
+                "SynodCore", "SynodLMDB", "SynodSimulation", "Synod", "SynodPBFT", "SynodCrypto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -101,7 +101,7 @@ let package = Package(
         .executableTarget(
             name: "SynodBench",
             dependencies: [
-                "SynodCore", "SynodClient", "SynodStateMachine", "SynodWire", "SynodTransport",
+                "SynodCore", "SynodClient", "SynodStateMachine", "SynodWire", "SynodTransport", "SynodPBFT", "SynodCrypto",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "NIOCore", package: "swift-nio"),
@@ -119,7 +119,7 @@ let package = Package(
         .testTarget(name: "SynodSimulationTests", dependencies: ["SynodCore", "SynodRaft", "SynodSimulation"]),
         .testTarget(name: "SynodPBFTTests", dependencies: ["SynodCore", "SynodPBFT", "SynodCrypto"]),
         .testTarget(name: "SynodStateMachineTests", dependencies: ["SynodCore", "SynodStateMachine", "SynodLMDB"]),
-        .testTarget(name: "SynodNodeTests", dependencies: ["SynodTestSupport", "SynodCore", "SynodWire", "SynodNode", "SynodClient", "Synod", "SynodSimulation", "SynodStateMachine", "SynodTransport", .product(name: "NIOCore", package: "swift-nio")]),
+        .testTarget(name: "SynodNodeTests", dependencies: ["SynodTestSupport", "SynodCore", "SynodWire", "SynodNode", "SynodClient", "Synod", "SynodSimulation", "SynodStateMachine", "SynodTransport", "SynodPBFT", "SynodCrypto", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]),
     ],
     swiftLanguageModes: [.v6]
 )

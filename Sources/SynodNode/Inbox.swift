@@ -13,6 +13,9 @@ enum NodeEvent {
     case connectionClosed(ClientConnection)
     /// A background snapshot build finished (see `NodeLoop.maybeSnapshot`).
     case snapshotBuilt(Result<(index: LogIndex, data: [UInt8]), any Error>)
+    /// BFT mode: one encoded pBFT envelope from a peer's link, or from a client connection.
+    case pbftPeer([UInt8], NodeID)
+    case pbftClient([UInt8], ClientConnection)
     case stop
 }
 

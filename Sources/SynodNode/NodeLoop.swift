@@ -236,7 +236,7 @@ final class NodeLoop: @unchecked Sendable {
         case let .connectionClosed(c): dropConnection(c)
         case let .snapshotBuilt(result):
             do { try snapshotBuilt(result) } catch { storageFailed(error) }
-        case .stop: break
+        case .pbftPeer, .pbftClient, .stop: break
         }
     }
 

@@ -15,6 +15,10 @@ public struct PBFTClient: Sendable {
         public var retransmitTicks: Int = 30
         /// Use the read-only optimization for read-only operations.
         public var readOnlyOptimization = false
+        /// Send every request to every replica at once (as BFT-SMaRt clients do), not to the
+        /// primary first. A networked replica can only answer a client that reached it, and
+        /// backups then watch the primary from the first moment.
+        public var sendToAll = false
 
         public init(id: ClientID, replicas: [NodeID]) {
             self.id = id
@@ -39,10 +43,15 @@ public struct PBFTClient: Sendable {
     var current: Outstanding?
     var outbox: [PBFTEnvelope] = []
 
-    public init(config: Config, crypto: any PBFTCryptoProvider) {
+    /// `timestamp`: the last timestamp used before (requests continue above it). Replicas treat
+    /// a timestamp at or below the last one they executed for this client as a retransmission, so
+    /// a client that restarts must start above everything it used before — the shell passes its
+    /// clock, as the paper suggests (§4.1); the core reads none.
+    public init(config: Config, crypto: any PBFTCryptoProvider, startingAfter timestamp: UInt64 = 0) {
         precondition(crypto.principal == .client(config.id), "crypto provider of another principal")
         self.config = config
         self.crypto = crypto
+        self.timestamp = timestamp
     }
 
     public var isBusy: Bool { current != nil }
@@ -60,7 +69,7 @@ public struct PBFTClient: Sendable {
         var r = Request(client: config.id, timestamp: timestamp, operation: operation, readOnly: readOnly)
         r.signature = crypto.sign(r.signedBytes)
         current = Outstanding(request: r, ticksLeft: config.retransmitTicks)
-        if readOnly { sendToAll(r) } else { send(r, to: config.replicas[Int(view.rawValue % UInt64(config.replicas.count))]) }
+        if readOnly || config.sendToAll { sendToAll(r) } else { send(r, to: config.replicas[Int(view.rawValue % UInt64(config.replicas.count))]) }
         return r
     }
 

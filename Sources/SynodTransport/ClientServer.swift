@@ -10,6 +10,13 @@ public protocol ClientService: AnyObject, Sendable {
     func handle(_ request: ClientRequest, from connection: ClientConnection)
     /// The connection closed: drop its watches and pending work.
     func closed(_ connection: ClientConnection)
+    /// One pBFT envelope's bytes from a BFT client. Return false to refuse the frame (the
+    /// connection is closed); the default refuses, so a Raft node drops BFT clients.
+    func handlePBFT(_ bytes: [UInt8], from connection: ClientConnection) -> Bool
+}
+
+extension ClientService {
+    public func handlePBFT(_ bytes: [UInt8], from connection: ClientConnection) -> Bool { false }
 }
 
 /// One client connection. Sendable: responses may be sent from any thread; several responses
@@ -33,6 +40,14 @@ public final class ClientConnection: Sendable, Hashable {
     }
 
     public var isActive: Bool { channel.isActive }
+
+    /// Queues whole frames of `type` (BFT replies) into `writes`.
+    public func send(frames: [[UInt8]], type: FrameType, into writes: inout OutboundWrites) {
+        guard !frames.isEmpty else { return }
+        var buffer = channel.allocator.buffer(capacity: frames.reduce(0) { $0 + $1.count + WireProtocol.headerBytes })
+        for f in frames { buffer.writeFrame(type) { $0.writeBytes(f) } }
+        writes.add(buffer, to: channel)
+    }
 
     /// False while more than the channel's high watermark (64 KiB, NIO's default) of responses
     /// waits to be written: the client is not reading. Safe from any thread. Server-pushed
@@ -109,8 +124,12 @@ final class ClientRequestHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var frame = unwrapInboundIn(data)
         do {
-            guard frame.type == .clientRequest else { throw WireError.unexpectedFrame(frame.type) }
-            service.handle(try ClientRequest.decode(&frame.payload), from: connection)
+            switch frame.type {
+            case .clientRequest: service.handle(try ClientRequest.decode(&frame.payload), from: connection)
+            case .pbft:
+                guard service.handlePBFT(Array(frame.payload.readableBytesView), from: connection) else { throw WireError.unexpectedFrame(frame.type) }
+            default: throw WireError.unexpectedFrame(frame.type)
+            }
         } catch {
             errorCaught(context: context, error: error)
         }

@@ -10,6 +10,14 @@ import SynodWire
 public protocol PeerTransportDelegate: AnyObject, Sendable {
     func peerTransport(received message: Message)
     func peerTransport(peer: NodeID, clientAddress: String)
+    /// One pBFT envelope's bytes from `peer`'s link (BFT mode). Return false to refuse the frame
+    /// (the link is closed); the default refuses, so a Raft node drops BFT peers.
+    func peerTransport(receivedPBFT bytes: [UInt8], from peer: NodeID) -> Bool
+}
+
+extension PeerTransportDelegate {
+    public func peerTransport(receivedPBFT bytes: [UInt8], from peer: NodeID) -> Bool { false }
+    public func peerTransport(received message: Message) {}
 }
 
 /// TCP links between cluster members. Each node dials every peer and sends only on the links it
@@ -101,6 +109,20 @@ public final class PeerTransport: Sendable {
         }
     }
 
+    /// Queues encoded frames of `type` for each peer into `writes` (in order per peer); frames for
+    /// a peer whose link is down are dropped (the protocol retransmits).
+    public func send(frames: [(to: NodeID, payload: [UInt8])], type: FrameType, into writes: inout OutboundWrites) {
+        guard !frames.isEmpty else { return }
+        var peers: [NodeID] = []
+        var byPeer: [NodeID: [[UInt8]]] = [:]
+        for f in frames {
+            if byPeer[f.to] == nil { peers.append(f.to) }
+            byPeer[f.to, default: []].append(f.payload)
+        }
+        let current = links.withLockedValue { $0 }
+        for peer in peers { current[peer]?.send(frames: byPeer[peer]!, type: type, into: &writes) }
+    }
+
     /// Number of messages dropped because a link was down or not writable.
     public var droppedCount: Int { links.withLockedValue { Array($0.values) }.reduce(0) { $0 + $1.dropped } }
 
@@ -149,6 +171,17 @@ final class PeerLink: Sendable {
         }
         var buffer = channel.allocator.buffer(capacity: 256 * messages.count)
         for m in messages { buffer.writeFrame(.raft) { RaftCodec.encode(m, into: &$0) } }
+        writes.add(buffer, to: channel)
+    }
+
+    func send(frames: [[UInt8]], type: FrameType, into writes: inout OutboundWrites) {
+        guard let channel = state.withLockedValue({ $0.channel }), channel.isActive else {
+            state.withLockedValue { $0.dropped += frames.count }
+            connect()
+            return
+        }
+        var buffer = channel.allocator.buffer(capacity: frames.reduce(0) { $0 + $1.count + WireProtocol.headerBytes })
+        for f in frames { buffer.writeFrame(type) { $0.writeBytes(f) } }
         writes.add(buffer, to: channel)
     }
 
@@ -243,6 +276,10 @@ final class PeerInboundHandler: ChannelInboundHandler {
                 let m = try RaftCodec.decode(&frame.payload)
                 guard m.from == from else { throw DecodeError.invalid("message from \(m.from) on \(from)'s link") }
                 delegate.peerTransport(received: m)
+            case let (.pbft, .some(from)):
+                guard delegate.peerTransport(receivedPBFT: Array(frame.payload.readableBytesView), from: from) else {
+                    throw WireError.unexpectedFrame(frame.type)
+                }
             default:
                 throw WireError.unexpectedFrame(frame.type)
             }

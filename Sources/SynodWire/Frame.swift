@@ -28,6 +28,8 @@ public enum FrameType: UInt8, Sendable, Hashable {
     case peerHello = 1
     /// Peer link: one Raft message.
     case raft = 2
+    /// Peer link, or client link in BFT mode: one pBFT envelope (`PBFTCodec`).
+    case pbft = 3
     /// Client → node: one request.
     case clientRequest = 10
     /// Node → client: one response (or one watch event batch).

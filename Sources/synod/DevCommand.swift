@@ -5,30 +5,43 @@ import Foundation
 struct DevCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "dev", abstract: "Start a local cluster of child processes (Ctrl-C stops them all).")
 
-    @Option(help: "Number of nodes (1...7).") var nodes: Int = 3
+    @Option(help: "Number of nodes (1...7; default 3, or 4 with --mode bft).") var nodes: Int?
+    @Option(help: "raft, or bft (pBFT replicas; keys generated into DATA/keys).") var mode: String = "raft"
     @Option(help: "Data directory; node N uses DATA/nN.") var data: String = "./data"
     @Option(help: "First client port; node N listens on PORT+N-1.") var clientPort: Int = 7001
     @Option(help: "First peer port; node N listens on PORT+N-1.") var peerPort: Int = 7101
     @Flag(name: .customLong("unsafe-no-fsync"), help: "UNSAFE: start the nodes without fsync (benchmarks only).") var unsafeNoFsync = false
     @Option(help: "Extra arguments for every `synod serve` (quoted).") var serveArgs: String = ""
 
+    var count: Int { nodes ?? (mode == "bft" ? 4 : 3) }
+
     func validate() throws {
-        guard (1...7).contains(nodes) else { throw ValidationError("--nodes must be 1...7") }
+        guard ["raft", "bft"].contains(mode) else { throw ValidationError("--mode must be raft or bft") }
+        guard (1...7).contains(count) else { throw ValidationError("--nodes must be 1...7") }
+        guard mode == "raft" || count >= 4 else { throw ValidationError("--mode bft needs at least 4 nodes (3f+1)") }
+        let nodes = count
         guard (1...65000).contains(clientPort), (1...65000).contains(peerPort) else { throw ValidationError("ports must be 1...65000") }
         guard abs(clientPort - peerPort) >= nodes else { throw ValidationError("client and peer port ranges overlap") }
     }
 
-    var endpoints: String { (0..<nodes).map { "127.0.0.1:\(clientPort + $0)" }.joined(separator: ",") }
+    var endpoints: String { (0..<count).map { "127.0.0.1:\(clientPort + $0)" }.joined(separator: ",") }
 
     func run() async throws {
+        let nodes = count
         let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
         let peers = (1...nodes).map { "\($0)=127.0.0.1:\(peerPort + $0 - 1)" }.joined(separator: ",")
         try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        let keys = "\(data)/keys"
+        if mode == "bft" && !FileManager.default.fileExists(atPath: "\(keys)/replica-1.key") {
+            var keygen = try BFTKeygenCommand.parse(["--replicas", "\(nodes)", "--clients", "16", "--out", keys])
+            try keygen.run()
+        }
         var children: [Process] = []
         for n in 1...nodes {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: exe)
             p.arguments = ["serve", "--id", "\(n)", "--data", "\(data)/n\(n)", "--peers", peers, "--listen-client", "127.0.0.1:\(clientPort + n - 1)"]
+                + (mode == "bft" ? ["--mode", "bft", "--keys", "\(keys)/replica-\(n).key"] : [])
                 + (unsafeNoFsync ? ["--unsafe-no-fsync"] : []) + serveArgs.split(separator: " ").map(String.init)
             let logPath = "\(data)/n\(n).log"
             _ = FileManager.default.createFile(atPath: logPath, contents: nil)
@@ -41,6 +54,17 @@ struct DevCommand: AsyncParsableCommand {
         }
         say("synod dev: \(nodes) nodes running (logs in \(data)/nN.log)")
         for n in 1...nodes { say("  node \(n): client 127.0.0.1:\(clientPort + n - 1)  peer 127.0.0.1:\(peerPort + n - 1)  pid \(children[n - 1].processIdentifier)") }
+        if mode == "bft" {
+            say("""
+
+                Try, in another shell (any f = \((nodes - 1) / 3) replica may fail or lie):
+                  export SYNOD_BFT_ENDPOINTS=\(endpoints) SYNOD_BFT_KEY=\(keys)/client-1.key
+                  synod bft put greeting hello
+                  synod bft get greeting
+
+                Ctrl-C stops every node.
+                """)
+        } else {
         say("""
 
             Try, in another shell:
@@ -52,6 +76,7 @@ struct DevCommand: AsyncParsableCommand {
 
             Ctrl-C stops every node.
             """)
+        }
         await Signals.waitForTermination()
         say("stopping \(children.count) nodes")
         for p in children where p.isRunning { kill(p.processIdentifier, SIGTERM) }

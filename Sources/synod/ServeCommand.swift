@@ -26,6 +26,32 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String = "info"
     @Flag(name: .customLong("unsafe-no-fsync"), help: "UNSAFE: do not fsync. A machine crash can lose acknowledged writes. Benchmarks only.")
     var unsafeNoFsync = false
+    @Option(help: "Consensus: raft (crash faults) or bft (pBFT: Byzantine faults, 3f+1 replicas, needs --keys).") var mode: String = "raft"
+    @Option(help: "BFT mode: this replica's key file (`synod bft keygen`).") var keys: String?
+    @Option(help: "BFT mode: a checkpoint (whole state, digested) every N sequence numbers.") var checkpointInterval: UInt64 = 128
+    @Flag(name: .customLong("testing-corrupt-replies"), help: .hidden) var testingCorruptReplies = false
+
+    func bftConfiguration() throws -> BFTConfiguration {
+        guard let keys else { throw ValidationError("--mode bft needs --keys FILE (see `synod bft keygen`)") }
+        let peerList: [(NodeID, HostPort)]
+        let client: HostPort
+        do {
+            peerList = try HostPort.parsePeers(peers)
+            client = try HostPort(parsing: listenClient)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        let (principal, keyset) = try readKeyFile(keys)
+        guard principal == .replica(NodeID(id)) else { throw ValidationError("\(keys) holds the keys of \(principal), not of replica \(id)") }
+        var c = BFTConfiguration(id: NodeID(id), dataDirectory: data, peers: peerList, clientAddress: client, keys: keyset)
+        c.tickMillis = tickMs
+        c.clusterID = clusterId
+        c.mapSizeMiB = mapSizeMb
+        c.checkpointInterval = checkpointInterval
+        c.testingCorruptReplies = testingCorruptReplies
+        do { try c.validate() } catch { throw ValidationError("\(error)") }
+        return c
+    }
 
     func configurationValue() throws -> NodeConfiguration {
         let peerList: [(NodeID, HostPort)]
@@ -52,7 +78,8 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func validate() throws {
-        _ = try configurationValue()
+        guard ["raft", "bft"].contains(mode) else { throw ValidationError("--mode must be raft or bft") }
+        if mode == "bft" { _ = try bftConfiguration() } else { _ = try configurationValue() }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level '\(logLevel)' is not a level") }
     }
 
@@ -65,6 +92,15 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "synod.node\(id)")
         if unsafeNoFsync { logger.warning("running with --unsafe-no-fsync: a machine crash can lose acknowledged writes") }
+        if mode == "bft" {
+            let replica: BFTNode
+            do { replica = try await BFTNode.start(try bftConfiguration(), logger: logger) } catch { throw fail("cannot start: \(error)", status: 1) }
+            if testingCorruptReplies { logger.warning("--testing-corrupt-replies: this replica lies to clients (a test of f+1 reply voting)") }
+            await Signals.waitForTermination()
+            logger.info("signal received; shutting down")
+            await replica.shutdown()
+            return
+        }
         let node: SynodNode
         do {
             node = try await SynodNode.start(try configurationValue(), logger: logger)

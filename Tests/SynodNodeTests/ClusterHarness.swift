@@ -10,13 +10,20 @@ final class Cluster: @unchecked Sendable {
     let basePort: Int
     var processes: [Int: Process] = [:]
     let extraArgs: [String]
+    /// Arguments for one node only (e.g. its key file in BFT mode).
+    var nodeArgs: (Int) -> [String] = { _ in [] }
 
     /// Nodes beyond `size` that may join later (their ports are reserved).
     let spare: Int
 
     /// `beforeStart` runs once the directory and ports exist, before any node starts (e.g. to
     /// restore data directories from a snapshot).
-    init(size: Int, spare: Int = 0, extraArgs: [String] = [], beforeStart: (Cluster) throws -> Void = { _ in }) throws {
+    convenience init(size: Int, spare: Int = 0, extraArgs: [String] = [], beforeStart: (Cluster) throws -> Void = { _ in }) throws {
+        try self.init(size: size, spare: spare, extraArgs: extraArgs, nodeArgs: { _ in [] }, beforeStart: beforeStart)
+    }
+
+    init(size: Int, spare: Int = 0, extraArgs: [String] = [], nodeArgs: @escaping (Int) -> [String], beforeStart: (Cluster) throws -> Void = { _ in }) throws {
+        self.nodeArgs = nodeArgs
         self.size = size
         self.spare = spare
         self.extraArgs = extraArgs
@@ -45,7 +52,7 @@ final class Cluster: @unchecked Sendable {
         p.executableURL = URL(fileURLWithPath: synodExecutable())
         let peers = n > size ? (1...n).map { "\($0)=127.0.0.1:\(peerPort($0))" }.joined(separator: ",") : peersText
         p.arguments = ["serve", "--id", "\(n)", "--data", dataDirectory(n), "--peers", peers, "--listen-client", "127.0.0.1:\(clientPort(n))",
-                       "--tick-ms", "5", "--election-ticks", "40", "--heartbeat-ticks", "4", "--log-level", "notice"] + extraArgs + (n > size ? ["--join"] : [])
+                       "--tick-ms", "5", "--election-ticks", "40", "--heartbeat-ticks", "4", "--log-level", "notice"] + extraArgs + nodeArgs(n) + (n > size ? ["--join"] : [])
         let log = "\(directory)/n\(n).log"
         if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))

@@ -1,4 +1,7 @@
 import Foundation
+import SynodCore
+import SynodCrypto
+import SynodPBFT
 import SynodTransport
 
 /// A cluster of `synod serve` processes the benchmark starts itself and stops by PID.
@@ -8,18 +11,28 @@ final class BenchCluster {
     let basePort: Int
     var processes: [Process] = []
 
-    init(nodes: Int, synod: String, extraArgs: [String]) throws {
+    /// BFT mode: where the started replicas' and the clients' key files are.
+    var keyDirectory: String { directory + "/keys" }
+
+    init(nodes: Int, synod: String, extraArgs: [String], bftClients: Int? = nil) throws {
         self.nodes = nodes
         directory = NSTemporaryDirectory() + "synod-bench-\(getpid())"
         try? FileManager.default.removeItem(atPath: directory)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         basePort = LoopbackPorts.freeBase(count: 2 * nodes + 2)
         let peers = (1...nodes).map { "\($0)=127.0.0.1:\(basePort + nodes + 1 + $0)" }.joined(separator: ",")
+        if let bftClients {
+            try FileManager.default.createDirectory(atPath: keyDirectory, withIntermediateDirectories: true)
+            for (p, keys) in PBFTKeyring.generate(replicas: (1...nodes).map { NodeID(UInt64($0)) }, clients: (1...bftClients).map { ClientID(UInt64($0)) }) {
+                _ = FileManager.default.createFile(atPath: keyDirectory + "/" + PBFTKeyring.fileName(p), contents: Data(PBFTKeyring.encode(p, keys)))
+            }
+        }
         for n in 1...nodes {
+            let bft = bftClients == nil ? [] : ["--mode", "bft", "--keys", keyDirectory + "/replica-\(n).key"]
             let p = Process()
             p.executableURL = URL(fileURLWithPath: synod)
             p.arguments = ["serve", "--id", "\(n)", "--data", "\(directory)/n\(n)", "--peers", peers,
-                           "--listen-client", "127.0.0.1:\(basePort + n)", "--log-level", "warning"] + extraArgs
+                           "--listen-client", "127.0.0.1:\(basePort + n)", "--log-level", "warning"] + bft + extraArgs
             let log = "\(directory)/n\(n).log"
             _ = FileManager.default.createFile(atPath: log, contents: nil)
             let h = try FileHandle(forWritingTo: URL(fileURLWithPath: log))

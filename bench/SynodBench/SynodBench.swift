@@ -12,8 +12,8 @@ import SynodWire
 struct SynodBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "synod-bench", abstract: "Measure a Synod cluster's throughput and latency.")
 
-    @Option(help: "Nodes of the cluster to start (1...7); ignored with --endpoints.") var nodes: Int = 3
-    @Option(help: "Consensus mode of the started cluster: raft.") var mode: String = "raft"
+    @Option(help: "Nodes of the cluster to start (1...7; default 3, 4 with --mode bft); ignored with --endpoints.") var nodes: Int?
+    @Option(help: "Consensus mode of the started cluster: raft, or bft (pBFT, 3f+1 replicas, one signed request in flight per client).") var mode: String = "raft"
     @Option(help: "Drive an existing cluster at these client addresses instead of starting one.") var endpoints: String?
     @Option(help: "put, get, mixed, txn or watch.") var workload: String = "put"
     @Option(help: "Concurrent requests in flight.") var clients: Int = 100
@@ -37,8 +37,14 @@ struct SynodBench: AsyncParsableCommand {
     @Option(help: "Load generator: wire (NIO handlers on the protocol, lightest; default) or client (SynodClient's async API). watch always uses client.") var driver: String = "wire"
 
     func validate() throws {
-        guard (1...7).contains(nodes) else { throw ValidationError("--nodes must be 1...7") }
-        guard mode == "raft" else { throw ValidationError("--mode \(mode): only raft is served by the networked node so far") }
+        guard (1...7).contains(nodeCount) else { throw ValidationError("--nodes must be 1...7") }
+        guard ["raft", "bft"].contains(mode) else { throw ValidationError("--mode must be raft or bft") }
+        if mode == "bft" {
+            guard nodeCount >= 4 else { throw ValidationError("--mode bft needs at least 4 nodes (3f+1)") }
+            guard endpoints == nil else { throw ValidationError("--mode bft starts its own cluster (it generates the keys); drop --endpoints") }
+            guard workload != "watch" else { throw ValidationError("--mode bft: watch is not served in BFT mode yet") }
+            guard clients <= 2_000 else { throw ValidationError("--mode bft: at most 2000 clients (one key file and four connections each)") }
+        }
         guard WorkloadKind(rawValue: workload) != nil else { throw ValidationError("--workload must be one of \(WorkloadKind.allCases.map(\.rawValue))") }
         guard KeyOrder(rawValue: keys) != nil else { throw ValidationError("--keys must be sequential or random") }
         guard (1...100_000).contains(clients) else { throw ValidationError("--clients must be 1...100000") }
@@ -50,6 +56,8 @@ struct SynodBench: AsyncParsableCommand {
         if let conns { guard (1...10_000).contains(conns) else { throw ValidationError("--conns must be 1...10000") } }
         if sweep != nil { _ = try sweepValues() }
     }
+
+    var nodeCount: Int { nodes ?? (mode == "bft" ? 4 : 3) }
 
     func sweepValues() throws -> [Int] {
         guard let sweep else { return [clients] }
@@ -73,7 +81,8 @@ struct SynodBench: AsyncParsableCommand {
         } else {
             let synod = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("synod").path
             guard FileManager.default.isExecutableFile(atPath: synod) else { throw ValidationError("no synod binary at \(synod); build with swift build -c release") }
-            cluster = try BenchCluster(nodes: nodes, synod: synod, extraArgs: (unsafeNoFsync ? ["--unsafe-no-fsync"] : []) + (leaseReads ? ["--lease-reads"] : []) + serveOptions)
+            cluster = try BenchCluster(nodes: nodeCount, synod: synod, extraArgs: (unsafeNoFsync ? ["--unsafe-no-fsync"] : []) + (leaseReads ? ["--lease-reads"] : []) + serveOptions,
+                                       bftClients: mode == "bft" ? try sweepValues().max()! : nil)
             eps = cluster!.endpoints
         }
         defer { cluster?.stop() }
@@ -81,6 +90,12 @@ struct SynodBench: AsyncParsableCommand {
         var results: [RunResult] = []
         for c in try sweepValues() {
             let s = spec(clients: c)
+            if mode == "bft" {
+                let r = try await runBFTWorkload(s, endpoints: eps, keyDirectory: cluster!.keyDirectory, pids: cluster!.pids, live: output == "table")
+                results.append(r)
+                if output == "table" { printTable([r], load: loadBefore) }
+                continue
+            }
             // One event-loop thread shared by every connection, like a real multiplexing client.
             let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
             let clients = (0..<s.conns).map { _ in
@@ -108,7 +123,7 @@ struct SynodBench: AsyncParsableCommand {
             for r in results { print(json(r, load: loadBefore)) }
         }
         if sweep != nil {
-            try Chart.svg(results, title: "synod \(workload), \(cluster?.nodes ?? eps.count) nodes, value \(valueSize) B").write(toFile: chart, atomically: true, encoding: .utf8)
+            try Chart.svg(results, title: "synod \(mode) \(workload), \(cluster?.nodes ?? eps.count) nodes, value \(valueSize) B").write(toFile: chart, atomically: true, encoding: .utf8)
             FileHandle.standardError.write(Data("chart written to \(chart)\n".utf8))
         }
     }
@@ -138,7 +153,7 @@ struct SynodBench: AsyncParsableCommand {
     func json(_ r: RunResult, load: String) -> String {
         func q(_ s: String) -> String { "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }
         let fields: [(String, String)] = [
-            ("workload", q(r.spec.kind.rawValue)), ("driver", q(r.spec.kind == .watch ? "client" : driver)), ("nodes", "\(nodes)"), ("clients", "\(r.spec.clients)"), ("conns", "\(r.spec.conns)"),
+            ("workload", q(r.spec.kind.rawValue)), ("mode", q(mode)), ("driver", q(mode == "bft" ? "bft-client" : r.spec.kind == .watch ? "client" : driver)), ("nodes", "\(nodeCount)"), ("clients", "\(r.spec.clients)"), ("conns", "\(r.spec.conns)"),
             ("key_size", "\(r.spec.keySize)"), ("value_size", "\(r.spec.valueSize)"), ("ops", "\(r.ops)"), ("seconds", String(format: "%.3f", r.seconds)),
             ("ops_per_s", String(format: "%.1f", r.opsPerSecond)), ("p50_ms", String(format: "%.3f", r.ms(50))), ("p90_ms", String(format: "%.3f", r.ms(90))),
             ("p99_ms", String(format: "%.3f", r.ms(99))), ("p999_ms", String(format: "%.3f", r.ms(99.9))), ("max_ms", String(format: "%.3f", r.maxMs)),

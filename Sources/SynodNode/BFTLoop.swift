@@ -1,0 +1,247 @@
+import Foundation
+import Logging
+import NIOCore
+import SynodCore
+import SynodCrypto
+import SynodLMDB
+import SynodPBFT
+import SynodStateMachine
+import SynodTransport
+import SynodWire
+
+/// A BFT replica's logic, confined to its event loop like `NodeLoop`: each pass takes queued
+/// envelopes, ticks the core as wall time requires, steps it, then carries out every `PBFTReady`
+/// in its documented order — install fetched state → send → execute committed batches (one
+/// LMDB transaction per Ready) and reply → answer read-only requests → resend cached replies →
+/// `advance` → report checkpoints.
+///
+/// `@unchecked Sendable`: only the loop's thread touches it (see `NodeLoop`).
+final class BFTLoop: @unchecked Sendable {
+    let configuration: BFTConfiguration
+    let store: LMDBStore
+    let sm: KVNodeStateMachine
+    let transport: PeerTransport
+    let inbox: Inbox
+    let logger: Logger
+    var core: PBFTReplica
+    /// The connection each client's newest request came on: where its replies go.
+    var clientConnections: [ClientID: ClientConnection] = [:]
+    /// The last reply sent to each client, for retransmitted requests (`replyResends`). Bounded
+    /// by the clients the key files name (unknown clients never get a request executed).
+    var lastReplies: [ClientID: (timestamp: UInt64, result: [UInt8])] = [:]
+    var outbound = OutboundWrites()
+    var nextTick: Double = 0
+    var tickTask: RepeatedTask?
+    var onStop: (@Sendable () -> Void)?
+    var stopped = false
+    var lastView: View = .zero
+
+    /// Most connections remembered for replies.
+    static let clientConnectionsMax = 100_000
+
+    init(configuration: BFTConfiguration, store: LMDBStore, stateMachine: KVNodeStateMachine, transport: PeerTransport, inbox: Inbox, logger: Logger) throws {
+        self.configuration = configuration
+        self.store = store
+        self.sm = stateMachine
+        self.transport = transport
+        self.inbox = inbox
+        self.logger = logger
+        var config = PBFTConfig(id: configuration.id, replicas: configuration.peers.map(\.0))
+        config.checkpointInterval = configuration.checkpointInterval
+        config.logWindow = 2 * configuration.checkpointInterval
+        config.batchRequestsMax = configuration.batchRequestsMax
+        config.batchBytesMax = 1 << 20
+        config.inflightBatchesMax = configuration.inflightBatchesMax
+        config.pendingRequestsMax = 8192
+        config.viewChangeTimeoutTicks = configuration.viewChangeTimeoutTicks
+        config.viewChangeTimeoutTicksMax = configuration.viewChangeTimeoutTicks * 16
+        config.futureMessagesMax = 8192
+        config.stateFetchRetryTicks = 100
+        config.statusIntervalTicks = 10
+        config.deferredReadsMax = 4096
+        let crypto = Ed25519HMACAuthenticator(principal: .replica(configuration.id), keys: configuration.keys)
+        core = PBFTReplica(config: config, crypto: crypto)
+    }
+
+    func start(on eventLoop: any EventLoop, onStop: @escaping @Sendable () -> Void) {
+        nextTick = ProcessInfo.processInfo.systemUptime + Double(configuration.tickMillis) / 1000
+        self.onStop = onStop
+        inbox.attach(eventLoop) { [self] in pass() }
+        tickTask = eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(Int64(configuration.tickMillis)),
+                                                  delay: .milliseconds(Int64(configuration.tickMillis))) { [self] _ in pass() }
+    }
+
+    func pass() {
+        guard !stopped else { return }
+        let events = inbox.takeAll()
+        let tick = Double(configuration.tickMillis) / 1000
+        let now = ProcessInfo.processInfo.systemUptime
+        var ticks = 0
+        while now >= nextTick && ticks < 10 {
+            core.tick()
+            nextTick += tick
+            ticks += 1
+        }
+        if now >= nextTick { nextTick = now + tick }
+        for event in events {
+            switch event {
+            case .stop:
+                stopped = true
+                tickTask?.cancel()
+                outbound.flush()
+                onStop?()
+                return
+            case let .pbftPeer(bytes, from): stepPeer(bytes, from)
+            case let .pbftClient(bytes, c): stepClient(bytes, c)
+            case let .connectionClosed(c):
+                clientConnections = clientConnections.filter { $0.value != c }
+            default: break
+            }
+        }
+        do { try drainReady() } catch {
+            logger.critical("storage failure; stopping the replica", metadata: ["error": "\(error)"])
+            fatalError("synod: storage failure: \(error)")
+        }
+        outbound.flush()
+        if let v = core.invariantViolation { logger.critical("pBFT invariant violated", metadata: ["why": "\(v)"]) }
+        if core.view != lastView {
+            lastView = core.view
+            logger.notice("view changed", metadata: ["view": "\(core.view.rawValue)", "primary": "\(core.primary.rawValue)"])
+        }
+    }
+
+    /// A peer's envelope: it must name the link's replica as its sender (the core then checks the
+    /// MAC or signatures); malformed bytes are dropped with a debug line.
+    func stepPeer(_ bytes: [UInt8], _ from: NodeID) {
+        do {
+            let env = try PBFTCodec.decode(bytes)
+            guard env.from == .replica(from) else { return }
+            core.step(env)
+        } catch {
+            logger.debug("dropping a malformed pBFT message", metadata: ["peer": "\(from)", "error": "\(error)"])
+        }
+    }
+
+    /// A client's request envelope: remembered as the way back to that client, then stepped (the
+    /// core verifies the client's signature before the request is ordered).
+    func stepClient(_ bytes: [UInt8], _ c: ClientConnection) {
+        guard let env = try? PBFTCodec.decode(bytes), case let .client(cid) = env.from,
+              case let .request(r) = env.message, r.client == cid else { return }
+        if clientConnections[cid] == nil && clientConnections.count >= Self.clientConnectionsMax { return }
+        clientConnections[cid] = c
+        core.step(env)
+    }
+
+    func drainReady() throws {
+        var rounds = 0
+        while rounds < 64 {
+            rounds += 1
+            let rd = core.ready()
+            if rd.isEmpty { break }
+            if let s = rd.stateToInstall { try install(s) }
+            send(rd.messages)
+            var checkpoints: [(SequenceNumber, [UInt8])] = []
+            // Batches up to each checkpoint run in one transaction; the checkpoint reads the state
+            // right after its own batch.
+            var segment: [CommittedBatch] = []
+            for b in rd.committed {
+                segment.append(b)
+                if b.checkpointAfter {
+                    try execute(segment)
+                    segment = []
+                    checkpoints.append((b.sequence, try checkpointState()))
+                }
+            }
+            if !segment.isEmpty { try execute(segment) }
+            for r in rd.readOnly { reply(r, result: read(r), readOnly: true) }
+            for r in rd.replyResends {
+                if let last = lastReplies[r.client], last.timestamp == r.timestamp { reply(r, result: last.result, readOnly: false, remember: false) }
+            }
+            core.advance(rd)
+            for (n, state) in checkpoints { core.checkpointTaken(n, state: state) }
+        }
+    }
+
+    func send(_ envelopes: [PBFTEnvelope]) {
+        var frames: [(to: NodeID, payload: [UInt8])] = []
+        for env in envelopes {
+            guard case let .replica(to) = env.to else { continue }
+            frames.append((to, PBFTCodec.encode(env)))
+        }
+        transport.send(frames: frames, type: .pbft, into: &outbound)
+    }
+
+    /// Executes the committed batches in one LMDB transaction, then replies.
+    func execute(_ batches: [CommittedBatch]) throws {
+        var results: [(Request, [UInt8])] = []
+        _ = try store.write(LogWrite(), binding: sm.combined) { isRetry in
+            if isRetry { try sm.kv.reload() }
+            results = []
+            var index = sm.appliedIndex
+            for batch in batches {
+                for r in batch.requests { results.append((r, try executeOne(r, &index))) }
+            }
+        }
+        for (r, result) in results { reply(r, result: result, readOnly: false) }
+    }
+
+    /// One ordered request. Writes consume the next apply index (term 1 everywhere: correct
+    /// replicas must build identical state whatever view they executed a batch in).
+    func executeOne(_ r: Request, _ index: inout LogIndex) throws -> [UInt8] {
+        switch try? BFTOperation.decode(r.operation) {
+        case let .write(payload)?:
+            index = index.next
+            let applied = try sm.apply([Entry(index: index, term: Term(1), kind: .command, payload: payload)])
+            return applied.first?.response?.encode() ?? Response.failure(.invalidRequest("not a command")).encode()
+        case let .read(query)?:
+            return answer(query)
+        case nil:
+            return Response.failure(.invalidRequest("not a BFT operation")).encode()
+        }
+    }
+
+    func read(_ r: Request) -> [UInt8] {
+        guard case let .read(query)? = try? BFTOperation.decode(r.operation) else {
+            return Response.failure(.invalidRequest("a read-only request must be a read")).encode()
+        }
+        return answer(query)
+    }
+
+    func answer(_ query: [UInt8]) -> [UInt8] {
+        guard case let .range(request)? = try? KVQuery.decode(query) else {
+            return Response.failure(.invalidRequest("BFT mode answers range queries only")).encode()
+        }
+        return sm.range(request).encode()
+    }
+
+    func reply(_ r: Request, result: [UInt8], readOnly: Bool, remember: Bool = true) {
+        if remember && !readOnly { lastReplies[r.client] = (r.timestamp, result) }
+        var result = result
+        if configuration.testingCorruptReplies { result = Response.failure(.invalidRequest("a lie from replica \(configuration.id.rawValue)")).encode() }
+        guard let c = clientConnections[r.client], c.isActive else { return }
+        let env = core.reply(to: r, result: result, readOnly: readOnly)
+        c.send(frames: [PBFTCodec.encode(env)], type: .pbft, into: &outbound)
+    }
+
+    /// The state a checkpoint digests and state transfer ships: the applied index, then every
+    /// state table in key order (deterministic: identical on every correct replica).
+    func checkpointState() throws -> [UInt8] {
+        let (index, data) = try KVNodeStateMachine.buildSnapshot(store)
+        var w = ByteWriter(capacity: data.count + 8)
+        w.u64(index.rawValue)
+        w.raw(data)
+        guard w.bytes.count <= PBFTLimits.stateBytesMax - 4096 else {
+            throw StoreError.corrupt("BFT state of \(w.bytes.count) bytes exceeds what one state transfer carries (\(PBFTLimits.stateBytesMax))")
+        }
+        return w.bytes
+    }
+
+    /// Replaces the state with a certified checkpoint fetched from other replicas.
+    func install(_ s: StateToInstall) throws {
+        var r = ByteReader(s.state)
+        let index = LogIndex(try r.u64("applied index"))
+        try sm.install(r.rest(), at: index)
+        lastReplies = [:]
+        logger.notice("installed state by state transfer", metadata: ["sequence": "\(s.sequence.rawValue)", "bytes": "\(s.state.count)"])
+    }
+}
