@@ -35,6 +35,18 @@ final class BFTLoop: @unchecked Sendable {
     var onStop: (@Sendable () -> Void)?
     var stopped = false
     var lastView: View = .zero
+    /// Bytes of the shell state at the newest checkpoint, and write payload bytes executed since:
+    /// together a deterministic estimate of the state's size (every correct replica computes the
+    /// same numbers at the same sequence number), used to refuse growth before the state outgrows
+    /// what one state transfer carries (`stateBytesSoftMax`).
+    var stateBytesAtCheckpoint = 0
+    var writtenSinceCheckpoint = 0
+
+    /// Above this estimated state size, writes that can grow the state are refused (deletes and
+    /// compaction still run): one state transfer must carry the whole state (`PBFTLimits.stateBytesMax`).
+    static let stateBytesSoftMax = 12 << 20
+    /// A put costs the snapshot about its bytes twice (the key table and the history) plus overhead.
+    static let growthFactor = 3
 
     /// Most connections remembered for replies.
     static let clientConnectionsMax = 100_000
@@ -190,6 +202,10 @@ final class BFTLoop: @unchecked Sendable {
     func executeOne(_ r: Request, _ index: inout LogIndex) throws -> [UInt8] {
         switch try? BFTOperation.decode(r.operation) {
         case let .write(payload)?:
+            if stateBytesAtCheckpoint + Self.growthFactor * writtenSinceCheckpoint > Self.stateBytesSoftMax, Self.grows(payload) {
+                return Response.failure(.invalidRequest("BFT mode holds at most \(Self.stateBytesSoftMax >> 20) MiB of state (one state transfer carries it all): delete keys or compact history first")).encode()
+            }
+            writtenSinceCheckpoint += payload.count
             index = index.next
             let applied = try sm.apply([Entry(index: index, term: Term(1), kind: .command, payload: payload)])
             return applied.first?.response?.encode() ?? Response.failure(.invalidRequest("not a command")).encode()
@@ -197,6 +213,16 @@ final class BFTLoop: @unchecked Sendable {
             return answer(query)
         case nil:
             return Response.failure(.invalidRequest("not a BFT operation")).encode()
+        }
+    }
+
+    /// Whether a command can add to the state (puts, transactions, lease grants); deletes,
+    /// revokes and compaction only shrink it. Undecodable payloads fail in the state machine.
+    static func grows(_ payload: [UInt8]) -> Bool {
+        guard let envelope = try? CommandEnvelope.decode(payload) else { return false }
+        switch envelope.command {
+        case .delete, .deleteRange, .leaseRevoke, .leaseExpire, .compact: return false
+        case .put, .txn, .leaseGrant: return true
         }
     }
 
@@ -230,9 +256,13 @@ final class BFTLoop: @unchecked Sendable {
         var w = ByteWriter(capacity: data.count + 8)
         w.u64(index.rawValue)
         w.raw(data)
+        // The soft limit keeps the state well below this; past it the state could not be
+        // transferred to a replica that needs it, so stop rather than go on unrecoverable.
         guard w.bytes.count <= PBFTLimits.stateBytesMax - 4096 else {
             throw StoreError.corrupt("BFT state of \(w.bytes.count) bytes exceeds what one state transfer carries (\(PBFTLimits.stateBytesMax))")
         }
+        stateBytesAtCheckpoint = w.bytes.count
+        writtenSinceCheckpoint = 0
         return w.bytes
     }
 
@@ -242,6 +272,8 @@ final class BFTLoop: @unchecked Sendable {
         let index = LogIndex(try r.u64("applied index"))
         try sm.install(r.rest(), at: index)
         lastReplies = [:]
+        stateBytesAtCheckpoint = s.state.count
+        writtenSinceCheckpoint = 0
         logger.notice("installed state by state transfer", metadata: ["sequence": "\(s.sequence.rawValue)", "bytes": "\(s.state.count)"])
     }
 }

@@ -33,6 +33,9 @@ struct ServeCommand: AsyncParsableCommand {
 
     func bftConfiguration() throws -> BFTConfiguration {
         guard let keys else { throw ValidationError("--mode bft needs --keys FILE (see `synod bft keygen`)") }
+        for (set, name) in [(join, "--join"), (leaseReads, "--lease-reads"), (unsafeNoFsync, "--unsafe-no-fsync")] where set {
+            throw ValidationError("\(name) is a Raft-mode option; BFT replicas rejoin by state transfer and keep no fsynced state (docs/PBFT.md)")
+        }
         let peerList: [(NodeID, HostPort)]
         let client: HostPort
         do {

@@ -89,6 +89,38 @@ struct BFTClusterTests {
         try await group.shutdownGracefully()
     }
 
+    @Test("the state stops growing before one state transfer can no longer carry it; deletes still run and a wiped replica still catches up")
+    func stateLimit() async throws {
+        let cluster = try bftCluster()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let client = try cluster.bftClient(1, group: group)
+        let big = [UInt8](repeating: 0x5A, count: 60_000)
+        var refused: String?
+        var stored = 0
+        for i in 0..<400 where refused == nil {
+            do {
+                _ = try await client.put(b("big\(i)"), big)
+                stored += 1
+            } catch let ClientError.kv(e) {
+                refused = "\(e)"
+            }
+        }
+        #expect(refused?.contains("at most 12 MiB") == true, "never refused: \(stored) puts of 60 kB stored")
+        #expect(stored > 20)
+        #expect(try await client.delete(b("big0")).deleted == 1)
+        #expect(try await client.get(b("big1"))?.value == big)
+        // Every replica is still alive (none hit the hard limit), and an empty one catches up.
+        for n in 1...4 { #expect(cluster.isRunning(n), "replica \(n) died: \(cluster.log(n).suffix(400))") }
+        cluster.kill(2)
+        try cluster.start(2)
+        cluster.kill(3)
+        let strict = try cluster.bftClient(2, group: group, writeReplies: 3)
+        #expect(try await strict.get(b("big\(stored - 1)"))?.value == big)
+        await strict.close()
+        await client.close()
+        try await group.shutdownGracefully()
+    }
+
     @Test("the primary is killed: a view change elects another; a replica restarted empty catches up by state transfer and then counts toward the quorum")
     func viewChangeAndStateTransfer() async throws {
         let cluster = try bftCluster()
