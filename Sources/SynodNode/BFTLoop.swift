@@ -161,6 +161,7 @@ final class BFTLoop: @unchecked Sendable {
                 if b.checkpointAfter {
                     try execute(segment)
                     segment = []
+                    try autoCompact()
                     checkpoints.append((b.sequence, try checkpointState()))
                 }
             }
@@ -214,6 +215,22 @@ final class BFTLoop: @unchecked Sendable {
         case nil:
             return Response.failure(.invalidRequest("not a BFT operation")).encode()
         }
+    }
+
+    /// Drops the history (past revisions) once the state estimate passes half the soft limit, at
+    /// a checkpoint — the same point in the order on every correct replica, so their states stay
+    /// identical. etcd's revision auto-compaction, with the state-transfer bound as the trigger:
+    /// without it, any steady write load would reach `stateBytesSoftMax` and be refused.
+    func autoCompact() throws {
+        guard stateBytesAtCheckpoint + Self.growthFactor * writtenSinceCheckpoint > Self.stateBytesSoftMax / 2,
+              sm.kv.revision > sm.kv.compactedRevision else { return }
+        let revision = sm.kv.revision
+        _ = try store.write(LogWrite(), binding: sm.combined) { isRetry in
+            if isRetry { try sm.kv.reload() }
+            let index = sm.appliedIndex.next
+            _ = try sm.apply([Entry(index: index, term: Term(1), kind: .command, payload: CommandEnvelope(command: .compact(revision: revision)).encode())])
+        }
+        logger.info("history compacted at a checkpoint (BFT state bound)", metadata: ["revision": "\(revision)"])
     }
 
     /// Whether a command can add to the state (puts, transactions, lease grants); deletes,
