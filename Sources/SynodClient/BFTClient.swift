@@ -11,7 +11,7 @@ import SynodTransport
 import SynodWire
 
 /// A client of a BFT-mode cluster (`synod serve --mode bft`). It signs each request with its own
-/// key, sends it to the primary (to every replica after a timeout), and accepts a result only
+/// key, sends it to every replica (again after a timeout), and accepts a result only
 /// when f+1 replicas sent the same bytes under valid MACs — so up to f lying replicas cannot make
 /// it accept a wrong answer (`PBFTClient`, paper §4.1). One request at a time per client id, as
 /// pBFT's exactly-once rule requires; calls made meanwhile wait their turn.
@@ -94,7 +94,7 @@ public final class SynodBFTClient: @unchecked Sendable {
     }
 
     /// f, the number of faulty replicas the cluster (and this client) tolerates.
-    public var faultsTolerated: Int { core.config.f }
+    public var faultsTolerated: Int { (replicas.count - 1) / 3 }
 
     // MARK: KV calls
 

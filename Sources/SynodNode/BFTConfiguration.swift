@@ -1,5 +1,6 @@
 import SynodCore
 import SynodCrypto
+import SynodPBFT
 import SynodTransport
 
 /// Everything one BFT-mode replica needs to start (`synod serve --mode bft`).
@@ -29,6 +30,8 @@ public struct BFTConfiguration: Sendable {
     /// Test only: this replica sends every client a wrong result (a Byzantine replica that
     /// lies to clients); clients must still accept only results f+1 replicas agree on.
     public var testingCorruptReplies: Bool = false
+    /// Set by `BFTNode.start` from the directory's promise record when the replica restarts.
+    var amnesia: PBFTAmnesia?
 
     public init(id: NodeID, dataDirectory: String, peers: [(NodeID, HostPort)], clientAddress: HostPort, keys: PBFTKeys) {
         self.id = id

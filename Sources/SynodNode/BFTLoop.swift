@@ -24,10 +24,13 @@ final class BFTLoop: @unchecked Sendable {
     let inbox: Inbox
     let logger: Logger
     var core: PBFTReplica
-    /// The connection each client's newest request came on: where its replies go.
+    /// The connection each client's newest authenticated request came on: where its replies go.
+    /// Bounded by the clients the key file names.
     var clientConnections: [ClientID: ClientConnection] = [:]
     /// The last reply sent to each client, for retransmitted requests (`replyResends`). Bounded
-    /// by the clients the key files name (unknown clients never get a request executed).
+    /// by the clients the key files name (unknown clients never get a request executed). Not
+    /// part of the checkpoint: after a state transfer this replica resends nothing for requests
+    /// it did not execute itself (the others do).
     var lastReplies: [ClientID: (timestamp: UInt64, result: [UInt8])] = [:]
     var outbound = OutboundWrites()
     var nextTick: Double = 0
@@ -35,6 +38,8 @@ final class BFTLoop: @unchecked Sendable {
     var onStop: (@Sendable () -> Void)?
     var stopped = false
     var lastView: View = .zero
+    /// The durable promise record as last written (see `BFTPromises`).
+    var promised: (sequence: SequenceNumber, view: View)
     /// Bytes of the shell state at the newest checkpoint, and write payload bytes executed since:
     /// together a deterministic estimate of the state's size (every correct replica computes the
     /// same numbers at the same sequence number), used to refuse growth before the state outgrows
@@ -47,9 +52,13 @@ final class BFTLoop: @unchecked Sendable {
     static let stateBytesSoftMax = 12 << 20
     /// A put costs the snapshot about its bytes twice (the key table and the history) plus overhead.
     static let growthFactor = 3
+    /// Per-write bookkeeping records (session, LRU, revision index) counted on top.
+    static let recordOverheadBytes = 256
+    /// Largest range result a BFT reply carries (client frames are at most 4 MiB).
+    static let resultBytesMax = 3 << 20
 
-    /// Most connections remembered for replies.
-    static let clientConnectionsMax = 100_000
+    /// The state's size as every correct replica estimates it at this point of the order.
+    var stateEstimate: Int { stateBytesAtCheckpoint + writtenSinceCheckpoint }
 
     init(configuration: BFTConfiguration, store: LMDBStore, stateMachine: KVNodeStateMachine, transport: PeerTransport, inbox: Inbox, logger: Logger) throws {
         self.configuration = configuration
@@ -71,6 +80,8 @@ final class BFTLoop: @unchecked Sendable {
         config.stateFetchRetryTicks = 100
         config.statusIntervalTicks = 10
         config.deferredReadsMax = 4096
+        config.amnesia = configuration.amnesia
+        promised = BFTPromises.read(in: configuration.dataDirectory) ?? (.zero, .zero)
         let crypto = Ed25519HMACAuthenticator(principal: .replica(configuration.id), keys: configuration.keys)
         core = PBFTReplica(config: config, crypto: crypto)
     }
@@ -138,8 +149,11 @@ final class BFTLoop: @unchecked Sendable {
     /// core verifies the client's signature before the request is ordered).
     func stepClient(_ bytes: [UInt8], _ c: ClientConnection) {
         guard let env = try? PBFTCodec.decode(bytes), case let .client(cid) = env.from,
-              case let .request(r) = env.message, r.client == cid else { return }
-        if clientConnections[cid] == nil && clientConnections.count >= Self.clientConnectionsMax { return }
+              case let .request(r) = env.message, r.client == cid,
+              configuration.keys.publicKeys[.client(cid)] != nil else { return }
+        // Only a request the client signed may redirect its replies (the core's check of the same
+        // signature is then a cache hit).
+        guard core.authenticates(r) else { return }
         clientConnections[cid] = c
         core.step(env)
     }
@@ -151,6 +165,7 @@ final class BFTLoop: @unchecked Sendable {
             let rd = core.ready()
             if rd.isEmpty { break }
             if let s = rd.stateToInstall { try install(s) }
+            try promise(rd.messages)
             send(rd.messages)
             var checkpoints: [(SequenceNumber, [UInt8])] = []
             // Batches up to each checkpoint run in one transaction; the checkpoint reads the state
@@ -175,6 +190,26 @@ final class BFTLoop: @unchecked Sendable {
         }
     }
 
+    /// Raises the durable promise record (`BFTPromises`) before sending votes past it.
+    func promise(_ envelopes: [PBFTEnvelope]) throws {
+        var seq = promised.sequence, view = promised.view
+        for env in envelopes {
+            switch env.message {
+            case let .prePrepare(m): (seq, view) = (max(seq, m.sequence), max(view, m.view))
+            case let .prepare(m): (seq, view) = (max(seq, m.sequence), max(view, m.view))
+            case let .commit(m): (seq, view) = (max(seq, m.sequence), max(view, m.view))
+            case let .viewChange(m): view = max(view, m.newView)
+            case let .newView(m): view = max(view, m.view)
+            default: break
+            }
+        }
+        guard seq > promised.sequence || view > promised.view else { return }
+        // A window ahead, so the record is written about once per window, not per batch.
+        let next = (sequence: seq > promised.sequence ? seq.adding(core.config.logWindow) : promised.sequence, view: view)
+        try BFTPromises.write(sequence: next.sequence, view: next.view, in: configuration.dataDirectory)
+        promised = next
+    }
+
     func send(_ envelopes: [PBFTEnvelope]) {
         var frames: [(to: NodeID, payload: [UInt8])] = []
         for env in envelopes {
@@ -187,9 +222,13 @@ final class BFTLoop: @unchecked Sendable {
     /// Executes the committed batches in one LMDB transaction, then replies.
     func execute(_ batches: [CommittedBatch]) throws {
         var results: [(Request, [UInt8])] = []
+        let writtenBefore = writtenSinceCheckpoint
         _ = try store.write(LogWrite(), binding: sm.combined) { isRetry in
             if isRetry { try sm.kv.reload() }
+            // A map growth runs this again from the start: everything it counts starts over too,
+            // or this replica's size estimate (and so its refusals) would differ from the others'.
             results = []
+            writtenSinceCheckpoint = writtenBefore
             var index = sm.appliedIndex
             for batch in batches {
                 for r in batch.requests { results.append((r, try executeOne(r, &index))) }
@@ -199,17 +238,31 @@ final class BFTLoop: @unchecked Sendable {
     }
 
     /// One ordered request. Writes consume the next apply index (term 1 everywhere: correct
-    /// replicas must build identical state whatever view they executed a batch in).
+    /// replicas must build identical state whatever view they executed a batch in) and run under
+    /// the session (client id, timestamp): the state machine's exactly-once table then answers a
+    /// request a Byzantine primary orders again (or a client signs twice under one timestamp)
+    /// from its cache, or as stale, without applying it twice — the same on every replica.
     func executeOne(_ r: Request, _ index: inout LogIndex) throws -> [UInt8] {
         switch try? BFTOperation.decode(r.operation) {
-        case let .write(payload)?:
-            if stateBytesAtCheckpoint + Self.growthFactor * writtenSinceCheckpoint > Self.stateBytesSoftMax, Self.grows(payload) {
+        case let .write(bytes)?:
+            guard var envelope = try? CommandEnvelope.decode(bytes) else {
+                return Response.failure(.malformedCommand("not a command envelope")).encode()
+            }
+            guard envelope.session == nil else {
+                return Response.failure(.invalidRequest("BFT mode sets the session itself (client id, timestamp)")).encode()
+            }
+            if stateEstimate > Self.stateBytesSoftMax, Self.grows(envelope.command) {
                 return Response.failure(.invalidRequest("BFT mode holds at most \(Self.stateBytesSoftMax >> 20) MiB of state (one state transfer carries it all): delete keys or compact history first")).encode()
             }
-            writtenSinceCheckpoint += payload.count
+            envelope.session = ClientSession(clientID: r.client.rawValue, sequence: r.timestamp)
+            let payload = envelope.encode()
             index = index.next
             let applied = try sm.apply([Entry(index: index, term: Term(1), kind: .command, payload: payload)])
-            return applied.first?.response?.encode() ?? Response.failure(.invalidRequest("not a command")).encode()
+            let response = applied.first?.response?.encode() ?? Response.failure(.invalidRequest("not a command")).encode()
+            // Growth: the command's bytes in the key table and the history, the response the
+            // session table caches, and per-record overhead.
+            writtenSinceCheckpoint += Self.growthFactor * payload.count + min(response.count, KVLimits.sessionResponseBytesMax) + Self.recordOverheadBytes
+            return response
         case let .read(query)?:
             return answer(query)
         case nil:
@@ -222,7 +275,7 @@ final class BFTLoop: @unchecked Sendable {
     /// identical. etcd's revision auto-compaction, with the state-transfer bound as the trigger:
     /// without it, any steady write load would reach `stateBytesSoftMax` and be refused.
     func autoCompact() throws {
-        guard stateBytesAtCheckpoint + Self.growthFactor * writtenSinceCheckpoint > Self.stateBytesSoftMax / 2,
+        guard stateEstimate > Self.stateBytesSoftMax / 2,
               sm.kv.revision > sm.kv.compactedRevision else { return }
         let revision = sm.kv.revision
         _ = try store.write(LogWrite(), binding: sm.combined) { isRetry in
@@ -235,9 +288,8 @@ final class BFTLoop: @unchecked Sendable {
 
     /// Whether a command can add to the state (puts, transactions, lease grants); deletes,
     /// revokes and compaction only shrink it. Undecodable payloads fail in the state machine.
-    static func grows(_ payload: [UInt8]) -> Bool {
-        guard let envelope = try? CommandEnvelope.decode(payload) else { return false }
-        switch envelope.command {
+    static func grows(_ command: Command) -> Bool {
+        switch command {
         case .delete, .deleteRange, .leaseRevoke, .leaseExpire, .compact: return false
         case .put, .txn, .leaseGrant: return true
         }
@@ -254,14 +306,19 @@ final class BFTLoop: @unchecked Sendable {
         guard case let .range(request)? = try? KVQuery.decode(query) else {
             return Response.failure(.invalidRequest("BFT mode answers range queries only")).encode()
         }
-        return sm.range(request).encode()
+        let bytes = sm.range(request).encode()
+        guard bytes.count <= Self.resultBytesMax else {
+            return Response.failure(.invalidRequest("a range result of \(bytes.count) bytes exceeds what a BFT reply carries (\(Self.resultBytesMax)); ask with a limit")).encode()
+        }
+        return bytes
     }
 
     func reply(_ r: Request, result: [UInt8], readOnly: Bool, remember: Bool = true) {
         if remember && !readOnly { lastReplies[r.client] = (r.timestamp, result) }
         var result = result
         if configuration.testingCorruptReplies { result = Response.failure(.invalidRequest("a lie from replica \(configuration.id.rawValue)")).encode() }
-        guard let c = clientConnections[r.client], c.isActive else { return }
+        // A client that does not read its replies gets no more (retransmissions would pile up).
+        guard let c = clientConnections[r.client], c.isActive, c.isWritable else { return }
         let env = core.reply(to: r, result: result, readOnly: readOnly)
         c.send(frames: [PBFTCodec.encode(env)], type: .pbft, into: &outbound)
     }
@@ -273,10 +330,12 @@ final class BFTLoop: @unchecked Sendable {
         var w = ByteWriter(capacity: data.count + 8)
         w.u64(index.rawValue)
         w.raw(data)
-        // The soft limit keeps the state well below this; past it the state could not be
-        // transferred to a replica that needs it, so stop rather than go on unrecoverable.
-        guard w.bytes.count <= PBFTLimits.stateBytesMax - 4096 else {
-            throw StoreError.corrupt("BFT state of \(w.bytes.count) bytes exceeds what one state transfer carries (\(PBFTLimits.stateBytesMax))")
+        // The soft limit keeps the state well below this (the estimate bounds each write's
+        // growth); past it, a replica that needs this checkpoint could not receive it. Say so,
+        // but keep serving: stopping every correct replica at once would be worse.
+        if w.bytes.count > PBFTLimits.stateBytesMax - (1 << 20) {
+            logger.critical("BFT state exceeds what one state transfer carries; a replica that falls behind cannot catch up until it shrinks",
+                            metadata: ["bytes": "\(w.bytes.count)", "limit": "\(PBFTLimits.stateBytesMax)"])
         }
         stateBytesAtCheckpoint = w.bytes.count
         writtenSinceCheckpoint = 0

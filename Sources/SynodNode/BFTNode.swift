@@ -35,11 +35,11 @@ public final class BFTNode: @unchecked Sendable {
     /// Starts a replica: empties its working directory, binds its ports, starts its loop.
     public static func start(_ configuration: BFTConfiguration, logger: Logger = Logger(label: "synod-bft")) async throws -> BFTNode {
         try configuration.validate()
-        let fm = FileManager.default
-        if fm.fileExists(atPath: configuration.dataDirectory) {
-            for name in try fm.contentsOfDirectory(atPath: configuration.dataDirectory) {
-                try fm.removeItem(atPath: configuration.dataDirectory + "/" + name)
-            }
+        var configuration = configuration
+        configuration.amnesia = try BFTPromises.prepareDirectory(configuration.dataDirectory)
+        if let a = configuration.amnesia {
+            logger.notice("restarted without protocol state: voting again from the next view, and in view changes once past the sequence numbers it may have voted on (if every replica restarted, the cluster's data is gone: start them all on empty directories)",
+                          metadata: ["view_through": "\(a.viewThrough.rawValue)", "sequence_through": "\(a.sequenceThrough.rawValue)"])
         }
         var options = LMDBOptions()
         options.unsafeNoSync = true // a working copy, rebuilt by state transfer after a restart (above)

@@ -16,6 +16,25 @@ public struct PBFTBugs: OptionSet, Sendable, Hashable {
     public static let skipViewChangeSignatureCheck = PBFTBugs(rawValue: 1 << 3)
 }
 
+/// What a replica that restarted without its protocol state may have voted for before: every
+/// PRE-PREPARE, PREPARE and COMMIT it sent was in a view ≤ `viewThrough` and for a sequence
+/// number ≤ `sequenceThrough` (the shell keeps both durable, raised before it sends past them).
+///
+/// Such a replica must not contradict what it forgot: it sends normal-case messages only in
+/// views above `viewThrough` (a (view, sequence) pair it never voted in), and VIEW-CHANGE or
+/// NEW-VIEW only for views above `viewThrough` once its stable checkpoint has reached
+/// `sequenceThrough` — after that, no prepared certificate it may have held is above its
+/// checkpoint, so a view change it joins cannot lose one (the paper's safety argument needs every
+/// correct replica in a view-change quorum to report what it prepared).
+public struct PBFTAmnesia: Sendable, Hashable {
+    public var sequenceThrough: SequenceNumber
+    public var viewThrough: View
+    public init(sequenceThrough: SequenceNumber, viewThrough: View) {
+        self.sequenceThrough = sequenceThrough
+        self.viewThrough = viewThrough
+    }
+}
+
 /// Static configuration of one replica. Every limit is named here.
 public struct PBFTConfig: Sendable {
     public var id: NodeID
@@ -46,6 +65,8 @@ public struct PBFTConfig: Sendable {
     public var statusIntervalTicks: Int = 8
     /// Most read-only requests deferred at once.
     public var deferredReadsMax: Int = 64
+    /// Set when the replica restarted without its protocol state (see `PBFTAmnesia`).
+    public var amnesia: PBFTAmnesia?
     /// Test-only bugs.
     public var bugs: PBFTBugs = []
 

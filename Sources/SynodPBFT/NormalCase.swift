@@ -33,6 +33,12 @@ struct PendingRequest: Sendable {
 
 // Pre-prepare, prepare, commit and in-order execution (paper §4.2).
 extension PBFTReplica {
+    /// True if `r` carries its client's valid signature (remembered: the check when the request
+    /// is stepped or ordered is then free). For a shell that must trust a request before routing.
+    public mutating func authenticates(_ r: Request) -> Bool {
+        verify(r.signature, of: r.signedBytes, by: .client(r.client))
+    }
+
     mutating func handleRequest(_ r: Request, fromClient: Bool) {
         guard r.operation.count <= PBFTLimits.operationBytesMax,
               verify(r.signature, of: r.signedBytes, by: .client(r.client)) else { return }

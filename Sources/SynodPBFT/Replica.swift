@@ -62,6 +62,12 @@ public struct PBFTReplica: Sendable {
     var resendOut: [Request] = []
     var installOut: StateToInstall?
 
+    /// What this replica may have voted for before a restart that lost it (nil: nothing
+    /// forgotten, or no longer relevant). See `PBFTAmnesia`.
+    public internal(set) var amnesia: PBFTAmnesia?
+    /// Messages withheld because of `amnesia`, for tests and logs.
+    public internal(set) var withheldMessages = 0
+
     /// Set when the core detects something that must never happen to a correct replica.
     public internal(set) var invariantViolation: String?
     /// Counters for traces and tests.
@@ -75,6 +81,7 @@ public struct PBFTReplica: Sendable {
         self.crypto = crypto
         timeoutTicks = config.viewChangeTimeoutTicks
         newViewTimeoutTicks = config.viewChangeTimeoutTicks
+        amnesia = config.amnesia
     }
 
     public var id: NodeID { config.id }
@@ -180,9 +187,32 @@ public struct PBFTReplica: Sendable {
 
     mutating func send(_ m: PBFTMessage, to replica: NodeID) {
         guard replica != config.id else { return }
+        if amnesia != nil && !mayVote(m) {
+            withheldMessages += 1
+            return
+        }
         let to = Principal.replica(replica)
         let mac = m.isMACed ? crypto.mac(m.signedBytes, to: to) : []
         outbox.append(PBFTEnvelope(from: .replica(config.id), to: to, message: m, mac: mac))
+    }
+
+    /// Whether a replica with `amnesia` may send `m` (see `PBFTAmnesia`); clears the amnesia once
+    /// nothing it forgot can matter any more.
+    mutating func mayVote(_ m: PBFTMessage) -> Bool {
+        guard let a = amnesia else { return true }
+        let caughtUp = lowWatermark >= a.sequenceThrough
+        if caughtUp && view > a.viewThrough {
+            amnesia = nil
+            return true
+        }
+        switch m {
+        case let .prePrepare(x): return x.view > a.viewThrough
+        case let .prepare(x): return x.view > a.viewThrough
+        case let .commit(x): return x.view > a.viewThrough
+        case let .viewChange(x): return caughtUp && x.newView > a.viewThrough
+        case let .newView(x): return caughtUp && x.view > a.viewThrough
+        default: return true
+        }
     }
 
     mutating func broadcast(_ m: PBFTMessage) {

@@ -36,6 +36,13 @@ struct DevCommand: AsyncParsableCommand {
             var keygen = try BFTKeygenCommand.parse(["--replicas", "\(nodes)", "--clients", "16", "--out", keys])
             try keygen.run()
         }
+        if mode == "bft" {
+            // BFT replicas keep no state across a restart of every replica at once (docs/PBFT.md):
+            // a dev cluster starts empty each time.
+            for n in 1...nodes where FileManager.default.fileExists(atPath: "\(data)/n\(n)") {
+                try FileManager.default.removeItem(atPath: "\(data)/n\(n)")
+            }
+        }
         var children: [Process] = []
         for n in 1...nodes {
             let p = Process()

@@ -196,3 +196,40 @@ struct CheckpointAndViewChangeTests {
         #expect(!c.replicas[1].isViewActive || c.replicas[1].view == .zero)
     }
 }
+
+/// A replica restarted without its protocol state (`PBFTAmnesia`) must not contradict votes it
+/// forgot: no normal-case vote in a view it may have voted in, no view change before its stable
+/// checkpoint passes what it may have prepared; it votes again after both.
+@Suite("pBFT restart without protocol state")
+struct AmnesiaTests {
+    static func votes(_ sent: [PBFTEnvelope], from id: UInt64) -> [PBFTMessage] {
+        sent.filter { $0.from == .replica(NodeID(id)) }.map(\.message).filter {
+            switch $0 {
+            case .prePrepare, .prepare, .commit, .viewChange, .newView: return true
+            default: return false
+            }
+        }
+    }
+
+    @Test("withholds votes in views it may have voted in; votes again from the next view once caught up")
+    func withholdsThenRejoins() {
+        var c = Cluster { cfg in
+            cfg.checkpointInterval = 2
+            cfg.logWindow = 4
+            cfg.viewChangeTimeoutTicks = 6
+            if cfg.id == NodeID(4) { cfg.amnesia = PBFTAmnesia(sequenceThrough: SequenceNumber(4), viewThrough: View(0)) }
+        }
+        CheckpointAndViewChangeTests.drive(&c, 8)
+        #expect(c.sequences(0).count == 8, "the three others still order requests")
+        #expect(Self.votes(c.sent, from: 4).isEmpty, "replica 4 voted in view 0, which it may have voted in before: \(Self.votes(c.sent, from: 4).map(\.kind))")
+        #expect(c.replicas[3].withheldMessages > 0)
+        // The primary fails: replica 4 (its checkpoint now past sequence 4) joins the view change
+        // and votes in view 1.
+        c.filter = without([1])
+        CheckpointAndViewChangeTests.drive(&c, 4, first: 40)
+        let later = Self.votes(c.sent, from: 4)
+        #expect(later.contains { if case .viewChange = $0 { return true } else { return false } })
+        #expect(later.contains { if case let .prepare(p) = $0 { return p.view > View(0) } else { return false } })
+        #expect(c.replicas[3].amnesia == nil)
+    }
+}
