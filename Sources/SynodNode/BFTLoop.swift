@@ -77,6 +77,7 @@ final class BFTLoop: @unchecked Sendable {
         config.viewChangeTimeoutTicks = configuration.viewChangeTimeoutTicks
         config.viewChangeTimeoutTicksMax = configuration.viewChangeTimeoutTicks * 16
         config.futureMessagesMax = 8192
+        config.futureBytesMax = 64 << 20
         config.stateFetchRetryTicks = 100
         config.statusIntervalTicks = 10
         config.deferredReadsMax = 4096

@@ -59,6 +59,8 @@ public struct PBFTConfig: Sendable {
     public var viewChangeTimeoutTicksMax: Int = 24 * 16
     /// Most messages of future views held back until the replica enters that view.
     public var futureMessagesMax: Int = 1024
+    /// Most bytes (requests included) of those held messages; each sender may use 1/n of both.
+    public var futureBytesMax: Int = 16 << 20
     /// Ticks before a state-transfer request is repeated (to another replica).
     public var stateFetchRetryTicks: Int = 10
     /// Ticks between STATUS multicasts (retransmission of what peers miss).

@@ -49,6 +49,8 @@ public struct PBFTReplica: Sendable {
     /// How long to wait for NEW-VIEW in the view being changed to.
     var newViewTimeoutTicks: Int
     var futureMessages: [PBFTEnvelope] = []
+    /// What each sender holds in `futureMessages`: messages and estimated bytes.
+    var futureHeld: [Principal: (count: Int, bytes: Int)] = [:]
     /// The NEW-VIEW this replica accepted or sent for the current view, to help late replicas.
     var lastNewView: NewView?
     var ticksSinceStatus = 0
@@ -90,6 +92,8 @@ public struct PBFTReplica: Sendable {
     /// H = h + L: no sequence number above this is accepted.
     public var highWatermark: SequenceNumber { lowWatermark.adding(config.logWindow) }
     public var pendingCount: Int { pending.count }
+    /// Messages of later views held until this replica enters their view, for tests of its bounds.
+    public var heldFutureMessages: Int { futureMessages.count }
     /// Sequence numbers with log state kept, for tests of garbage collection.
     public var slotCount: Int { slots.count }
     /// The digest certified by `stableProof`.
@@ -151,7 +155,16 @@ public struct PBFTReplica: Sendable {
     mutating func admit(_ env: PBFTEnvelope, view v: View) -> Bool {
         if v == view && isViewActive { return true }
         if v > view || (v == view && !isViewActive) {
-            if futureMessages.count < config.futureMessagesMax { futureMessages.append(env) }
+            // Held before their signatures are checked (they are checked in their view), so bounded
+            // per sender in count and bytes, and only a view-change horizon ahead: a faulty peer
+            // cannot fill memory or crowd out the others' messages.
+            guard v.rawValue - view.rawValue <= Self.viewChangeHorizon else { return false }
+            var size = 256
+            if case let .prePrepare(m) = env.message { size += m.requests.reduce(0) { $0 + $1.sizeBytes } }
+            let held = futureHeld[env.from] ?? (0, 0)
+            guard held.count < max(1, config.futureMessagesMax / config.n), held.bytes + size <= config.futureBytesMax / config.n else { return false }
+            futureHeld[env.from] = (held.count + 1, held.bytes + size)
+            futureMessages.append(env)
         }
         return false
     }

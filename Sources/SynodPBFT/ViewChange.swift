@@ -210,6 +210,7 @@ extension PBFTReplica {
         }
         let held = futureMessages
         futureMessages = []
+        futureHeld = [:]
         for env in held {
             switch env.message {
             case let .prePrepare(m) where m.view >= view: step(env)

@@ -233,3 +233,26 @@ struct AmnesiaTests {
         #expect(c.replicas[3].amnesia == nil)
     }
 }
+
+@Suite("pBFT bounds on messages of later views")
+struct FutureMessageBoundsTests {
+    @Test("one sender flooding later-view messages gets its share only; beyond the horizon nothing is held")
+    func floodIsBounded() {
+        let c = Cluster()
+        var r = c.replicas[1]
+        // Replica 3 sends 5,000 (unsigned: they would be checked in their view) pre-prepares for view 5.
+        for n in 1...5000 {
+            let pp = PrePrepare(view: View(5), sequence: SequenceNumber(UInt64(n)), digest: Digest([1]), requests: [], primary: NodeID(2))
+            r.step(PBFTEnvelope(from: .replica(NodeID(3)), to: .replica(NodeID(2)), message: .prePrepare(pp)))
+        }
+        #expect(r.heldFutureMessages == 1024 / 4)
+        // Another sender still gets its share.
+        let p = Prepare(view: View(5), sequence: SequenceNumber(1), digest: Digest([1]), replica: NodeID(4))
+        r.step(PBFTEnvelope(from: .replica(NodeID(4)), to: .replica(NodeID(2)), message: .prepare(p)))
+        #expect(r.heldFutureMessages == 1024 / 4 + 1)
+        // Past the view-change horizon nothing is held.
+        let far = Prepare(view: View(1_000_000), sequence: SequenceNumber(1), digest: Digest([1]), replica: NodeID(1))
+        r.step(PBFTEnvelope(from: .replica(NodeID(1)), to: .replica(NodeID(2)), message: .prepare(far)))
+        #expect(r.heldFutureMessages == 1024 / 4 + 1)
+    }
+}
