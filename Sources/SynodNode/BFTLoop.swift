@@ -119,6 +119,8 @@ final class BFTLoop: @unchecked Sendable {
             case let .pbftClient(bytes, c): stepClient(bytes, c)
             case let .connectionClosed(c):
                 clientConnections = clientConnections.filter { $0.value != c }
+            case let .request(r, c):
+                c.send([ClientResponse(id: r.id, status: .ok, body: status().encode())], into: &outbound)
             default: break
             }
         }
@@ -132,6 +134,15 @@ final class BFTLoop: @unchecked Sendable {
             lastView = core.view
             logger.notice("view changed", metadata: ["view": "\(core.view.rawValue)", "primary": "\(core.primary.rawValue)"])
         }
+    }
+
+    /// What `synod status` shows for a BFT replica: its role, the view as the term, the primary
+    /// as the leader, the last executed sequence number as commit and applied.
+    func status() -> NodeStatus {
+        let role = !core.isViewActive ? "bft-view-change" : core.isPrimary ? "bft-primary" : "bft-backup"
+        return NodeStatus(id: configuration.id, clientAddress: "\(configuration.clientAddress.host):\(configuration.clientAddress.port)", role: role,
+                          term: core.view.rawValue, leader: core.primary, commit: core.lastExecuted.rawValue, applied: core.lastExecuted.rawValue,
+                          lastIndex: core.lowWatermark.rawValue, revision: sm.revision, voters: core.config.replicas, learners: [])
     }
 
     /// A peer's envelope: it must name the link's replica as its sender (the core then checks the

@@ -115,8 +115,10 @@ final class BFTInboxDelegate: PeerTransportDelegate, ClientService, Sendable {
     }
 
     func handle(_ request: ClientRequest, from connection: ClientConnection) {
+        // `status` is informational (one replica's word, unauthenticated), for operators.
+        if case .status = request.body, inbox.put(.request(request, connection)) { return }
         connection.send(ClientResponse(id: request.id, status: .badRequest,
-                                       message: "this node runs BFT mode: use a BFT client (synod --mode bft, SynodBFTClient)"))
+                                       message: "this node runs BFT mode: use a BFT client (synod bft ..., SynodBFTClient)"))
     }
 
     func handlePBFT(_ bytes: [UInt8], from connection: ClientConnection) -> Bool {

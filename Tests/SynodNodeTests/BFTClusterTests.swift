@@ -55,6 +55,9 @@ struct BFTClusterTests {
         #expect(missing == 1 && err.contains("key not found"))
         let (wrong, _, wrongErr) = try runSynod(["bft", "get", "greeting", "--key-file", cluster.directory + "/keys/replica-1.key"], environment: env)
         #expect(wrong != 0 && wrongErr.contains("not of a client"))
+        // `synod status` shows each replica's role, view and progress.
+        let (ss, status, _) = try runSynod(["--endpoints", cluster.endpointsText, "status", "-w", "json"])
+        #expect(ss == 0 && status.contains("\"role\":\"bft-primary\"") && status.contains("\"role\":\"bft-backup\""), "\(status)")
         // A Raft client talking to a BFT replica gets a clear refusal, not a hang.
         let (raft, _, raftErr) = try runSynod(["--endpoints", cluster.endpointsText, "--timeout", "2", "get", "greeting"])
         #expect(raft != 0 && raftErr.contains("BFT mode"), "\(raftErr)")
