@@ -7,11 +7,13 @@ struct DevCommand: AsyncParsableCommand {
 
     @Option(help: "Number of nodes (1...7; default 3, or 4 with --mode bft).") var nodes: Int?
     @Option(help: "raft, or bft (pBFT replicas; keys generated into DATA/keys).") var mode: String = "raft"
-    @Option(help: "Data directory; node N uses DATA/nN.") var data: String = "./data"
+    @Option(name: .customLong("data"), help: "Data directory; node N uses DATA/nN (default ./data, ./data-bft with --mode bft).") var dataOption: String?
     @Option(help: "First client port; node N listens on PORT+N-1.") var clientPort: Int = 7001
     @Option(help: "First peer port; node N listens on PORT+N-1.") var peerPort: Int = 7101
     @Flag(name: .customLong("unsafe-no-fsync"), help: "UNSAFE: start the nodes without fsync (benchmarks only).") var unsafeNoFsync = false
     @Option(help: "Extra arguments for every `synod serve` (quoted).") var serveArgs: String = ""
+
+    var data: String { dataOption ?? (mode == "bft" ? "./data-bft" : "./data") }
 
     var count: Int { nodes ?? (mode == "bft" ? 4 : 3) }
 
@@ -40,6 +42,9 @@ struct DevCommand: AsyncParsableCommand {
             // BFT replicas keep no state across a restart of every replica at once (docs/PBFT.md):
             // a dev cluster starts empty each time.
             for n in 1...nodes where FileManager.default.fileExists(atPath: "\(data)/n\(n)") {
+                guard FileManager.default.fileExists(atPath: "\(data)/n\(n)/BFT_REPLICA") else {
+                    throw fail("\(data)/n\(n) is not a BFT replica's directory; give another --data", status: 1)
+                }
                 try FileManager.default.removeItem(atPath: "\(data)/n\(n)")
             }
         }
