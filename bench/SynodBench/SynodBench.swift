@@ -21,7 +21,7 @@ struct SynodBench: AsyncParsableCommand {
     @Option(help: "Key size in bytes.") var keySize: Int = 8
     @Option(help: "Value size in bytes.") var valueSize: Int = 256
     @Option(help: "sequential or random keys.") var keys: String = "sequential"
-    @Option(help: "Distinct keys.") var keySpace: Int = 100_000
+    @Option(name: .customLong("key-space"), help: "Distinct keys (default 100,000; 1,000 with --mode bft, whose state is bounded at 12 MiB).") var keySpaceOption: Int?
     @Option(help: "Seconds to measure (default 10 unless --total).") var duration: Double?
     @Option(help: "Operations to measure instead of a duration.") var total: Int?
     @Option(help: "Seconds of unmeasured warm-up.") var warmup: Double = 1
@@ -56,6 +56,8 @@ struct SynodBench: AsyncParsableCommand {
         if let conns { guard (1...10_000).contains(conns) else { throw ValidationError("--conns must be 1...10000") } }
         if sweep != nil { _ = try sweepValues() }
     }
+
+    var keySpace: Int { keySpaceOption ?? (mode == "bft" ? 1_000 : 100_000) }
 
     var nodeCount: Int { nodes ?? (mode == "bft" ? 4 : 3) }
 
