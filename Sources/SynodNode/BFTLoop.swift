@@ -27,11 +27,6 @@ final class BFTLoop: @unchecked Sendable {
     /// The connection each client's newest authenticated request came on: where its replies go.
     /// Bounded by the clients the key file names.
     var clientConnections: [ClientID: ClientConnection] = [:]
-    /// The last reply sent to each client, for retransmitted requests (`replyResends`). Bounded
-    /// by the clients the key files name (unknown clients never get a request executed). Not
-    /// part of the checkpoint: after a state transfer this replica resends nothing for requests
-    /// it did not execute itself (the others do).
-    var lastReplies: [ClientID: (timestamp: UInt64, result: [UInt8])] = [:]
     var outbound = OutboundWrites()
     var nextTick: Double = 0
     var tickTask: RepeatedTask?
@@ -195,7 +190,8 @@ final class BFTLoop: @unchecked Sendable {
             if !segment.isEmpty { try execute(segment) }
             for r in rd.readOnly { reply(r, result: read(r), readOnly: true) }
             for r in rd.replyResends {
-                if let last = lastReplies[r.client], last.timestamp == r.timestamp { reply(r, result: last.result, readOnly: false, remember: false) }
+                // From the session table: replicated state, so right after a state transfer too.
+                if let cached = try? sm.kv.cachedResponse(client: r.client.rawValue, sequence: r.timestamp) { reply(r, result: cached, readOnly: false) }
             }
             core.advance(rd)
             for (n, state) in checkpoints { core.checkpointTaken(n, state: state) }
@@ -325,8 +321,7 @@ final class BFTLoop: @unchecked Sendable {
         return bytes
     }
 
-    func reply(_ r: Request, result: [UInt8], readOnly: Bool, remember: Bool = true) {
-        if remember && !readOnly { lastReplies[r.client] = (r.timestamp, result) }
+    func reply(_ r: Request, result: [UInt8], readOnly: Bool) {
         var result = result
         if configuration.testingCorruptReplies { result = Response.failure(.invalidRequest("a lie from replica \(configuration.id.rawValue)")).encode() }
         // A client that does not read its replies gets no more (retransmissions would pile up).
@@ -359,7 +354,6 @@ final class BFTLoop: @unchecked Sendable {
         var r = ByteReader(s.state)
         let index = LogIndex(try r.u64("applied index"))
         try sm.install(r.rest(), at: index)
-        lastReplies = [:]
         stateBytesAtCheckpoint = s.state.count
         writtenSinceCheckpoint = 0
         logger.notice("installed state by state transfer", metadata: ["sequence": "\(s.sequence.rawValue)", "bytes": "\(s.state.count)"])

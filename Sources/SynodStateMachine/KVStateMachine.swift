@@ -170,6 +170,19 @@ public final class KVStateMachine {
     }
 
     /// One lease and its keys, or nil if it does not exist.
+    /// The response the session table cached for `client`'s command `sequence`, if that is the
+    /// client's last applied command and its response was small enough to cache. Lets a replica
+    /// answer a retransmission without applying anything (the table is replicated state, so it
+    /// survives snapshots and state transfer).
+    public func cachedResponse(client: UInt64, sequence: UInt64) throws -> [UInt8]? {
+        try store.read { r throws -> [UInt8]? in
+            guard let bytes = try r.get(Tables.sessions, LayoutKeys.sessionKey(client)) else { return nil }
+            let rec: StoredSession
+            do throws(DecodeError) { rec = try StoredSession.decode(bytes) } catch { throw corrupt(Tables.sessions, error) }
+            return rec.sequence == sequence ? rec.response : nil
+        }
+    }
+
     public func lease(_ id: LeaseID) throws -> LeaseInfo? {
         try store.read { r throws -> LeaseInfo? in
             guard let bytes = try r.get(Tables.leases, LayoutKeys.leaseKey(id)) else { return nil }
