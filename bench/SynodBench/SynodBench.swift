@@ -13,6 +13,7 @@ struct SynodBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "synod-bench", abstract: "Measure a Synod cluster's throughput and latency.")
 
     @Option(help: "Nodes of the cluster to start (1...7; default 3, 4 with --mode bft); ignored with --endpoints.") var nodes: Int?
+    @Option(name: .customLong("bft-keys"), help: "BFT mode with --endpoints: the directory of the cluster's key files (client-1.key ... client-N.key).") var bftKeys: String?
     @Option(help: "Consensus mode of the started cluster: raft, or bft (pBFT, 3f+1 replicas, one signed request in flight per client).") var mode: String = "raft"
     @Option(help: "Drive an existing cluster at these client addresses instead of starting one.") var endpoints: String?
     @Option(help: "put, get, mixed, txn or watch.") var workload: String = "put"
@@ -41,7 +42,7 @@ struct SynodBench: AsyncParsableCommand {
         guard ["raft", "bft"].contains(mode) else { throw ValidationError("--mode must be raft or bft") }
         if mode == "bft" {
             guard nodeCount >= 4 else { throw ValidationError("--mode bft needs at least 4 nodes (3f+1)") }
-            guard endpoints == nil else { throw ValidationError("--mode bft starts its own cluster (it generates the keys); drop --endpoints") }
+            guard (endpoints == nil) == (bftKeys == nil) else { throw ValidationError("--mode bft with --endpoints needs --bft-keys DIR (the cluster's `synod bft keygen` output), and only then") }
             guard workload != "watch" else { throw ValidationError("--mode bft: watch is not served in BFT mode yet") }
             guard clients <= 2_000 else { throw ValidationError("--mode bft: at most 2000 clients (one key file and four connections each)") }
         }
@@ -93,7 +94,7 @@ struct SynodBench: AsyncParsableCommand {
         for c in try sweepValues() {
             let s = spec(clients: c)
             if mode == "bft" {
-                let r = try await runBFTWorkload(s, endpoints: eps, keyDirectory: cluster!.keyDirectory, pids: cluster!.pids, live: output == "table")
+                let r = try await runBFTWorkload(s, endpoints: eps, keyDirectory: bftKeys ?? cluster!.keyDirectory, pids: cluster?.pids ?? [], live: output == "table")
                 results.append(r)
                 if output == "table" { printTable([r], load: loadBefore) }
                 continue
