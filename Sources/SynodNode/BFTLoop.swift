@@ -33,6 +33,8 @@ final class BFTLoop: @unchecked Sendable {
     var onStop: (@Sendable () -> Void)?
     var stopped = false
     var lastView: View = .zero
+    /// True until a restarted replica's amnesia has cleared (logged once, for operators).
+    var recovering: Bool
     /// The durable promise record as last written (see `BFTPromises`).
     var promised: (sequence: SequenceNumber, view: View)
     /// Bytes of the shell state at the newest checkpoint, and write payload bytes executed since:
@@ -78,6 +80,7 @@ final class BFTLoop: @unchecked Sendable {
         config.deferredReadsMax = 4096
         config.amnesia = configuration.amnesia
         promised = BFTPromises.read(in: configuration.dataDirectory) ?? (.zero, .zero)
+        recovering = configuration.amnesia != nil
         let crypto = Ed25519HMACAuthenticator(principal: .replica(configuration.id), keys: configuration.keys)
         core = PBFTReplica(config: config, crypto: crypto)
     }
@@ -125,6 +128,11 @@ final class BFTLoop: @unchecked Sendable {
         }
         outbound.flush()
         if let v = core.invariantViolation { logger.critical("pBFT invariant violated", metadata: ["why": "\(v)"]) }
+        if recovering && core.amnesia == nil {
+            recovering = false
+            logger.notice("voting again: past every view and sequence number it may have voted on before the restart",
+                          metadata: ["view": "\(core.view.rawValue)", "stable": "\(core.lowWatermark.rawValue)"])
+        }
         if core.view != lastView {
             lastView = core.view
             logger.notice("view changed", metadata: ["view": "\(core.view.rawValue)", "primary": "\(core.primary.rawValue)"])

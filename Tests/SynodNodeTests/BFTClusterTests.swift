@@ -124,6 +124,12 @@ struct BFTClusterTests {
         let strict = try cluster.bftClient(2, group: group, writeReplies: 3)
         #expect(try await strict.get(b("big\(stored - 1)"))?.value == big)
         await strict.close()
+        var voting = false
+        for _ in 0..<50 where !voting {
+            voting = cluster.log(2).contains("voting again")
+            if !voting { try await Task.sleep(nanoseconds: 100_000_000) }
+        }
+        #expect(voting, "replica 2 answered through 2f+1 but never logged that it votes again")
         await client.close()
         try await group.shutdownGracefully()
     }
