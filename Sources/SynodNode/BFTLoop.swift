@@ -142,7 +142,7 @@ final class BFTLoop: @unchecked Sendable {
     /// What `synod status` shows for a BFT replica: its role, the view as the term, the primary
     /// as the leader, the last executed sequence number as commit and applied.
     func status() -> NodeStatus {
-        let role = !core.isViewActive ? "bft-view-change" : core.isPrimary ? "bft-primary" : "bft-backup"
+        let role = core.amnesia != nil ? "bft-recovering" : !core.isViewActive ? "bft-view-change" : core.isPrimary ? "bft-primary" : "bft-backup"
         return NodeStatus(id: configuration.id, clientAddress: "\(configuration.clientAddress.host):\(configuration.clientAddress.port)", role: role,
                           term: core.view.rawValue, leader: core.primary, commit: core.lastExecuted.rawValue, applied: core.lastExecuted.rawValue,
                           lastIndex: core.lowWatermark.rawValue, revision: sm.revision, voters: core.config.replicas, learners: [])

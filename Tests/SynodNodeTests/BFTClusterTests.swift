@@ -116,6 +116,12 @@ struct BFTClusterTests {
         for n in 1...4 { #expect(cluster.isRunning(n), "replica \(n) died: \(cluster.log(n).suffix(400))") }
         cluster.kill(2)
         try cluster.start(2)
+        var recovering = false
+        for _ in 0..<50 where !recovering {
+            recovering = (try? runSynod(["--endpoints", cluster.endpoints[1].description, "status", "-w", "json"]))?.1.contains("bft-recovering") == true
+            if !recovering { try await Task.sleep(nanoseconds: 100_000_000) }
+        }
+        #expect(recovering, "a restarted replica should report bft-recovering")
         // The restarted replica votes again from the next view, once the others have moved a log
         // window past what it may have voted on: some progress, then the primary fails.
         for i in 0..<60 { _ = try await client.delete(b("missing\(i)")) }
