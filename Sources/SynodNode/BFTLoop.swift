@@ -27,6 +27,9 @@ final class BFTLoop: @unchecked Sendable {
     /// The connection each client's newest authenticated request came on: where its replies go.
     /// Bounded by the clients the key file names.
     var clientConnections: [ClientID: ClientConnection] = [:]
+    /// The last ordered reply sent to each client: resends of what the session table does not
+    /// cache (ordered reads, refusals). Bounded by the clients the key file names.
+    var lastReplies: [ClientID: (timestamp: UInt64, result: [UInt8])] = [:]
     var outbound = OutboundWrites()
     var nextTick: Double = 0
     var tickTask: RepeatedTask?
@@ -198,8 +201,13 @@ final class BFTLoop: @unchecked Sendable {
             if !segment.isEmpty { try execute(segment) }
             for r in rd.readOnly { reply(r, result: read(r), readOnly: true) }
             for r in rd.replyResends {
-                // From the session table: replicated state, so right after a state transfer too.
-                if let cached = try? sm.kv.cachedResponse(client: r.client.rawValue, sequence: r.timestamp) { reply(r, result: cached, readOnly: false) }
+                // From the session table (replicated: right after a state transfer too), else from
+                // the last reply this replica sent that client (ordered reads, refusals).
+                if let cached = try? sm.kv.cachedResponse(client: r.client.rawValue, sequence: r.timestamp) {
+                    reply(r, result: cached, readOnly: false)
+                } else if let last = lastReplies[r.client], last.timestamp == r.timestamp {
+                    reply(r, result: last.result, readOnly: false)
+                }
             }
             core.advance(rd)
             for (n, state) in checkpoints { core.checkpointTaken(n, state: state) }
@@ -220,8 +228,9 @@ final class BFTLoop: @unchecked Sendable {
             }
         }
         guard seq > promised.sequence || view > promised.view else { return }
-        // A window ahead, so the record is written about once per window, not per batch.
-        let next = (sequence: seq > promised.sequence ? seq.adding(core.config.logWindow) : promised.sequence, view: view)
+        // A checkpoint interval ahead, so the record is written about once per interval, not per
+        // batch (the slack is how far a restarted replica waits before voting in the same view).
+        let next = (sequence: seq > promised.sequence ? seq.adding(core.config.checkpointInterval) : promised.sequence, view: view)
         try BFTPromises.write(sequence: next.sequence, view: next.view, in: configuration.dataDirectory)
         promised = next
     }
@@ -263,6 +272,9 @@ final class BFTLoop: @unchecked Sendable {
         case let .write(bytes)?:
             guard var envelope = try? CommandEnvelope.decode(bytes) else {
                 return Response.failure(.malformedCommand("not a command envelope")).encode()
+            }
+            if case .leaseExpire = envelope.command {
+                return Response.failure(.invalidRequest("lease expiry is not a client command")).encode()
             }
             guard envelope.session == nil else {
                 return Response.failure(.invalidRequest("BFT mode sets the session itself (client id, timestamp)")).encode()
@@ -330,6 +342,7 @@ final class BFTLoop: @unchecked Sendable {
     }
 
     func reply(_ r: Request, result: [UInt8], readOnly: Bool) {
+        if !readOnly { lastReplies[r.client] = (r.timestamp, result) }
         var result = result
         if configuration.testingCorruptReplies { result = Response.failure(.invalidRequest("a lie from replica \(configuration.id.rawValue)")).encode() }
         // A client that does not read its replies gets no more (retransmissions would pile up).

@@ -23,10 +23,12 @@ enum BFTPromises {
     static func prepareDirectory(_ directory: String) throws -> PBFTAmnesia? {
         let fm = FileManager.default
         try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let names = try fm.contentsOfDirectory(atPath: directory)
+        let names = try fm.contentsOfDirectory(atPath: directory).filter { $0 != "BFT_LOCK" }
+        try lock(directory)
         if names.isEmpty {
             try write(sequence: .zero, view: .zero, in: directory)
             try Data().write(to: URL(fileURLWithPath: directory + "/" + marker))
+            try syncDirectory(directory)
             return nil
         }
         guard names.contains(marker) else {
@@ -63,7 +65,27 @@ enum BFTPromises {
         guard ok, rename(tmp, directory + "/" + file) == 0 else {
             throw StoreError.system(operation: "write", path: directory + "/" + file, errno: errno, message: String(cString: strerror(errno)))
         }
+        try syncDirectory(directory)
+    }
+
+    /// Makes a rename or a new file in `directory` durable; an error is thrown, not ignored (the
+    /// caller sends votes only after this).
+    static func syncDirectory(_ directory: String) throws {
         let dfd = open(directory, O_RDONLY)
-        if dfd >= 0 { _ = fsync(dfd); close(dfd) }
+        guard dfd >= 0 else { throw StoreError.system(operation: "open", path: directory, errno: errno, message: String(cString: strerror(errno))) }
+        defer { close(dfd) }
+        guard fsync(dfd) == 0 else { throw StoreError.system(operation: "fsync", path: directory, errno: errno, message: String(cString: strerror(errno))) }
+    }
+
+    /// Holds an exclusive lock on the directory for the life of the process: a second replica
+    /// started on it would empty the first one's working copy and vote with the same keys.
+    static func lock(_ directory: String) throws {
+        let fd = open(directory + "/BFT_LOCK", O_RDWR | O_CREAT, 0o600)
+        guard fd >= 0 else { throw StoreError.system(operation: "open", path: directory + "/BFT_LOCK", errno: errno, message: String(cString: strerror(errno))) }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw ConfigurationError.invalid("another replica is running on \(directory)")
+        }
+        // Deliberately never closed: the lock lasts as long as the process.
     }
 }

@@ -20,8 +20,8 @@ public struct PBFTBugs: OptionSet, Sendable, Hashable {
 /// PRE-PREPARE, PREPARE and COMMIT it sent was in a view ≤ `viewThrough` and for a sequence
 /// number ≤ `sequenceThrough` (the shell keeps both durable, raised before it sends past them).
 ///
-/// Such a replica must not contradict what it forgot: it sends normal-case messages only in
-/// views above `viewThrough` (a (view, sequence) pair it never voted in), and VIEW-CHANGE or
+/// Such a replica must not contradict what it forgot: it sends normal-case messages only for a
+/// (view, sequence) pair above one of the bounds (a pair it never voted on), and VIEW-CHANGE or
 /// NEW-VIEW only for views above `viewThrough` once its stable checkpoint has reached
 /// `sequenceThrough` — after that, no prepared certificate it may have held is above its
 /// checkpoint, so a view change it joins cannot lose one (the paper's safety argument needs every

@@ -216,12 +216,18 @@ public struct PBFTReplica: Sendable {
         let caughtUp = lowWatermark >= a.sequenceThrough
         if caughtUp && view > a.viewThrough {
             amnesia = nil
+            // A VIEW-CHANGE or NEW-VIEW built while votes were withheld was never sent and may
+            // lack what the replica forgot: forget it, so the next view change builds afresh.
+            let me = config.id
+            for v in Array(viewChanges.keys) { viewChanges[v]?[me] = nil }
+            if let nv = lastNewView, nv.primary == me { lastNewView = nil }
             return true
         }
+        // A (view, sequence) pair above either bound was never voted on before the restart.
         switch m {
-        case let .prePrepare(x): return x.view > a.viewThrough
-        case let .prepare(x): return x.view > a.viewThrough
-        case let .commit(x): return x.view > a.viewThrough
+        case let .prePrepare(x): return x.view > a.viewThrough || x.sequence > a.sequenceThrough
+        case let .prepare(x): return x.view > a.viewThrough || x.sequence > a.sequenceThrough
+        case let .commit(x): return x.view > a.viewThrough || x.sequence > a.sequenceThrough
         case let .viewChange(x): return caughtUp && x.newView > a.viewThrough
         case let .newView(x): return caughtUp && x.view > a.viewThrough
         default: return true

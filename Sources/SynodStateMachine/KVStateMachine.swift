@@ -169,7 +169,6 @@ public final class KVStateMachine {
         }
     }
 
-    /// One lease and its keys, or nil if it does not exist.
     /// The response the session table cached for `client`'s command `sequence`, if that is the
     /// client's last applied command and its response was small enough to cache. Lets a replica
     /// answer a retransmission without applying anything (the table is replicated state, so it
@@ -183,6 +182,7 @@ public final class KVStateMachine {
         }
     }
 
+    /// One lease and its keys, or nil if it does not exist.
     public func lease(_ id: LeaseID) throws -> LeaseInfo? {
         try store.read { r throws -> LeaseInfo? in
             guard let bytes = try r.get(Tables.leases, LayoutKeys.leaseKey(id)) else { return nil }
