@@ -208,9 +208,7 @@ public final class SynodBFTClient: @unchecked Sendable {
     }
 
     func write(_ frames: [[UInt8]], to ch: any Channel) {
-        var buffer = ch.allocator.buffer(capacity: frames.reduce(0) { $0 + $1.count + WireProtocol.headerBytes })
-        for f in frames { buffer.writeFrame(.pbft) { $0.writeBytes(f) } }
-        ch.writeAndFlush(buffer, promise: nil)
+        ch.writeAndFlush(ch.allocator.frames(.pbft, frames), promise: nil)
     }
 
     func connect(_ replica: NodeID) {

@@ -37,14 +37,14 @@ public enum PBFTKeyring {
         var w = ByteWriter(capacity: 4096)
         w.raw(magic)
         w.u8(version)
-        writePrincipal(principal, &w)
+        PBFTCodec.principal(principal, &w)
         w.raw(keys.signingKey.rawRepresentation)
         let pubs = keys.publicKeys.sorted { $0.key < $1.key }
         w.u32(UInt32(pubs.count))
-        for (p, k) in pubs { writePrincipal(p, &w); w.raw(k.rawRepresentation) }
+        for (p, k) in pubs { PBFTCodec.principal(p, &w); w.raw(k.rawRepresentation) }
         let macs = keys.macKeys.sorted { $0.key < $1.key }
         w.u32(UInt32(macs.count))
-        for (p, k) in macs { writePrincipal(p, &w); w.lengthPrefixed(k.withUnsafeBytes { Array($0) }) }
+        for (p, k) in macs { PBFTCodec.principal(p, &w); w.lengthPrefixed(k.withUnsafeBytes { Array($0) }) }
         return w.bytes
     }
 
@@ -54,7 +54,7 @@ public enum PBFTKeyring {
         guard try r.raw(magic.count, "key file magic") == magic else { throw .invalid("not a Synod key file") }
         let v = try r.u8("key file version")
         guard v == version else { throw .unknownValue(what: "key file version", value: UInt64(v)) }
-        let me = try readPrincipal(&r)
+        let me = try PBFTCodec.principal(&r)
         guard let signing = try? Curve25519.Signing.PrivateKey(rawRepresentation: try r.raw(32, "signing key")) else {
             throw .invalid("bad signing key")
         }
@@ -62,7 +62,7 @@ public enum PBFTKeyring {
         let n = Int(try r.u32("public key count"))
         guard n <= principalsMax else { throw .lengthTooLarge(what: "public keys", length: n, limit: principalsMax) }
         for _ in 0..<n {
-            let p = try readPrincipal(&r)
+            let p = try PBFTCodec.principal(&r)
             guard let k = try? Curve25519.Signing.PublicKey(rawRepresentation: try r.raw(32, "public key")) else { throw .invalid("bad public key of \(p)") }
             pubs[p] = k
         }
@@ -70,7 +70,7 @@ public enum PBFTKeyring {
         let m = Int(try r.u32("mac key count"))
         guard m <= principalsMax else { throw .lengthTooLarge(what: "mac keys", length: m, limit: principalsMax) }
         for _ in 0..<m {
-            let p = try readPrincipal(&r)
+            let p = try PBFTCodec.principal(&r)
             let k = try r.lengthPrefixed("mac key", limit: 64)
             guard k.count >= 16 else { throw .invalid("mac key of \(p) shorter than 16 bytes") }
             macs[p] = SymmetricKey(data: k)
@@ -87,23 +87,6 @@ public enum PBFTKeyring {
         switch p {
         case let .replica(id): return "replica-\(id.rawValue).key"
         case let .client(id): return "client-\(id.rawValue).key"
-        }
-    }
-
-    static func writePrincipal(_ p: Principal, _ w: inout ByteWriter) {
-        switch p {
-        case let .replica(id): w.u8(1); w.u64(id.rawValue)
-        case let .client(id): w.u8(2); w.u64(id.rawValue)
-        }
-    }
-
-    static func readPrincipal(_ r: inout ByteReader) throws(DecodeError) -> Principal {
-        let tag = try r.u8("principal kind")
-        let id = try r.u64("principal id")
-        switch tag {
-        case 1: return .replica(NodeID(id))
-        case 2: return .client(ClientID(id))
-        default: throw .unknownValue(what: "principal kind", value: UInt64(tag))
         }
     }
 }

@@ -31,7 +31,7 @@ final class BFTLoop: @unchecked Sendable {
     /// cache (ordered reads, refusals). Bounded by the clients the key file names.
     var lastReplies: [ClientID: (timestamp: UInt64, result: [UInt8])] = [:]
     var outbound = OutboundWrites()
-    var nextTick: Double = 0
+    var clock = TickClock(millis: 10, now: 0)
     var tickTask: RepeatedTask?
     var onStop: (@Sendable () -> Void)?
     var stopped = false
@@ -89,25 +89,15 @@ final class BFTLoop: @unchecked Sendable {
     }
 
     func start(on eventLoop: any EventLoop, onStop: @escaping @Sendable () -> Void) {
-        nextTick = ProcessInfo.processInfo.systemUptime + Double(configuration.tickMillis) / 1000
+        clock = TickClock(millis: configuration.tickMillis, now: ProcessInfo.processInfo.systemUptime)
         self.onStop = onStop
-        inbox.attach(eventLoop) { [self] in pass() }
-        tickTask = eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(Int64(configuration.tickMillis)),
-                                                  delay: .milliseconds(Int64(configuration.tickMillis))) { [self] _ in pass() }
+        tickTask = inbox.drive(eventLoop, tickMillis: configuration.tickMillis) { [self] in pass() }
     }
 
     func pass() {
         guard !stopped else { return }
         let events = inbox.takeAll()
-        let tick = Double(configuration.tickMillis) / 1000
-        let now = ProcessInfo.processInfo.systemUptime
-        var ticks = 0
-        while now >= nextTick && ticks < 10 {
-            core.tick()
-            nextTick += tick
-            ticks += 1
-        }
-        if now >= nextTick { nextTick = now + tick }
+        for _ in 0..<clock.due(at: ProcessInfo.processInfo.systemUptime) { core.tick() }
         for event in events {
             switch event {
             case .stop:

@@ -28,8 +28,7 @@ public final class BFTNode: @unchecked Sendable {
     let clients: ClientServer
     let inbox = Inbox()
     let loop: BFTLoop
-    let stopped = NSCondition()
-    var running = true
+    let stopped = StopLatch()
     public private(set) var clientPort: Int = 0
 
     /// Starts a replica: empties its working directory, binds its ports, starts its loop.
@@ -73,12 +72,7 @@ public final class BFTNode: @unchecked Sendable {
     func startThread() {
         let eventLoop = group.next()
         eventLoop.execute { [self] in
-            loop.start(on: eventLoop) { [self] in
-                stopped.lock()
-                running = false
-                stopped.broadcast()
-                stopped.unlock()
-            }
+            loop.start(on: eventLoop) { [stopped] in stopped.signal() }
         }
     }
 
@@ -86,20 +80,11 @@ public final class BFTNode: @unchecked Sendable {
     public func shutdown() async {
         await clients.shutdown()
         inbox.putAlways(.stop)
-        waitUntilStopped()
+        stopped.wait()
         await peers.shutdown()
         try? await group.shutdownGracefully()
         try? await clientGroup.shutdownGracefully()
         logger.info("BFT replica stopped", metadata: ["id": "\(configuration.id.rawValue)"])
-    }
-}
-
-extension BFTNode {
-    /// Blocks until the loop has stopped (it finishes its current pass first).
-    func waitUntilStopped() {
-        stopped.lock()
-        while running { stopped.wait() }
-        stopped.unlock()
     }
 }
 

@@ -51,8 +51,8 @@ final class NodeLoop: @unchecked Sendable {
     var nextReadContext: UInt64 = 1
     /// When the newest ReadIndex round started (system uptime).
     var readRoundStarted: Double = 0
-    /// When the next Raft tick is due (system uptime).
-    var nextTick: Double = 0
+    /// When the next Raft tick is due.
+    var clock = TickClock(millis: 10, now: 0)
     var tickTask: RepeatedTask?
     var onStop: (@Sendable () -> Void)?
     var stopped = false
@@ -173,12 +173,9 @@ final class NodeLoop: @unchecked Sendable {
     /// delivers (the inbox schedules it), and at least once a tick. Everything below runs on that
     /// loop's thread — the one thread that owns this object.
     func start(on eventLoop: any EventLoop, onStop: @escaping @Sendable () -> Void) {
-        let tick = Double(configuration.tickMillis) / 1000
-        nextTick = ProcessInfo.processInfo.systemUptime + tick
+        clock = TickClock(millis: configuration.tickMillis, now: ProcessInfo.processInfo.systemUptime)
         self.onStop = onStop
-        inbox.attach(eventLoop) { [self] in pass() }
-        tickTask = eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(Int64(configuration.tickMillis)),
-                                                  delay: .milliseconds(Int64(configuration.tickMillis))) { [self] _ in pass() }
+        tickTask = inbox.drive(eventLoop, tickMillis: configuration.tickMillis) { [self] in pass() }
     }
 
     /// One pass: take queued events, tick the core as wall time requires, step it with every
@@ -186,17 +183,8 @@ final class NodeLoop: @unchecked Sendable {
     func pass() {
         guard !stopped else { return }
         let events = inbox.takeAll()
-        let tick = Double(configuration.tickMillis) / 1000
         let now = ProcessInfo.processInfo.systemUptime
-        if now >= nextTick {
-            var ticks = 0
-            while now >= nextTick && ticks < 10 {
-                core.tick()
-                nextTick += tick
-                ticks += 1
-            }
-            if now >= nextTick { nextTick = now + tick } // far behind (a long fsync): don't burst
-        }
+        for _ in 0..<clock.due(at: now) { core.tick() }
         for event in events {
             if case .stop = event {
                 finish()

@@ -26,8 +26,7 @@ public final class SynodNode: @unchecked Sendable {
     let clients: ClientServer
     let inbox = Inbox()
     let loop: NodeLoop
-    let stopped = NSCondition()
-    var running = true
+    let stopped = StopLatch()
     /// The port clients connect to (resolved when the configuration asked for port 0).
     public private(set) var clientPort: Int = 0
 
@@ -51,15 +50,9 @@ public final class SynodNode: @unchecked Sendable {
     }
 
     func startThread() {
-        let stopped = self.stopped
         let eventLoop = group.next()
         eventLoop.execute { [self] in
-            loop.start(on: eventLoop) { [self] in
-                stopped.lock()
-                running = false
-                stopped.broadcast()
-                stopped.unlock()
-            }
+            loop.start(on: eventLoop) { [stopped] in stopped.signal() }
         }
     }
 
@@ -68,20 +61,11 @@ public final class SynodNode: @unchecked Sendable {
     public func shutdown() async {
         await clients.shutdown()
         inbox.put(.stop)
-        waitUntilStopped()
+        stopped.wait()
         await peers.shutdown()
         try? await group.shutdownGracefully()
         try? await clientGroup.shutdownGracefully()
         logger.info("node stopped", metadata: ["id": "\(configuration.id.rawValue)"])
-    }
-}
-
-extension SynodNode {
-    /// Blocks until the node loop has stopped (it finishes its current pass first).
-    func waitUntilStopped() {
-        stopped.lock()
-        while running { stopped.wait() }
-        stopped.unlock()
     }
 }
 

@@ -116,14 +116,15 @@ public enum PBFTCodec {
 
     // MARK: parts
 
-    static func principal(_ p: Principal, _ w: inout ByteWriter) {
+    /// A principal: u8 kind (1 replica, 2 client), u64 id. Also the key files' encoding.
+    public static func principal(_ p: Principal, _ w: inout ByteWriter) {
         switch p {
         case let .replica(id): w.u8(1); w.u64(id.rawValue)
         case let .client(id): w.u8(2); w.u64(id.rawValue)
         }
     }
 
-    static func principal(_ r: inout ByteReader) throws(DecodeError) -> Principal {
+    public static func principal(_ r: inout ByteReader) throws(DecodeError) -> Principal {
         let tag = try r.u8("principal kind")
         let id = try r.u64("principal id")
         switch tag {

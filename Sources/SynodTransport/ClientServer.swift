@@ -44,9 +44,7 @@ public final class ClientConnection: Sendable, Hashable {
     /// Queues whole frames of `type` (BFT replies) into `writes`.
     public func send(frames: [[UInt8]], type: FrameType, into writes: inout OutboundWrites) {
         guard !frames.isEmpty else { return }
-        var buffer = channel.allocator.buffer(capacity: frames.reduce(0) { $0 + $1.count + WireProtocol.headerBytes })
-        for f in frames { buffer.writeFrame(type) { $0.writeBytes(f) } }
-        writes.add(buffer, to: channel)
+        writes.add(channel.allocator.frames(type, frames), to: channel)
     }
 
     /// False while more than the channel's high watermark (64 KiB, NIO's default) of responses

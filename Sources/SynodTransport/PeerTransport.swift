@@ -96,31 +96,30 @@ public final class PeerTransport: Sendable {
     /// peers' messages may interleave in `messages`): one buffer per peer, sent when the caller
     /// flushes `writes`.
     public func send(_ messages: [Message], into writes: inout OutboundWrites) {
-        guard !messages.isEmpty else { return }
-        var peers: [NodeID] = []
-        var byPeer: [NodeID: [Message]] = [:]
-        for m in messages {
-            if byPeer[m.to] == nil { peers.append(m.to) }
-            byPeer[m.to, default: []].append(m)
-        }
-        let current = links.withLockedValue { $0 }
-        for peer in peers {
-            current[peer]?.send(byPeer[peer]!, into: &writes)
-        }
+        byPeer(messages, to: \.to) { link, ms in link.send(ms, into: &writes) }
     }
 
     /// Queues encoded frames of `type` for each peer into `writes` (in order per peer); frames for
     /// a peer whose link is down are dropped (the protocol retransmits).
     public func send(frames: [(to: NodeID, payload: [UInt8])], type: FrameType, into writes: inout OutboundWrites) {
-        guard !frames.isEmpty else { return }
+        byPeer(frames, to: \.to) { link, fs in link.send(frames: fs.map(\.payload), type: type, into: &writes) }
+    }
+
+    /// Groups `items` by destination, keeping each peer's items in order, and hands each group to
+    /// its link (peers in first-seen order; unknown peers skipped).
+    private func byPeer<T>(_ items: [T], to destination: (T) -> NodeID, _ body: (PeerLink, [T]) -> Void) {
+        guard !items.isEmpty else { return }
         var peers: [NodeID] = []
-        var byPeer: [NodeID: [[UInt8]]] = [:]
-        for f in frames {
-            if byPeer[f.to] == nil { peers.append(f.to) }
-            byPeer[f.to, default: []].append(f.payload)
+        var grouped: [NodeID: [T]] = [:]
+        for item in items {
+            let to = destination(item)
+            if grouped[to] == nil { peers.append(to) }
+            grouped[to, default: []].append(item)
         }
         let current = links.withLockedValue { $0 }
-        for peer in peers { current[peer]?.send(frames: byPeer[peer]!, type: type, into: &writes) }
+        for peer in peers {
+            if let link = current[peer] { body(link, grouped[peer]!) }
+        }
     }
 
     /// Number of messages dropped because a link was down or not writable.
@@ -164,25 +163,24 @@ final class PeerLink: Sendable {
     var dropped: Int { state.withLockedValue { $0.dropped } }
 
     func send(_ messages: [Message], into writes: inout OutboundWrites) {
-        guard let channel = state.withLockedValue({ $0.channel }), channel.isActive else {
-            state.withLockedValue { $0.dropped += messages.count }
-            connect()
-            return
-        }
+        guard let channel = activeChannel(orDrop: messages.count) else { return }
         var buffer = channel.allocator.buffer(capacity: 256 * messages.count)
         for m in messages { buffer.writeFrame(.raft) { RaftCodec.encode(m, into: &$0) } }
         writes.add(buffer, to: channel)
     }
 
     func send(frames: [[UInt8]], type: FrameType, into writes: inout OutboundWrites) {
-        guard let channel = state.withLockedValue({ $0.channel }), channel.isActive else {
-            state.withLockedValue { $0.dropped += frames.count }
-            connect()
-            return
-        }
-        var buffer = channel.allocator.buffer(capacity: frames.reduce(0) { $0 + $1.count + WireProtocol.headerBytes })
-        for f in frames { buffer.writeFrame(type) { $0.writeBytes(f) } }
-        writes.add(buffer, to: channel)
+        guard let channel = activeChannel(orDrop: frames.count) else { return }
+        writes.add(channel.allocator.frames(type, frames), to: channel)
+    }
+
+    /// The connected channel; or nil after counting `count` messages as dropped and starting a
+    /// reconnect.
+    private func activeChannel(orDrop count: Int) -> (any Channel)? {
+        if let channel = state.withLockedValue({ $0.channel }), channel.isActive { return channel }
+        state.withLockedValue { $0.dropped += count }
+        connect()
+        return nil
     }
 
     func connect() {

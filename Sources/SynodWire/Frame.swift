@@ -110,3 +110,12 @@ extension ByteBuffer {
         setInteger(UInt32(writerIndex - start - 4), at: start)
     }
 }
+
+extension ByteBufferAllocator {
+    /// One buffer holding a frame of `type` per payload, in order (BFT envelopes on any link).
+    public func frames(_ type: FrameType, _ payloads: [[UInt8]]) -> ByteBuffer {
+        var buffer = buffer(capacity: payloads.reduce(0) { $0 + $1.count + WireProtocol.headerBytes })
+        for p in payloads { buffer.writeFrame(type) { $0.writeBytes(p) } }
+        return buffer
+    }
+}

@@ -31,19 +31,21 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "BFT mode: a checkpoint (whole state, digested) every N sequence numbers.") var checkpointInterval: UInt64 = 128
     @Flag(name: .customLong("testing-corrupt-replies"), help: .hidden) var testingCorruptReplies = false
 
+    /// `--peers` and `--listen-client`, parsed (both modes).
+    func addresses() throws -> (peers: [(NodeID, HostPort)], client: HostPort) {
+        do {
+            return (try HostPort.parsePeers(peers), try HostPort(parsing: listenClient))
+        } catch {
+            throw ValidationError("\(error)")
+        }
+    }
+
     func bftConfiguration() throws -> BFTConfiguration {
         guard let keys else { throw ValidationError("--mode bft needs --keys FILE (see `synod bft keygen`)") }
         for (set, name) in [(join, "--join"), (leaseReads, "--lease-reads"), (unsafeNoFsync, "--unsafe-no-fsync")] where set {
             throw ValidationError("\(name) is a Raft-mode option; BFT replicas rejoin by state transfer and keep no fsynced state (docs/PBFT.md)")
         }
-        let peerList: [(NodeID, HostPort)]
-        let client: HostPort
-        do {
-            peerList = try HostPort.parsePeers(peers)
-            client = try HostPort(parsing: listenClient)
-        } catch {
-            throw ValidationError("\(error)")
-        }
+        let (peerList, client) = try addresses()
         let (principal, keyset) = try readKeyFile(keys)
         guard principal == .replica(NodeID(id)) else { throw ValidationError("\(keys) holds the keys of \(principal), not of replica \(id)") }
         var c = BFTConfiguration(id: NodeID(id), dataDirectory: data, peers: peerList, clientAddress: client, keys: keyset)
@@ -57,14 +59,7 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func configurationValue() throws -> NodeConfiguration {
-        let peerList: [(NodeID, HostPort)]
-        let client: HostPort
-        do {
-            peerList = try HostPort.parsePeers(peers)
-            client = try HostPort(parsing: listenClient)
-        } catch {
-            throw ValidationError("\(error)")
-        }
+        let (peerList, client) = try addresses()
         var c = NodeConfiguration(id: NodeID(id), dataDirectory: data, peers: peerList, clientAddress: client)
         c.tickMillis = tickMs
         c.electionTimeoutTicks = electionTicks

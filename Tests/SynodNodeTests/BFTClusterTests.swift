@@ -20,6 +20,15 @@ func bftCluster(extraArgs: [String] = [], corrupt: Set<Int> = []) throws -> Clus
     }
 }
 
+/// Polls `condition` every 100 ms, at most `tries` times; true as soon as it holds.
+func eventually(tries: Int = 50, _ condition: () throws -> Bool) async throws -> Bool {
+    for _ in 0..<tries {
+        if try condition() { return true }
+        try await Task.sleep(nanoseconds: 100_000_000)
+    }
+    return false
+}
+
 struct BenchFailure: Error, CustomStringConvertible {
     let description: String
     init(_ d: String) { description = d }
@@ -43,11 +52,7 @@ struct BFTClusterTests {
     func cliRoundTrip() async throws {
         let cluster = try bftCluster()
         let env = ["SYNOD_BFT_ENDPOINTS": cluster.endpointsText, "SYNOD_BFT_KEY": cluster.directory + "/keys/client-1.key"]
-        var ok = false
-        for _ in 0..<50 where !ok {
-            ok = (try runSynod(["bft", "put", "greeting", "hello"], environment: env)).0 == 0
-            if !ok { usleep(100_000) }
-        }
+        let ok = try await eventually { try runSynod(["bft", "put", "greeting", "hello"], environment: env).0 == 0 }
         #expect(ok, "the BFT cluster never accepted a put: \(cluster.log(1).suffix(800))")
         let (st, out, _) = try runSynod(["bft", "get", "greeting"], environment: env)
         #expect(st == 0 && out == "hello\n")
@@ -116,10 +121,8 @@ struct BFTClusterTests {
         for n in 1...4 { #expect(cluster.isRunning(n), "replica \(n) died: \(cluster.log(n).suffix(400))") }
         cluster.kill(2)
         try cluster.start(2)
-        var recovering = false
-        for _ in 0..<50 where !recovering {
-            recovering = (try? runSynod(["--endpoints", cluster.endpoints[1].description, "status", "-w", "json"]))?.1.contains("bft-recovering") == true
-            if !recovering { try await Task.sleep(nanoseconds: 100_000_000) }
+        let recovering = try await eventually {
+            (try? runSynod(["--endpoints", cluster.endpoints[1].description, "status", "-w", "json"]))?.1.contains("bft-recovering") == true
         }
         #expect(recovering, "a restarted replica should report bft-recovering")
         // The restarted replica votes again from the next view, once the others have moved a log
@@ -130,11 +133,7 @@ struct BFTClusterTests {
         let strict = try cluster.bftClient(2, group: group, writeReplies: 3)
         #expect(try await strict.get(b("big\(stored - 1)"))?.value == big)
         await strict.close()
-        var voting = false
-        for _ in 0..<50 where !voting {
-            voting = cluster.log(2).contains("voting again")
-            if !voting { try await Task.sleep(nanoseconds: 100_000_000) }
-        }
+        let voting = try await eventually { cluster.log(2).contains("voting again") }
         #expect(voting, "replica 2 answered through 2f+1 but never logged that it votes again")
         await client.close()
         try await group.shutdownGracefully()
@@ -166,11 +165,7 @@ struct BFTClusterTests {
         try await write(200..<400)
         try cluster.start(4)
         try await write(400..<500)
-        var installed = false
-        for _ in 0..<100 where !installed {
-            installed = cluster.log(4).contains("installed state by state transfer")
-            if !installed { try await Task.sleep(nanoseconds: 100_000_000) }
-        }
+        let installed = try await eventually(tries: 100) { cluster.log(4).contains("installed state by state transfer") }
         #expect(installed, "replica 4 never installed state: \(cluster.log(4).suffix(800))")
         // Now replica 3 fails: progress needs replica 4's votes, and a reader that wants all
         // three live replicas to agree (2f+1) proves replica 4's transferred state is right.

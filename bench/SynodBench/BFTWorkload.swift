@@ -53,40 +53,12 @@ func runBFTWorkload(_ spec: WorkloadSpec, endpoints: [HostPort], keyDirectory: S
     for (i, s) in rounds.enumerated() {
         let last = i == rounds.count - 1
         result = await measured(s, pids: pids, live: live && last) { progress, deadline, perClient in
-            await withTaskGroup(of: Histogram<UInt64>.self) { g -> [Histogram<UInt64>] in
-                for c in 0..<s.clients {
-                    g.addTask {
-                        var h = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
-                        var rng = SystemRandomNumberGenerator()
-                        var seq = c
-                        var done = 0
-                        while true {
-                            if let deadline, now() >= deadline { break }
-                            if let perClient, done >= perClient { break }
-                            let key = keyBytes(s.nextKey(&seq, &rng), size: s.keySize)
-                            let t0 = now()
-                            do {
-                                switch s.kind {
-                                case .get, .mixed:
-                                    if s.nextIsRead(&rng) { _ = try await clients[c].get(key) } else { _ = try await clients[c].put(key, value) }
-                                case .txn:
-                                    _ = try await clients[c].txn(Txn(compares: [Compare(key: key, .greater, .version(-1))], success: [.put(key: key, value: value, lease: nil, prevKV: false)]))
-                                case .put, .watch:
-                                    _ = try await clients[c].put(key, value)
-                                }
-                                h.record((now() - t0) / 1000)
-                                progress.add(ok: true)
-                            } catch {
-                                progress.add(ok: false, error: error)
-                            }
-                            done += 1
-                        }
-                        return h
-                    }
+            await clientLoops(s, progress: progress, deadline: deadline, perClient: perClient) { c, next, key in
+                switch next {
+                case .put: _ = try await clients[c].put(key, value)
+                case .get: _ = try await clients[c].get(key)
+                case .txn: _ = try await clients[c].txn(s.casTxn(key, value))
                 }
-                var all: [Histogram<UInt64>] = []
-                for await h in g { all.append(h) }
-                return all
             }
         }
     }

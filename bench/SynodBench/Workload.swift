@@ -168,43 +168,70 @@ func measured(_ spec: WorkloadSpec, pids: [Int32], live: Bool,
                      firstError: s.firstError)
 }
 
+/// The operation a simulated client sends next.
+enum NextOp: Sendable { case put, get, txn }
+
+extension WorkloadSpec {
+    /// Put for put and watch runs, a read by `readFraction` for get and mixed, a compare-and-swap
+    /// for txn.
+    func nextOp(_ rng: inout SystemRandomNumberGenerator) -> NextOp {
+        switch kind {
+        case .put, .watch: return .put
+        case .get, .mixed: return nextIsRead(&rng) ? .get : .put
+        case .txn: return .txn
+        }
+    }
+
+    /// The compare-and-swap a txn run sends: put if the key exists with any version.
+    func casTxn(_ key: [UInt8], _ value: [UInt8]) -> Txn {
+        Txn(compares: [Compare(key: key, .greater, .version(-1))], success: [.put(key: key, value: value, lease: nil, prevKV: false)])
+    }
+}
+
+/// One closed-loop task per simulated client (both client-based drivers): pick the next key and
+/// operation, run `op`, record its latency, until the deadline or the per-client quota.
+func clientLoops(_ spec: WorkloadSpec, progress: Progress, deadline: UInt64?, perClient: Int?,
+                 _ op: @escaping @Sendable (_ client: Int, _ next: NextOp, _ key: [UInt8]) async throws -> Void) async -> [Histogram<UInt64>] {
+    await withTaskGroup(of: Histogram<UInt64>.self) { group -> [Histogram<UInt64>] in
+        for c in 0..<spec.clients {
+            group.addTask {
+                var h = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+                var rng = SystemRandomNumberGenerator()
+                var seq = c
+                var done = 0
+                while true {
+                    if let deadline, now() >= deadline { break }
+                    if let perClient, done >= perClient { break }
+                    let key = keyBytes(spec.nextKey(&seq, &rng), size: spec.keySize)
+                    let next = spec.nextOp(&rng)
+                    let t0 = now()
+                    do {
+                        try await op(c, next, key)
+                        h.record((now() - t0) / 1000)
+                        progress.add(ok: true)
+                    } catch {
+                        progress.add(ok: false, error: error)
+                    }
+                    done += 1
+                }
+                return h
+            }
+        }
+        var all: [Histogram<UInt64>] = []
+        for await h in group { all.append(h) }
+        return all
+    }
+}
+
 private func measure(_ spec: WorkloadSpec, clients: [SynodClient], value: [UInt8], pids: [Int32], live: Bool) async -> RunResult {
     await measured(spec, pids: pids, live: live) { progress, deadline, perClient in
-        await withTaskGroup(of: Histogram<UInt64>.self) { group -> [Histogram<UInt64>] in
-            for c in 0..<spec.clients {
-                group.addTask {
-                    var h = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
-                    let client = clients[c % clients.count]
-                    var rng = SystemRandomNumberGenerator()
-                    var seq = c
-                    var done = 0
-                    while true {
-                        if let deadline, now() >= deadline { break }
-                        if let perClient, done >= perClient { break }
-                        let key = keyBytes(spec.nextKey(&seq, &rng), size: spec.keySize)
-                        let t0 = now()
-                        do {
-                            switch spec.kind {
-                            case .put: try await client.put(key, value)
-                            case .get, .mixed:
-                                if spec.nextIsRead(&rng) { _ = try await client.get(key, consistency: spec.consistency) } else { try await client.put(key, value) }
-                            case .txn:
-                                _ = try await client.txn(Txn(compares: [Compare(key: key, .greater, .version(-1))], success: [.put(key: key, value: value, lease: nil, prevKV: false)]))
-                            case .watch: try await client.put(key, value)
-                            }
-                            h.record((now() - t0) / 1000)
-                            progress.add(ok: true)
-                        } catch {
-                            progress.add(ok: false, error: error)
-                        }
-                        done += 1
-                    }
-                    return h
-                }
+        await clientLoops(spec, progress: progress, deadline: deadline, perClient: perClient) { c, next, key in
+            let client = clients[c % clients.count]
+            switch next {
+            case .put: try await client.put(key, value)
+            case .get: _ = try await client.get(key, consistency: spec.consistency)
+            case .txn: _ = try await client.txn(spec.casTxn(key, value))
             }
-            var all: [Histogram<UInt64>] = []
-            for await h in group { all.append(h) }
-            return all
         }
     }
 }
