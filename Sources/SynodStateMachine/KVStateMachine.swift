@@ -105,13 +105,14 @@ public final class KVStateMachine {
         do { envelope = try CommandEnvelope.decode(entry.payload) } catch {
             return AppliedEntry(index: entry.index, response: .failure(.malformedCommand("\(error)")), events: [])
         }
-        if let session = envelope.session, let answer = try ctx.sessionAnswer(session) {
+        let stored = try envelope.session.map { try ctx.storedSession($0) } ?? nil
+        if let session = envelope.session, let answer = try ctx.sessionAnswer(session, stored: stored) {
             return AppliedEntry(index: entry.index, response: answer, events: [])
         }
         ctx.beginCommand()
         let response = try ctx.execute(envelope.command)
         let events = ctx.endCommand()
-        if let session = envelope.session { try ctx.recordSession(session, index: entry.index, response: response) }
+        if let session = envelope.session { try ctx.recordSession(session, index: entry.index, response: response, old: stored) }
         return AppliedEntry(index: entry.index, response: response, events: events)
     }
 

@@ -171,7 +171,12 @@ enum LayoutKeys {
     static func leaseKey(_ id: LeaseID) -> [UInt8] { IndexKey.encode(id.rawValue) }
     static func leaseKeysKey(_ id: LeaseID, _ key: [UInt8]) -> [UInt8] { IndexKey.encode(id.rawValue) + key }
     static func sessionKey(_ client: UInt64) -> [UInt8] { IndexKey.encode(client) }
-    static func lruKey(_ index: LogIndex, _ client: UInt64) -> [UInt8] { IndexKey.encode(index.rawValue) + IndexKey.encode(client) }
+    static func lruKey(_ index: LogIndex, _ client: UInt64) -> [UInt8] {
+        var w = ByteWriter(capacity: 16)
+        w.u64(index.rawValue)
+        w.u64(client)
+        return w.bytes
+    }
 }
 
 /// Bytes read from our own tables that do not decode mean the store is damaged; that is not a

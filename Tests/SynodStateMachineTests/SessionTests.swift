@@ -2,6 +2,11 @@ import SynodCore
 @testable import SynodStateMachine
 import Testing
 
+extension UInt64 {
+    /// The first eight bytes of `bytes`, big-endian (a `session_lru` key's log index).
+    init(bigEndianBytes bytes: [UInt8]) { self = bytes.prefix(8).reduce(0) { $0 << 8 | UInt64($1) } }
+}
+
 @Suite("Client sessions: exactly-once apply")
 struct SessionTests {
     @Test("a retried command applies once and returns the cached response", arguments: StoreKind.allCases)
@@ -65,5 +70,27 @@ struct SessionTests {
         // Client 0's retry is no longer recognised, so it applies again (documented limit).
         let again = try h.run(.leaseGrant(id: LeaseID(0), ttlMillis: 0), session: ClientSession(clientID: 0, sequence: 1))
         #expect(again.response?.error == .invalidLease(LeaseID(0), ttlMillis: 0))
+    }
+
+    @Test("a busy client's LRU position moves only once it has fallen sessionLRURefreshEntries behind", arguments: StoreKind.allCases)
+    func lruRefresh(kind: StoreKind) throws {
+        let h = try Harness(kind)
+        func lruIndexes() throws -> [UInt64] {
+            var out: [UInt64] = []
+            try h.store.read { r in try r.scan(Tables.sessionLRU, from: [], limit: .max) { k, _ in out.append(UInt64(bigEndianBytes: k)); return true } }
+            return out
+        }
+        let put = Command.put(key: b("k"), value: b("v"), lease: nil, prevKV: false)
+        let first = h.nextIndex
+        try h.run(put, session: ClientSession(clientID: 5, sequence: 1))
+        try h.run(put, session: ClientSession(clientID: 5, sequence: 2))
+        #expect(try lruIndexes() == [first], "the second command is within the refresh window")
+        // Entries without the client until its position is a whole window old.
+        let gap = Int(KVLimits.sessionLRURefreshEntries)
+        _ = try h.sm.apply((0..<gap).map { _ in h.entry(put) })
+        let moved = h.nextIndex
+        try h.run(put, session: ClientSession(clientID: 5, sequence: 3))
+        #expect(try lruIndexes() == [moved], "one key per client, moved to the refreshing command")
+        #expect(try h.run(put, session: ClientSession(clientID: 5, sequence: 3)).events.isEmpty, "the retry is still recognised")
     }
 }
