@@ -226,13 +226,25 @@ public struct RaftCore: Sendable {
     }
 
     /// Records that the shell carried out `ready` (obtained from `ready()` with no input since).
-    public mutating func advance(_ ready: Ready) {
+    ///
+    /// With `entriesInFlight` the shell has *started* writing `ready`'s log write but not waited
+    /// for it (etcd-raft's asynchronous storage writes, dissertation §10.2.1): allowed only for a
+    /// leader whose write changes no term or vote and truncates nothing (`mayWriteAsynchronously`).
+    /// The entries are not handed out again, but the leader counts itself toward their commit
+    /// only once the shell reports them durable with `persisted(through:)`. The shell must
+    /// carry out its writes in order: a later write starts after an earlier one is durable.
+    public mutating func advance(_ ready: Ready, entriesInFlight: Bool = false) {
         precondition(ready.inputCount == inputCount, "advance with a Ready taken before the latest input")
         precondition(ready.messages.count <= messages.count, "advance with a stale Ready")
+        precondition(!entriesInFlight || mayWriteAsynchronously(ready), "asynchronous write of a Ready that must be durable first")
         snapshotToInstall = nil
         if let last = ready.entries.last {
             precondition(last.index <= log.lastIndex, "advance with a stale Ready")
-            log.stableLast = last.index
+            if entriesInFlight {
+                log.inFlightLast = last.index
+            } else {
+                log.stableLast = last.index
+            }
         }
         if ready.truncateFrom != nil { log.pendingTruncate = nil }
         persistedHardState = hardState
@@ -250,6 +262,39 @@ public struct RaftCore: Sendable {
             if maybeCommit() { broadcastAppend(sendIfEmpty: true) }
             maybeFinishMembershipChange()
         }
+    }
+
+    /// True when the shell may write `ready`'s log write without waiting for it
+    /// (`advance(_:entriesInFlight: true)`): this node leads, and the write installs no
+    /// snapshot, truncates nothing and changes no term or vote — nothing in it is a promise made
+    /// to another node, so its messages (appends and heartbeats) may go out first.
+    public func mayWriteAsynchronously(_ ready: Ready) -> Bool {
+        guard role == .leader, ready.snapshot == nil, ready.truncateFrom == nil else { return false }
+        if let hs = ready.hardState, hs.term != persistedHardState.term || hs.vote != persistedHardState.vote { return false }
+        return true
+    }
+
+    /// The shell's asynchronous write ending at `position` is durable. Ignored when the log no
+    /// longer holds that entry (a newer leader replaced it meanwhile) or it is already known durable.
+    public mutating func persisted(through position: LogPosition) {
+        inputCount &+= 1
+        guard position.index > log.stableLast, position.index <= log.lastIndex,
+              log.term(at: position.index) == position.term else { return }
+        log.stableLast = position.index
+        if role == .leader {
+            progress[id]?.match = log.stableLast
+            if maybeCommit() { broadcastAppend(sendIfEmpty: true) }
+            maybeFinishMembershipChange()
+        }
+    }
+
+    /// A leader's queued messages (appends, heartbeats, snapshot chunks), handed out while a write
+    /// is in flight: none of them promises durable state (dissertation §10.2.1). Empty unless leading.
+    public mutating func takeLeaderMessages() -> [Message] {
+        guard role == .leader, !messages.isEmpty else { return [] }
+        inputCount &+= 1
+        defer { messages.removeAll(keepingCapacity: true) }
+        return messages
     }
 
     /// A message from us in our current term.

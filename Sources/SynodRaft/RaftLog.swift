@@ -4,7 +4,8 @@ import SynodCore
 /// of what the shell has persisted and applied.
 ///
 /// Invariants: `entries[i].index == compacted.index + 1 + i`;
-/// `compacted.index <= applied <= committed`; `stableLast <= lastIndex`.
+/// `compacted.index <= applied <= committed`; `stableLast <= lastIndex`;
+/// `inFlightLast <= lastIndex`.
 struct RaftLog: Sendable {
     /// Position of the last entry folded into a snapshot.
     private(set) var compacted: LogPosition
@@ -13,8 +14,13 @@ struct RaftLog: Sendable {
     private(set) var committed: LogIndex
     /// Highest index handed to the shell to apply (set on `advance`).
     var applied: LogIndex
-    /// Highest index the shell has persisted (set on `advance`).
+    /// Highest index the shell has persisted (set on `advance`, or on `persisted(through:)`
+    /// for writes the shell carries out asynchronously).
     var stableLast: LogIndex
+    /// Highest index handed to the shell in an asynchronous write not yet reported durable
+    /// (`advance(_:entriesInFlight: true)`); entries up to it are not handed out again. At most
+    /// `stableLast` when nothing is in flight.
+    var inFlightLast: LogIndex
     /// Set when entries the shell already persisted were removed: the shell must delete its
     /// entries from this index on before appending.
     var pendingTruncate: LogIndex?
@@ -30,6 +36,7 @@ struct RaftLog: Sendable {
         self.committed = min(committed, last)
         self.applied = compacted.index
         self.stableLast = last
+        self.inFlightLast = last
         self.pendingTruncate = nil
     }
 
@@ -77,9 +84,10 @@ struct RaftLog: Sendable {
         return out
     }
 
-    /// Entries the shell has not persisted yet.
+    /// Entries the shell has not persisted yet, nor started writing.
     var unstableEntries: [Entry] {
-        stableLast >= lastIndex ? [] : Array(entries[offset(stableLast.next)...])
+        let written = max(stableLast, inFlightLast)
+        return written >= lastIndex ? [] : Array(entries[offset(written.next)...])
     }
 
     /// Committed entries not yet applied, bounded by count.
@@ -132,9 +140,11 @@ struct RaftLog: Sendable {
         precondition(start > committed, "would truncate a committed entry")
         precondition(start > compacted.index && start <= lastIndex.next, "append leaves a gap")
         if start <= lastIndex { entries.removeSubrange(offset(start)...) }
-        if start <= stableLast {
+        if start <= max(stableLast, inFlightLast) {
+            // Entries the shell wrote, or is writing, are gone: its next write deletes them first.
             pendingTruncate = min(pendingTruncate ?? start, start)
-            stableLast = start.previous
+            stableLast = min(stableLast, start.previous)
+            inFlightLast = min(inFlightLast, start.previous)
         }
         for e in incoming { append(e, checkTerm: checkTerms) }
     }
@@ -165,6 +175,7 @@ struct RaftLog: Sendable {
         committed = position.index
         applied = position.index
         stableLast = position.index
+        inFlightLast = position.index
         pendingTruncate = nil
     }
 }

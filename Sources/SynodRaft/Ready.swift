@@ -112,8 +112,11 @@ public struct RaftRestartState: Sendable {
 
     /// Reads the state from a log store (the snapshot itself lives with the state machine).
     public static func load(from store: some LogStore, snapshot: Snapshot?) throws(StoreError) -> RaftRestartState {
-        let hs = try store.hardState()
+        var hs = try store.hardState()
         let compacted = try store.compactedPosition()
+        // Everything compacted was committed; the hard state recording that commit may have been
+        // in a write still in flight when the crash came (asynchronous leader writes).
+        if hs.commit < compacted.index { hs.commit = compacted.index }
         let first = try store.firstIndex()
         let last = try store.lastIndex()
         var entries: [Entry] = []

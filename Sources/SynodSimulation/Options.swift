@@ -43,6 +43,16 @@ public struct SimulationOptions: Sendable {
     public var spareNodes: Int = 1
     /// Membership changes (joint consensus, learners) and leadership transfers during the safety phase.
     public var membershipChanges: Bool = true
+    /// Per mille of a leader's eligible Readys written asynchronously, as the networked node's
+    /// leader does (`RaftCore.advance(_:entriesInFlight:)`): the write reaches the disk a few
+    /// ticks later — or never, if the node crashes first — and only then is reported durable.
+    public var asyncLeaderWritesPerMille = 500
+    /// Most ticks such a write takes to land (uniform from 0): a disk flush is often slower than
+    /// a follower's acknowledgement round trip.
+    public var asyncWriteTicksMax = 8
+    /// Test-only: report asynchronous writes durable at once, before they reach the disk (the
+    /// bug the in-flight bookkeeping exists to prevent; see SimulatorTests).
+    public var bugReportAsyncWritesEarly = false
 
     public static let nodesRange = 3...7
 

@@ -22,6 +22,9 @@ struct SimNode {
     var ticksSinceExtra = 0
     /// A targeted crash is due at the next crash point.
     var crashSoon = false
+    /// Asynchronous leader writes started and not yet on the disk, oldest first, each with the
+    /// position it ends at and the tick it lands. Volatile: a crash loses them.
+    var writesInFlight: [(write: LogWrite, entries: [Entry], prevTerm: Term, end: LogPosition?, due: Int)] = []
 
     init(id: NodeID, membership: Membership, keys: Int) {
         self.id = id
@@ -51,6 +54,7 @@ struct SimNode {
     mutating func crash() {
         core = nil
         readsWaiting = []
+        writesInFlight = []
         crashSoon = false
     }
 }

@@ -4,9 +4,19 @@ import SynodRaft
 // The shell of each simulated node: carrying out `Ready` in its documented order.
 extension Simulation {
     func processReady(_ i: Int) {
+        landWrites(i, all: false)
         guard var core = nodes[i].core else { return }
-        let rd = core.ready()
+        var rd = core.ready()
         if rd.isEmpty { return }
+        let async = !rd.logWrite.isEmpty && core.mayWriteAsynchronously(rd) && random.chance(options.asyncLeaderWritesPerMille, in: 1000)
+        if !async && !rd.logWrite.isEmpty && !nodes[i].writesInFlight.isEmpty {
+            // Writes reach the disk in order: a synchronous one waits for those in flight (whose
+            // reports are new input: take the Ready again).
+            landWrites(i, all: true)
+            core = nodes[i].core!
+            rd = core.ready()
+        }
+        let write = rd.logWrite
         let commitBefore = core.commitIndex
         let wasLeader = nodes[i].lastRole == .leader
         if let s = rd.snapshot {
@@ -17,15 +27,14 @@ extension Simulation {
             snapshotsInstalled += 1
             record("\(core.id) installed snapshot \(s.position)")
         }
-        // 2. Persist entries and hard state atomically.
-        for e in rd.entries {
-            checker.persisted(e, prevTerm: core.term(at: e.index.previous) ?? .zero, node: core.id)
-        }
-        let write = rd.logWrite
-        if !write.isEmpty {
-            do { try nodes[i].disk.write(write) } catch {
-                violations.append("\(core.id) store refused a Ready write: \(error)")
-            }
+        // 2. Persist entries and hard state atomically — or, for a leader, start the write and
+        // carry on (its appends may go out first; it counts itself once the write lands).
+        let prevTerm = rd.entries.first.flatMap { core.term(at: $0.index.previous) } ?? .zero
+        if async {
+            let end = rd.entries.last.map { LogPosition(index: $0.index, term: $0.term) }
+            nodes[i].writesInFlight.append((write, rd.entries, prevTerm, end, now + random.int(in: 0...options.asyncWriteTicksMax)))
+        } else if !write.isEmpty {
+            persist(i, write, rd.entries, prevTerm: prevTerm)
         }
         // 3. Send.
         for m in rd.messages { network.send(m, now: now, faults: faults, random: &random) }
@@ -35,7 +44,10 @@ extension Simulation {
             if let (cmd, result) = nodes[i].kv.apply(e) { commandApplied(cmd, result, at: i) }
         }
         nodes[i].readsWaiting += rd.readStates
-        core.advance(rd)
+        core.advance(rd, entriesInFlight: async)
+        if async && options.bugReportAsyncWritesEarly, let end = nodes[i].writesInFlight.last?.end {
+            core.persisted(through: end)   // injected bug: counted before it is on the disk
+        }
         nodes[i].core = core
         let interesting = rd.messages.contains { $0.type == .voteResponse && !$0.reject }
             || (core.role == .leader && (!wasLeader || core.commitIndex > commitBefore))
@@ -44,12 +56,35 @@ extension Simulation {
         maybeCompact(i)
     }
 
+    func persist(_ i: Int, _ write: LogWrite, _ entries: [Entry], prevTerm: Term) {
+        let id = nodes[i].id
+        var prev = prevTerm
+        for e in entries {
+            checker.persisted(e, prevTerm: prev, node: id)
+            prev = e.term
+        }
+        do { try nodes[i].disk.write(write) } catch {
+            violations.append("\(id) store refused a Ready write: \(error)")
+        }
+    }
+
+    /// Puts asynchronous writes on the disk, oldest first — those due by now, or with `all`
+    /// every one — and reports each durable to the core.
+    func landWrites(_ i: Int, all: Bool) {
+        while let w = nodes[i].writesInFlight.first, all || w.due <= now, nodes[i].core != nil {
+            nodes[i].writesInFlight.removeFirst()
+            persist(i, w.write, w.entries, prevTerm: w.prevTerm)
+            if let end = w.end { nodes[i].core!.persisted(through: end) }
+        }
+    }
+
     /// Shell-driven log compaction: snapshot the state machine, tell the core, drop the prefix.
     func maybeCompact(_ i: Int) {
         guard var core = nodes[i].core else { return }
         let applied = core.appliedIndex
         guard applied.rawValue >= core.compactedPosition.index.rawValue + UInt64(options.compactionThresholdEntries),
-              applied <= core.persistedLastIndex, nodes[i].kv.appliedIndex == applied else { return }
+              applied <= core.persistedLastIndex, applied <= (try? nodes[i].disk.lastIndex()) ?? .zero,
+              nodes[i].kv.appliedIndex == applied else { return }
         core.compact(upTo: applied, snapshotData: nodes[i].kv.encode())
         nodes[i].durableSnapshot = core.latestSnapshot
         try! nodes[i].disk.deletePrefix(through: applied)
