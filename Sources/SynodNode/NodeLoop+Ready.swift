@@ -113,6 +113,8 @@ extension NodeLoop {
         // newest hard state with every write that continues a held one, so the re-run has it.
         if wasHolding && write.hardState == nil { write.hardState = persistedHardState }
         let hold = write.onlyAdvancesCommit(from: persistedHardState) && heldEntries.count + committed.count <= Self.heldEntriesMax
+        // Previous values in events only for this node's watchers (each costs a history lookup).
+        sm.kv.prevValuesInEvents = !watchers.isEmpty
         let t0 = PassStats.enabled ? ProcessInfo.processInfo.systemUptime : 0
         var answered = false
         _ = try store.write(write, binding: sm.combined, hold: hold) { isRetry in

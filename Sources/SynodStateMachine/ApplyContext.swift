@@ -13,12 +13,17 @@ final class ApplyContext {
     // Invariant: changes == 0 until the current command writes, and then events.count == changes.
     var changes: UInt32 = 0
     var events: [WatchEvent] = []
+    /// Whether events carry the previous value (`WatchEvent.prevKV.value`): reading it costs a
+    /// `revisions` lookup per overwritten key, so it is skipped when nobody watches (see
+    /// `KVStateMachine.prevValuesInEvents`). Responses that ask for prevKV always get it.
+    let prevValuesInEvents: Bool
 
-    init(writer: any StateWriter, revision: Int64, compacted: Int64, sessionCount: Int64) {
+    init(writer: any StateWriter, revision: Int64, compacted: Int64, sessionCount: Int64, prevValuesInEvents: Bool = true) {
         self.w = writer
         self.revision = revision
         self.compacted = compacted
         self.sessionCount = sessionCount
+        self.prevValuesInEvents = prevValuesInEvents
     }
 
     /// The revision the current command's changes carry.
@@ -47,9 +52,18 @@ final class ApplyContext {
 
     // MARK: Writes
 
-    /// Puts `key`, recording the change; returns the previous key-value.
-    func put(_ key: [UInt8], _ value: [UInt8], lease: LeaseID?) throws -> KeyValue? {
+    /// The previous key-value of a change: with its value when `wanted` (a prevKV response) or
+    /// events carry previous values, else metadata only.
+    private func previous(_ old: StoredKV?, wanted: Bool) throws -> KeyValue? {
+        guard let old else { return nil }
+        return wanted || prevValuesInEvents ? try old.loadingValue(from: w) : old.kv
+    }
+
+    /// Puts `key`, recording the change; returns the previous key-value (its value only when
+    /// `wantPrevious`).
+    func put(_ key: [UInt8], _ value: [UInt8], lease: LeaseID?, wantPrevious: Bool) throws -> KeyValue? {
         let old = try kv(key)
+        let prev = try previous(old, wanted: wantPrevious)
         if let oldLease = old?.kv.lease, oldLease != lease {
             try w.delete(Tables.leaseKeys, LayoutKeys.leaseKeysKey(oldLease, key))
         }
@@ -59,19 +73,21 @@ final class ApplyContext {
         let rev = writeRevision
         let new = KeyValue(key: key, value: value, createRevision: old?.kv.createRevision ?? rev, modRevision: rev,
                            version: (old?.kv.version ?? 0) + 1, lease: lease)
-        try record(.put, new, previous: old)
+        try record(.put, new, previous: old?.position, previousKV: prev)
         try w.put(Tables.kv, key, StoredKV(kv: new, modSub: changes - 1).encode())
-        return old?.kv
+        return prev
     }
 
-    /// Deletes `key` if present, recording the change; returns the deleted key-value.
-    func delete(_ key: [UInt8]) throws -> KeyValue? {
+    /// Deletes `key` if present, recording the change; returns the deleted key-value (its value
+    /// only when `wantPrevious`).
+    func delete(_ key: [UInt8], wantPrevious: Bool) throws -> KeyValue? {
         guard let old = try kv(key) else { return nil }
+        let prev = try previous(old, wanted: wantPrevious)
         if let lease = old.kv.lease { try w.delete(Tables.leaseKeys, LayoutKeys.leaseKeysKey(lease, key)) }
         try w.delete(Tables.kv, key)
         let tombstone = KeyValue(key: key, value: [], createRevision: 0, modRevision: writeRevision, version: 0)
-        try record(.delete, tombstone, previous: old)
-        return old.kv
+        try record(.delete, tombstone, previous: old.position, previousKV: prev)
+        return prev
     }
 
     /// Keys in [from, to) in the `kv` table, ascending; an empty `to` or `[0]` means to the end.
@@ -86,11 +102,11 @@ final class ApplyContext {
         return out
     }
 
-    private func record(_ type: EventType, _ kv: KeyValue, previous: StoredKV?) throws {
+    private func record(_ type: EventType, _ kv: KeyValue, previous: RevisionKey?, previousKV: KeyValue?) throws {
         let position = RevisionKey(main: writeRevision, sub: changes)
-        let stored = StoredEvent(type: type, kv: kv, previous: previous?.position ?? .zero)
+        let stored = StoredEvent(type: type, kv: kv, previous: previous ?? .zero)
         try w.put(Tables.revisions, position.bytes, stored.encode())
-        events.append(WatchEvent(type: type, kv: kv, prevKV: previous?.kv, revision: writeRevision))
+        events.append(WatchEvent(type: type, kv: kv, prevKV: previousKV, revision: writeRevision))
         changes += 1
     }
 

@@ -10,7 +10,7 @@ extension ApplyContext {
             try Validation.value(value)
         } catch { return .failure(error) }
         if let lease, try !leaseExists(lease) { return .failure(.leaseNotFound(lease)) }
-        let prev = try put(key, value, lease: lease)
+        let prev = try put(key, value, lease: lease, wantPrevious: prevKV)
         return .put(PutResult(revision: revisionAfterCommand, prevKV: prevKV ? prev : nil))
     }
 
@@ -33,7 +33,7 @@ extension ApplyContext {
     var revisionAfterCommand: Int64 { changes > 0 ? revision + 1 : revision }
 
     func deleteOp(_ key: [UInt8], prevKV: Bool) throws -> (deleted: Int64, prevKVs: [KeyValue]) {
-        guard let old = try delete(key) else { return (0, []) }
+        guard let old = try delete(key, wantPrevious: prevKV) else { return (0, []) }
         return (1, prevKV ? [old] : [])
     }
 
@@ -41,7 +41,7 @@ extension ApplyContext {
         var prevs: [KeyValue] = []
         var n: Int64 = 0
         for k in try keys(from: from, to: to) {
-            if let old = try delete(k) {
+            if let old = try delete(k, wantPrevious: prevKV) {
                 n += 1
                 if prevKV { prevs.append(old) }
             }
@@ -79,7 +79,7 @@ extension ApplyContext {
     private func apply(_ op: TxnOp) throws -> TxnOpResult {
         switch op {
         case let .put(key, value, lease, prevKV):
-            let prev = try put(key, value, lease: lease)
+            let prev = try put(key, value, lease: lease, wantPrevious: prevKV)
             return .put(PutResult(revision: 0, prevKV: prevKV ? prev : nil))
         case let .delete(key, prevKV):
             let r = try deleteOp(key, prevKV: prevKV)
@@ -95,10 +95,11 @@ extension ApplyContext {
     /// Evaluates one compare against the current state, etcd's way: a missing key has version,
     /// create and mod revision 0, and no value compare on it holds.
     func holds(_ c: Compare) throws -> Bool {
-        let current = try kv(c.key)?.kv
+        let stored = try kv(c.key)
+        let current = stored?.kv
         switch c.target {
         case let .value(v):
-            guard let cur = current?.value else { return false }
+            guard let cur = try stored?.loadingValue(from: w).value else { return false }
             return Self.compare(cur, v, c.op)
         case let .version(v): return Self.compare(current?.version ?? 0, v, c.op)
         case let .createRevision(v): return Self.compare(current?.createRevision ?? 0, v, c.op)

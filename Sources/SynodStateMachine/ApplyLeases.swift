@@ -32,7 +32,7 @@ extension ApplyContext {
     /// Deletes the lease's keys (each a change of the current revision) and the lease.
     private func removeLease(_ id: LeaseID) throws -> Int64 {
         var n: Int64 = 0
-        for key in try attachedKeys(id, in: w, limit: Int.max) where try delete(key) != nil { n += 1 }
+        for key in try attachedKeys(id, in: w, limit: Int.max) where try delete(key, wantPrevious: false) != nil { n += 1 }
         try w.delete(Tables.leases, LayoutKeys.leaseKey(id))
         return n
     }

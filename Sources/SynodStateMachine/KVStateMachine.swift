@@ -41,6 +41,11 @@ public final class KVStateMachine {
     /// Revisions below this were compacted (0: never compacted).
     public private(set) var compactedRevision: Int64 = 0
     private var sessionCount: Int64 = 0
+    /// Whether applied events carry the previous value of a changed key (`WatchEvent.prevKV`'s
+    /// value; its metadata is always there). Values are stored once, in `revisions`, so each
+    /// overwrite then costs one more lookup: a node turns this off while nobody watches. Never
+    /// changes the tables or the responses.
+    public var prevValuesInEvents = true
 
     /// Opens the state machine over `store`, loading its revision counters.
     /// Throws `StoreError.invalidArgument` if the store lacks one of `KVStateMachine.tables`.
@@ -89,7 +94,8 @@ public final class KVStateMachine {
         var final = (revision, compactedRevision, sessionCount)
         try store.apply(through: last.index) { w in
             // Built from scratch on every run of the body (the store may retry it).
-            let ctx = ApplyContext(writer: w, revision: revision, compacted: compactedRevision, sessionCount: sessionCount)
+            let ctx = ApplyContext(writer: w, revision: revision, compacted: compactedRevision, sessionCount: sessionCount,
+                                   prevValuesInEvents: prevValuesInEvents)
             results = []
             for entry in fresh { results.append(try applyOne(entry, ctx)) }
             try ctx.writeMeta()

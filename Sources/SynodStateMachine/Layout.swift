@@ -53,36 +53,63 @@ struct RevisionKey: Hashable, Comparable {
     }
 }
 
-/// The `kv` record: a key's current value and metadata, plus the sub-revision of its last change
-/// (so history can find the previous version of a key).
+/// The `kv` record: a key's current metadata and the sub-revision of its last change. The value
+/// is stored once, in that change's `revisions` record (`position`), as etcd keeps values only by
+/// revision — a put writes 256 bytes once instead of twice (docs/BENCHMARKS.md, fourth session).
+/// Format 1 records (before 2026-11-22) carried the value inline; they still decode.
+///
+/// Invariant: for a format-2 record, `revisions` holds a put of this key at `position` (history
+/// compaction keeps every live key's latest change).
 struct StoredKV {
-    static let formatVersion: UInt8 = 1
+    static let formatVersion: UInt8 = 2
+    static let inlineValueFormat: UInt8 = 1
     var kv: KeyValue
     var modSub: UInt32
+    /// False until `loadingValue` read the value (format 2); `kv.value` is empty until then.
+    var valueLoaded = true
 
     func encode() -> [UInt8] {
-        var w = ByteWriter(capacity: 40 + kv.value.count)
+        var w = ByteWriter(capacity: 40)
         w.u8(Self.formatVersion)
         w.i64(kv.createRevision)
         w.i64(kv.modRevision)
         w.u32(modSub)
         w.i64(kv.version)
         w.u64(kv.lease?.rawValue ?? 0)
-        w.raw(kv.value)
         return w.bytes
     }
 
     static func decode(key: [UInt8], _ bytes: [UInt8]) throws(DecodeError) -> StoredKV {
         var r = ByteReader(bytes)
-        try r.version("kv record version", expected: formatVersion)
+        let format = try r.u8("kv record version")
+        guard format == formatVersion || format == inlineValueFormat else { throw .unknownValue(what: "kv record version", value: UInt64(format)) }
         let create = try r.i64("create revision")
         let mod = try r.i64("mod revision")
         let sub = try r.u32("mod sub-revision")
         let version = try r.i64("version")
         let lease = try r.u64("lease")
-        let value = r.rest()
+        let inline = format == inlineValueFormat
+        let value = inline ? r.rest() : []
+        try r.expectEnd()
         let kv = KeyValue(key: key, value: value, createRevision: create, modRevision: mod, version: version, lease: lease == 0 ? nil : LeaseID(lease))
-        return StoredKV(kv: kv, modSub: sub)
+        return StoredKV(kv: kv, modSub: sub, valueLoaded: inline)
+    }
+
+    /// The key-value with its value, read from its last change's `revisions` record if the
+    /// record does not carry it.
+    func loadingValue(from r: any StateReader) throws -> KeyValue {
+        if valueLoaded { return kv }
+        guard let bytes = try r.get(Tables.revisions, position.bytes) else {
+            throw StoreError.corrupt("kv record points at revision \(position.main).\(position.sub), which history does not hold")
+        }
+        let e: StoredEvent
+        do throws(DecodeError) { e = try StoredEvent.decode(bytes) } catch { throw corrupt(Tables.revisions, error) }
+        guard e.type == .put, e.kv.key == kv.key else {
+            throw StoreError.corrupt("revision \(position.main).\(position.sub) is not the put a kv record points at")
+        }
+        var full = kv
+        full.value = e.kv.value
+        return full
     }
 
     var position: RevisionKey { RevisionKey(main: kv.modRevision, sub: modSub) }

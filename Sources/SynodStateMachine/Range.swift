@@ -20,28 +20,33 @@ enum RangeReader {
 
     static func rangeCurrent(_ request: RangeRequest, in reader: any StateReader, revision: Int64) throws -> RangeResult {
         let limit = limit(request)
+        // Pass 1: the matching keys (counted all; records kept up to `limit`).
         var raw: [([UInt8], [UInt8])] = []
         var count: Int64 = 0
-        var bytes = 0
         var more = false
         try reader.scan(Tables.kv, from: request.key, limit: Int.max) { k, v in
             guard KeyRange.contains(k, key: request.key, rangeEnd: request.rangeEnd) else { return false }
             count += 1
             if request.countOnly { return !request.rangeEnd.isEmpty }
-            if raw.count < limit && (raw.isEmpty || bytes + v.count <= KVLimits.rangeResponseBytesMax) {
-                raw.append((k, v))
-                bytes += request.keysOnly ? k.count : k.count + v.count
-            } else {
-                more = true
-            }
+            if raw.count < limit { raw.append((k, v)) } else { more = true }
             return !request.rangeEnd.isEmpty
         }
+        // Pass 2: values (stored once, in `revisions`), within the response byte budget; the
+        // first key-value is always returned.
         var kvs: [KeyValue] = []
         kvs.reserveCapacity(raw.count)
+        var bytes = 0
         for (k, v) in raw {
-            var kv: KeyValue
-            do throws(DecodeError) { kv = try StoredKV.decode(key: k, v).kv } catch { throw corrupt(Tables.kv, error) }
+            let stored: StoredKV
+            do throws(DecodeError) { stored = try StoredKV.decode(key: k, v) } catch { throw corrupt(Tables.kv, error) }
+            var kv = request.keysOnly ? stored.kv : try stored.loadingValue(from: reader)
             if request.keysOnly { kv.value = [] }
+            let size = kv.key.count + kv.value.count
+            if !kvs.isEmpty && bytes + size > KVLimits.rangeResponseBytesMax {
+                more = true
+                break
+            }
+            bytes += size
             kvs.append(kv)
         }
         return RangeResult(revision: revision, kvs: kvs, count: count, more: more)
