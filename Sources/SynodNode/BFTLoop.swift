@@ -64,6 +64,8 @@ final class BFTLoop: @unchecked Sendable {
         self.configuration = configuration
         self.store = store
         self.sm = stateMachine
+        // BFT mode serves no watches: events need no previous values (each costs a history lookup).
+        stateMachine.kv.prevValuesInEvents = false
         self.transport = transport
         self.inbox = inbox
         self.logger = logger
