@@ -31,7 +31,10 @@ public enum KVLimits {
     /// How far (in log entries) a session's `session_lru` position may fall behind its client's
     /// last command before it is moved: eviction is least-recently-used to within this many
     /// entries, and a busy client does not rewrite its LRU key on every command.
-    public static let sessionLRURefreshEntries: UInt64 = 16_384
+    /// Invariant: far below `sessionsMax` — a client is evicted only after
+    /// `sessionsMax - sessionLRURefreshEntries` other clients wrote after its last command
+    /// (docs/STATE_MACHINE.md); a window wider than `sessionsMax` would void that bound.
+    public static let sessionLRURefreshEntries: UInt64 = 1_024
     /// Largest encoded response a session caches for retries; larger ones are remembered as
     /// `responseNotCached` (the command still applied once).
     public static let sessionResponseBytesMax = 64 << 10

@@ -20,15 +20,22 @@ enum RangeReader {
 
     static func rangeCurrent(_ request: RangeRequest, in reader: any StateReader, revision: Int64) throws -> RangeResult {
         let limit = limit(request)
-        // Pass 1: the matching keys (counted all; records kept up to `limit`).
+        // Pass 1: the matching keys (counted all; records kept up to `limit`, and within the byte
+        // budget by record size: format-1 records still carry values of up to 1 MiB).
         var raw: [([UInt8], [UInt8])] = []
+        var rawBytes = 0
         var count: Int64 = 0
         var more = false
         try reader.scan(Tables.kv, from: request.key, limit: Int.max) { k, v in
             guard KeyRange.contains(k, key: request.key, rangeEnd: request.rangeEnd) else { return false }
             count += 1
             if request.countOnly { return !request.rangeEnd.isEmpty }
-            if raw.count < limit { raw.append((k, v)) } else { more = true }
+            if raw.count < limit && (raw.isEmpty || rawBytes + k.count + v.count <= KVLimits.rangeResponseBytesMax) {
+                raw.append((k, v))
+                rawBytes += k.count + v.count
+            } else {
+                more = true
+            }
             return !request.rangeEnd.isEmpty
         }
         // Pass 2: values (stored once, in `revisions`), within the response byte budget; the

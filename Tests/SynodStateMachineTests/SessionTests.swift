@@ -93,4 +93,20 @@ struct SessionTests {
         #expect(try lruIndexes() == [moved], "one key per client, moved to the refreshing command")
         #expect(try h.run(put, session: ClientSession(clientID: 5, sequence: 3)).events.isEmpty, "the retry is still recognised")
     }
+
+    @Test("a client that just wrote is not the one evicted, however many clients came before", arguments: StoreKind.allCases)
+    func recentWriterSurvives(kind: StoreKind) throws {
+        // Fails if the LRU window reaches sessionsMax: the client's position would still be its
+        // first command's, the oldest in the table.
+        let h = try Harness(kind)
+        let n = KVLimits.sessionsMax
+        let grant = Command.leaseGrant(id: LeaseID(0), ttlMillis: 0)
+        var entries = [h.entry(grant, session: ClientSession(clientID: 0, sequence: 1))]
+        for c in 1..<UInt64(n) { entries.append(h.entry(grant, session: ClientSession(clientID: c, sequence: 1))) }
+        entries.append(h.entry(grant, session: ClientSession(clientID: 0, sequence: 2)))   // the table is full
+        entries.append(h.entry(grant, session: ClientSession(clientID: UInt64(n), sequence: 1)))   // one eviction
+        _ = try h.sm.apply(entries)
+        #expect(try h.store.read { r in try r.get(Tables.sessions, LayoutKeys.sessionKey(0)) } != nil)
+        #expect(try h.store.read { r in try r.get(Tables.sessions, LayoutKeys.sessionKey(1)) } == nil)
+    }
 }
