@@ -76,7 +76,7 @@ public final class LMDBEnvironment: @unchecked Sendable {
     }
 
     /// Fraction of the map in use (last used page over map pages).
-    var mapUsedFraction: Double {
+    public var mapUsedFraction: Double {
         var info = MDB_envinfo()
         mdb_env_info(env, &info)
         var stat = MDB_stat()
@@ -112,6 +112,10 @@ public final class LMDBEnvironment: @unchecked Sendable {
         try commitHeld()
         return try write(hold: false) { txn, _ in try body(txn) }
     }
+
+    /// Test-only: this many explicit `commitHeld` calls fail as if the map were full (the
+    /// holder's redo path is otherwise rare and timing-dependent).
+    public var testingHeldCommitFailures = 0
 
     /// The write transaction a `write(hold: true)` left open, if any.
     public var heldTransaction: Transaction? { held }
@@ -176,6 +180,12 @@ public final class LMDBEnvironment: @unchecked Sendable {
     public func commitHeld(metaSync: Bool = true) throws(LMDBError) {
         guard let txn = held else { return }
         held = nil
+        if testingHeldCommitFailures > 0 {
+            // Test-only: behave as a commit that ran out of map pages (LMDB frees the transaction).
+            testingHeldCommitFailures -= 1
+            mdb_txn_abort(txn.txn)
+            throw LMDBError(code: MDB_MAP_FULL, operation: "mdb_txn_commit (held, injected)")
+        }
         if !metaSync { mdb_env_set_flags(env, UInt32(MDB_NOMETASYNC), 1) }
         defer { if !metaSync { mdb_env_set_flags(env, UInt32(MDB_NOMETASYNC), 0) } }
         try LMDBError.check(mdb_txn_commit(txn.txn), "mdb_txn_commit (held)")
@@ -193,7 +203,11 @@ public final class LMDBEnvironment: @unchecked Sendable {
         return Transaction(txn: txn!)
     }
 
-    /// Doubles the map, under the exclusive lock so no transaction of ours is active.
+    /// Doubles the map, under the exclusive lock so no transaction of ours is active. For a holder
+    /// whose `commitHeld` failed with `MDB_MAP_FULL` (a commit can need fresh pages for LMDB's free
+    /// list): LMDB dropped that transaction, so the holder grows the map and redoes its work.
+    public func growMap() throws(LMDBError) { try grow() }
+
     func grow() throws(LMDBError) {
         precondition(held == nil, "map growth with a held write transaction")
         try resizeLock.withExclusive { () throws(LMDBError) in

@@ -39,6 +39,9 @@ public struct NodeConfiguration: Sendable {
     /// tables' pages too. 0 applies at once. Only a follower's serializable reads and the
     /// `applied` it reports can lag by this much; the leader always applies at once.
     public var followerApplyDelayMillis: Int = 50
+    /// Test-only: the first N commits of held applies fail as if the map were full, so the node
+    /// must grow the map and redo them (`NodeLoop.commitHeldApplies`).
+    public var testingHeldCommitFailures: Int = 0
     /// Join an existing cluster instead of bootstrapping a new one: start with no membership and
     /// wait for the leader (after `synod member add`) to send the log.
     public var join: Bool = false

@@ -92,6 +92,10 @@ extension NodeLoop {
         try persistAndApply(LogWrite(), entries)
     }
 
+    /// Test-only (`SYNOD_TESTING_SKIP_HELD_REDO`): the redo above is skipped — the bug
+    /// `StorageGrowthTests.heldCommitFailuresAreRedone` exists to catch.
+    static let testingSkipHeldRedo = ProcessInfo.processInfo.environment["SYNOD_TESTING_SKIP_HELD_REDO"] != nil
+
     /// Most committed entries applied in a held (uncommitted) transaction before it must commit.
     static let heldEntriesMax = 8192
     /// Longest a held apply waits for a log write to commit with, in seconds.
@@ -106,6 +110,10 @@ extension NodeLoop {
     /// one commit (two syncs) per round of acknowledgements. Reads on this thread see the held
     /// state (the state store reads through the held transaction).
     func persistAndApply(_ write: LogWrite, _ committed: [Entry]) throws {
+        // The environment grows a nearly full map before a write, committing a held transaction
+        // first on its own — which could fail for want of pages; commit it here, where a failure
+        // can be redone (`commitHeldApplies`).
+        if holding && store.environment.mapUsedFraction > 0.7 { try commitHeldApplies() }
         let wasHolding = holding
         if !wasHolding { heldEntries = [] }
         var write = write
@@ -163,7 +171,24 @@ extension NodeLoop {
             return
         }
         guard force || ProcessInfo.processInfo.systemUptime - heldSince >= Self.heldSecondsMax else { return }
-        do { try store.environment.commitHeld(metaSync: false) } catch { throw StoreError(error) }
+        do {
+            try store.environment.commitHeld(metaSync: false)
+        } catch let e where e.isMapFull {
+            // The commit needed pages the map did not have, and LMDB dropped the transaction: the
+            // held applies (committed log entries, already answered) and the hard state written
+            // with them are gone from the files. Grow the map and write them again, silently.
+            let redo = heldEntries
+            heldEntries = []
+            logger.notice("held applies lost to a full map at commit; growing the map and applying them again", metadata: ["entries": "\(redo.count)"])
+            if !Self.testingSkipHeldRedo {
+                do { try store.environment.growMap() } catch { throw StoreError(error) }
+                try sm.kv.reload()
+                _ = try store.write(LogWrite(hardState: persistedHardState), binding: sm.combined, hold: false) { isRetry in
+                    if isRetry { try sm.kv.reload() }
+                    if !redo.isEmpty { _ = try sm.apply(redo) }
+                }
+            }
+        } catch { throw StoreError(error) }
         heldEntries = []
         if PassStats.enabled { passStats.commits += 1 }
     }
@@ -260,6 +285,8 @@ extension NodeLoop {
         // The previous snapshot (one interval back) is what the log is compacted to now.
         let previous = lastSnapshotIndex
         if previous > core.compactedPosition.index, let term = core.term(at: previous) {
+            // The writes below commit a held transaction first; commit it here, where a full map can be handled.
+            try commitHeldApplies()
             let t0 = ProcessInfo.processInfo.systemUptime
             let membership = core.membership(atIndex: previous)
             core.compact(upTo: previous, snapshotData: [])

@@ -94,6 +94,7 @@ final class NodeLoop: @unchecked Sendable {
     init(configuration: NodeConfiguration, store: LMDBStore, stateMachine: KVNodeStateMachine, transport: PeerTransport, inbox: Inbox, logger: Logger) throws {
         self.configuration = configuration
         self.store = store
+        store.environment.testingHeldCommitFailures = configuration.testingHeldCommitFailures
         self.sm = stateMachine
         self.transport = transport
         self.inbox = inbox

@@ -30,6 +30,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "BFT mode: this replica's key file (`synod bft keygen`).") var keys: String?
     @Option(help: "BFT mode: a checkpoint (whole state, digested) every N sequence numbers.") var checkpointInterval: UInt64 = 128
     @Flag(name: .customLong("testing-corrupt-replies"), help: .hidden) var testingCorruptReplies = false
+    @Option(name: .customLong("testing-held-commit-failures"), help: .hidden) var testingHeldCommitFailures: Int = 0
 
     /// `--peers` and `--listen-client`, parsed (both modes).
     func addresses() throws -> (peers: [(NodeID, HostPort)], client: HostPort) {
@@ -71,6 +72,7 @@ struct ServeCommand: AsyncParsableCommand {
         c.join = join
         c.leaseReads = leaseReads
         c.followerApplyDelayMillis = followerApplyDelayMs
+        c.testingHeldCommitFailures = testingHeldCommitFailures
         do { try c.validate() } catch { throw ValidationError("\(error)") }
         return c
     }
