@@ -76,7 +76,7 @@ public final class LMDBEnvironment: @unchecked Sendable {
     }
 
     /// Fraction of the map in use (last used page over map pages).
-    public var mapUsedFraction: Double {
+    var mapUsedFraction: Double {
         var info = MDB_envinfo()
         mdb_env_info(env, &info)
         var stat = MDB_stat()
@@ -113,8 +113,15 @@ public final class LMDBEnvironment: @unchecked Sendable {
         return try write(hold: false) { txn, _ in try body(txn) }
     }
 
-    /// Test-only: this many explicit `commitHeld` calls fail as if the map were full (the
-    /// holder's redo path is otherwise rare and timing-dependent).
+    /// Redoes the holder's held work after it was lost: committing a held transaction can fail
+    /// with `MDB_MAP_FULL` (LMDB may need fresh pages for its free list), and LMDB then drops the
+    /// transaction. `commitHeld` — whoever calls it, the holder or this environment before another
+    /// write or a growth — then grows the map and calls this, with no transaction open, so the
+    /// holder can write its work again. Without it the failure is thrown.
+    public var redoLostHeld: (() throws -> Void)?
+
+    /// Test-only: this many held commits fail as if the map were full (the redo path is otherwise
+    /// rare and timing-dependent).
     public var testingHeldCommitFailures = 0
 
     /// The write transaction a `write(hold: true)` left open, if any.
@@ -167,7 +174,7 @@ public final class LMDBEnvironment: @unchecked Sendable {
     /// first). Call before starting a long read on another thread: growth must wait for every
     /// transaction of this process to end, so a growth forced while a long reader runs stalls
     /// the writer until the reader finishes.
-    public func ensureHeadroom(usedFractionMax fraction: Double) throws(LMDBError) {
+    public func ensureHeadroom(usedFractionMax fraction: Double) throws {
         guard mapUsedFraction > fraction else { return }
         try commitHeld()
         try grow()
@@ -176,19 +183,26 @@ public final class LMDBEnvironment: @unchecked Sendable {
     /// Commits the held transaction, if any. With `metaSync: false` it is synced once (data
     /// pages) instead of twice: the meta page reaches the disk with the next commit's sync, so a
     /// machine crash may roll back to the previous transaction — consistent, never corrupt
-    /// (`MDB_NOMETASYNC`). Only for changes that can be redone, like re-applying the log.
-    public func commitHeld(metaSync: Bool = true) throws(LMDBError) {
+    /// (`MDB_NOMETASYNC`). Only for changes that can be redone, like re-applying the log. A commit
+    /// that fails for want of map pages is redone through `redoLostHeld`.
+    public func commitHeld(metaSync: Bool = true) throws {
         guard let txn = held else { return }
         held = nil
-        if testingHeldCommitFailures > 0 {
-            // Test-only: behave as a commit that ran out of map pages (LMDB frees the transaction).
-            testingHeldCommitFailures -= 1
-            mdb_txn_abort(txn.txn)
-            throw LMDBError(code: MDB_MAP_FULL, operation: "mdb_txn_commit (held, injected)")
+        do {
+            if testingHeldCommitFailures > 0 {
+                // Test-only: behave as a commit that ran out of map pages (LMDB frees the transaction).
+                testingHeldCommitFailures -= 1
+                mdb_txn_abort(txn.txn)
+                throw LMDBError(code: MDB_MAP_FULL, operation: "mdb_txn_commit (held, injected)")
+            }
+            if !metaSync { mdb_env_set_flags(env, UInt32(MDB_NOMETASYNC), 1) }
+            defer { if !metaSync { mdb_env_set_flags(env, UInt32(MDB_NOMETASYNC), 0) } }
+            try LMDBError.check(mdb_txn_commit(txn.txn), "mdb_txn_commit (held)")
+        } catch let e as LMDBError where e.isMapFull {
+            guard let redo = redoLostHeld else { throw e }
+            try grow()
+            try redo()
         }
-        if !metaSync { mdb_env_set_flags(env, UInt32(MDB_NOMETASYNC), 1) }
-        defer { if !metaSync { mdb_env_set_flags(env, UInt32(MDB_NOMETASYNC), 0) } }
-        try LMDBError.check(mdb_txn_commit(txn.txn), "mdb_txn_commit (held)")
     }
 
     private func begin(readOnly: Bool) throws(LMDBError) -> Transaction {
@@ -203,11 +217,7 @@ public final class LMDBEnvironment: @unchecked Sendable {
         return Transaction(txn: txn!)
     }
 
-    /// Doubles the map, under the exclusive lock so no transaction of ours is active. For a holder
-    /// whose `commitHeld` failed with `MDB_MAP_FULL` (a commit can need fresh pages for LMDB's free
-    /// list): LMDB dropped that transaction, so the holder grows the map and redoes its work.
-    public func growMap() throws(LMDBError) { try grow() }
-
+    /// Doubles the map, under the exclusive lock so no transaction of ours is active.
     func grow() throws(LMDBError) {
         precondition(held == nil, "map growth with a held write transaction")
         try resizeLock.withExclusive { () throws(LMDBError) in

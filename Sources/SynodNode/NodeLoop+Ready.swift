@@ -110,10 +110,6 @@ extension NodeLoop {
     /// one commit (two syncs) per round of acknowledgements. Reads on this thread see the held
     /// state (the state store reads through the held transaction).
     func persistAndApply(_ write: LogWrite, _ committed: [Entry]) throws {
-        // The environment grows a nearly full map before a write, committing a held transaction
-        // first on its own — which could fail for want of pages; commit it here, where a failure
-        // can be redone (`commitHeldApplies`).
-        if holding && store.environment.mapUsedFraction > 0.7 { try commitHeldApplies() }
         let wasHolding = holding
         if !wasHolding { heldEntries = [] }
         var write = write
@@ -171,26 +167,26 @@ extension NodeLoop {
             return
         }
         guard force || ProcessInfo.processInfo.systemUptime - heldSince >= Self.heldSecondsMax else { return }
-        do {
-            try store.environment.commitHeld(metaSync: false)
-        } catch let e where e.isMapFull {
-            // The commit needed pages the map did not have, and LMDB dropped the transaction: the
-            // held applies (committed log entries, already answered) and the hard state written
-            // with them are gone from the files. Grow the map and write them again, silently.
-            let redo = heldEntries
-            heldEntries = []
-            logger.notice("held applies lost to a full map at commit; growing the map and applying them again", metadata: ["entries": "\(redo.count)"])
-            if !Self.testingSkipHeldRedo {
-                do { try store.environment.growMap() } catch { throw StoreError(error) }
-                try sm.kv.reload()
-                _ = try store.write(LogWrite(hardState: persistedHardState), binding: sm.combined, hold: false) { isRetry in
-                    if isRetry { try sm.kv.reload() }
-                    if !redo.isEmpty { _ = try sm.apply(redo) }
-                }
-            }
-        } catch { throw StoreError(error) }
+        do { try store.environment.commitHeld(metaSync: false) } catch let e as LMDBError { throw StoreError(e) }
         heldEntries = []
         if PassStats.enabled { passStats.commits += 1 }
+    }
+
+    /// `LMDBEnvironment.redoLostHeld`: a held transaction's commit failed for want of map pages
+    /// and LMDB dropped it — the held applies (committed log entries, already answered) and the
+    /// hard state written with them are gone from the files. The map has grown; write them again,
+    /// silently. Runs wherever the held transaction was committed: here, or inside the
+    /// environment before another write or a growth.
+    func redoLostHeldApplies() throws {
+        let redo = heldEntries
+        heldEntries = []
+        logger.notice("held applies lost to a full map at commit; applying them again", metadata: ["entries": "\(redo.count)"])
+        guard !Self.testingSkipHeldRedo else { return }
+        try sm.kv.reload()
+        _ = try store.write(LogWrite(hardState: persistedHardState), binding: sm.combined, hold: false) { isRetry in
+            if isRetry { try sm.kv.reload() }
+            if !redo.isEmpty { _ = try sm.apply(redo) }
+        }
     }
 
     /// Answers the writes, watches and lease tracking that applied entries complete.
@@ -285,8 +281,6 @@ extension NodeLoop {
         // The previous snapshot (one interval back) is what the log is compacted to now.
         let previous = lastSnapshotIndex
         if previous > core.compactedPosition.index, let term = core.term(at: previous) {
-            // The writes below commit a held transaction first; commit it here, where a full map can be handled.
-            try commitHeldApplies()
             let t0 = ProcessInfo.processInfo.systemUptime
             let membership = core.membership(atIndex: previous)
             core.compact(upTo: previous, snapshotData: [])
@@ -323,7 +317,7 @@ extension NodeLoop {
     /// transaction to end — the reader's 1-2 s included (seen: 165-380 ms writes).
     func readStateInBackground(name: String, _ body: @escaping @Sendable () -> Void) throws {
         try commitHeldApplies()
-        do { try store.environment.ensureHeadroom(usedFractionMax: 0.5) } catch { throw StoreError(error) }
+        do { try store.environment.ensureHeadroom(usedFractionMax: 0.5) } catch let e as LMDBError { throw StoreError(e) }
         let thread = Thread {
             var param = sched_param(sched_priority: 0)
             _ = pthread_setschedparam(pthread_self(), NodeLoop.linuxSchedIdle, &param)

@@ -120,6 +120,7 @@ final class NodeLoop: @unchecked Sendable {
             lastSnapshotIndex = stateMachine.appliedIndex
         }
         loadMemberDirectory()
+        store.environment.redoLostHeld = { [weak self] in try self?.redoLostHeldApplies() }
     }
 
     /// Rebuilds what the core needs from disk; bootstraps the membership of a brand-new cluster.

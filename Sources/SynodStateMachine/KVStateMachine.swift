@@ -111,7 +111,7 @@ public final class KVStateMachine {
         do { envelope = try CommandEnvelope.decode(entry.payload) } catch {
             return AppliedEntry(index: entry.index, response: .failure(.malformedCommand("\(error)")), events: [])
         }
-        let stored = try envelope.session.map { try ctx.storedSession($0) } ?? nil
+        let stored = try envelope.session.map { try ctx.session($0.clientID) } ?? nil
         if let session = envelope.session, let answer = try ctx.sessionAnswer(session, stored: stored) {
             return AppliedEntry(index: entry.index, response: answer, events: [])
         }

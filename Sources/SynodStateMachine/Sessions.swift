@@ -11,10 +11,6 @@ import SynodCore
 // record), not three (measured: session upkeep was a third of a follower's apply).
 
 extension ApplyContext {
-    /// The client's stored session, read once per command: `sessionAnswer` and `recordSession`
-    /// both take it.
-    func storedSession(_ s: ClientSession) throws -> StoredSession? { try session(s.clientID) }
-
     /// The answer for a command already seen (a retry, or an older sequence), or nil to apply it.
     func sessionAnswer(_ s: ClientSession, stored rec: StoredSession?) throws -> Response? {
         guard let rec else { return nil }
@@ -26,8 +22,8 @@ extension ApplyContext {
         do throws(DecodeError) { return try Response.decode(bytes) } catch { throw corrupt(Tables.sessions, error) }
     }
 
-    /// Records that `s` applied at `index` with `response`; `old` is the record `storedSession`
-    /// read before the command ran (nothing in between writes a session).
+    /// Records that `s` applied at `index` with `response`; `old` is the record `session` read
+    /// before the command ran (nothing in between writes a session).
     func recordSession(_ s: ClientSession, index: LogIndex, response: Response, old: StoredSession?) throws {
         var lruIndex = index
         if let old {
@@ -55,7 +51,8 @@ extension ApplyContext {
         sessionCount -= 1
     }
 
-    private func session(_ client: UInt64) throws -> StoredSession? {
+    /// The client's stored session, read once per command: `sessionAnswer` and `recordSession` both take it.
+    func session(_ client: UInt64) throws -> StoredSession? {
         guard let bytes = try w.get(Tables.sessions, LayoutKeys.sessionKey(client)) else { return nil }
         do throws(DecodeError) { return try StoredSession.decode(bytes) } catch { throw corrupt(Tables.sessions, error) }
     }
