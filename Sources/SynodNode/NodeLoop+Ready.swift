@@ -27,10 +27,10 @@ extension NodeLoop {
             if !write.isEmpty || !committed.isEmpty { try persistAndApply(write, committed) }
             if !leading { transport.send(rd.messages, into: &outbound) }
             for rs in rd.readStates {
-                if let batch = readBatches.removeValue(forKey: rs.context) { readyReads.append((rs.index, batch)) }
+                if let round = readBatches.removeValue(forKey: rs.context) { readyReads.append((rs.index, round.reads)) }
             }
             core.advance(rd)
-            serveReadyReads()
+            try serveReadyReads()
         }
         noticeLeadershipChange()
         try maybeSnapshot()
@@ -52,7 +52,7 @@ extension NodeLoop {
     /// from the log (compaction never passes the state's own applied index).
     func deferApplies(_ committed: [Entry], leading: Bool) -> [Entry] {
         // Enough queued for one batch also applies now (a catching-up follower takes many Readys per pass).
-        if leading || configuration.followerApplyDelayMillis == 0 || !watchers.isEmpty
+        if leading || configuration.followerApplyDelayMillis == 0 || !watchers.isEmpty || !readyReads.isEmpty
             || deferredApplies.count + committed.count >= Self.deferredAppliesMax {
             guard !deferredApplies.isEmpty else { return committed }
             let all = deferredApplies + committed
@@ -222,8 +222,11 @@ extension NodeLoop {
         }
     }
 
-    func serveReadyReads() {
+    /// Answers the reads whose read index the state has reached (a follower first applies what
+    /// it deferred: its reads must not wait for the apply delay).
+    func serveReadyReads() throws {
         guard !readyReads.isEmpty else { return }
+        try applyDeferred()
         let applied = sm.appliedIndex
         var keep: [(index: LogIndex, reads: [PendingRead])] = []
         for (index, reads) in readyReads {
@@ -255,7 +258,7 @@ extension NodeLoop {
 
     func failReads(_ status: ClientStatus, _ message: String) {
         var all: [PendingRead] = readBatch
-        for (_, b) in readBatches { all += b }
+        for (_, round) in readBatches { all += round.reads }
         for (_, b) in readyReads { all += b }
         readBatch = []
         readBatches = [:]

@@ -46,8 +46,16 @@ final class NodeLoop: @unchecked Sendable {
     var proposals: [(payload: [UInt8], id: UInt64, connection: ClientConnection)] = []
     /// Linearizable reads collected during one pass, sent as one ReadIndex request.
     var readBatch: [PendingRead] = []
+    /// One ReadIndex request in flight: its reads, when it was asked, and (on a follower, which
+    /// asks its leader) the term and leader it was asked of.
+    struct ReadRound {
+        var reads: [PendingRead]
+        var started: Double
+        var term: Term
+        var leader: NodeID
+    }
     /// ReadIndex requests in flight, by context.
-    var readBatches: [UInt64: [PendingRead]] = [:]
+    var readBatches: [UInt64: ReadRound] = [:]
     var nextReadContext: UInt64 = 1
     /// When the newest ReadIndex round started (system uptime).
     var readRoundStarted: Double = 0
@@ -211,6 +219,7 @@ final class NodeLoop: @unchecked Sendable {
             try applyDeferredIfDue(now)
             try commitHeldApplies(force: false)
         } catch { storageFailed(error) }
+        expireForwardedReads(now)
         catchUpLaggingWatchers()
         flushOutbox()
         if holding { inbox.wake(at: heldSince + Self.heldSecondsMax) }
@@ -238,7 +247,9 @@ final class NodeLoop: @unchecked Sendable {
             do { try applyDeferred() } catch { storageFailed(error) }
             respond(c, answer(query, request.id))
         case let .read(.linearizable, query):
-            guard core.role == .leader else { return respond(c, notLeader(request.id)) }
+            // A follower asks its leader for the read index (`RaftConfig.followerReads`) and
+            // serves the read from its own state once applied that far.
+            guard core.role == .leader || (core.role == .follower && !core.leader.isNone) else { return respond(c, notLeader(request.id)) }
             readBatch.append(PendingRead(query: query, connection: c, requestID: request.id))
         case .status: respond(c, ClientResponse(id: request.id, status: .ok, body: status().encode()))
         case let .leaseKeepAlive(id): keepAlive(LeaseID(UInt64(bitPattern: id)), request.id, c)
@@ -289,10 +300,34 @@ final class NodeLoop: @unchecked Sendable {
         nextReadContext += 1
         do {
             try core.readIndex(context: context)
-            readBatches[context] = batch
+            readBatches[context] = ReadRound(reads: batch, started: now, term: core.term, leader: core.leader)
             readRoundStarted = now
         } catch {
             for r in batch { respond(r.connection, refusal(error, r.requestID)) }
+        }
+    }
+
+    /// Longest a follower waits for its leader's answer to a ReadIndex request (the request or
+    /// the answer may be lost, or the leader busy) before failing its reads with `busy`.
+    static let forwardedReadSecondsMax = 1.0
+
+    /// Fails the reads whose ReadIndex request to a leader can no longer be answered — the term or
+    /// leader changed since it was asked (`notLeader`, with the new leader), or it waited too
+    /// long (`busy`). Clients retry. Reads whose index already arrived stay: that answer holds.
+    func expireForwardedReads(_ now: Double) {
+        guard !readBatches.isEmpty else { return }
+        for (context, round) in readBatches where round.leader != configuration.id {
+            // (A leader's own rounds stay: its core keeps them until confirmed or it steps down.)
+            let moved = round.term != core.term || round.leader != core.leader
+            guard moved || now - round.started >= Self.forwardedReadSecondsMax else { continue }
+            readBatches[context] = nil
+            for r in round.reads {
+                if moved {
+                    respond(r.connection, notLeader(r.requestID))
+                } else {
+                    respond(r.connection, ClientResponse(id: r.requestID, status: .busy, message: "the leader did not confirm the read index in time; retry"))
+                }
+            }
         }
     }
 

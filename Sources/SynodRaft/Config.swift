@@ -14,12 +14,15 @@ public struct RaftBugs: OptionSet, Sendable, Hashable {
     public static let readWithoutLeadershipCheck = RaftBugs(rawValue: 1 << 2)
     /// A follower overwrites conflicting entries but keeps the old suffix after them.
     public static let keepConflictingSuffix = RaftBugs(rawValue: 1 << 3)
+    /// A follower answers a ReadIndex request at its own commit index instead of asking the leader.
+    public static let followerReadWithoutLeader = RaftBugs(rawValue: 1 << 4)
 
     public static let all: [(String, RaftBugs)] = [
         ("commit-previous-term", .commitPreviousTermByCounting),
         ("vote-without-persisting", .voteWithoutPersisting),
         ("read-without-leadership-check", .readWithoutLeadershipCheck),
         ("keep-conflicting-suffix", .keepConflictingSuffix),
+        ("follower-read-without-leader", .followerReadWithoutLeader),
     ]
 }
 
@@ -41,6 +44,10 @@ public struct RaftConfig: Sendable, Hashable {
     /// heartbeat round while a quorum acknowledged a heartbeat sent less than
     /// `electionTimeoutTicks - leaseDriftMarginTicks` ticks ago.
     public var leaseReads: Bool = false
+    /// A follower's `readIndex` asks the leader for the read index (a `.readIndex` message; the
+    /// answer arrives as a `ReadState` like a leader's own) instead of refusing with `notLeader`,
+    /// so any member serves linearizable reads. Off: only the leader answers.
+    public var followerReads: Bool = true
     /// Clock-drift allowance for lease reads, in ticks: how much faster another node's ticks may
     /// run than ours over one election timeout. The lease is shortened by this much.
     public var leaseDriftMarginTicks: Int = 2

@@ -9,6 +9,10 @@ public enum MessageType: UInt8, Sendable, Hashable, CaseIterable {
     case snapshot, snapshotResponse
     /// Leadership transfer: campaign now, ignoring pre-vote and leases.
     case timeoutNow
+    /// A follower asks the leader for a read index on behalf of its own reads (`context` names
+    /// them); the leader answers once a heartbeat quorum confirmed it still leads (`index`), or
+    /// refuses (`reject`: busy). etcd-raft's MsgReadIndex / MsgReadIndexResp.
+    case readIndex, readIndexResponse
 }
 
 /// One chunk of an InstallSnapshot transfer.
@@ -32,7 +36,7 @@ public struct Message: Hashable, Sendable, CustomStringConvertible {
     public var logTerm: Term = .zero
     /// append: index before `entries`; vote: candidate's last index; appendResponse: the
     /// matched index (success) or the rejected `index` of the append (reject);
-    /// snapshotResponse: the snapshot's index.
+    /// snapshotResponse: the snapshot's index; readIndexResponse: the read index.
     public var index: LogIndex = .zero
     public var entries: [Entry] = []
     /// The sender's commit index (append, heartbeat).
@@ -44,7 +48,7 @@ public struct Message: Hashable, Sendable, CustomStringConvertible {
     /// appendResponse rejections: the term of the follower's entry at `index`, or zero if it has none.
     public var conflictTerm: Term = .zero
     /// heartbeat(Response): a ReadIndex request id echoed back, 0 for none;
-    /// snapshotResponse: the next byte offset wanted.
+    /// readIndex(Response): the follower's request id; snapshotResponse: the next byte offset wanted.
     public var context: UInt64 = 0
     /// heartbeat(Response): the leader's tick count when it sent the heartbeat (lease reads).
     public var sentTick: UInt64 = 0
@@ -72,6 +76,8 @@ public struct Message: Hashable, Sendable, CustomStringConvertible {
             if let c = snapshot { s += " at=\(c.position) off=\(c.offset) len=\(c.data.count)\(c.isLast ? " last" : "")" }
         case .snapshotResponse: s += " at=\(index.rawValue) next=\(context)\(reject ? " reject" : "")"
         case .timeoutNow: break
+        case .readIndex: s += " ctx=\(context)"
+        case .readIndexResponse: s += reject ? " ctx=\(context) reject" : " ctx=\(context) index=\(index.rawValue)"
         }
         return s
     }

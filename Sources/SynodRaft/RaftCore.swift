@@ -50,9 +50,12 @@ public struct RaftCore: Sendable {
     var incomingSnapshot: Snapshot?
     var incomingSnapshotFrom: NodeID = .none
 
-    // Leader reads (dissertation §6.4).
+    // Leader reads (dissertation §6.4), its own and those followers asked for.
     var pendingReads: [PendingRead] = []
-    var readsAwaitingCommit: [UInt64] = []
+    var readsAwaitingCommit: [ReadRequest] = []
+    /// Heartbeat contexts for followers' reads: `forwardedReadContextBase | n`, apart from the
+    /// shell's own contexts (which stay below the base).
+    var nextForwardedReadContext: UInt64 = 0
 
     // Output waiting for the shell.
     var messages: [Message] = []
@@ -315,9 +318,19 @@ public struct RaftCore: Sendable {
     }
 }
 
+/// A ReadIndex request: from the shell (`requester` is this node) or from a follower.
+struct ReadRequest: Sendable {
+    var requester: NodeID
+    /// The requester's id for it.
+    var context: UInt64
+}
+
 /// A ReadIndex request waiting for a heartbeat round (dissertation §6.4).
 struct PendingRead: Sendable {
-    var context: UInt64
+    /// The heartbeat context confirming it: the request's own for this node's reads, a
+    /// leader-chosen one for a follower's.
+    var heartbeatContext: UInt64
     var index: LogIndex
     var acks: [NodeID]
+    var request: ReadRequest
 }

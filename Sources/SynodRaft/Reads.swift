@@ -3,40 +3,101 @@ import SynodCore
 // Linearizable reads without writing to the log (dissertation §6.4): ReadIndex with a heartbeat
 // round, and the opt-in lease read (§6.4.1).
 extension RaftCore {
-    /// Asks for a read index. `context` (non-zero) identifies the request in the `ReadState`
-    /// that answers it. Only a leader answers; a leader that has not yet committed an entry of
-    /// its term queues the request until it has.
+    /// Heartbeat contexts at or above this are the leader's own for followers' reads; the
+    /// shell's contexts must stay below it.
+    public static let forwardedReadContextBase: UInt64 = 1 << 63
+
+    /// Asks for a read index. `context` (non-zero, below `forwardedReadContextBase`) identifies
+    /// the request in the `ReadState` that answers it. A leader confirms its leadership with a
+    /// heartbeat round; a leader that has not yet committed an entry of its term queues the
+    /// request until it has. A follower with `followerReads` asks its leader, whose answer
+    /// becomes the `ReadState` (nothing comes back if the request or answer is lost, or the
+    /// leader is busy: the shell times such reads out).
     public mutating func readIndex(context: UInt64) throws(RaftError) {
         inputCount &+= 1
-        precondition(context != 0, "read context 0 is reserved")
-        guard role == .leader else { throw .notLeader(leaderHint: leader) }
-        guard pendingReads.count + readsAwaitingCommit.count < config.pendingReadsMax else { throw .busy }
-        if log.term(at: log.committed) != term {
-            readsAwaitingCommit.append(context)
+        precondition(context != 0 && context < Self.forwardedReadContextBase, "read context 0 and the forwarded range are reserved")
+        guard role == .leader else {
+            guard role == .follower, config.followerReads, !leader.isNone else { throw .notLeader(leaderHint: leader) }
+            if config.bugs.contains(.followerReadWithoutLeader) {
+                readStates.append(ReadState(context: context, index: log.committed))
+                return
+            }
+            var m = message(.readIndex, to: leader)
+            m.context = context
+            send(m)
             return
         }
-        startReads([context])
+        guard pendingReads.count + readsAwaitingCommit.count < config.pendingReadsMax else { throw .busy }
+        requestRead(ReadRequest(requester: id, context: context))
     }
 
-    mutating func startReads(_ contexts: [UInt64]) {
-        guard let last = contexts.last else { return }
-        let onlyVoter = Quorum.voteResult(membership: membership) { $0 == id ? true : nil } == .won
-        if onlyVoter || config.bugs.contains(.readWithoutLeadershipCheck) || (config.leaseReads && leaseIsValid) {
-            for c in contexts { readStates.append(ReadState(context: c, index: log.committed)) }
+    /// A follower's `.readIndex`: served like the leader's own reads, answered by message.
+    mutating func handleReadIndexRequest(_ m: Message) {
+        guard m.context != 0, pendingReads.count + readsAwaitingCommit.count < config.pendingReadsMax else {
+            var r = message(.readIndexResponse, to: m.from)
+            r.context = m.context
+            r.reject = true
+            send(r)
             return
         }
-        for c in contexts { pendingReads.append(PendingRead(context: c, index: log.committed, acks: [id])) }
+        requestRead(ReadRequest(requester: m.from, context: m.context))
+    }
+
+    /// Follower: the leader's answer to one of our `.readIndex` requests.
+    mutating func handleReadIndexResponse(_ m: Message) {
+        // Only the leader of our term answers for it (step already dropped older terms).
+        guard m.from == leader, !m.reject, m.context != 0 else { return }
+        readStates.append(ReadState(context: m.context, index: m.index))
+    }
+
+    private mutating func requestRead(_ r: ReadRequest) {
+        if log.term(at: log.committed) != term {
+            readsAwaitingCommit.append(r)
+            return
+        }
+        startReads([r])
+    }
+
+    mutating func startReads(_ requests: [ReadRequest]) {
+        guard !requests.isEmpty else { return }
+        let onlyVoter = Quorum.voteResult(membership: membership) { $0 == id ? true : nil } == .won
+        if onlyVoter || config.bugs.contains(.readWithoutLeadershipCheck) || (config.leaseReads && leaseIsValid) {
+            for r in requests { answerRead(r, index: log.committed) }
+            return
+        }
+        var last: UInt64 = 0
+        for r in requests {
+            var context = r.context
+            if r.requester != id {
+                nextForwardedReadContext &+= 1
+                context = Self.forwardedReadContextBase | (nextForwardedReadContext & (Self.forwardedReadContextBase - 1))
+            }
+            pendingReads.append(PendingRead(heartbeatContext: context, index: log.committed, acks: [id], request: r))
+            last = context
+        }
         broadcastHeartbeat(context: last)
+    }
+
+    /// A confirmed read: a `ReadState` for our own, a `.readIndexResponse` for a follower's.
+    private mutating func answerRead(_ r: ReadRequest, index: LogIndex) {
+        if r.requester == id {
+            readStates.append(ReadState(context: r.context, index: index))
+        } else {
+            var m = message(.readIndexResponse, to: r.requester)
+            m.context = r.context
+            m.index = index
+            send(m)
+        }
     }
 
     /// A heartbeat answer naming a read: once a quorum answered, that read and every earlier
     /// one are confirmed (leadership was confirmed after they were registered).
     mutating func acknowledgeRead(from peer: NodeID, context: UInt64) {
-        guard let at = pendingReads.firstIndex(where: { $0.context == context }) else { return }
+        guard let at = pendingReads.firstIndex(where: { $0.heartbeatContext == context }) else { return }
         if !pendingReads[at].acks.contains(peer) { pendingReads[at].acks.append(peer) }
         let acks = pendingReads[at].acks
         guard Quorum.voteResult(membership: membership, granted: { acks.contains($0) ? true : nil }) == .won else { return }
-        for r in pendingReads[...at] { readStates.append(ReadState(context: r.context, index: r.index)) }
+        for r in pendingReads[...at] { answerRead(r.request, index: r.index) }
         pendingReads.removeSubrange(...at)
     }
 

@@ -10,6 +10,7 @@ extension RaftCore {
         case .appendResponse: handleAppendResponse(m)
         case .heartbeatResponse: handleHeartbeatResponse(m)
         case .snapshotResponse: handleSnapshotResponse(m)
+        case .readIndex: handleReadIndexRequest(m)
         default: break
         }
     }

@@ -83,6 +83,8 @@ extension RaftCore {
             handleSnapshotChunk(m)
         case .timeoutNow:
             campaignForTransfer()
+        case .readIndexResponse:
+            handleReadIndexResponse(m)
         default:
             break
         }

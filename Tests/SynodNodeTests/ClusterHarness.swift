@@ -82,8 +82,10 @@ final class Cluster: @unchecked Sendable {
         processes.removeAll()
     }
 
-    func client(deadlineMillis: Int64 = 20_000) -> SynodClient {
-        var c = ClientConfiguration(endpoints: endpoints)
+    /// A client of the whole cluster, or (`only`) of one node: it starts there and leaves only
+    /// when the node redirects it.
+    func client(deadlineMillis: Int64 = 20_000, only node: Int? = nil) -> SynodClient {
+        var c = ClientConfiguration(endpoints: node.map { [endpoints[$0 - 1]] } ?? endpoints)
         c.retryDeadlineMillis = deadlineMillis
         c.requestTimeoutMillis = 2_000
         return SynodClient(c)

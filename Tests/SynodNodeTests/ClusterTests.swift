@@ -52,6 +52,22 @@ struct ClusterTests {
         try await client.put(b("warmup"), b("1"))
         let recorder = HistoryRecorder()
         let stop = StopFlag()
+        // Two more clients only read, each through one node: as followers those nodes ask the
+        // leader for the read index (and as the killed leader they are restarted).
+        let readers = [2, 3].map { cluster.client(deadlineMillis: 20_000, only: $0) }
+        defer { for r in readers { Task { await r.close() } } }
+        let readerTasks = readers.enumerated().map { i, reader in
+            Task {
+                var rng = SeededRandom(seed: UInt64(i) + 50)
+                while !stop.isSet {
+                    let key = UInt8(rng.int(in: 0...4))
+                    await recorder.run(client: UInt64(10 + i), .get(key: key)) {
+                        let kv = try await reader.get(b("k\(key)"))
+                        return .value(kv.map { UInt64(s($0.value))! })
+                    }
+                }
+            }
+        }
         let workers = (0..<4).map { w in
             Task {
                 var rng = SeededRandom(seed: UInt64(w) + 1)
@@ -86,6 +102,7 @@ struct ClusterTests {
         try await Task.sleep(nanoseconds: 500_000_000)
         stop.set()
         for w in workers { await w.value }
+        for r in readerTasks { await r.value }
         for key in UInt8(0)...4 {
             await recorder.run(client: 99, .get(key: key)) {
                 let kv = try await client.get(b("k\(key)"))

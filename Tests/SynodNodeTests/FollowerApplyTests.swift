@@ -1,5 +1,7 @@
 import Foundation
-import SynodClient
+import NIOPosix
+@testable import SynodClient
+import SynodStateMachine
 import SynodTransport
 import SynodWire
 import Testing
@@ -56,6 +58,32 @@ struct FollowerApplyTests {
             applied = try await client.status(of: followerEndpoint).applied
         }
         #expect(applied >= target, "follower \(follower) applied only \(applied) of \(target) after 4 s")
+    }
+
+    @Test("a follower serves linearizable reads itself (read index from the leader): every write acknowledged before a read is visible to it, however long its applies are deferred")
+    func followerLinearizableReads() async throws {
+        let cluster = try Cluster(size: 3, extraArgs: ["--follower-apply-delay-ms", "1000"])
+        let client = cluster.client()
+        defer { Task { await client.close() } }
+        _ = try await client.put(b("warm"), b("up"))
+        let leader = try #require(await cluster.leader(using: client))
+        let follower = leader % 3 + 1
+        // On the wire, so a redirect to the leader (what followers answered before) shows.
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let conn = try await Connection.connect(cluster.endpoints[follower - 1], group: group, timeoutMillis: 2_000)
+        for i in 0..<20 {
+            _ = try await client.put(b("r\(i)"), b("v\(i)"))
+            let r = try await conn.request(.read(.linearizable, RangeRequest(key: b("r\(i)")).encode())).get()
+            #expect(r.status == .ok, "follower \(follower) answered \(r.status): \(r.message)")
+            guard r.status == .ok else { continue }
+            guard case let .range(result) = try Response.decode(r.body) else {
+                Issue.record("follower \(follower) answered a read with another kind of response")
+                continue
+            }
+            #expect(result.kvs.first?.value == b("v\(i)"), "follower \(follower) read r\(i) as \(result.kvs.first.map { s($0.value) } ?? "missing") after the write was acknowledged")
+        }
+        conn.close()
+        try await group.shutdownGracefully()
     }
 }
 }

@@ -29,10 +29,68 @@ import Testing
         #expect(answered.contains { $0.context == 43 && $0.index == before })
     }
 
-    @Test func section6_4_followerRefusesReadIndex() {
-        var c = TestCluster(size: 3)
+    @Test func section6_4_followerRefusesReadIndexWithoutFollowerReads() {
+        var c = TestCluster(size: 3) { $0.followerReads = false }
         c.elect(1)
         #expect(throws: RaftError.notLeader(leaderHint: NodeID(1))) { try c[2].readIndex(context: 1) }
+    }
+
+    /// etcd-raft's MsgReadIndex: a follower's read index comes from the leader, after a
+    /// heartbeat quorum confirmed the leader still leads, and is the leader's commit index.
+    @Test func section6_4_followerAsksTheLeaderForTheReadIndex() throws {
+        var c = TestCluster(size: 3)
+        c.elect(1)
+        c.propose(1)
+        c.stabilize()
+        let commit = c[1].commitIndex
+        try c[2].readIndex(context: 7)
+        c.stabilize()
+        #expect(c.readStatesSeen[2] == [ReadState(context: 7, index: commit)])
+        #expect(c.readStatesSeen[1, default: []].isEmpty, "the leader answers by message, not with its own ReadState")
+        let rounds = c.sent.filter { $0.type == .heartbeat && $0.context >= RaftCore.forwardedReadContextBase }
+        #expect(!rounds.isEmpty, "the leader confirmed its leadership with a heartbeat round")
+    }
+
+    @Test func section6_4_aLeaderWithoutAQuorumDoesNotAnswerAFollowersRead() throws {
+        var c = TestCluster(size: 3)
+        c.elect(1)
+        c.stabilize()
+        // The leader still reaches node 2 but no longer hears node 3, and node 2's heartbeat
+        // answers are lost: no quorum can confirm leadership.
+        c.cut.insert([2, 1])
+        c.cut.insert([3, 1])
+        c.cut.insert([1, 3])
+        try c[2].readIndex(context: 8)
+        c.stabilize()
+        #expect(c.readStatesSeen[2, default: []].isEmpty)
+    }
+
+    @Test func section6_4_aBusyLeaderRefusesAFollowersRead() throws {
+        var c = TestCluster(size: 3) { $0.pendingReadsMax = 1 }
+        c.elect(1)
+        c.stabilize()
+        c.isolate(3)
+        c.cut.remove([2, 1])
+        c.cut.remove([1, 2])
+        c.cut.insert([2, 1])   // node 2's heartbeat answers are lost too: the leader's own read stays pending
+        try c[1].readIndex(context: 1)
+        c.stabilize()
+        c.cut.remove([2, 1])
+        try c[2].readIndex(context: 9)
+        c.stabilize()
+        #expect(c.sent.contains { $0.type == .readIndexResponse && $0.reject && $0.context == 9 })
+        #expect(c.readStatesSeen[2, default: []].isEmpty)
+    }
+
+    @Test func injectedBug_followerReadWithoutLeaderAnswersAtItsOwnCommitIndex() throws {
+        var c = TestCluster(size: 3) { $0.bugs = .followerReadWithoutLeader }
+        c.elect(1)
+        c.isolate(2)
+        c.propose(1)
+        c.stabilize()
+        try c[2].readIndex(context: 5)
+        #expect(c[2].ready().readStates == [ReadState(context: 5, index: c[2].commitIndex)])
+        #expect(c[2].commitIndex < c[1].commitIndex, "the answer is stale")
     }
 
     @Test func injectedBug_readWithoutLeadershipCheckAnswersAtOnce() throws {

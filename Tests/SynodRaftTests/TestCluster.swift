@@ -11,6 +11,8 @@ struct TestCluster {
     var cut: Set<[UInt64]> = []
     /// Every message that was sent, for assertions.
     var sent: [Message] = []
+    /// Every read answered, by node, in the order the Readys handed them out.
+    var readStatesSeen: [UInt64: [ReadState]] = [:]
 
     /// `size` voters plus `spares` nodes that start outside the cluster (empty membership).
     init(size: Int, spares: Int = 0, seed: UInt64 = 1, configure: (inout RaftConfig) -> Void = { _ in }) {
@@ -43,6 +45,7 @@ struct TestCluster {
         if rd.isEmpty { return }
         if let s = rd.snapshot { try! stores[k].reset(to: s.position) }
         if !rd.logWrite.isEmpty { try! stores[k].write(rd.logWrite) }
+        readStatesSeen[id, default: []] += rd.readStates
         for m in rd.messages {
             sent.append(m)
             if !cut.contains([m.from.rawValue, m.to.rawValue]) { queue.append(m) }

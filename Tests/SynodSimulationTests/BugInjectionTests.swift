@@ -85,6 +85,22 @@ import Testing
         #expect(caught != nil)
     }
 
+    /// A follower that answers a read at its own commit index, without asking the leader,
+    /// serves stale values while it lags (dropped appends, partitions).
+    static func followerReadSettings(_ o: inout SimulationOptions) {
+        o.spareNodes = 0
+        o.membershipChanges = false
+        o.clients = 6
+        o.safetyTicks = 1000
+        o.faults = FaultRates(dropPerMille: 200, partitionPerMille: 40, healPerMille: 15, crashPerMille: 0, crashAfterEventPerMille: 0)
+    }
+
+    @Test func followerReadingWithoutAskingTheLeaderIsCaught() {
+        let caught = Self.firstCaught(.followerReadWithoutLeader, settings: Self.followerReadSettings)
+        print("follower-read-without-leader:", Self.describe(caught))
+        #expect(caught != nil)
+    }
+
     @Test func keepingConflictingSuffixIsCaught() {
         let caught = Self.firstCaught(.keepConflictingSuffix) { _ in }
         print("keep-conflicting-suffix:", Self.describe(caught))
@@ -113,8 +129,8 @@ import Testing
     }
 
     /// The same sharpened settings without a bug must pass: the catches above are the bugs'.
-    @Test(arguments: 0..<4) func sharpenedSettingsWithoutBugsPass(profile: Int) {
-        let settings = [Self.figure8Settings, Self.voteSettings, Self.readSettings, Self.asyncWriteSettings][profile]
+    @Test(arguments: 0..<5) func sharpenedSettingsWithoutBugsPass(profile: Int) {
+        let settings = [Self.figure8Settings, Self.voteSettings, Self.readSettings, Self.asyncWriteSettings, Self.followerReadSettings][profile]
         for seed in UInt64(1)...25 {
             var o = SimulationOptions(seed: seed)
             settings(&o)

@@ -35,6 +35,7 @@ struct SynodBench: AsyncParsableCommand {
     @Flag(name: .customLong("unsafe-no-fsync"), help: "Start the cluster without fsync (measures everything but the disk).") var unsafeNoFsync = false
     @Option(name: .customLong("serve-option"), parsing: .singleValue, help: "Pass this option to every started `synod serve` (repeatable), e.g. --serve-option=--follower-apply-delay-ms=0.") var serveOptions: [String] = []
     @Flag(help: "Start the cluster with lease reads (opt-in linearizable reads without a heartbeat round).") var leaseReads = false
+    @Option(name: .customLong("read-from"), help: "get with the wire driver: send reads only to the leader (leader, default), or to every node in turn (all: followers ask the leader for the read index, as etcd's benchmark spreads ranges over all members).") var readFrom: String = "leader"
     @Option(help: "Load generator: wire (NIO handlers on the protocol, lightest; default) or client (SynodClient's async API). watch always uses client.") var driver: String = "wire"
 
     func validate() throws {
@@ -47,6 +48,7 @@ struct SynodBench: AsyncParsableCommand {
             guard clients <= 2_000 else { throw ValidationError("--mode bft: at most 2000 clients (one key file and four connections each)") }
         }
         guard WorkloadKind(rawValue: workload) != nil else { throw ValidationError("--workload must be one of \(WorkloadKind.allCases.map(\.rawValue))") }
+        guard readFrom == "all" || readFrom == "leader" else { throw ValidationError("--read-from must be all or leader") }
         guard KeyOrder(rawValue: keys) != nil else { throw ValidationError("--keys must be sequential or random") }
         guard (1...100_000).contains(clients) else { throw ValidationError("--clients must be 1...100000") }
         guard (1...1024).contains(keySize), (0...(1 << 20)).contains(valueSize) else { throw ValidationError("--key-size 1...1024, --value-size 0...1048576") }
@@ -109,10 +111,12 @@ struct SynodBench: AsyncParsableCommand {
             }
             // Wait for a leader.
             _ = try? await clients[0].put(Array("bench-ready".utf8), [1])
-            var wire: (leader: HostPort, group: any EventLoopGroup)?
+            var wire: (targets: [HostPort], group: any EventLoopGroup)?
             if Driver(rawValue: driver) == .wire && s.kind != .watch {
                 guard let leader = await findLeader(eps, client: clients[0]) else { throw ValidationError("no leader found among \(eps)") }
-                wire = (leader, group)
+                // Writes go to the leader; pure reads to every node when asked (connection c to node c mod n).
+                let spread = s.kind == .get && readFrom == "all"
+                wire = (spread ? [leader] + eps.filter { $0 != leader } : [leader], group)
             }
             let r = s.kind == .watch
                 ? await runWatchWorkload(s, clients: clients, pids: cluster?.pids ?? [], live: output == "table")

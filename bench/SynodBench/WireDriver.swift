@@ -14,7 +14,8 @@ import SynodWire
 // trip costs the generator one read and one write, with no task switch and no thread hop.
 // It speaks the same protocol as SynodClient — writes carry a session (client id, sequence),
 // reads name their consistency — but it does not retry or follow redirects: it drives the leader
-// it found at the start, and anything but `ok` counts as an error.
+// it found at the start (gets: every node, with `--read-from all`), and anything but `ok` counts
+// as an error.
 //
 // Why it exists: on a two-core machine the generator competes with the cluster for CPU. Through
 // SynodClient a request costs ~35 µs of generator CPU (two hops between the event loop and
@@ -162,8 +163,9 @@ struct BenchError: Error, CustomStringConvertible {
     init(_ d: String) { description = d }
 }
 
-/// Runs `spec` with the wire driver against `leader` and returns its measurements.
-func measureWire(_ spec: WorkloadSpec, leader: HostPort, group: any EventLoopGroup, value: [UInt8], pids: [Int32], live: Bool) async -> RunResult {
+/// Runs `spec` with the wire driver against `targets` (connection c to `targets[c % count]`)
+/// and returns its measurements.
+func measureWire(_ spec: WorkloadSpec, targets: [HostPort], group: any EventLoopGroup, value: [UInt8], pids: [Int32], live: Bool) async -> RunResult {
     let maker = WireRequestMaker(spec: spec, value: value)
     var seed = SystemRandomNumberGenerator()
     let sessionBase = UInt64.random(in: 1...(UInt64.max >> 24), using: &seed) << 20
@@ -188,7 +190,7 @@ func measureWire(_ spec: WorkloadSpec, leader: HostPort, group: any EventLoopGro
                                                                                       deadline: deadline, perSlot: perSlot, progress: progress, finished: finished))
                     }
                 }
-                .connect(host: leader.host, port: leader.port)
+                .connect(host: targets[c % targets.count].host, port: targets[c % targets.count].port)
                 .whenFailure { error in
                     progress.add(ok: false, error: error)
                     finished.succeed(Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three))
