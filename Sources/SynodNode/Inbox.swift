@@ -9,7 +9,8 @@ import SynodWire
 enum NodeEvent {
     case raft(Message)
     case request(ClientRequest, ClientConnection)
-    case peerClientAddress(NodeID, String)
+    /// A peer's hello: its client address and peer protocol version.
+    case peerHello(NodeID, String, UInt16)
     case connectionClosed(ClientConnection)
     /// A background snapshot build finished (see `NodeLoop.maybeSnapshot`).
     case snapshotBuilt(Result<(index: LogIndex, data: [UInt8]), any Error>)

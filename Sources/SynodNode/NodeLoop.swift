@@ -29,6 +29,8 @@ final class NodeLoop: @unchecked Sendable {
     var core: RaftCore
     var clientAddress = ""
     var peerClientAddresses: [NodeID: String] = [:]
+    /// The peer protocol each peer announced in its hello (absent: not heard from yet).
+    var peerVersions: [NodeID: UInt16] = [:]
 
     struct Pending {
         var term: Term
@@ -231,7 +233,9 @@ final class NodeLoop: @unchecked Sendable {
         switch event {
         case let .raft(m): core.step(m)
         case let .request(r, c): handle(r, from: c)
-        case let .peerClientAddress(peer, address): peerClientAddresses[peer] = address
+        case let .peerHello(peer, address, version):
+            peerClientAddresses[peer] = address
+            peerVersions[peer] = version
         case let .connectionClosed(c): dropConnection(c)
         case let .snapshotBuilt(result):
             do { try snapshotBuilt(result) } catch { storageFailed(error) }
@@ -248,8 +252,10 @@ final class NodeLoop: @unchecked Sendable {
             respond(c, answer(query, request.id))
         case let .read(.linearizable, query):
             // A follower asks its leader for the read index (`RaftConfig.followerReads`) and
-            // serves the read from its own state once applied that far.
-            guard core.role == .leader || (core.role == .follower && !core.leader.isNone) else { return respond(c, notLeader(request.id)) }
+            // serves the read from its own state once applied that far — if the leader's build
+            // understands the request; otherwise the client is sent to the leader.
+            let leaderReads = (peerVersions[core.leader] ?? 0) >= PeerHello.followerReadsVersion
+            guard core.role == .leader || (core.role == .follower && !core.leader.isNone && leaderReads) else { return respond(c, notLeader(request.id)) }
             readBatch.append(PendingRead(query: query, connection: c, requestID: request.id))
         case .status: respond(c, ClientResponse(id: request.id, status: .ok, body: status().encode()))
         case let .leaseKeepAlive(id): keepAlive(LeaseID(UInt64(bitPattern: id)), request.id, c)

@@ -9,7 +9,8 @@ import SynodWire
 /// Receives what peer links deliver. Called on NIO event-loop threads.
 public protocol PeerTransportDelegate: AnyObject, Sendable {
     func peerTransport(received message: Message)
-    func peerTransport(peer: NodeID, clientAddress: String)
+    /// A peer's hello: where it serves clients, and the peer protocol it speaks.
+    func peerTransport(peer: NodeID, clientAddress: String, version: UInt16)
     /// One pBFT envelope's bytes from `peer`'s link (BFT mode). Return false to refuse the frame
     /// (the link is closed); the default refuses, so a Raft node drops BFT peers.
     func peerTransport(receivedPBFT bytes: [UInt8], from peer: NodeID) -> Bool
@@ -243,13 +244,16 @@ final class PeerLink: Sendable {
     }
 }
 
-/// Inbound side of a peer link: a hello, then Raft messages. Anything else closes the link.
+/// Inbound side of a peer link: a hello, then Raft messages. A Raft message of a type this build
+/// does not know is dropped; anything else malformed closes the link.
 final class PeerInboundHandler: ChannelInboundHandler {
     typealias InboundIn = Frame
     let clusterID: UInt64
     let delegate: any PeerTransportDelegate
     let logger: Logger
     var peer: NodeID?
+    /// Raft messages of unknown types dropped on this link.
+    var unknownTypesDropped = 0
 
     init(clusterID: UInt64, delegate: any PeerTransportDelegate, logger: Logger) {
         self.clusterID = clusterID
@@ -269,8 +273,18 @@ final class PeerInboundHandler: ChannelInboundHandler {
                     return
                 }
                 peer = hello.from
-                delegate.peerTransport(peer: hello.from, clientAddress: hello.clientAddress)
+                delegate.peerTransport(peer: hello.from, clientAddress: hello.clientAddress, version: hello.version)
             case let (.raft, .some(from)):
+                if let type = frame.payload.getInteger(at: frame.payload.readerIndex, as: UInt8.self), MessageType(rawValue: type) == nil {
+                    // A newer peer's message kind: Raft tolerates a lost message, so drop it and
+                    // keep the link (closing it would cut the peer's replication too).
+                    unknownTypesDropped += 1
+                    if unknownTypesDropped == 1 || unknownTypesDropped % 10_000 == 0 {
+                        logger.notice("dropping peer messages of a type this build does not know (a newer peer?)",
+                                      metadata: ["peer": "\(from)", "type": "\(type)", "dropped": "\(unknownTypesDropped)"])
+                    }
+                    return
+                }
                 let m = try RaftCodec.decode(&frame.payload)
                 guard m.from == from else { throw DecodeError.invalid("message from \(m.from) on \(from)'s link") }
                 delegate.peerTransport(received: m)

@@ -163,16 +163,29 @@ public struct ClientResponse: Sendable, Hashable {
 }
 
 /// First frame on a peer link, from the dialling node.
+///
+/// Forward compatible: fields are only ever appended, and a decoder ignores whatever follows the
+/// fields it knows (within the frame's bounded length), so a newer node's hello still reaches
+/// an older one. A hello without `version` comes from a build before versions (1).
 public struct PeerHello: Sendable, Hashable {
     public var from: NodeID
     public var clusterID: UInt64
     /// Where the sender serves clients (so leaders can be named to clients).
     public var clientAddress: String
+    /// The peer protocol the sender speaks (`PeerHello.protocolVersion` for this build).
+    public var version: UInt16
 
-    public init(from: NodeID, clusterID: UInt64, clientAddress: String) {
+    /// 1: Raft messages of types 1-11. 2: also `readIndex` / `readIndexResponse` (types 12, 13:
+    /// followers serving linearizable reads).
+    public static let protocolVersion: UInt16 = 2
+    /// The first version that carries follower read-index requests.
+    public static let followerReadsVersion: UInt16 = 2
+
+    public init(from: NodeID, clusterID: UInt64, clientAddress: String, version: UInt16 = PeerHello.protocolVersion) {
         self.from = from
         self.clusterID = clusterID
         self.clientAddress = clientAddress
+        self.version = version
     }
 
     public func encode(into buffer: inout ByteBuffer) {
@@ -180,14 +193,19 @@ public struct PeerHello: Sendable, Hashable {
             b.writeInteger(from.rawValue)
             b.writeInteger(clusterID)
             b.writeStringPrefixed(clientAddress)
+            b.writeInteger(version)
         }
     }
 
     public static func decode(_ buffer: inout ByteBuffer) throws(DecodeError) -> PeerHello {
-        let hello = PeerHello(from: NodeID(try buffer.read("hello from")), clusterID: try buffer.read("cluster id"),
-                              clientAddress: try buffer.readString("client address", limit: 256))
-        try buffer.expectEnd()
-        return hello
+        let from = NodeID(try buffer.read("hello from"))
+        let clusterID: UInt64 = try buffer.read("cluster id")
+        let address = try buffer.readString("client address", limit: 256)
+        let version: UInt16 = buffer.readableBytes == 0 ? 1 : try buffer.read("protocol version")
+        guard version >= 1 else { throw .invalid("peer protocol version 0") }
+        // Fields a newer build appended: not ours to read.
+        buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
+        return PeerHello(from: from, clusterID: clusterID, clientAddress: address, version: version)
     }
 }
 

@@ -24,7 +24,8 @@ public enum WireProtocol {
 
 /// What a frame carries. Raw values are part of the protocol: never reuse one.
 public enum FrameType: UInt8, Sendable, Hashable {
-    /// Peer link, first frame from the dialling side: who we are (u64 node id, u64 cluster id).
+    /// Peer link, first frame from the dialling side: who we are (`PeerHello`: node id, cluster id,
+    /// client address, protocol version).
     case peerHello = 1
     /// Peer link: one Raft message.
     case raft = 2

@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import SynodClient
 import SynodCore
+import SynodRaft
 import SynodSimulation
 import SynodStateMachine
 import SynodTransport
@@ -147,6 +148,40 @@ struct ClusterTests {
         #expect(try await client.get(b("after"))?.value == b("garbage"))
         for n in 1...3 { #expect(cluster.isRunning(n), "node \(n) died: \(cluster.log(n).suffix(300))") }
         #expect(cluster.log(1).contains("dropping") || cluster.log(2).contains("dropping") || cluster.log(3).contains("dropping") || true)
+    }
+
+    /// Forward compatibility of the peer protocol: a Raft message of a type this build does not
+    /// know (a newer peer's) is dropped and the link stays up; a malformed one still closes it.
+    @Test("an unknown peer message type is dropped without closing the link")
+    func unknownPeerMessageType() async throws {
+        let cluster = try Cluster(size: 3)
+        let client = cluster.client()
+        defer { Task { await client.close() } }
+        try await client.put(b("k"), b("v"))
+        var bytes = ByteBuffer()
+        PeerHello(from: NodeID(9), clusterID: 1, clientAddress: "127.0.0.1:1", version: 3).encode(into: &bytes)
+        bytes.writeFrame(.raft) { $0.writeBytes([99] + [UInt8](repeating: 0, count: 40)) }
+        let fd = try #require(rawConnect(port: cluster.peerPort(1)))
+        defer { close(fd) }
+        let frames = Array(bytes.readableBytesView)
+        _ = frames.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        usleep(300_000)
+        /// 0: the node closed the link; -1 with EAGAIN: still open.
+        func peek() -> Int {
+            var byte: UInt8 = 0
+            return recv(fd, &byte, 1, Int32(MSG_DONTWAIT) | Int32(MSG_PEEK))
+        }
+        #expect(peek() == -1 && errno == EAGAIN, "the node closed the link on an unknown message type")
+        #expect(cluster.log(1).contains("does not know"), "the drop is logged: \(cluster.log(1).suffix(300))")
+        // A known type with a malformed body still closes it.
+        var bad = ByteBuffer()
+        bad.writeFrame(.raft) { $0.writeBytes([UInt8(MessageType.append.rawValue), 1, 2]) }
+        let badBytes = Array(bad.readableBytesView)
+        _ = badBytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        usleep(300_000)
+        #expect(peek() == 0, "a malformed message must close the link")
+        try await client.put(b("k2"), b("v2"))
+        #expect(try await client.get(b("k2"))?.value == b("v2"))
     }
 
     @Test("a wiped node and a follower cut off past compaction both catch up by snapshot")

@@ -1,0 +1,155 @@
+import NIOCore
+import SynodCore
+import SynodRaft
+@testable import SynodWire
+import Testing
+
+/// The peer and client wire decoders: round trips, forward compatibility of the peer hello, and
+/// hostile input (random bytes, mutated valid frames) that must give typed errors, never a trap.
+@Suite struct WireCodecTests {
+    /// Frames as `encode(into:)` writes them, split back into type and payload.
+    static func frame(_ write: (inout ByteBuffer) -> Void) throws -> Frame {
+        var buffer = ByteBuffer()
+        write(&buffer)
+        return try #require(try FrameDecoder.next(from: &buffer, frameBytesMax: WireProtocol.peerFrameBytesMax))
+    }
+
+    static func raft(_ m: Message) -> [UInt8] {
+        var b = ByteBuffer()
+        RaftCodec.encode(m, into: &b)
+        return Array(b.readableBytesView)
+    }
+
+    /// One message of every type, with the fields that type uses.
+    static func messages() throws -> [Message] {
+        var out: [Message] = []
+        for type in MessageType.allCases {
+            var m = Message(type: type, from: NodeID(2), to: NodeID(1), term: Term(7))
+            m.index = LogIndex(41)
+            m.logTerm = Term(6)
+            m.commit = LogIndex(40)
+            m.context = 9
+            m.sentTick = 77
+            if type == .append { m.entries = [Entry(index: LogIndex(42), term: Term(7), kind: .command, payload: [1, 2, 3])] }
+            if type == .readIndexResponse { m.reject = true }
+            if type == .snapshot {
+                m.snapshot = SnapshotChunkMessage.decoded(position: LogPosition(index: LogIndex(40), term: Term(6)),
+                                                          membership: try Membership(voters: [NodeID(1), NodeID(2), NodeID(3)]),
+                                                          offset: 0, data: [5, 6], isLast: true)
+            }
+            out.append(m)
+        }
+        return out
+    }
+
+    @Test func everyRaftMessageTypeRoundTrips() throws {
+        for m in try Self.messages() {
+            var b = ByteBuffer(bytes: Self.raft(m))
+            #expect(try RaftCodec.decode(&b) == m, "\(m.type)")
+        }
+    }
+
+    @Test func peerHelloCarriesTheProtocolVersion() throws {
+        let hello = PeerHello(from: NodeID(3), clusterID: 11, clientAddress: "127.0.0.1:7003")
+        var f = try Self.frame { hello.encode(into: &$0) }
+        let back = try PeerHello.decode(&f.payload)
+        #expect(back == hello)
+        #expect(back.version == PeerHello.protocolVersion)
+    }
+
+    /// A hello from a build before versions has no version field: it speaks version 1.
+    @Test func aHelloWithoutAVersionIsVersion1() throws {
+        var f = try Self.frame { b in
+            b.writeFrame(.peerHello) { p in
+                p.writeInteger(UInt64(3))
+                p.writeInteger(UInt64(11))
+                p.writeStringPrefixed("127.0.0.1:7003")
+            }
+        }
+        let hello = try PeerHello.decode(&f.payload)
+        #expect(hello.version == 1)
+        #expect(hello.clientAddress == "127.0.0.1:7003")
+    }
+
+    /// Fields a newer build appends are skipped, so its hello still reaches this one.
+    @Test func aHelloWithFieldsFromANewerBuildDecodes() throws {
+        var f = try Self.frame { b in
+            b.writeFrame(.peerHello) { p in
+                p.writeInteger(UInt64(3))
+                p.writeInteger(UInt64(11))
+                p.writeStringPrefixed("127.0.0.1:7003")
+                p.writeInteger(UInt16(9))
+                p.writeBytes([1, 2, 3, 4, 5])
+            }
+        }
+        let hello = try PeerHello.decode(&f.payload)
+        #expect(hello.version == 9)
+        #expect(f.payload.readableBytes == 0)
+    }
+
+    @Test func versionZeroAndTruncatedHellosAreTypedErrors() throws {
+        var zero = try Self.frame { b in
+            b.writeFrame(.peerHello) { p in
+                p.writeInteger(UInt64(3)); p.writeInteger(UInt64(11)); p.writeStringPrefixed(""); p.writeInteger(UInt16(0))
+            }
+        }
+        #expect(throws: DecodeError.self) { try PeerHello.decode(&zero.payload) }
+        var short = ByteBuffer(bytes: [0, 0, 0, 0, 0, 0, 0, 3, 0, 0])
+        #expect(throws: DecodeError.self) { try PeerHello.decode(&short) }
+    }
+
+    /// Valid payloads of every peer and client decoder, for mutation.
+    static func samples() throws -> [[UInt8]] {
+        var out = try messages().map(raft)
+        let hello = try frame { PeerHello(from: NodeID(1), clusterID: 1, clientAddress: "h:1").encode(into: &$0) }
+        out.append(Array(hello.payload.readableBytesView))
+        for body: ClientRequestBody in [.write([1, 2]), .read(.linearizable, [3]), .status, .leaseKeepAlive(id: 5), .watch([7]), .cancelWatch(id: 2), .member([1]), .snapshot] {
+            let f = try frame { ClientRequest(id: 4, body: body).encode(into: &$0) }
+            out.append(Array(f.payload.readableBytesView))
+        }
+        let r = try frame { ClientResponse(id: 4, status: .notLeader, leader: NodeID(2), leaderAddress: "h:2", message: "m", body: [9]).encode(into: &$0) }
+        out.append(Array(r.payload.readableBytesView))
+        return out
+    }
+
+    /// Every decoder on `bytes`: each either decodes or throws a typed error.
+    static func decodeAll(_ bytes: [UInt8]) {
+        var a = ByteBuffer(bytes: bytes)
+        _ = try? RaftCodec.decode(&a)
+        var b = ByteBuffer(bytes: bytes)
+        _ = try? PeerHello.decode(&b)
+        var c = ByteBuffer(bytes: bytes)
+        _ = try? ClientRequest.decode(&c)
+        var d = ByteBuffer(bytes: bytes)
+        _ = try? ClientResponse.decode(&d)
+        var e = ByteBuffer(bytes: bytes)
+        _ = try? FrameDecoder.next(from: &e, frameBytesMax: 1 << 16)
+    }
+
+    @Test("random bytes", arguments: 0..<4)
+    func randomBytes(seed: UInt64) {
+        var rng = SeededRandom(seed: seed)
+        for _ in 0..<5000 {
+            let n = rng.int(in: 0...160)
+            Self.decodeAll((0..<n).map { _ in UInt8.random(in: 0...255, using: &rng) })
+        }
+    }
+
+    @Test("mutated valid encodings", arguments: 0..<4)
+    func mutated(seed: UInt64) throws {
+        var rng = SeededRandom(seed: seed)
+        let samples = try Self.samples()
+        for _ in 0..<5000 {
+            var b = samples[rng.int(in: 0...(samples.count - 1))]
+            for _ in 0...rng.int(in: 0...3) {
+                switch rng.int(in: 0...3) {
+                case 0 where !b.isEmpty: b[rng.int(in: 0...(b.count - 1))] = UInt8.random(in: 0...255, using: &rng)
+                case 1 where !b.isEmpty: b.removeLast(rng.int(in: 1...b.count))
+                case 2: b.insert(UInt8.random(in: 0...255, using: &rng), at: rng.int(in: 0...b.count))
+                default: if !b.isEmpty { b[rng.int(in: 0...(b.count - 1))] = 0xFF }
+                }
+            }
+            Self.decodeAll(b)
+        }
+    }
+}
