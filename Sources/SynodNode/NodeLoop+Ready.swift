@@ -27,7 +27,11 @@ extension NodeLoop {
             if !write.isEmpty || !committed.isEmpty { try persistAndApply(write, committed) }
             if !leading { transport.send(rd.messages, into: &outbound) }
             for rs in rd.readStates {
-                if let round = readBatches.removeValue(forKey: rs.context) { readyReads.append((rs.index, round.reads)) }
+                if let round = readBatches.removeValue(forKey: rs.context) { readyReads.append((rs.index, round.reads, ProcessInfo.processInfo.systemUptime)) }
+            }
+            for context in rd.refusedReads {
+                guard let round = readBatches.removeValue(forKey: context) else { continue }
+                for r in round.reads { respond(r.connection, ClientResponse(id: r.requestID, status: .busy, message: "the leader has too many reads in flight; retry")) }
             }
             core.advance(rd)
             try serveReadyReads()
@@ -228,12 +232,12 @@ extension NodeLoop {
         guard !readyReads.isEmpty else { return }
         try applyDeferred()
         let applied = sm.appliedIndex
-        var keep: [(index: LogIndex, reads: [PendingRead])] = []
-        for (index, reads) in readyReads {
+        var keep: [(index: LogIndex, reads: [PendingRead], since: Double)] = []
+        for (index, reads, since) in readyReads {
             if index <= applied {
                 for r in reads { respond(r.connection, answer(r.query, r.requestID)) }
             } else {
-                keep.append((index, reads))
+                keep.append((index, reads, since))
             }
         }
         readyReads = keep
@@ -259,7 +263,7 @@ extension NodeLoop {
     func failReads(_ status: ClientStatus, _ message: String) {
         var all: [PendingRead] = readBatch
         for (_, round) in readBatches { all += round.reads }
-        for (_, b) in readyReads { all += b }
+        for (_, b, _) in readyReads { all += b }
         readBatch = []
         readBatches = [:]
         readyReads = []

@@ -58,7 +58,10 @@ final class NodeLoop: @unchecked Sendable {
     }
     /// ReadIndex requests in flight, by context.
     var readBatches: [UInt64: ReadRound] = [:]
-    var nextReadContext: UInt64 = 1
+    /// Read contexts never repeat, not even across restarts (a leader's answer to a request of
+    /// the previous process could still arrive: `RaftCore.handleReadIndexResponse`), so they
+    /// start at a random point below `RaftCore.forwardedReadContextBase`.
+    var nextReadContext = UInt64.random(in: 1...(1 << 62))
     /// When the newest ReadIndex round started (system uptime).
     var readRoundStarted: Double = 0
     /// When the next Raft tick is due.
@@ -67,7 +70,7 @@ final class NodeLoop: @unchecked Sendable {
     var onStop: (@Sendable () -> Void)?
     var stopped = false
     /// Reads whose read index is known, waiting for the state machine to apply through it.
-    var readyReads: [(index: LogIndex, reads: [PendingRead])] = []
+    var readyReads: [(index: LogIndex, reads: [PendingRead], since: Double)] = []
     /// Responses gathered during a pass, sent per connection in one write each.
     var outbox: [ClientConnection: [ClientResponse]] = [:]
     /// Encoded peer messages and client responses waiting for the end of the pass.
@@ -304,6 +307,11 @@ final class NodeLoop: @unchecked Sendable {
         readBatch = []
         let context = nextReadContext
         nextReadContext += 1
+        if core.role != .leader && (peerVersions[core.leader] ?? 0) < PeerHello.followerReadsVersion {
+            // The leader changed since these reads arrived, to one that does not take read-index requests.
+            for r in batch { respond(r.connection, notLeader(r.requestID)) }
+            return
+        }
         do {
             try core.readIndex(context: context)
             readBatches[context] = ReadRound(reads: batch, started: now, term: core.term, leader: core.leader)
@@ -319,8 +327,17 @@ final class NodeLoop: @unchecked Sendable {
 
     /// Fails the reads whose ReadIndex request to a leader can no longer be answered — the term or
     /// leader changed since it was asked (`notLeader`, with the new leader), or it waited too
-    /// long (`busy`). Clients retry. Reads whose index already arrived stay: that answer holds.
+    /// long (`busy`). Clients retry. Reads whose index already arrived stay while the answer
+    /// holds — unless a follower cannot reach that index in `2 × forwardedReadSecondsMax` (cut
+    /// off from its leader): then they fail with `busy` too.
     func expireForwardedReads(_ now: Double) {
+        if core.role != .leader, let oldest = readyReads.first?.since, now - oldest >= 2 * Self.forwardedReadSecondsMax {
+            let stale = readyReads.filter { now - $0.since >= 2 * Self.forwardedReadSecondsMax }
+            readyReads.removeAll { now - $0.since >= 2 * Self.forwardedReadSecondsMax }
+            for (_, reads, _) in stale {
+                for r in reads { respond(r.connection, ClientResponse(id: r.requestID, status: .busy, message: "this node has not caught up with the read index; retry")) }
+            }
+        }
         guard !readBatches.isEmpty else { return }
         for (context, round) in readBatches where round.leader != configuration.id {
             // (A leader's own rounds stay: its core keeps them until confirmed or it steps down.)

@@ -75,7 +75,7 @@ final class InboxDelegate: PeerTransportDelegate, ClientService, Sendable {
     init(inbox: Inbox) { self.inbox = inbox }
 
     func peerTransport(received message: Message) { inbox.put(.raft(message)) }
-    func peerTransport(peer: NodeID, clientAddress: String, version: UInt16) { inbox.put(.peerHello(peer, clientAddress, version)) }
+    func peerTransport(peer: NodeID, clientAddress: String, version: UInt16) { inbox.putAlways(.peerHello(peer, clientAddress, version)) }
 
     func handle(_ request: ClientRequest, from connection: ClientConnection) {
         if !inbox.put(.request(request, connection)) {

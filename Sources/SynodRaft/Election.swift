@@ -47,7 +47,9 @@ extension RaftCore {
         }
         if heartbeatElapsed >= config.heartbeatIntervalTicks {
             heartbeatElapsed = 0
-            broadcastHeartbeat(context: 0)
+            // The newest pending read rides along (as in etcd-raft): a round whose heartbeats or
+            // answers were lost is confirmed by the next periodic one, sent after it was registered.
+            broadcastHeartbeat(context: pendingReads.last?.heartbeatContext ?? 0)
         }
     }
 

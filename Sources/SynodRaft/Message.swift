@@ -11,7 +11,8 @@ public enum MessageType: UInt8, Sendable, Hashable, CaseIterable {
     case timeoutNow
     /// A follower asks the leader for a read index on behalf of its own reads (`context` names
     /// them); the leader answers once a heartbeat quorum confirmed it still leads (`index`), or
-    /// refuses (`reject`: busy). etcd-raft's MsgReadIndex / MsgReadIndexResp.
+    /// refuses (`reject`: busy; `Ready.refusedReads` on the follower). etcd-raft's MsgReadIndex /
+    /// MsgReadIndexResp.
     case readIndex, readIndexResponse
 }
 

@@ -60,6 +60,7 @@ public struct RaftCore: Sendable {
     // Output waiting for the shell.
     var messages: [Message] = []
     var readStates: [ReadState] = []
+    var refusedReads: [UInt64] = []
     var snapshotToInstall: Snapshot?
     /// Counts inputs, so `advance` can tell a `Ready` taken before the latest input (a shell bug).
     var inputCount: UInt64 = 0
@@ -225,6 +226,7 @@ public struct RaftCore: Sendable {
             messages: messages,
             committedEntries: log.committedUnapplied(countMax: config.committedEntriesPerReadyMax),
             readStates: readStates,
+            refusedReads: refusedReads,
             inputCount: inputCount)
     }
 
@@ -254,6 +256,7 @@ public struct RaftCore: Sendable {
         if let m = ready.membership { persistedMembership = m }
         messages.removeFirst(ready.messages.count)
         readStates.removeFirst(ready.readStates.count)
+        refusedReads.removeFirst(ready.refusedReads.count)
         if let applied = ready.committedEntries.last {
             precondition(applied.index <= log.committed, "applied an uncommitted entry")
             precondition(applied.index > log.applied, "applied twice")

@@ -11,8 +11,9 @@ extension RaftCore {
     /// the request in the `ReadState` that answers it. A leader confirms its leadership with a
     /// heartbeat round; a leader that has not yet committed an entry of its term queues the
     /// request until it has. A follower with `followerReads` asks its leader, whose answer
-    /// becomes the `ReadState` (nothing comes back if the request or answer is lost, or the
-    /// leader is busy: the shell times such reads out).
+    /// becomes the `ReadState`, or an entry of `Ready.refusedReads` if the leader was busy
+    /// (nothing comes back if the request or the answer is lost: the shell times such reads out).
+    /// Contexts must never repeat, not even across restarts (see `handleReadIndexResponse`).
     public mutating func readIndex(context: UInt64) throws(RaftError) {
         inputCount &+= 1
         precondition(context != 0 && context < Self.forwardedReadContextBase, "read context 0 and the forwarded range are reserved")
@@ -43,11 +44,17 @@ extension RaftCore {
         requestRead(ReadRequest(requester: m.from, context: m.context))
     }
 
-    /// Follower: the leader's answer to one of our `.readIndex` requests.
+    /// Follower: the leader's answer to one of our `.readIndex` requests. The shell must never
+    /// reuse a context, not even across restarts (an answer to the earlier request could still
+    /// arrive): `NodeLoop` starts its contexts at a random value.
     mutating func handleReadIndexResponse(_ m: Message) {
         // Only the leader of our term answers for it (step already dropped older terms).
-        guard m.from == leader, !m.reject, m.context != 0 else { return }
-        readStates.append(ReadState(context: m.context, index: m.index))
+        guard m.from == leader, m.context != 0, m.context < Self.forwardedReadContextBase else { return }
+        if m.reject {
+            refusedReads.append(m.context)
+        } else {
+            readStates.append(ReadState(context: m.context, index: m.index))
+        }
     }
 
     private mutating func requestRead(_ r: ReadRequest) {

@@ -43,6 +43,9 @@ public struct Ready: Sendable {
     public var committedEntries: [Entry]
     /// 5. ReadIndex answers: serve each read once the state machine has applied through its index.
     public var readStates: [ReadState]
+    /// Follower only: contexts of ReadIndex requests the leader refused (it was busy). Fail those
+    /// reads; the client may retry.
+    public var refusedReads: [UInt64]
     /// Which input this `Ready` reflects; `advance` checks it is still the latest.
     public let inputCount: UInt64
 
@@ -53,7 +56,7 @@ public struct Ready: Sendable {
 
     public var isEmpty: Bool {
         snapshot == nil && truncateFrom == nil && entries.isEmpty && hardState == nil && membership == nil
-            && messages.isEmpty && committedEntries.isEmpty && readStates.isEmpty
+            && messages.isEmpty && committedEntries.isEmpty && readStates.isEmpty && refusedReads.isEmpty
     }
 }
 

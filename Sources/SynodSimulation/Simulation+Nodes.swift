@@ -44,6 +44,7 @@ extension Simulation {
             if let (cmd, result) = nodes[i].kv.apply(e) { commandApplied(cmd, result, at: i) }
         }
         nodes[i].readsWaiting += rd.readStates
+        for context in rd.refusedReads { readRefused(context, at: i) }
         core.advance(rd, entriesInFlight: async)
         if async && options.bugReportAsyncWritesEarly, let end = nodes[i].writesInFlight.last?.end {
             core.persisted(through: end)   // injected bug: counted before it is on the disk
@@ -96,6 +97,15 @@ extension Simulation {
         guard clients.indices.contains(c), let p = clients[c].current, p.seq == cmd.seq,
               !p.viaReadIndex, clients[c].target == i else { return }
         complete(client: c, result)
+    }
+
+    /// The leader refused a follower's ReadIndex request (busy): the client tries again shortly.
+    func readRefused(_ context: UInt64, at i: Int) {
+        let (client, seq) = SimClient.split(context: context)
+        let c = Int(client) - 1
+        guard clients.indices.contains(c), var p = clients[c].current, p.seq == seq, p.viaReadIndex, clients[c].target == i else { return }
+        p.resubmitAt = now + 5
+        clients[c].current = p
     }
 
     func serveReads(_ i: Int) {

@@ -254,6 +254,8 @@ final class PeerInboundHandler: ChannelInboundHandler {
     var peer: NodeID?
     /// Raft messages of unknown types dropped on this link.
     var unknownTypesDropped = 0
+    /// Message types above this are a newer build's (0 and gaps below it are malformed).
+    static let newestMessageType: UInt8 = MessageType.allCases.map(\.rawValue).max()!
 
     init(clusterID: UInt64, delegate: any PeerTransportDelegate, logger: Logger) {
         self.clusterID = clusterID
@@ -275,7 +277,7 @@ final class PeerInboundHandler: ChannelInboundHandler {
                 peer = hello.from
                 delegate.peerTransport(peer: hello.from, clientAddress: hello.clientAddress, version: hello.version)
             case let (.raft, .some(from)):
-                if let type = frame.payload.getInteger(at: frame.payload.readerIndex, as: UInt8.self), MessageType(rawValue: type) == nil {
+                if let type = frame.payload.getInteger(at: frame.payload.readerIndex, as: UInt8.self), type > Self.newestMessageType {
                     // A newer peer's message kind: Raft tolerates a lost message, so drop it and
                     // keep the link (closing it would cut the peer's replication too).
                     unknownTypesDropped += 1

@@ -164,9 +164,10 @@ public struct ClientResponse: Sendable, Hashable {
 
 /// First frame on a peer link, from the dialling node.
 ///
-/// Forward compatible: fields are only ever appended, and a decoder ignores whatever follows the
-/// fields it knows (within the frame's bounded length), so a newer node's hello still reaches
-/// an older one. A hello without `version` comes from a build before versions (1).
+/// Forward compatible from version 2 on: fields are only ever appended, and a decoder ignores
+/// whatever follows the fields it knows (within the frame's bounded length), so a newer node's
+/// hello still reaches this build. (Builds before versions refuse any trailing field.) A hello
+/// without `version` comes from a build before versions (1).
 public struct PeerHello: Sendable, Hashable {
     public var from: NodeID
     public var clusterID: UInt64

@@ -13,6 +13,10 @@ struct TestCluster {
     var sent: [Message] = []
     /// Every read answered, by node, in the order the Readys handed them out.
     var readStatesSeen: [UInt64: [ReadState]] = [:]
+    /// Every read refusal handed out, by node.
+    var refusedSeen: [UInt64: [UInt64]] = [:]
+    /// Messages this returns true for are lost, like those on a cut link.
+    var lose: (Message) -> Bool = { _ in false }
 
     /// `size` voters plus `spares` nodes that start outside the cluster (empty membership).
     init(size: Int, spares: Int = 0, seed: UInt64 = 1, configure: (inout RaftConfig) -> Void = { _ in }) {
@@ -46,9 +50,10 @@ struct TestCluster {
         if let s = rd.snapshot { try! stores[k].reset(to: s.position) }
         if !rd.logWrite.isEmpty { try! stores[k].write(rd.logWrite) }
         readStatesSeen[id, default: []] += rd.readStates
+        refusedSeen[id, default: []] += rd.refusedReads
         for m in rd.messages {
             sent.append(m)
-            if !cut.contains([m.from.rawValue, m.to.rawValue]) { queue.append(m) }
+            if !cut.contains([m.from.rawValue, m.to.rawValue]) && !lose(m) { queue.append(m) }
         }
         cores[k].advance(rd)
     }
