@@ -112,14 +112,14 @@ let package = Package(
         // Runnable embedding example (README, "Embedding").
         .executableTarget(name: "EmbeddedExample", dependencies: ["Synod"], path: "Examples/Embedded"),
         // Helpers shared by the test targets that run real processes.
-        .target(name: "SynodTestSupport", path: "Tests/SynodTestSupport"),
-        .testTarget(name: "SynodCoreTests", dependencies: ["SynodCore"]),
+        .target(name: "SynodTestSupport", dependencies: ["SynodCore"], path: "Tests/SynodTestSupport"),
+        .testTarget(name: "SynodCoreTests", dependencies: ["SynodCore", "SynodTestSupport"]),
         .testTarget(name: "SynodLMDBTests", dependencies: ["SynodCore", "SynodLMDB", "CLMDB", "synod", "SynodTestSupport"]),
         .testTarget(name: "SynodRaftTests", dependencies: ["SynodCore", "SynodRaft"]),
         .testTarget(name: "SynodSimulationTests", dependencies: ["SynodCore", "SynodRaft", "SynodSimulation"]),
         .testTarget(name: "SynodPBFTTests", dependencies: ["SynodCore", "SynodPBFT", "SynodCrypto"]),
         .testTarget(name: "SynodStateMachineTests", dependencies: ["SynodCore", "SynodStateMachine", "SynodLMDB"]),
-        .testTarget(name: "SynodWireTests", dependencies: ["SynodCore", "SynodRaft", "SynodWire", .product(name: "NIOCore", package: "swift-nio")]),
+        .testTarget(name: "SynodWireTests", dependencies: ["SynodCore", "SynodRaft", "SynodWire", "SynodTestSupport", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "SynodNodeTests", dependencies: ["SynodTestSupport", "SynodCore", "SynodWire", "SynodNode", "SynodClient", "Synod", "SynodSimulation", "SynodStateMachine", "SynodTransport", "SynodPBFT", "SynodCrypto", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]),
     ],
     swiftLanguageModes: [.v6]

@@ -254,11 +254,8 @@ final class NodeLoop: @unchecked Sendable {
             do { try applyDeferred() } catch { storageFailed(error) }
             respond(c, answer(query, request.id))
         case let .read(.linearizable, query):
-            // A follower asks its leader for the read index (`RaftConfig.followerReads`) and
-            // serves the read from its own state once applied that far — if the leader's build
-            // understands the request; otherwise the client is sent to the leader.
-            let leaderReads = (peerVersions[core.leader] ?? 0) >= PeerHello.followerReadsVersion
-            guard core.role == .leader || (core.role == .follower && !core.leader.isNone && leaderReads) else { return respond(c, notLeader(request.id)) }
+            // Any node batches them; `startReadBatch` asks the core (a follower's core asks the
+            // leader) or sends the client to the leader.
             readBatch.append(PendingRead(query: query, connection: c, requestID: request.id))
         case .status: respond(c, ClientResponse(id: request.id, status: .ok, body: status().encode()))
         case let .leaseKeepAlive(id): keepAlive(LeaseID(UInt64(bitPattern: id)), request.id, c)
@@ -305,13 +302,15 @@ final class NodeLoop: @unchecked Sendable {
         if !readBatches.isEmpty, now - readRoundStarted < Self.readRoundStaleSeconds { return }
         let batch = readBatch
         readBatch = []
-        let context = nextReadContext
-        nextReadContext += 1
         if core.role != .leader && (peerVersions[core.leader] ?? 0) < PeerHello.followerReadsVersion {
-            // The leader changed since these reads arrived, to one that does not take read-index requests.
+            // A follower serves linearizable reads with a read index from its leader
+            // (`RaftConfig.followerReads`) only if the leader's build takes such requests; a
+            // candidate, or a follower of an older leader, sends the client to the leader.
             for r in batch { respond(r.connection, notLeader(r.requestID)) }
             return
         }
+        let context = nextReadContext
+        nextReadContext += 1
         do {
             try core.readIndex(context: context)
             readBatches[context] = ReadRound(reads: batch, started: now, term: core.term, leader: core.leader)
@@ -331,12 +330,13 @@ final class NodeLoop: @unchecked Sendable {
     /// holds — unless a follower cannot reach that index in `2 × forwardedReadSecondsMax` (cut
     /// off from its leader): then they fail with `busy` too.
     func expireForwardedReads(_ now: Double) {
-        if core.role != .leader, let oldest = readyReads.first?.since, now - oldest >= 2 * Self.forwardedReadSecondsMax {
-            let stale = readyReads.filter { now - $0.since >= 2 * Self.forwardedReadSecondsMax }
-            readyReads.removeAll { now - $0.since >= 2 * Self.forwardedReadSecondsMax }
-            for (_, reads, _) in stale {
+        if core.role != .leader {
+            // `readyReads` is in arrival order, so the stale ones are a prefix.
+            let stale = readyReads.prefix { now - $0.since >= 2 * Self.forwardedReadSecondsMax }.count
+            for (_, reads, _) in readyReads.prefix(stale) {
                 for r in reads { respond(r.connection, ClientResponse(id: r.requestID, status: .busy, message: "this node has not caught up with the read index; retry")) }
             }
+            readyReads.removeFirst(stale)
         }
         guard !readBatches.isEmpty else { return }
         for (context, round) in readBatches where round.leader != configuration.id {

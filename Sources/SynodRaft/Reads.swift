@@ -28,20 +28,18 @@ extension RaftCore {
             send(m)
             return
         }
-        guard pendingReads.count + readsAwaitingCommit.count < config.pendingReadsMax else { throw .busy }
-        requestRead(ReadRequest(requester: id, context: context))
+        guard requestRead(ReadRequest(requester: id, context: context)) else { throw .busy }
     }
 
     /// A follower's `.readIndex`: served like the leader's own reads, answered by message.
     mutating func handleReadIndexRequest(_ m: Message) {
-        guard m.context != 0, pendingReads.count + readsAwaitingCommit.count < config.pendingReadsMax else {
+        guard m.context != 0, requestRead(ReadRequest(requester: m.from, context: m.context)) else {
             var r = message(.readIndexResponse, to: m.from)
             r.context = m.context
             r.reject = true
             send(r)
             return
         }
-        requestRead(ReadRequest(requester: m.from, context: m.context))
     }
 
     /// Follower: the leader's answer to one of our `.readIndex` requests. The shell must never
@@ -57,12 +55,16 @@ extension RaftCore {
         }
     }
 
-    private mutating func requestRead(_ r: ReadRequest) {
+    /// Registers a read (started now, or once an entry of this term commits); false when
+    /// `pendingReadsMax` reads are already waiting.
+    private mutating func requestRead(_ r: ReadRequest) -> Bool {
+        guard pendingReads.count + readsAwaitingCommit.count < config.pendingReadsMax else { return false }
         if log.term(at: log.committed) != term {
             readsAwaitingCommit.append(r)
-            return
+        } else {
+            startReads([r])
         }
-        startReads([r])
+        return true
     }
 
     mutating func startReads(_ requests: [ReadRequest]) {

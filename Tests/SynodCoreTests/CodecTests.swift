@@ -1,4 +1,5 @@
 import SynodCore
+import SynodTestSupport
 import Testing
 
 @Suite("Encodings")
@@ -80,27 +81,12 @@ struct DecoderFuzzTests {
     @Test("random bytes", arguments: 0..<4)
     func randomBytes(seed: UInt64) {
         var rng = SeededRandom(seed: seed)
-        for _ in 0..<5000 {
-            let n = rng.int(in: 0...80)
-            Self.decodeAll((0..<n).map { _ in UInt8.random(in: 0...255, using: &rng) })
-        }
+        Fuzzing.randomInputs(count: 5000, lengthMax: 80, &rng, Self.decodeAll)
     }
 
     @Test("mutated valid encodings", arguments: 0..<4)
     func mutated(seed: UInt64) throws {
         var rng = SeededRandom(seed: seed)
-        let samples = try Self.samples()
-        for _ in 0..<5000 {
-            var b = samples[rng.int(in: 0...(samples.count - 1))]
-            for _ in 0...rng.int(in: 0...3) {
-                switch rng.int(in: 0...3) {
-                case 0 where !b.isEmpty: b[rng.int(in: 0...(b.count - 1))] = UInt8.random(in: 0...255, using: &rng)
-                case 1 where !b.isEmpty: b.removeLast(rng.int(in: 1...b.count))
-                case 2: b.insert(UInt8.random(in: 0...255, using: &rng), at: rng.int(in: 0...b.count))
-                default: if !b.isEmpty { b[rng.int(in: 0...(b.count - 1))] = 0xFF }
-                }
-            }
-            Self.decodeAll(b)
-        }
+        Fuzzing.mutations(of: try Self.samples(), count: 5000, &rng, Self.decodeAll)
     }
 }

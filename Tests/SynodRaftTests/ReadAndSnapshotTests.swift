@@ -51,14 +51,19 @@ import Testing
         #expect(!rounds.isEmpty, "the leader confirmed its leadership with a heartbeat round")
     }
 
-    @Test func section6_4_aLeaderWithoutAQuorumDoesNotAnswerAFollowersRead() throws {
-        var c = TestCluster(size: 3)
+    /// Leader 1 of three, with node 3 cut off and node 2's heartbeat answers lost: node 2's
+    /// requests reach the leader, but no quorum can confirm that it still leads.
+    static func leaderWithoutQuorum(_ configure: (inout RaftConfig) -> Void = { _ in }) -> TestCluster {
+        var c = TestCluster(size: 3, configure: configure)
         c.elect(1)
         c.stabilize()
-        // Node 3 is cut off and node 2's heartbeat answers are lost: the leader receives node 2's
-        // request but no quorum can confirm that it still leads.
         c.isolate(3)
         c.lose = { $0.type == .heartbeatResponse && $0.from == NodeID(2) }
+        return c
+    }
+
+    @Test func section6_4_aLeaderWithoutAQuorumDoesNotAnswerAFollowersRead() throws {
+        var c = Self.leaderWithoutQuorum()
         try c[2].readIndex(context: 8)
         c.stabilize()
         #expect(c.sent.contains { $0.type == .readIndex && $0.from == NodeID(2) && $0.to == NodeID(1) })
@@ -74,23 +79,15 @@ import Testing
     }
 
     @Test func section6_4_aLeaderWithoutAQuorumCheckAnswersFollowersAtOnce_injectedBug() throws {
-        var c = TestCluster(size: 3) { $0.bugs = .readWithoutLeadershipCheck }
-        c.elect(1)
-        c.stabilize()
-        c.isolate(3)
-        c.lose = { $0.type == .heartbeatResponse && $0.from == NodeID(2) }
+        var c = Self.leaderWithoutQuorum { $0.bugs = .readWithoutLeadershipCheck }
         try c[2].readIndex(context: 8)
         c.stabilize()
         #expect(c.readStatesSeen[2, default: []].map(\.context) == [8], "the bug answers without a round: the test above can fail")
     }
 
     @Test func section6_4_aBusyLeaderRefusesAFollowersRead() throws {
-        var c = TestCluster(size: 3) { $0.pendingReadsMax = 1 }
-        c.elect(1)
-        c.stabilize()
-        // The leader's own read stays pending: node 3 is cut off and node 2's answers are lost.
-        c.isolate(3)
-        c.lose = { $0.type == .heartbeatResponse && $0.from == NodeID(2) }
+        // The leader's own read stays pending (no quorum), so it has no room for node 2's.
+        var c = Self.leaderWithoutQuorum { $0.pendingReadsMax = 1 }
         try c[1].readIndex(context: 1)
         c.stabilize()
         try c[2].readIndex(context: 9)

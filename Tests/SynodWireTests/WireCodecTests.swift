@@ -2,6 +2,7 @@ import NIOCore
 import SynodCore
 import SynodRaft
 @testable import SynodWire
+import SynodTestSupport
 import Testing
 
 /// The peer and client wire decoders: round trips, forward compatibility of the peer hello, and
@@ -57,43 +58,41 @@ import Testing
         #expect(back.version == PeerHello.protocolVersion)
     }
 
-    /// A hello from a build before versions has no version field: it speaks version 1.
-    @Test func aHelloWithoutAVersionIsVersion1() throws {
-        var f = try Self.frame { b in
+    /// A hello payload written field by field: node 3, cluster 11, `address`, then `tail` (the
+    /// version and anything after it, or nothing, as a build before versions sends).
+    static func helloPayload(address: String = "127.0.0.1:7003", tail: (inout ByteBuffer) -> Void = { _ in }) throws -> ByteBuffer {
+        try frame { b in
             b.writeFrame(.peerHello) { p in
                 p.writeInteger(UInt64(3))
                 p.writeInteger(UInt64(11))
-                p.writeStringPrefixed("127.0.0.1:7003")
+                p.writeStringPrefixed(address)
+                tail(&p)
             }
-        }
-        let hello = try PeerHello.decode(&f.payload)
+        }.payload
+    }
+
+    /// A hello from a build before versions has no version field: it speaks version 1.
+    @Test func aHelloWithoutAVersionIsVersion1() throws {
+        var payload = try Self.helloPayload()
+        let hello = try PeerHello.decode(&payload)
         #expect(hello.version == 1)
         #expect(hello.clientAddress == "127.0.0.1:7003")
     }
 
     /// Fields a newer build appends are skipped, so its hello still reaches this one.
     @Test func aHelloWithFieldsFromANewerBuildDecodes() throws {
-        var f = try Self.frame { b in
-            b.writeFrame(.peerHello) { p in
-                p.writeInteger(UInt64(3))
-                p.writeInteger(UInt64(11))
-                p.writeStringPrefixed("127.0.0.1:7003")
-                p.writeInteger(UInt16(9))
-                p.writeBytes([1, 2, 3, 4, 5])
-            }
+        var payload = try Self.helloPayload { p in
+            p.writeInteger(UInt16(9))
+            p.writeBytes([1, 2, 3, 4, 5])
         }
-        let hello = try PeerHello.decode(&f.payload)
+        let hello = try PeerHello.decode(&payload)
         #expect(hello.version == 9)
-        #expect(f.payload.readableBytes == 0)
+        #expect(payload.readableBytes == 0)
     }
 
     @Test func versionZeroAndTruncatedHellosAreTypedErrors() throws {
-        var zero = try Self.frame { b in
-            b.writeFrame(.peerHello) { p in
-                p.writeInteger(UInt64(3)); p.writeInteger(UInt64(11)); p.writeStringPrefixed(""); p.writeInteger(UInt16(0))
-            }
-        }
-        #expect(throws: DecodeError.self) { try PeerHello.decode(&zero.payload) }
+        var zero = try Self.helloPayload(address: "") { $0.writeInteger(UInt16(0)) }
+        #expect(throws: DecodeError.self) { try PeerHello.decode(&zero) }
         var short = ByteBuffer(bytes: [0, 0, 0, 0, 0, 0, 0, 3, 0, 0])
         #expect(throws: DecodeError.self) { try PeerHello.decode(&short) }
     }
@@ -129,27 +128,12 @@ import Testing
     @Test("random bytes", arguments: 0..<4)
     func randomBytes(seed: UInt64) {
         var rng = SeededRandom(seed: seed)
-        for _ in 0..<5000 {
-            let n = rng.int(in: 0...160)
-            Self.decodeAll((0..<n).map { _ in UInt8.random(in: 0...255, using: &rng) })
-        }
+        Fuzzing.randomInputs(count: 5000, lengthMax: 160, &rng, Self.decodeAll)
     }
 
     @Test("mutated valid encodings", arguments: 0..<4)
     func mutated(seed: UInt64) throws {
         var rng = SeededRandom(seed: seed)
-        let samples = try Self.samples()
-        for _ in 0..<5000 {
-            var b = samples[rng.int(in: 0...(samples.count - 1))]
-            for _ in 0...rng.int(in: 0...3) {
-                switch rng.int(in: 0...3) {
-                case 0 where !b.isEmpty: b[rng.int(in: 0...(b.count - 1))] = UInt8.random(in: 0...255, using: &rng)
-                case 1 where !b.isEmpty: b.removeLast(rng.int(in: 1...b.count))
-                case 2: b.insert(UInt8.random(in: 0...255, using: &rng), at: rng.int(in: 0...b.count))
-                default: if !b.isEmpty { b[rng.int(in: 0...(b.count - 1))] = 0xFF }
-                }
-            }
-            Self.decodeAll(b)
-        }
+        Fuzzing.mutations(of: try Self.samples(), count: 5000, &rng, Self.decodeAll)
     }
 }
