@@ -215,7 +215,7 @@ public final class SynodBFTClient: @unchecked Sendable {
         guard !closed, channels[replica] == nil, !connecting.contains(replica), let i = replicas.firstIndex(of: replica) else { return }
         connecting.insert(replica)
         let endpoint = configuration.endpoints[i]
-        ClientBootstrap(group: loop)
+        let bootstrap = ClientBootstrap(group: loop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(.milliseconds(1000))
             .channelInitializer { [self] channel in
@@ -224,7 +224,7 @@ public final class SynodBFTClient: @unchecked Sendable {
                     try channel.pipeline.syncOperations.addHandler(BFTReplyHandler(client: self, replica: replica))
                 }
             }
-            .connect(host: endpoint.host, port: endpoint.port)
+        Dial.connect(bootstrap, host: endpoint.host, port: endpoint.port)
             .whenComplete { [self] result in
                 connecting.remove(replica)
                 if case let .success(ch) = result {

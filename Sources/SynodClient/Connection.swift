@@ -19,7 +19,7 @@ final class Connection: Sendable {
 
     static func connect(_ endpoint: HostPort, group: any EventLoopGroup, timeoutMillis: Int64) async throws -> Connection {
         let state = NIOLockedValueBox<(next: UInt64, waiting: [UInt64: EventLoopPromise<ClientResponse>], streams: [UInt64: @Sendable (ClientResponse) -> Void])>((1, [:], [:]))
-        let channel = try await ClientBootstrap(group: group)
+        let bootstrap = ClientBootstrap(group: group)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(.milliseconds(timeoutMillis))
             .channelInitializer { channel in
@@ -28,7 +28,7 @@ final class Connection: Sendable {
                     try channel.pipeline.syncOperations.addHandler(ResponseHandler(state: state))
                 }
             }
-            .connect(host: endpoint.host, port: endpoint.port).get()
+        let channel = try await Dial.connect(bootstrap, host: endpoint.host, port: endpoint.port).get()
         return Connection(endpoint: endpoint, channel: channel, state: state)
     }
 

@@ -192,7 +192,7 @@ final class PeerLink: Sendable {
         }
         guard go else { return }
         let hello = self.hello
-        ClientBootstrap(group: group)
+        let bootstrap = ClientBootstrap(group: group)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(.milliseconds(500))
             .channelInitializer { channel in
@@ -200,7 +200,7 @@ final class PeerLink: Sendable {
                     try channel.pipeline.syncOperations.addHandler(DiscardInboundHandler())
                 }
             }
-            .connect(host: address.host, port: address.port)
+        Dial.connect(bootstrap, host: address.host, port: address.port)
             .whenComplete { result in
                 switch result {
                 case let .success(channel):

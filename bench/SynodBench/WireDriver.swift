@@ -180,7 +180,7 @@ func measureWire(_ spec: WorkloadSpec, targets: [HostPort], group: any EventLoop
             let firstClient = first
             first += slots
             futures.append(finished.futureResult)
-            ClientBootstrap(group: loop)
+            let bootstrap = ClientBootstrap(group: loop)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .connectTimeout(.seconds(2))
                 .channelInitializer { channel in
@@ -190,7 +190,7 @@ func measureWire(_ spec: WorkloadSpec, targets: [HostPort], group: any EventLoop
                                                                                       deadline: deadline, perSlot: perSlot, progress: progress, finished: finished))
                     }
                 }
-                .connect(host: targets[c % targets.count].host, port: targets[c % targets.count].port)
+            Dial.connect(bootstrap, host: targets[c % targets.count].host, port: targets[c % targets.count].port)
                 .whenFailure { error in
                     progress.add(ok: false, error: error)
                     finished.succeed(Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three))
