@@ -311,7 +311,7 @@ final class BFTLoop: @unchecked Sendable {
     static func grows(_ command: Command) -> Bool {
         switch command {
         case .delete, .deleteRange, .leaseRevoke, .leaseExpire, .compact: return false
-        case .put, .txn, .leaseGrant: return true
+        case .put, .txn, .leaseGrant, .mesh: return true
         }
     }
 

@@ -6,7 +6,7 @@ import SynodCore
 extension ApplyContext {
     func applyPut(_ key: [UInt8], _ value: [UInt8], lease: LeaseID?, prevKV: Bool) throws -> Response {
         do throws(KVError) {
-            try Validation.key(key)
+            try Validation.writableKey(key)
             try Validation.value(value)
         } catch { return .failure(error) }
         if let lease, try !leaseExists(lease) { return .failure(.leaseNotFound(lease)) }

@@ -97,6 +97,9 @@ public enum Command: Hashable, Sendable {
     case leaseExpire(ids: [LeaseID])
     /// Drops history below `revision`.
     case compact(revision: Int64)
+    /// A mesh coordination proposal (`MeshCommand`), refused as stale unless the mesh version is
+    /// still `ifVersion` (when given).
+    case mesh(MeshCommand, ifVersion: Int64?)
 }
 
 /// What a log entry's payload carries: the command and, for exactly-once apply, the client session.
@@ -168,7 +171,7 @@ public enum KeyRange {
 // MARK: - Encoding
 
 enum CommandTag: UInt8 {
-    case put = 1, delete, deleteRange, txn, leaseGrant, leaseRevoke, leaseExpire, compact
+    case put = 1, delete, deleteRange, txn, leaseGrant, leaseRevoke, leaseExpire, compact, mesh
 }
 
 enum TxnOpTag: UInt8 {
@@ -204,6 +207,11 @@ extension Command {
         case let .compact(revision):
             w.u8(CommandTag.compact.rawValue)
             w.i64(revision)
+        case let .mesh(command, ifVersion):
+            w.u8(CommandTag.mesh.rawValue)
+            w.bool(ifVersion != nil)
+            if let ifVersion { w.i64(ifVersion) }
+            command.encode(into: &w)
         }
     }
 
@@ -234,6 +242,9 @@ extension Command {
             return .leaseExpire(ids: ids)
         case .compact:
             return .compact(revision: try r.i64("compact revision"))
+        case .mesh:
+            let ifVersion = try r.bool("mesh has version") ? try r.i64("mesh version") : nil
+            return .mesh(try MeshCommand.decode(from: &r), ifVersion: ifVersion)
         }
     }
 }

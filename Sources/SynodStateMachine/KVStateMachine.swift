@@ -211,6 +211,7 @@ extension ApplyContext {
         case let .leaseRevoke(id): return try applyLeaseRevoke(id)
         case let .leaseExpire(ids): return try applyLeaseExpire(ids)
         case let .compact(rev): return try applyCompact(rev)
+        case let .mesh(command, ifVersion): return try applyMesh(command, ifVersion: ifVersion)
         }
     }
 }

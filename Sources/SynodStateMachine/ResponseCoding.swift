@@ -47,6 +47,7 @@ extension Response {
         case let .leaseExpire(l): w.u8(7); l.encode(into: &w)
         case let .compact(c): w.u8(8); w.i64(c.revision); w.i64(c.compactedRevision)
         case let .failure(e): w.u8(9); e.encode(into: &w)
+        case let .mesh(m): w.u8(10); m.encode(into: &w)
         }
     }
 
@@ -76,6 +77,7 @@ extension Response {
         case 7: return .leaseExpire(try LeaseRevokeResult.decode(from: &r))
         case 8: return .compact(CompactResult(revision: try r.i64("revision"), compactedRevision: try r.i64("compacted revision")))
         case 9: return .failure(try KVError.decode(from: &r))
+        case 10: return .mesh(try MeshResult.decode(from: &r))
         case let v: throw .unknownValue(what: "response tag", value: UInt64(v))
         }
     }
@@ -169,6 +171,8 @@ extension KVError {
         case let .historyTooLarge(l): w.u8(12); w.i64(Int64(l))
         case let .invalidRequest(why): w.u8(13); w.text(why)
         case let .malformedCommand(why): w.u8(14); w.text(why)
+        case let .meshVersionStale(expected, current): w.u8(15); w.i64(expected); w.i64(current)
+        case let .meshRefused(why): w.u8(16); w.text(why)
         }
     }
 
@@ -190,6 +194,8 @@ extension KVError {
         case 12: return .historyTooLarge(limit: try int("limit", &r))
         case 13: return .invalidRequest(try r.text("error text"))
         case 14: return .malformedCommand(try r.text("error text"))
+        case 15: return .meshVersionStale(expected: try r.i64("expected"), current: try r.i64("current"))
+        case 16: return .meshRefused(try r.text("error text"))
         case let v: throw .unknownValue(what: "error tag", value: UInt64(v))
         }
     }

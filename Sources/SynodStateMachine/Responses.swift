@@ -24,6 +24,10 @@ public enum KVError: Error, Hashable, Sendable, CustomStringConvertible {
     case invalidRequest(String)
     /// The entry's payload did not decode as a `CommandEnvelope`.
     case malformedCommand(String)
+    /// A mesh proposal computed against mesh version `expected`; the mesh is at `current` now.
+    case meshVersionStale(expected: Int64, current: Int64)
+    /// The mesh refused the command (explained in the text: an unknown agent, a duplicate task...).
+    case meshRefused(String)
 
     public var description: String {
         switch self {
@@ -41,6 +45,8 @@ public enum KVError: Error, Hashable, Sendable, CustomStringConvertible {
         case let .historyTooLarge(l): return "past-revision read would scan more than \(l) history records"
         case let .invalidRequest(why): return "invalid request: \(why)"
         case let .malformedCommand(why): return "malformed command: \(why)"
+        case let .meshVersionStale(expected, current): return "the mesh is at version \(current), not \(expected): read it again and re-propose"
+        case let .meshRefused(why): return "mesh: \(why)"
         }
     }
 }
@@ -127,6 +133,7 @@ public enum Response: Hashable, Sendable {
     case leaseRevoke(LeaseRevokeResult)
     case leaseExpire(LeaseRevokeResult)
     case compact(CompactResult)
+    case mesh(MeshResult)
     case failure(KVError)
 
     /// The store revision the response carries (nil for a failure).
@@ -139,6 +146,7 @@ public enum Response: Hashable, Sendable {
         case let .leaseGrant(g): return g.revision
         case let .leaseRevoke(l), let .leaseExpire(l): return l.revision
         case let .compact(c): return c.revision
+        case let .mesh(m): return m.revision
         case .failure: return nil
         }
     }

@@ -13,6 +13,12 @@ enum Validation {
         if key.count > KVLimits.keyBytesMax { throw .keyTooLarge(bytes: key.count, limit: KVLimits.keyBytesMax) }
     }
 
+    /// A key a plain put may write: not under `MeshKeys.prefix`, which mesh commands own.
+    static func writableKey(_ key: [UInt8]) throws(KVError) {
+        try self.key(key)
+        if key.starts(with: MeshKeys.prefix) { throw .invalidRequest("keys under __synod/mesh/ are written by mesh commands only (synod mesh ...)") }
+    }
+
     static func value(_ value: [UInt8]) throws(KVError) {
         if value.count > KVLimits.valueBytesMax { throw .valueTooLarge(bytes: value.count, limit: KVLimits.valueBytesMax) }
     }
@@ -26,7 +32,7 @@ enum Validation {
 
     static func op(_ op: TxnOp) throws(KVError) {
         switch op {
-        case let .put(key, value, _, _): try self.key(key); try self.value(value)
+        case let .put(key, value, _, _): try writableKey(key); try self.value(value)
         case let .delete(key, _): try self.key(key)
         case let .deleteRange(from, to, _): try self.key(from); try bound(to)
         case let .range(r):

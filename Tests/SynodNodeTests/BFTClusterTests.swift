@@ -10,6 +10,20 @@ import SynodTransport
 import Testing
 
 /// A BFT-mode cluster: four `synod serve --mode bft` replicas with keys from `synod bft keygen`.
+/// The sequence number a replica restarted without protocol state may have voted through, from
+/// its restart log line (`sequence_through=N`).
+func sequenceThrough(_ log: String) -> UInt64? {
+    guard let r = log.range(of: "sequence_through=") else { return nil }
+    return UInt64(log[r.upperBound...].prefix { $0.isNumber })
+}
+
+/// The last sequence number replica `n` executed, from `synod status -w json`.
+func executed(_ cluster: Cluster, _ n: Int) -> UInt64? {
+    guard let out = try? runSynod(["--endpoints", cluster.endpoints[n - 1].description, "status", "-w", "json"]).1,
+          let r = out.range(of: "\"applied\":") else { return nil }
+    return UInt64(out[r.upperBound...].drop { $0 == " " || $0 == "\"" }.prefix { $0.isNumber })
+}
+
 func bftCluster(extraArgs: [String] = [], corrupt: Set<Int> = []) throws -> Cluster {
     try Cluster(size: 4, extraArgs: ["--mode", "bft", "--checkpoint-interval", "8"] + extraArgs,
                 nodeArgs: { n in [] }) { c in
@@ -126,8 +140,15 @@ struct BFTClusterTests {
         }
         #expect(recovering, "a restarted replica should report bft-recovering")
         // The restarted replica votes again from the next view, once the others have moved a log
-        // window past what it may have voted on: some progress, then the primary fails.
-        for i in 0..<60 { _ = try await client.delete(b("missing\(i)")) }
+        // window past what it may have voted on: some progress, then the primary fails. How many
+        // writes that progress takes depends on batching (a loaded machine packs more requests
+        // per sequence number), so write until the replica has executed two checkpoint intervals
+        // past the sequence number its restart line names.
+        let through = try #require(sequenceThrough(cluster.log(2)), "no restart line: \(cluster.log(2).suffix(400))")
+        var deletes = 0
+        while deletes < 3_000, (executed(cluster, 2) ?? 0) < through + 16 {
+            for _ in 0..<20 { _ = try await client.delete(b("missing\(deletes)")); deletes += 1 }
+        }
         cluster.kill(1)
         #expect(cluster.log(2).contains("restarted without protocol state"))
         let strict = try cluster.bftClient(2, group: group, writeReplies: 3)

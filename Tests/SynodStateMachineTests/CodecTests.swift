@@ -31,6 +31,15 @@ let sampleEnvelopes: [CommandEnvelope] = [
     CommandEnvelope(command: .leaseRevoke(id: LeaseID(1))),
     CommandEnvelope(command: .leaseExpire(ids: [LeaseID(1), LeaseID(2)])),
     CommandEnvelope(command: .compact(revision: 77)),
+    CommandEnvelope(command: .mesh(.join(agent: "a", capabilities: ["gpu", "ssd"], resources: 500), ifVersion: nil)),
+    CommandEnvelope(command: .mesh(.report(agent: "a", load: 250, resources: 1000), ifVersion: 12)),
+    CommandEnvelope(command: .mesh(.report(agent: "a", load: 0, resources: nil), ifVersion: nil)),
+    CommandEnvelope(command: .mesh(.suspect(agent: "a", observer: "b"), ifVersion: nil)),
+    CommandEnvelope(command: .mesh(.leave(agent: "a"), ifVersion: nil)),
+    CommandEnvelope(command: .mesh(.submit(task: "t", requires: ["gpu"], cost: 100), ifVersion: 3)),
+    CommandEnvelope(command: .mesh(.complete(task: "t", agent: "a"), ifVersion: nil)),
+    CommandEnvelope(command: .mesh(.steal(agent: "b"), ifVersion: nil)),
+    CommandEnvelope(command: .mesh(.rebalance, ifVersion: 1)),
 ]
 
 let sampleResponses: [Response] = [
@@ -51,6 +60,14 @@ let sampleResponses: [Response] = [
     .failure(.futureRevision(requested: 30, current: 9)), .failure(.staleSession(clientID: 1, sequence: 2, lastApplied: 3)),
     .failure(.responseNotCached(clientID: 1, sequence: 2)), .failure(.historyTooLarge(limit: 5)),
     .failure(.invalidRequest("why")), .failure(.malformedCommand("what")),
+    .mesh(MeshResult(revision: 4, version: 4, moves: [MeshMove(task: "t", from: nil, to: "a"), MeshMove(task: "u", from: "a", to: nil)], failed: ["a"])),
+    .failure(.meshVersionStale(expected: 3, current: 4)), .failure(.meshRefused("no")),
+]
+
+let sampleMeshRecords: [[UInt8]] = [
+    MeshAgent(name: "a", capabilities: ["gpu"], resources: 10, baseLoad: 20, performance: 30, failed: true, suspectedBy: ["b", "c"]).encode(),
+    MeshTask(id: "t", requires: ["gpu"], cost: 5, sequence: 9, agent: "a").encode(),
+    MeshTask(id: "u", requires: [], cost: 0, sequence: 0, agent: nil).encode(),
 ]
 
 @Suite("Command and response encodings")
@@ -86,6 +103,16 @@ struct CodecTests {
         #expect(throws: DecodeError.self) { try Response.decode([1, 3] + [UInt8](repeating: 0, count: 17) + [0, 15, 255, 255]) }
     }
 
+    @Test("mesh records round-trip")
+    func meshRecords() throws {
+        let agent = MeshAgent(name: "a", capabilities: ["gpu"], resources: 10, baseLoad: 20, performance: 30, failed: true, suspectedBy: ["b", "c"])
+        #expect(try MeshAgent.decode(agent.encode()) == agent)
+        for task in [MeshTask(id: "t", requires: ["gpu"], cost: 5, sequence: 9, agent: "a"), MeshTask(id: "u", requires: [], cost: 0, sequence: 0, agent: nil)] {
+            #expect(try MeshTask.decode(task.encode()) == task)
+        }
+        #expect(throws: DecodeError.self) { try MeshAgent.decode(MeshTask(id: "t", requires: [], cost: 1, sequence: 1, agent: nil).encode()) }
+    }
+
     @Test("random bytes never trap the decoders", arguments: [1, 2, 3] as [UInt64])
     func randomBytes(seed: UInt64) {
         var rng = Mix(state: seed)
@@ -97,6 +124,8 @@ struct CodecTests {
             _ = try? Response.decode(bytes)
             _ = try? RangeRequest.decode(bytes)
             _ = try? WatchEvent.decode(bytes)
+            _ = try? MeshAgent.decode(bytes)
+            _ = try? MeshTask.decode(bytes)
         }
     }
 
@@ -107,7 +136,8 @@ struct CodecTests {
         let responses = sampleResponses.map { $0.encode() }
         for _ in 0..<2_000 {
             for (corpus, decode) in [(envelopes, { (x: [UInt8]) in _ = try CommandEnvelope.decode(x) }),
-                                     (responses, { (x: [UInt8]) in _ = try Response.decode(x) })] {
+                                     (responses, { (x: [UInt8]) in _ = try Response.decode(x) }),
+                                     (sampleMeshRecords, { (x: [UInt8]) in _ = try MeshAgent.decode(x); _ = try MeshTask.decode(x) })] {
                 var bytes = corpus[Int.random(in: 0..<corpus.count, using: &rng)]
                 switch Int.random(in: 0..<4, using: &rng) {
                 case 0 where !bytes.isEmpty: bytes[Int.random(in: 0..<bytes.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)

@@ -1,0 +1,110 @@
+import SynodCore
+
+// Applying a mesh command: check it, load the mesh from its keys, decide (`MeshState`), write
+// back only the records that changed. One command is one revision; the mesh's own record
+// (`MeshKeys.state`) is rewritten with every change, so its mod revision is the mesh version.
+
+extension ApplyContext {
+    func applyMesh(_ command: MeshCommand, ifVersion: Int64?) throws -> Response {
+        do throws(KVError) { try MeshValidation.command(command) } catch { return .failure(error) }
+        let stateKV = try kv(MeshKeys.state)
+        let version = stateKV?.kv.modRevision ?? 0
+        if let ifVersion, ifVersion != version { return .failure(.meshVersionStale(expected: ifVersion, current: version)) }
+        var state = try loadMesh(nextSequence: stateKV)
+        let before = state
+        do throws(MeshRefusal) { try state.execute(command) } catch { return .failure(.meshRefused(error.why)) }
+        try writeMesh(state, over: before)
+        return .mesh(MeshResult(revision: revisionAfterCommand, version: changes > 0 ? writeRevision : version,
+                                moves: state.moves, failed: state.failed))
+    }
+
+    /// The mesh as its keys hold it.
+    func loadMesh(nextSequence stateKV: StoredKV?) throws -> MeshState {
+        func decoded<T>(_ key: [UInt8], _ decode: ([UInt8]) throws(DecodeError) -> T) throws -> T {
+            guard let stored = try kv(key) else { throw StoreError.corrupt("mesh key \(String(decoding: key, as: UTF8.self)) vanished") }
+            let value = try stored.loadingValue(from: w).value
+            do throws(DecodeError) { return try decode(value) } catch {
+                throw StoreError.corrupt("mesh record \(String(decoding: key, as: UTF8.self)): \(error)")
+            }
+        }
+        let agents = try keys(from: MeshKeys.agentsPrefix, to: KeyRange.prefixEnd(MeshKeys.agentsPrefix)).map { try decoded($0, MeshAgent.decode) }
+        let tasks = try keys(from: MeshKeys.tasksPrefix, to: KeyRange.prefixEnd(MeshKeys.tasksPrefix)).map { try decoded($0, MeshTask.decode) }
+        var next: UInt64 = 0
+        if stateKV != nil { next = try decoded(MeshKeys.state, MeshStateRecord.decode) }
+        return MeshState(agents: agents, tasks: tasks, nextSequence: next)
+    }
+
+    /// Puts the agents and tasks whose records changed, deletes those that went, and rewrites
+    /// the mesh's own record if anything changed. Sorted walks: the same writes in the same order
+    /// on every replica.
+    func writeMesh(_ state: MeshState, over before: MeshState) throws {
+        for name in Set(state.agents.keys).union(before.agents.keys).sorted() {
+            let new = state.agents[name]
+            if new == before.agents[name] { continue }
+            if let new { _ = try put(MeshKeys.agent(name), new.encode(), lease: nil, wantPrevious: false) } else { _ = try delete(MeshKeys.agent(name), wantPrevious: false) }
+        }
+        for id in Set(state.tasks.keys).union(before.tasks.keys).sorted() {
+            let new = state.tasks[id]
+            if new == before.tasks[id] { continue }
+            if let new { _ = try put(MeshKeys.task(id), new.encode(), lease: nil, wantPrevious: false) } else { _ = try delete(MeshKeys.task(id), wantPrevious: false) }
+        }
+        if changes > 0 || state.nextSequence != before.nextSequence {
+            _ = try put(MeshKeys.state, MeshStateRecord.encode(state.nextSequence), lease: nil, wantPrevious: false)
+        }
+    }
+}
+
+/// The mesh's own record: the next task sequence number.
+enum MeshStateRecord {
+    static let encodingVersion: UInt8 = 1
+    static func encode(_ next: UInt64) -> [UInt8] {
+        var w = ByteWriter()
+        w.u8(encodingVersion)
+        w.u64(next)
+        return w.bytes
+    }
+
+    static func decode(_ bytes: [UInt8]) throws(DecodeError) -> UInt64 {
+        var r = ByteReader(bytes)
+        try r.version("mesh state version", expected: encodingVersion)
+        let next = try r.u64("next task sequence")
+        try r.expectEnd()
+        return next
+    }
+}
+
+/// Static checks on a mesh command (before it reads anything).
+enum MeshValidation {
+    static func command(_ c: MeshCommand) throws(KVError) {
+        switch c {
+        case let .join(agent, capabilities, resources):
+            try name(agent); try set(capabilities, "capabilities"); try permille(resources, "resources")
+        case let .report(agent, load, resources):
+            try name(agent); try permille(load, "load")
+            if let resources { try permille(resources, "resources") }
+        case let .suspect(agent, observer): try name(agent); try name(observer)
+        case let .leave(agent), let .steal(agent): try name(agent)
+        case let .submit(task, requires, cost): try name(task); try set(requires, "required capabilities"); try permille(cost, "cost")
+        case let .complete(task, agent): try name(task); try name(agent)
+        case .rebalance: break
+        }
+    }
+
+    /// 1...`MeshLimits.nameBytesMax` bytes of letters, digits and `._:-`.
+    static func name(_ s: String) throws(KVError) {
+        guard !s.isEmpty, s.utf8.count <= MeshLimits.nameBytesMax,
+              s.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7a) || $0 == 0x2e || $0 == 0x5f || $0 == 0x3a || $0 == 0x2d })
+        else { throw .invalidRequest("mesh name '\(s.prefix(80))' must be 1-\(MeshLimits.nameBytesMax) letters, digits or ._:-") }
+    }
+
+    /// Sorted, distinct, valid names, at most `MeshLimits.capabilitiesMax`.
+    static func set(_ v: [String], _ what: String) throws(KVError) {
+        guard v.count <= MeshLimits.capabilitiesMax else { throw .invalidRequest("\(v.count) \(what) exceed \(MeshLimits.capabilitiesMax)") }
+        for s in v { try name(s) }
+        guard zip(v, v.dropFirst()).allSatisfy({ $0 < $1 }) else { throw .invalidRequest("\(what) must be sorted and distinct") }
+    }
+
+    static func permille(_ v: Int, _ what: String) throws(KVError) {
+        guard (0...MeshRules.one).contains(v) else { throw .invalidRequest("\(what) \(v) is outside 0...\(MeshRules.one) per mille") }
+    }
+}

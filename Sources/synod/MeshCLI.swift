@@ -1,0 +1,176 @@
+import ArgumentParser
+import SynodClient
+import SynodStateMachine
+
+/// `synod mesh ...`: mesh coordination decisions as committed commands (DESIGN.md §5).
+struct MeshCLI: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mesh", abstract: "Mesh coordination: agents, failure verdicts, task auctions, work stealing, load balancing.",
+        discussion: """
+            Agents propose; the cluster decides when the command commits. A task goes to the agent with the best \
+            auction score (capability match 0.4, spare load 0.3, past performance 0.2, free resources 0.1) among \
+            those offering at least 70% of its capabilities with room for its cost. A majority of the other live \
+            agents suspecting an agent is a failure verdict: its tasks are auctioned again. Fractions are 0...1. \
+            Every change takes --if-version V (the version `synod mesh show` prints): refused if the mesh moved on. \
+            Agents learn assignments by watching the prefix: synod watch __synod/mesh/tasks/ --prefix
+            """,
+        subcommands: [Show.self, Join.self, Report.self, Suspect.self, Leave.self, Submit.self, Complete.self, Steal.self, Rebalance.self])
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "show", abstract: "Show the mesh's agents, tasks and version.")
+        @OptionGroup var globals: GlobalOptions
+        func run() async throws {
+            let view = try await withClient(globals) { try await $0.meshView() }
+            if globals.output == .json {
+                let agents = view.agents.map { a in
+                    JSON.object([("name", JSON.string(a.name)), ("capabilities", JSON.array(a.capabilities.map(JSON.string))),
+                                 ("load", fraction(view.load(of: a))), ("reported_load", fraction(a.baseLoad)), ("resources", fraction(a.resources)),
+                                 ("performance", fraction(a.performance)), ("failed", "\(a.failed)"), ("suspected_by", JSON.array(a.suspectedBy.map(JSON.string)))])
+                }
+                let tasks = view.tasks.map { t in
+                    JSON.object([("id", JSON.string(t.id)), ("requires", JSON.array(t.requires.map(JSON.string))), ("cost", fraction(t.cost)),
+                                 ("sequence", "\(t.sequence)"), ("agent", t.agent.map(JSON.string) ?? "null")])
+                }
+                print(JSON.object([("version", "\(view.version)"), ("agents", JSON.array(agents)), ("tasks", JSON.array(tasks))]))
+                return
+            }
+            print("mesh version \(view.version): \(view.agents.count) agents, \(view.tasks.count) tasks")
+            for a in view.agents {
+                let state = a.failed ? "FAILED" : a.suspectedBy.isEmpty ? "alive" : "suspected by \(a.suspectedBy.joined(separator: ","))"
+                print("agent \(a.name)  load \(fraction(view.load(of: a)))  resources \(fraction(a.resources))  performance \(fraction(a.performance))  [\(a.capabilities.joined(separator: ","))]  \(state)")
+            }
+            for t in view.tasks.sorted(by: { $0.sequence < $1.sequence }) {
+                print("task \(t.id)  cost \(fraction(t.cost))  [\(t.requires.joined(separator: ","))]  \(t.agent.map { "on \($0)" } ?? "pending")")
+            }
+        }
+    }
+
+    struct Join: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "join", abstract: "Join (or rejoin after a failure verdict).")
+        @OptionGroup var globals: GlobalOptions
+        @OptionGroup var change: ChangeOptions
+        @Argument(help: "Agent name.") var agent: String
+        @Option(name: .customLong("cap"), help: "A capability it offers (repeat).") var capabilities: [String] = []
+        @Option(help: "Free resources, 0...1.") var resources: Double = 1
+        func run() async throws {
+            try await change.propose(.join(agent: agent, capabilities: capabilities, resources: try permille(resources, "--resources")), globals)
+        }
+    }
+
+    struct Report: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "report", abstract: "Heartbeat: the agent's load apart from its mesh tasks; clears suspicions.")
+        @OptionGroup var globals: GlobalOptions
+        @OptionGroup var change: ChangeOptions
+        @Argument(help: "Agent name.") var agent: String
+        @Option(help: "Load apart from mesh tasks, 0...1.") var load: Double
+        @Option(help: "Free resources, 0...1 (unchanged if not given).") var resources: Double?
+        func run() async throws {
+            let r = try resources.map { try permille($0, "--resources") }
+            try await change.propose(.report(agent: agent, load: try permille(load, "--load"), resources: r), globals)
+        }
+    }
+
+    struct Suspect: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "suspect", abstract: "Report that AGENT seems to have failed, as observer --by.")
+        @OptionGroup var globals: GlobalOptions
+        @OptionGroup var change: ChangeOptions
+        @Argument(help: "The suspected agent.") var agent: String
+        @Option(help: "The observing agent.") var by: String
+        func run() async throws { try await change.propose(.suspect(agent: agent, observer: by), globals) }
+    }
+
+    struct Leave: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "leave", abstract: "Leave the mesh; its tasks are auctioned again.")
+        @OptionGroup var globals: GlobalOptions
+        @OptionGroup var change: ChangeOptions
+        @Argument(help: "Agent name.") var agent: String
+        func run() async throws { try await change.propose(.leave(agent: agent), globals) }
+    }
+
+    struct Submit: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "submit", abstract: "Submit a task: assigned at once by auction, or pending.")
+        @OptionGroup var globals: GlobalOptions
+        @OptionGroup var change: ChangeOptions
+        @Argument(help: "Task id.") var task: String
+        @Option(name: .customLong("requires"), help: "A capability it needs (repeat).") var requires: [String] = []
+        @Option(help: "Load it adds to its agent, 0...1.") var cost: Double = 0.1
+        func run() async throws {
+            try await change.propose(.submit(task: task, requires: requires, cost: try permille(cost, "--cost")), globals)
+        }
+    }
+
+    struct Complete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "complete", abstract: "Mark a task done by the agent running it.")
+        @OptionGroup var globals: GlobalOptions
+        @OptionGroup var change: ChangeOptions
+        @Argument(help: "Task id.") var task: String
+        @Option(help: "The agent running it.") var agent: String
+        func run() async throws { try await change.propose(.complete(task: task, agent: agent), globals) }
+    }
+
+    struct Steal: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "steal", abstract: "Work stealing: an idle agent (load < 0.3) takes one task from the busiest.")
+        @OptionGroup var globals: GlobalOptions
+        @OptionGroup var change: ChangeOptions
+        @Argument(help: "The idle agent.") var agent: String
+        func run() async throws { try await change.propose(.steal(agent: agent), globals) }
+    }
+
+    struct Rebalance: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "rebalance", abstract: "Move tasks from agents above 0.8 load to agents below 0.3.")
+        @OptionGroup var globals: GlobalOptions
+        @OptionGroup var change: ChangeOptions
+        func run() async throws { try await change.propose(.rebalance, globals) }
+    }
+}
+
+/// Options of every mesh change.
+struct ChangeOptions: ParsableArguments {
+    @Option(name: .customLong("if-version"), help: "Refuse unless the mesh is still at this version (optimistic concurrency).")
+    var ifVersion: Int64?
+
+    func propose(_ command: MeshCommand, _ globals: GlobalOptions) async throws {
+        let r = try await withClient(globals) { try await $0.mesh(command, ifVersion: ifVersion) }
+        if globals.output == .json {
+            let moves = r.moves.map { JSON.object([("task", JSON.string($0.task)), ("from", $0.from.map(JSON.string) ?? "null"), ("to", $0.to.map(JSON.string) ?? "null")]) }
+            print(JSON.object([("revision", "\(r.revision)"), ("version", "\(r.version)"), ("moves", JSON.array(moves)), ("failed", JSON.array(r.failed.map(JSON.string)))]))
+            return
+        }
+        for a in r.failed { print("agent \(a) declared failed") }
+        if r.moves.isEmpty, Self.onlyMoves(command) { print("no task moved") }
+        for m in r.moves {
+            switch (m.from, m.to) {
+            case let (nil, to?): print("task \(m.task) -> \(to)")
+            case let (from?, to?): print("task \(m.task) moved \(from) -> \(to)")
+            case let (from?, nil): print("task \(m.task) taken from \(from), pending")
+            case (nil, nil): print("task \(m.task) pending (no agent can run it now)")
+            }
+        }
+        print("mesh version \(r.version)")
+    }
+}
+
+extension ChangeOptions {
+    /// Whether the command's whole point is moving tasks (so "nothing moved" is worth saying).
+    static func onlyMoves(_ command: MeshCommand) -> Bool {
+        switch command {
+        case .steal, .rebalance: return true
+        default: return false
+        }
+    }
+}
+
+/// A 0...1 fraction as the mesh's per mille, or a clear error.
+func permille(_ v: Double, _ option: String) throws -> Int {
+    guard v.isFinite, (0...1).contains(v) else { throw ValidationError("\(option) must be between 0 and 1, not \(v)") }
+    return Int((v * Double(MeshRules.one)).rounded())
+}
+
+/// Per mille as a 0...1 decimal, e.g. 0.35.
+func fraction(_ permille: Int) -> String {
+    let whole = permille / MeshRules.one, rest = permille % MeshRules.one
+    var digits = String(rest)
+    while digits.count < 3 { digits = "0" + digits }
+    while digits.count > 1 && digits.hasSuffix("0") { digits.removeLast() }
+    return "\(whole).\(digits)"
+}

@@ -1,0 +1,73 @@
+import Foundation
+import SynodClient
+import SynodCore
+import SynodStateMachine
+import SynodTestSupport
+import Testing
+
+extension RealProcessTests {
+@Suite("Mesh coordination on a real cluster")
+struct MeshProcessTests {
+    @Test("synod mesh: agents join, a task is auctioned, a failure verdict moves it, across a leader kill; a stale proposal is refused")
+    func meshThroughTheCLI() async throws {
+        let cluster = try Cluster(size: 3)
+        let eps = cluster.endpointsText
+        func mesh(_ args: [String]) throws -> (Int32, String, String) { try runSynod(["--endpoints", eps, "mesh"] + args) }
+        var joined = false
+        for _ in 0..<100 where !joined {
+            joined = try mesh(["join", "a", "--cap", "gpu", "--cap", "ssd", "--resources", "0.5"]).0 == 0
+            if !joined { usleep(100_000) }
+        }
+        #expect(joined, "the cluster never accepted a mesh join: \(cluster.log(1).suffix(500))")
+        for name in ["b", "c"] { #expect(try mesh(["join", name, "--cap", "gpu"]).0 == 0) }
+        let (submitted, out, err) = try mesh(["submit", "render", "--requires", "ssd", "--requires", "gpu", "--cost", "0.25"])
+        #expect(submitted == 0, "\(err)")
+        #expect(out.contains("task render -> a"), "only a offers ssd: \(out)")
+
+        // An agent learns its assignments by watching the tasks prefix (from the first revision,
+        // so it sees every change of the task's holder). The leader is killed before the verdict.
+        let client = cluster.client()
+        defer { Task { await client.close() } }
+        let watcher = Task { () throws -> [String?] in
+            var holders: [String?] = []
+            for try await e in client.watch(MeshKeys.tasksPrefix, rangeEnd: KeyRange.prefixEnd(MeshKeys.tasksPrefix), fromRevision: 1) {
+                holders.append(try MeshTask.decode(e.kv.value).agent)
+                if holders.count == 3 { break }
+            }
+            return holders
+        }
+        if let leader = await cluster.leader(using: client) {
+            cluster.kill(leader)
+            try cluster.start(leader)
+        }
+        #expect(try mesh(["suspect", "a", "--by", "b"]).1.contains("mesh version"))
+        let (verdict, verdictOut, _) = try mesh(["suspect", "a", "--by", "c", "-w", "json"])
+        #expect(verdict == 0)
+        #expect(verdictOut.contains("\"failed\":[\"a\"]"), "\(verdictOut)")
+        // Neither b nor c offers ssd (50 % of the task's capabilities): it waits.
+        #expect(verdictOut.contains("{\"task\":\"render\",\"from\":\"a\",\"to\":null}"), "\(verdictOut)")
+
+        let view = try await client.meshView()
+        #expect(view.agents.first { $0.name == "a" }?.failed == true)
+        #expect(view.tasks == [MeshTask(id: "render", requires: ["gpu", "ssd"], cost: 250, sequence: 0, agent: nil)])
+        #expect(view.violations().isEmpty)
+
+        // Optimistic concurrency: a proposal against an older version is refused with its own exit status.
+        let (stale, _, staleErr) = try mesh(["join", "d", "--cap", "ssd", "--cap", "gpu", "--if-version", "\(view.version - 1)"])
+        #expect(stale != 0)
+        #expect(staleErr.contains("the mesh is at version \(view.version)"), "\(staleErr)")
+        let (fresh, freshOut, _) = try mesh(["join", "d", "--cap", "ssd", "--cap", "gpu", "--if-version", "\(view.version)"])
+        #expect(fresh == 0)
+        #expect(freshOut.contains("task render -> d"), "a capable agent joining takes the pending task: \(freshOut)")
+        #expect(try await watcher.value == ["a", nil, "d"])
+        let (shown, table, _) = try mesh(["show"])
+        #expect(shown == 0)
+        #expect(table.contains("agent a ") && table.contains("FAILED") && table.contains("task render  cost 0.25  [gpu,ssd]  on d"), "\(table)")
+        // Plain writes cannot forge mesh records.
+        let (forged, _, forgedErr) = try runSynod(["--endpoints", eps, "put", "__synod/mesh/agents/x", "junk"])
+        #expect(forged != 0 && forgedErr.contains("mesh commands only"), "\(forgedErr)")
+        let (badArg, _, badErr) = try mesh(["report", "b", "--load", "1.5"])
+        #expect(badArg != 0 && badErr.contains("between 0 and 1"), "\(badErr)")
+    }
+}
+}
