@@ -13,8 +13,8 @@ extension ApplyContext {
         var state = try loadMesh(nextSequence: stateKV)
         let before = state
         do throws(MeshRefusal) { try state.execute(command) } catch { return .failure(.meshRefused(error.why)) }
-        try writeMesh(state, over: before)
-        return .mesh(MeshResult(revision: revisionAfterCommand, version: changes > 0 ? writeRevision : version,
+        let versionMoves = try writeMesh(state, over: before)
+        return .mesh(MeshResult(revision: revisionAfterCommand, version: versionMoves ? writeRevision : version,
                                 moves: state.moves, failed: state.failed))
     }
 
@@ -35,22 +35,27 @@ extension ApplyContext {
     }
 
     /// Puts the agents and tasks whose records changed, deletes those that went, and rewrites
-    /// the mesh's own record if anything changed. Sorted walks: the same writes in the same order
+    /// the mesh's own record — moving the mesh version — if the decisions' inputs changed:
+    /// membership, capabilities, verdicts or task placement; a heartbeat's load, resources or
+    /// suspicions alone do not (else every heartbeat would make every `ifVersion` proposal
+    /// stale). Returns whether the version moved. Sorted walks: the same writes in the same order
     /// on every replica.
-    func writeMesh(_ state: MeshState, over before: MeshState) throws {
+    func writeMesh(_ state: MeshState, over before: MeshState) throws -> Bool {
+        var versionMoves = state.nextSequence != before.nextSequence
         for name in Set(state.agents.keys).union(before.agents.keys).sorted() {
-            let new = state.agents[name]
-            if new == before.agents[name] { continue }
+            let new = state.agents[name], old = before.agents[name]
+            if new == old { continue }
+            if new?.capabilities != old?.capabilities || new?.failed != old?.failed { versionMoves = true }
             if let new { _ = try put(MeshKeys.agent(name), new.encode(), lease: nil, wantPrevious: false) } else { _ = try delete(MeshKeys.agent(name), wantPrevious: false) }
         }
         for id in Set(state.tasks.keys).union(before.tasks.keys).sorted() {
             let new = state.tasks[id]
             if new == before.tasks[id] { continue }
+            versionMoves = true
             if let new { _ = try put(MeshKeys.task(id), new.encode(), lease: nil, wantPrevious: false) } else { _ = try delete(MeshKeys.task(id), wantPrevious: false) }
         }
-        if changes > 0 || state.nextSequence != before.nextSequence {
-            _ = try put(MeshKeys.state, MeshStateRecord.encode(state.nextSequence), lease: nil, wantPrevious: false)
-        }
+        if versionMoves { _ = try put(MeshKeys.state, MeshStateRecord.encode(state.nextSequence), lease: nil, wantPrevious: false) }
+        return versionMoves
     }
 }
 

@@ -83,9 +83,11 @@ public struct MeshAgent: Hashable, Sendable {
     public var failed: Bool
     /// Agents that suspect it has failed since it last reported; sorted.
     public var suspectedBy: [String]
+    /// Joins and reports so far: observers that see it stop changing suspect the agent.
+    public var beats: UInt64
 
     public init(name: String, capabilities: [String], resources: Int, baseLoad: Int = 0, performance: Int = MeshRules.initialPerformance,
-                failed: Bool = false, suspectedBy: [String] = []) {
+                failed: Bool = false, suspectedBy: [String] = [], beats: UInt64 = 0) {
         self.name = name
         self.capabilities = capabilities
         self.resources = resources
@@ -93,6 +95,7 @@ public struct MeshAgent: Hashable, Sendable {
         self.performance = performance
         self.failed = failed
         self.suspectedBy = suspectedBy
+        self.beats = beats
     }
 }
 

@@ -72,6 +72,7 @@ extension MeshAgent {
         w.permille(performance)
         w.bool(failed)
         w.names(suspectedBy)
+        w.u64(beats)
         return w.bytes
     }
 
@@ -80,7 +81,7 @@ extension MeshAgent {
         try r.version("mesh agent version", expected: encodingVersion)
         let agent = MeshAgent(name: try r.name("agent name"), capabilities: try r.names("capabilities", limit: MeshLimits.capabilitiesMax),
                               resources: try r.permille("resources"), baseLoad: try r.permille("load"), performance: try r.permille("performance"),
-                              failed: try r.bool("failed"), suspectedBy: try r.names("suspected by", limit: MeshLimits.agentsMax))
+                              failed: try r.bool("failed"), suspectedBy: try r.names("suspected by", limit: MeshLimits.agentsMax), beats: try r.u64("beats"))
         try r.expectEnd()
         return agent
     }

@@ -104,10 +104,11 @@ struct MeshState {
                 a.resources = resources
                 a.failed = false
                 a.suspectedBy = []
+                a.beats &+= 1
                 agents[name] = a
             } else {
                 guard agents.count < MeshLimits.agentsMax else { throw MeshRefusal("the mesh already has \(MeshLimits.agentsMax) agents") }
-                agents[name] = MeshAgent(name: name, capabilities: capabilities, resources: resources)
+                agents[name] = MeshAgent(name: name, capabilities: capabilities, resources: resources, beats: 1)
             }
             assignPending()
         case let .report(name, load, resources):
@@ -115,6 +116,7 @@ struct MeshState {
             a.baseLoad = load
             if let resources { a.resources = resources }
             a.suspectedBy = []
+            a.beats &+= 1
             agents[name] = a
             assignPending()
         case let .suspect(name, observer):

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import SynodClient
 import SynodStateMachine
 
@@ -14,7 +15,70 @@ struct MeshCLI: AsyncParsableCommand {
             Every change takes --if-version V (the version `synod mesh show` prints): refused if the mesh moved on. \
             Agents learn assignments by watching the prefix: synod watch __synod/mesh/tasks/ --prefix
             """,
-        subcommands: [Show.self, Join.self, Report.self, Suspect.self, Leave.self, Submit.self, Complete.self, Steal.self, Rebalance.self])
+        subcommands: [Show.self, Agent.self, Join.self, Report.self, Suspect.self, Leave.self, Submit.self, Complete.self, Steal.self, Rebalance.self])
+
+    struct Agent: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "agent", abstract: "Run a mesh agent until Ctrl-C: join, heartbeat, suspect silent agents, print assignments; leave on exit.")
+        @OptionGroup var globals: GlobalOptions
+        @Argument(help: "Agent name.") var agent: String
+        @Option(name: .customLong("cap"), help: "A capability it offers (repeat).") var capabilities: [String] = []
+        @Option(help: "Free resources, 0...1.") var resources: Double = 1
+        @Option(help: "Load to report apart from mesh tasks, 0...1.") var load: Double = 0
+        @Option(name: .customLong("heartbeat-ms"), help: "Heartbeat interval (50...60000 ms).") var heartbeatMillis: Int64 = 500
+        @Option(name: .customLong("suspect-after-ms"), help: "Suspect an agent whose heartbeat stood still this long (at least 2 heartbeats).") var suspectAfterMillis: Int64 = 2_000
+
+        func validate() throws {
+            guard (50...60_000).contains(heartbeatMillis) else { throw ValidationError("--heartbeat-ms must be 50...60000") }
+            guard suspectAfterMillis >= 2 * heartbeatMillis else { throw ValidationError("--suspect-after-ms must be at least twice --heartbeat-ms") }
+        }
+
+        func run() async throws {
+            var options = MeshAgentOptions(name: agent, capabilities: capabilities, resources: try permille(resources, "--resources"))
+            let reported = try permille(load, "--load")
+            options.load = { reported }
+            options.heartbeatMillis = heartbeatMillis
+            options.suspectAfterMillis = suspectAfterMillis
+            let client = try globals.client()
+            let runner = MeshAgentRunner(client: client, options: options)
+            let name = agent
+            // Whichever comes first ends the agent: a signal, or the loop failing (cluster unreachable).
+            let (ended, ending) = AsyncStream<(any Error)?>.makeStream()
+            let loop = Task {
+                var last: [String]?
+                do {
+                    try await runner.run { round in
+                        if round.rejoined { say("\(name): was declared failed; joined again") }
+                        for s in round.suspected { say("\(name): suspecting \(s) (no heartbeat for \(suspectAfterMillis) ms)") }
+                        if round.tasks != last {
+                            say("\(name): tasks [\(round.tasks.joined(separator: ","))]")
+                            last = round.tasks
+                        }
+                    }
+                } catch {
+                    ending.yield(error)
+                }
+            }
+            Task {
+                await Signals.waitForTermination()
+                ending.yield(nil)
+            }
+            say("\(name): running; Ctrl-C leaves the mesh")
+            var reason: (any Error)?
+            for await r in ended {
+                reason = r
+                break
+            }
+            loop.cancel()
+            if let reason {
+                await client.close()
+                throw fail("mesh agent \(name) stopped: \(reason)", status: ExitStatus.refused)
+            }
+            try? await runner.leave()
+            say("\(name): left the mesh")
+            await client.close()
+        }
+    }
 
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "show", abstract: "Show the mesh's agents, tasks and version.")
@@ -34,13 +98,13 @@ struct MeshCLI: AsyncParsableCommand {
                 print(JSON.object([("version", "\(view.version)"), ("agents", JSON.array(agents)), ("tasks", JSON.array(tasks))]))
                 return
             }
-            print("mesh version \(view.version): \(view.agents.count) agents, \(view.tasks.count) tasks")
+            say("mesh version \(view.version): \(view.agents.count) agents, \(view.tasks.count) tasks")
             for a in view.agents {
                 let state = a.failed ? "FAILED" : a.suspectedBy.isEmpty ? "alive" : "suspected by \(a.suspectedBy.joined(separator: ","))"
-                print("agent \(a.name)  load \(fraction(view.load(of: a)))  resources \(fraction(a.resources))  performance \(fraction(a.performance))  [\(a.capabilities.joined(separator: ","))]  \(state)")
+                say("agent \(a.name)  load \(fraction(view.load(of: a)))  resources \(fraction(a.resources))  performance \(fraction(a.performance))  [\(a.capabilities.joined(separator: ","))]  \(state)")
             }
             for t in view.tasks.sorted(by: { $0.sequence < $1.sequence }) {
-                print("task \(t.id)  cost \(fraction(t.cost))  [\(t.requires.joined(separator: ","))]  \(t.agent.map { "on \($0)" } ?? "pending")")
+                say("task \(t.id)  cost \(fraction(t.cost))  [\(t.requires.joined(separator: ","))]  \(t.agent.map { "on \($0)" } ?? "pending")")
             }
         }
     }

@@ -43,6 +43,15 @@ func eventually(tries: Int = 50, _ condition: () throws -> Bool) async throws ->
     return false
 }
 
+/// `eventually` for a condition that awaits (a client read).
+func eventuallyAsync(tries: Int = 50, _ condition: () async throws -> Bool) async throws -> Bool {
+    for _ in 0..<tries {
+        if try await condition() { return true }
+        try await Task.sleep(nanoseconds: 100_000_000)
+    }
+    return false
+}
+
 struct BenchFailure: Error, CustomStringConvertible {
     let description: String
     init(_ d: String) { description = d }

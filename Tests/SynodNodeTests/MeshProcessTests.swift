@@ -69,5 +69,57 @@ struct MeshProcessTests {
         let (badArg, _, badErr) = try mesh(["report", "b", "--load", "1.5"])
         #expect(badArg != 0 && badErr.contains("between 0 and 1"), "\(badErr)")
     }
+
+    @Test("synod mesh agent processes: a SIGKILLed agent misses heartbeats, the others suspect it, the verdict moves its tasks; SIGTERM leaves")
+    func agentProcesses() async throws {
+        let cluster = try Cluster(size: 3)
+        let client = cluster.client()
+        var agents: [String: Process] = [:]
+        defer {
+            for p in agents.values where p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() }
+            Task { await client.close() }
+        }
+        try await client.put(b("ready"), b("1"))
+        func agentLog(_ name: String) -> String { (try? String(contentsOfFile: "\(cluster.directory)/\(name).out", encoding: .utf8)) ?? "" }
+        for name in ["a1", "a2", "a3"] {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: synodExecutable())
+            p.arguments = ["--endpoints", cluster.endpointsText, "mesh", "agent", name, "--cap", "w", "--heartbeat-ms", "100", "--suspect-after-ms", "2500"]
+            FileManager.default.createFile(atPath: "\(cluster.directory)/\(name).out", contents: nil)
+            p.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(cluster.directory)/\(name).out"))
+            p.standardError = p.standardOutput
+            try p.run()
+            agents[name] = p
+        }
+        let joined = try await eventuallyAsync(tries: 100) { true == (try? await client.meshView().agents.count == 3) }
+        #expect(joined, "agents never joined: \(agentLog("a1"))")
+        for i in 1...6 { try await client.mesh(.submit(task: "t\(i)", requires: ["w"], cost: 100)) }
+        let before = try await client.meshView()
+        let onA1 = before.tasks.filter { $0.agent == "a1" }.map(\.id)
+        #expect(onA1.count == 2, "the auction spreads equal tasks by load: \(before.tasks)")
+
+        kill(agents["a1"]!.processIdentifier, SIGKILL)
+        agents["a1"]!.waitUntilExit()
+        let verdict = try await eventuallyAsync(tries: 200) {
+            guard let v = try? await client.meshView() else { return false }
+            return v.agents.first { $0.name == "a1" }?.failed == true && v.tasks.allSatisfy { $0.agent != nil && $0.agent != "a1" }
+        }
+        let after = try await client.meshView()
+        #expect(verdict, "no verdict on a1: \(after.agents), a2 said: \(agentLog("a2"))")
+        #expect(after.violations().isEmpty)
+        #expect(agentLog("a2").contains("suspecting a1") || agentLog("a3").contains("suspecting a1"))
+        let a2Tasks = after.tasks.filter { $0.agent == "a2" }.map(\.id).joined(separator: ",")
+        let printed = try await eventually(tries: 50) { agentLog("a2").contains("a2: tasks [\(a2Tasks)]") }
+        #expect(printed, "a2 should print its tasks [\(a2Tasks)]: \(agentLog("a2"))")
+
+        // SIGTERM: the agent leaves, and its tasks go to the one left.
+        kill(agents["a2"]!.processIdentifier, SIGTERM)
+        agents["a2"]!.waitUntilExit()
+        #expect(agents["a2"]!.terminationStatus == 0)
+        #expect(agentLog("a2").contains("a2: left the mesh"))
+        let final = try await client.meshView()
+        #expect(final.agents.map(\.name) == ["a1", "a3"])
+        #expect(final.tasks.allSatisfy { $0.agent == "a3" }, "\(final.tasks)")
+    }
 }
 }

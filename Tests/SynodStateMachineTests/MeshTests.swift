@@ -140,6 +140,8 @@ struct MeshTests {
         let v2 = try h.mesh(.join(agent: "b", capabilities: [], resources: 500), ifVersion: v1).version
         #expect(try h.meshError(.submit(task: "t", requires: [], cost: 100), ifVersion: v1) == .meshVersionStale(expected: v1, current: v2))
         #expect(try h.meshView().tasks.isEmpty)
+        // A heartbeat is not a decision: it leaves the version alone.
+        #expect(try h.mesh(.report(agent: "a", load: 300, resources: 100), ifVersion: v2).version == v2)
         #expect(try h.mesh(.submit(task: "t", requires: [], cost: 100), ifVersion: v2).moves.count == 1)
     }
 

@@ -1,0 +1,89 @@
+import Foundation
+import SynodCore
+import SynodStateMachine
+
+/// How a mesh agent runs (`MeshAgentRunner`).
+public struct MeshAgentOptions: Sendable {
+    public var name: String
+    public var capabilities: [String]
+    /// Free resources to announce, per mille.
+    public var resources: Int
+    /// How often it reports (its heartbeat), in milliseconds.
+    public var heartbeatMillis: Int64 = 500
+    /// How long another agent's heartbeat count may stand still before this one suspects it.
+    /// Several heartbeats, so one slow round is not a suspicion.
+    public var suspectAfterMillis: Int64 = 2_000
+    /// The load to report at each heartbeat (apart from mesh tasks), per mille.
+    public var load: @Sendable () -> Int = { 0 }
+
+    public init(name: String, capabilities: [String], resources: Int = MeshRules.one) {
+        self.name = name
+        self.capabilities = capabilities
+        self.resources = resources
+    }
+}
+
+/// What one agent round saw and did (for logs and callers).
+public struct MeshAgentRound: Sendable, Equatable {
+    /// Tasks assigned to this agent now, by id.
+    public var tasks: [String]
+    /// Agents this round proposed as suspected.
+    public var suspected: [String]
+    /// Whether the agent had been declared failed and joined again this round.
+    public var rejoined: Bool
+}
+
+/// A mesh agent's loop (DESIGN.md §5's observer side): join, then every heartbeat report its load,
+/// read the mesh, suspect every live agent whose heartbeat count has not moved for
+/// `suspectAfterMillis` (by this process's clock: observers may use clocks, decisions may not),
+/// and hand its current tasks to the caller. The state machine turns a majority of suspicions
+/// into a failure verdict. An agent told it was declared failed while still running joins again
+/// (SWIM's refutation, as a fresh join). Cancel the task running `run` to stop; `leave` to go.
+public final class MeshAgentRunner: Sendable {
+    let client: SynodClient
+    let options: MeshAgentOptions
+
+    public init(client: SynodClient, options: MeshAgentOptions) {
+        self.client = client
+        self.options = options
+    }
+
+    /// Runs until cancelled; `onRound` sees each round's outcome. Errors other than refusals
+    /// (an unreachable cluster) are thrown after the client's own retries.
+    public func run(onRound: (MeshAgentRound) -> Void) async throws {
+        try await client.mesh(.join(agent: options.name, capabilities: options.capabilities, resources: options.resources))
+        var observed: [String: (beats: UInt64, since: Double, suspected: Bool)] = [:]
+        while !Task.isCancelled {
+            var rejoined = false
+            do {
+                try await client.mesh(.report(agent: options.name, load: options.load(), resources: options.resources))
+            } catch ClientError.kv(.meshRefused) {
+                try await client.mesh(.join(agent: options.name, capabilities: options.capabilities, resources: options.resources))
+                rejoined = true
+            }
+            let view = try await client.meshView()
+            let now = ProcessInfo.processInfo.systemUptime
+            var suspected: [String] = []
+            for agent in view.agents where agent.name != options.name && !agent.failed {
+                let seen = observed[agent.name]
+                if seen == nil || seen!.beats != agent.beats {
+                    observed[agent.name] = (agent.beats, now, false)
+                } else if !seen!.suspected, (now - seen!.since) * 1000 >= Double(options.suspectAfterMillis) {
+                    // Refused only if it moved on meanwhile (left, or was declared failed): nothing to do then.
+                    _ = try? await client.mesh(.suspect(agent: agent.name, observer: options.name))
+                    observed[agent.name]!.suspected = true
+                    suspected.append(agent.name)
+                }
+            }
+            let live = Set(view.agents.filter { !$0.failed }.map(\.name))
+            observed = observed.filter { live.contains($0.key) }
+            onRound(MeshAgentRound(tasks: view.tasks.filter { $0.agent == options.name }.map(\.id).sorted(), suspected: suspected, rejoined: rejoined))
+            try? await Task.sleep(for: .milliseconds(options.heartbeatMillis))
+        }
+    }
+
+    /// Leaves the mesh: its tasks are auctioned among the others.
+    public func leave() async throws {
+        try await client.mesh(.leave(agent: options.name))
+    }
+}
