@@ -124,6 +124,18 @@ public final class SynodBFTClient: @unchecked Sendable {
         return r
     }
 
+    /// A mesh proposal, decided by the replicas' state machines (see `SynodClient.mesh`).
+    @discardableResult
+    public func mesh(_ command: MeshCommand, ifVersion: Int64? = nil) async throws -> MeshResult {
+        guard case let .mesh(r) = try await write(.mesh(command.normalized, ifVersion: ifVersion)) else { throw ClientError.badResponse("not a mesh result") }
+        return r
+    }
+
+    /// The mesh, ordered with the writes.
+    public func meshView() async throws -> MeshView {
+        do { return try MeshView.decode(try await range(RangeRequest.prefix(MeshKeys.prefix)).kvs) } catch let e as DecodeError { throw ClientError.badResponse("mesh record: \(e)") }
+    }
+
     /// Runs a command; a failure the state machine reported is thrown as `ClientError.kv`.
     public func write(_ command: Command) async throws -> Response {
         try await execute(.write(CommandEnvelope(command: command).encode()), readOnly: false)

@@ -5,6 +5,7 @@ import SynodClient
 import SynodCore
 import SynodCrypto
 import SynodPBFT
+import SynodStateMachine
 import SynodTestSupport
 import SynodTransport
 import Testing
@@ -101,6 +102,11 @@ struct BFTClusterTests {
             #expect(r.revision == Int64(i + 2))
             #expect(try await client.get(b("k\(i)"))?.value == b("v\(i)"))
         }
+        // Mesh decisions go through the same f+1 vote: the auction's winner is the correct replicas'.
+        try await client.mesh(.join(agent: "a", capabilities: ["gpu"], resources: 500))
+        try await client.mesh(.join(agent: "b", capabilities: ["gpu", "ssd"], resources: 500))
+        #expect(try await client.mesh(.submit(task: "t", requires: ["ssd", "gpu"], cost: 100)).moves == [MeshMove(task: "t", from: nil, to: "b")])
+        #expect(try await client.meshView().tasks.map(\.agent) == ["b"])
         await client.close()
         #expect(cluster.log(1).contains("lies to clients"))
         // The same run with the bug f+1 voting prevents injected (accept the first reply): the
