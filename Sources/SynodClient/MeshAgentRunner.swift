@@ -52,12 +52,18 @@ public final class MeshAgentRunner: Sendable {
     /// (an unreachable cluster) are thrown after the client's own retries.
     public func run(onRound: (MeshAgentRound) -> Void) async throws {
         try await client.mesh(.join(agent: options.name, capabilities: options.capabilities, resources: options.resources))
-        var observed: [String: (beats: UInt64, since: Double, suspected: Bool)] = [:]
+        // Per other agent: the heartbeat count last seen, and since when it has stood still (or
+        // since this agent last proposed suspecting it: it proposes again each period of silence,
+        // so a lost proposal, or a majority that only forms later, still ends in a verdict).
+        var observed: [String: (beats: UInt64, since: Double)] = [:]
         while !Task.isCancelled {
             var rejoined = false
             do {
                 try await client.mesh(.report(agent: options.name, load: options.load(), resources: options.resources))
             } catch ClientError.kv(.meshRefused) {
+                // Declared failed (or removed) while running. Not when stopping: a report that
+                // commits after the goodbye `leave` must not bring the agent back.
+                if Task.isCancelled { return }
                 try await client.mesh(.join(agent: options.name, capabilities: options.capabilities, resources: options.resources))
                 rejoined = true
             }
@@ -67,12 +73,17 @@ public final class MeshAgentRunner: Sendable {
             for agent in view.agents where agent.name != options.name && !agent.failed {
                 let seen = observed[agent.name]
                 if seen == nil || seen!.beats != agent.beats {
-                    observed[agent.name] = (agent.beats, now, false)
-                } else if !seen!.suspected, (now - seen!.since) * 1000 >= Double(options.suspectAfterMillis) {
-                    // Refused only if it moved on meanwhile (left, or was declared failed): nothing to do then.
-                    _ = try? await client.mesh(.suspect(agent: agent.name, observer: options.name))
-                    observed[agent.name]!.suspected = true
-                    suspected.append(agent.name)
+                    observed[agent.name] = (agent.beats, now)
+                } else if (now - seen!.since) * 1000 >= Double(options.suspectAfterMillis) {
+                    do {
+                        try await client.mesh(.suspect(agent: agent.name, observer: options.name))
+                        suspected.append(agent.name)
+                    } catch ClientError.kv(.meshRefused) {
+                        // It moved on meanwhile (left, or was declared failed): nothing to do.
+                    } catch {
+                        continue // not proposed (cluster busy or unreachable): try again next round
+                    }
+                    observed[agent.name]!.since = now
                 }
             }
             let live = Set(view.agents.filter { !$0.failed }.map(\.name))

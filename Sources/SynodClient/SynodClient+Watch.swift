@@ -32,7 +32,12 @@ extension SynodClient {
                             failures = 0
                             if next == 0, r.body.count == 8 { next = Int64(bitPattern: r.body.reduce(0) { ($0 << 8) | UInt64($1) }) }
                         case .watchEvents:
-                            for e in try WatchEvents.decode(r.body) where e.revision >= next {
+                            // Skip only what an earlier connection delivered: compare with
+                            // where this batch starts, not with `next` as it moves, or every
+                            // change after the first of a multi-change revision is lost. (A
+                            // node never splits a revision across batches: SlowWatcherTests.)
+                            let from = next
+                            for e in try WatchEvents.decode(r.body) where e.revision >= from {
                                 continuation.yield(e)
                                 next = e.revision + 1
                             }

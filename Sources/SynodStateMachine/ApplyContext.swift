@@ -17,6 +17,8 @@ final class ApplyContext {
     /// `revisions` lookup per overwritten key, so it is skipped when nobody watches (see
     /// `KVStateMachine.prevValuesInEvents`). Responses that ask for prevKV always get it.
     let prevValuesInEvents: Bool
+    /// See `KVStateMachine.testingMeshKeepsTasksOfFailed`.
+    var testingMeshKeepsTasksOfFailed = false
 
     init(writer: any StateWriter, revision: Int64, compacted: Int64, sessionCount: Int64, prevValuesInEvents: Bool = true) {
         self.w = writer

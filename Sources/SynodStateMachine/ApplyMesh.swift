@@ -10,21 +10,26 @@ extension ApplyContext {
         let stateKV = try kv(MeshKeys.state)
         let version = stateKV?.kv.modRevision ?? 0
         if let ifVersion, ifVersion != version { return .failure(.meshVersionStale(expected: ifVersion, current: version)) }
-        var state = try loadMesh(nextSequence: stateKV)
+        var state: MeshState
+        do { state = try loadMesh(nextSequence: stateKV) } catch let refusal as MeshRefusal { return .failure(.meshRefused(refusal.why)) }
         let before = state
+        if state.repair() { state.assignPending() }
+        state.testingKeepTasksOfFailed = testingMeshKeepsTasksOfFailed
         do throws(MeshRefusal) { try state.execute(command) } catch { return .failure(.meshRefused(error.why)) }
         let versionMoves = try writeMesh(state, over: before)
         return .mesh(MeshResult(revision: revisionAfterCommand, version: versionMoves ? writeRevision : version,
                                 moves: state.moves, failed: state.failed))
     }
 
-    /// The mesh as its keys hold it.
+    /// The mesh as its keys hold it. A record that does not decode (written under the prefix
+    /// before mesh commands owned it) is a `MeshRefusal` naming it — the same answer on every
+    /// replica, and deleting the key mends it — never a stopped node.
     func loadMesh(nextSequence stateKV: StoredKV?) throws -> MeshState {
         func decoded<T>(_ key: [UInt8], _ decode: ([UInt8]) throws(DecodeError) -> T) throws -> T {
             guard let stored = try kv(key) else { throw StoreError.corrupt("mesh key \(String(decoding: key, as: UTF8.self)) vanished") }
             let value = try stored.loadingValue(from: w).value
             do throws(DecodeError) { return try decode(value) } catch {
-                throw StoreError.corrupt("mesh record \(String(decoding: key, as: UTF8.self)): \(error)")
+                throw MeshRefusal("record \(String(decoding: key, as: UTF8.self)) does not decode (\(error)); delete it")
             }
         }
         let agents = try keys(from: MeshKeys.agentsPrefix, to: KeyRange.prefixEnd(MeshKeys.agentsPrefix)).map { try decoded($0, MeshAgent.decode) }

@@ -46,6 +46,9 @@ public final class KVStateMachine {
     /// overwrite then costs one more lookup: a node turns this off while nobody watches. Never
     /// changes the tables or the responses.
     public var prevValuesInEvents = true
+    /// Test-only: failure verdicts leave the failed agent's tasks in place — the bug the mesh
+    /// invariant check must catch (`MeshTests.injectedBugCaught`). Never set outside tests.
+    public var testingMeshKeepsTasksOfFailed = false
 
     /// Opens the state machine over `store`, loading its revision counters.
     /// Throws `StoreError.invalidArgument` if the store lacks one of `KVStateMachine.tables`.
@@ -96,6 +99,7 @@ public final class KVStateMachine {
             // Built from scratch on every run of the body (the store may retry it).
             let ctx = ApplyContext(writer: w, revision: revision, compacted: compactedRevision, sessionCount: sessionCount,
                                    prevValuesInEvents: prevValuesInEvents)
+            ctx.testingMeshKeepsTasksOfFailed = testingMeshKeepsTasksOfFailed
             results = []
             for entry in fresh { results.append(try applyOne(entry, ctx)) }
             try ctx.writeMeta()

@@ -32,11 +32,29 @@ struct MeshState {
         self.tasks = Dictionary(tasks.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         // Past every task's sequence even if the mesh's own record was deleted by hand.
         self.nextSequence = max(nextSequence, tasks.map { $0.sequence &+ 1 }.max() ?? 0)
-        // A task whose agent is gone or failed (records deleted by hand) is pending.
         for id in self.tasks.keys.sorted() {
-            guard let a = self.tasks[id]?.agent else { continue }
-            if let agent = self.agents[a], !agent.failed { assignedCost[a, default: 0] += self.tasks[id]!.cost } else { self.tasks[id]!.agent = nil }
+            if let a = self.tasks[id]!.agent, isLive(a) { assignedCost[a, default: 0] += self.tasks[id]!.cost }
         }
+    }
+
+    /// Mends what records deleted by hand (`synod del __synod/mesh/...`) can leave behind: a task
+    /// held by an agent that is gone or failed goes back to pending, and suspicions by agents that
+    /// are gone are dropped (so no list outgrows `MeshLimits.agentsMax`). Returns whether anything
+    /// changed; the caller then auctions the pending tasks and writes the mended records.
+    mutating func repair() -> Bool {
+        var changed = false
+        for id in tasks.keys.sorted() {
+            if let a = tasks[id]!.agent, !isLive(a) {
+                tasks[id]!.agent = nil
+                moves.append(MeshMove(task: id, from: a, to: nil))
+                changed = true
+            }
+        }
+        for name in agentNames {
+            let kept = Array(Set(agents[name]!.suspectedBy.filter { agents[$0] != nil && $0 != name })).sorted()
+            if kept != agents[name]!.suspectedBy { agents[name]!.suspectedBy = kept; changed = true }
+        }
+        return changed
     }
 
     var agentNames: [String] { agents.keys.sorted() }
@@ -106,6 +124,11 @@ struct MeshState {
                 a.suspectedBy = []
                 a.beats &+= 1
                 agents[name] = a
+                // Tasks it can no longer run (fewer capabilities) go to others, or back to pending.
+                let others = agentNames.filter { $0 != name }
+                for task in tasks(of: name).reversed() where MeshRules.match(requires: task.requires, capabilities: capabilities) < MeshRules.matchThreshold {
+                    assign(task.id, to: winner(task, among: others))
+                }
             } else {
                 guard agents.count < MeshLimits.agentsMax else { throw MeshRefusal("the mesh already has \(MeshLimits.agentsMax) agents") }
                 agents[name] = MeshAgent(name: name, capabilities: capabilities, resources: resources, beats: 1)
@@ -126,9 +149,7 @@ struct MeshState {
             guard !a.failed else { return }
             if !a.suspectedBy.contains(observer) { a.suspectedBy = (a.suspectedBy + [observer]).sorted() }
             agents[name] = a
-            let liveOthers = agentNames.filter { $0 != name && isLive($0) }
-            let votes = a.suspectedBy.filter { isLive($0) }.count
-            if votes >= liveOthers.count / 2 + 1 { declareFailed(name) }
+            settleVerdicts()
         case let .leave(name):
             guard agents[name] != nil else { throw MeshRefusal("agent \(name) is not in the mesh") }
             release(name)
@@ -137,6 +158,7 @@ struct MeshState {
             for other in agentNames where agents[other]!.suspectedBy.contains(name) {
                 agents[other]!.suspectedBy.removeAll { $0 == name }
             }
+            settleVerdicts()
         case let .submit(id, requires, cost):
             guard tasks[id] == nil else { throw MeshRefusal("task \(id) already exists") }
             guard tasks.count < MeshLimits.tasksMax else { throw MeshRefusal("the mesh already has \(MeshLimits.tasksMax) tasks") }
@@ -163,6 +185,20 @@ struct MeshState {
         guard let a = agents[name] else { throw MeshRefusal("agent \(name) is not in the mesh; join first") }
         guard !a.failed else { throw MeshRefusal("agent \(name) was declared failed; join again") }
         return a
+    }
+
+    /// Whether a majority of the live agents other than `name` suspect it.
+    func isCondemned(_ name: String) -> Bool {
+        guard isLive(name), let a = agents[name], !a.suspectedBy.isEmpty else { return false }
+        let liveOthers = agentNames.filter { $0 != name && isLive($0) }.count
+        return a.suspectedBy.filter { isLive($0) }.count >= liveOthers / 2 + 1
+    }
+
+    /// Declares failed every agent a majority suspects, until none is left: fewer live agents
+    /// make a smaller majority, so one verdict (or a departure) can settle another suspicion.
+    /// Each pass fails one agent, so this ends within `agents.count` passes.
+    private mutating func settleVerdicts() {
+        while let name = agentNames.first(where: isCondemned) { declareFailed(name) }
     }
 
     private mutating func declareFailed(_ name: String) {
@@ -197,7 +233,9 @@ struct MeshState {
             var moved = false
             search: for source in over {
                 for task in tasks(of: source) {
-                    if let target = winner(task, among: under) {
+                    // Only a move that leaves the target below the source's new load (no bouncing back).
+                    let fitting = under.filter { load($0) + task.cost < load(source) - task.cost }
+                    if let target = winner(task, among: fitting) {
                         assign(task.id, to: target)
                         moved = true
                         break search

@@ -21,14 +21,22 @@ func withClient<T>(_ globals: GlobalOptions, _ body: (SynodClient) async throws 
         return result
     } catch let e as ClientError {
         await client.close()
-        switch e {
-        case .unreachable: throw fail(e.description, status: ExitStatus.unreachable)
-        case .noLeader: throw fail(e.description, status: ExitStatus.noLeader)
-        default: throw fail(e.description, status: ExitStatus.refused)
-        }
+        throw clientFailure(nil, e)
     } catch {
         await client.close()
         throw error
+    }
+}
+
+/// The message and exit status for a client failure (`context` prefixed to the message):
+/// unreachable 3, no leader 4, any other client error 5; other errors as they are.
+func clientFailure(_ context: String?, _ error: any Error) -> any Error {
+    guard let e = error as? ClientError else { return context.map { fail("\($0): \(error)") } ?? error }
+    let message = context.map { "\($0): \(e.description)" } ?? e.description
+    switch e {
+    case .unreachable: return fail(message, status: ExitStatus.unreachable)
+    case .noLeader: return fail(message, status: ExitStatus.noLeader)
+    default: return fail(message, status: ExitStatus.refused)
     }
 }
 

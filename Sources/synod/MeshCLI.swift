@@ -69,12 +69,19 @@ struct MeshCLI: AsyncParsableCommand {
                 reason = r
                 break
             }
+            // Wait for the loop to stop, so no report of it can land after the goodbye.
             loop.cancel()
+            _ = await loop.result
             if let reason {
                 await client.close()
-                throw fail("mesh agent \(name) stopped: \(reason)", status: ExitStatus.refused)
+                throw clientFailure("mesh agent \(name) stopped", reason)
             }
-            try? await runner.leave()
+            do {
+                try await runner.leave()
+            } catch {
+                await client.close()
+                throw clientFailure("mesh agent \(name) could not leave (its tasks stay until a failure verdict)", error)
+            }
             say("\(name): left the mesh")
             await client.close()
         }

@@ -55,7 +55,7 @@ struct CoordinationTests {
             var events: [WatchEvent] = []
             for try await e in client.watch(b("w/"), rangeEnd: KeyRange.prefixEnd(b("w/")), fromRevision: start) {
                 events.append(e)
-                if events.count == writes + 1 { break }
+                if events.count == writes + 3 { break }
             }
             return events
         }
@@ -67,18 +67,20 @@ struct CoordinationTests {
                 try cluster.start(leader)
             }
         }
-        let events = try await withThrowingTaskGroup(of: [WatchEvent].self) { group in
-            group.addTask { try await watcher.value }
-            group.addTask {
-                try await Task.sleep(nanoseconds: 30_000_000_000)
-                throw ClientError.unknownOutcome("watch did not deliver every event within 30 s")
-            }
-            defer { group.cancelAll() }
-            return try await group.next()!
+        // Two changes in one revision: the watch must deliver both (it once dropped all but the first).
+        let both = Txn(compares: [], success: [.put(key: b("w/a"), value: b("a"), lease: nil, prevKV: false),
+                                               .put(key: b("w/b"), value: b("b"), lease: nil, prevKV: false)])
+        let txnRevision = try await client.txn(both).revision
+        // Bounded: after 30 s the watch is cancelled and the events so far are checked.
+        let timeout = Task {
+            try await Task.sleep(nanoseconds: 30_000_000_000)
+            watcher.cancel()
         }
-        #expect(events.count == writes + 1)
-        #expect(events.map(\.revision) == Array(start...(start + Int64(writes))), "revisions must be consecutive, each once")
-        #expect(events.map { s($0.kv.value) } == (0...writes).map { "\($0)" })
+        let events = try await watcher.value
+        timeout.cancel()
+        #expect(events.count == writes + 3)
+        #expect(events.map(\.revision) == Array(start...(start + Int64(writes))) + [txnRevision, txnRevision], "revisions must be consecutive, each once")
+        #expect(events.map { s($0.kv.value) } == (0...writes).map { "\($0)" } + ["a", "b"])
     }
 
     @Test("the lock excludes concurrent holders and fencing tokens increase")

@@ -36,10 +36,9 @@ struct MeshProcessTests {
             }
             return holders
         }
-        if let leader = await cluster.leader(using: client) {
-            cluster.kill(leader)
-            try cluster.start(leader)
-        }
+        let leader = try #require(await cluster.leader(using: client), "no leader to kill")
+        cluster.kill(leader)
+        try cluster.start(leader)
         #expect(try mesh(["suspect", "a", "--by", "b"]).1.contains("mesh version"))
         let (verdict, verdictOut, _) = try mesh(["suspect", "a", "--by", "c", "-w", "json"])
         #expect(verdict == 0)
