@@ -19,6 +19,11 @@ final class ApplyContext {
     let prevValuesInEvents: Bool
     /// See `KVStateMachine.testingMeshKeepsTasksOfFailed`.
     var testingMeshKeepsTasksOfFailed = false
+    /// See `KVStateMachine.testingMeshSlowHeartbeats`.
+    var testingMeshSlowHeartbeats = false
+    /// True while a mesh command writes its records (`writeMesh`); any other delete under
+    /// `MeshKeys.prefix` is a hand edit.
+    var meshWriting = false
 
     init(writer: any StateWriter, revision: Int64, compacted: Int64, sessionCount: Int64, prevValuesInEvents: Bool = true) {
         self.w = writer
@@ -84,6 +89,9 @@ final class ApplyContext {
     /// only when `wantPrevious`).
     func delete(_ key: [UInt8], wantPrevious: Bool) throws -> KeyValue? {
         guard let old = try kv(key) else { return nil }
+        // A hand edit of the mesh drops its own record too, so the next mesh command takes the
+        // full path and mends what the edit left (see `heartbeat`).
+        if !meshWriting, key != MeshKeys.state, key.starts(with: MeshKeys.prefix) { _ = try delete(MeshKeys.state, wantPrevious: false) }
         let prev = try previous(old, wanted: wantPrevious)
         if let lease = old.kv.lease { try w.delete(Tables.leaseKeys, LayoutKeys.leaseKeysKey(lease, key)) }
         try w.delete(Tables.kv, key)

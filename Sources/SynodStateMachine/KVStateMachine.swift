@@ -49,6 +49,8 @@ public final class KVStateMachine {
     /// Test-only: failure verdicts leave the failed agent's tasks in place — the bug the mesh
     /// invariant check must catch (`MeshTests.injectedBugCaught`). Never set outside tests.
     public var testingMeshKeepsTasksOfFailed = false
+    /// Test-only: every heartbeat takes the full path (to show the fast path decides the same).
+    public var testingMeshSlowHeartbeats = false
 
     /// Opens the state machine over `store`, loading its revision counters.
     /// Throws `StoreError.invalidArgument` if the store lacks one of `KVStateMachine.tables`.
@@ -100,6 +102,7 @@ public final class KVStateMachine {
             let ctx = ApplyContext(writer: w, revision: revision, compacted: compactedRevision, sessionCount: sessionCount,
                                    prevValuesInEvents: prevValuesInEvents)
             ctx.testingMeshKeepsTasksOfFailed = testingMeshKeepsTasksOfFailed
+            ctx.testingMeshSlowHeartbeats = testingMeshSlowHeartbeats
             results = []
             for entry in fresh { results.append(try applyOne(entry, ctx)) }
             try ctx.writeMeta()

@@ -201,6 +201,32 @@ do {
             _ = try kv.apply(batch)
         }
     }
+
+    // Mesh: one heartbeat (`report`) at a small and at the largest mesh; every mesh command reads
+    // the whole mesh (docs/MESH.md), so this is what an agent's heartbeat costs each replica.
+    for (agents, tasks) in [(32, 128), (MeshLimits.agentsMax, MeshLimits.tasksMax)] {
+        let store = try LMDBStore(directory: directory + "/mesh-\(agents)", tables: KVStateMachine.tables, options: lmdbOptions)
+        let mesh = try KVStateMachine(store: store)
+        mesh.prevValuesInEvents = false
+        var index: UInt64 = 0
+        func entries(_ commands: [MeshCommand]) -> [Entry] {
+            commands.map { c in
+                index += 1
+                return Entry(index: LogIndex(index), term: Term(1), payload: CommandEnvelope(command: .mesh(c, ifVersion: nil)).encode())
+            }
+        }
+        _ = try mesh.apply(entries((0..<agents).map { .join(agent: "agent-\($0)", capabilities: ["w"], resources: 1000) }))
+        _ = try mesh.apply(entries((0..<tasks).map { .submit(task: "task-\($0)", requires: ["w"], cost: 1) }))
+        let reports = 100
+        bench("mesh.apply.report.\(agents)a-\(tasks)t", unit: "per heartbeat", ops: reports) {
+            _ = try mesh.apply(entries((0..<reports).map { .report(agent: "agent-\($0 % agents)", load: 100, resources: nil) }))
+        }
+        // The full path every decision takes (load the mesh, decide, compare): a rebalance
+        // with nothing to move.
+        bench("mesh.apply.full-path.\(agents)a-\(tasks)t", unit: "per command", ops: 20) {
+            _ = try mesh.apply(entries(Array(repeating: .rebalance, count: 20)))
+        }
+    }
 } catch {
     fail("storage: \(error)")
 }
