@@ -49,7 +49,7 @@ let package = Package(
         // Deterministic state machine: KV with revisions, txns, leases, watches; mesh coordination.
         .target(name: "SynodStateMachine", dependencies: ["SynodCore"]),
         // Deterministic cluster simulator and checkers.
-        .target(name: "SynodSimulation", dependencies: ["SynodCore", "SynodRaft", "SynodPBFT", "SynodCrypto"]),
+        .target(name: "SynodSimulation", dependencies: ["SynodCore", "SynodRaft", "SynodPBFT", "SynodCrypto", "SynodStateMachine"]),
         // Versioned binary encoding of peer and client messages.
         .target(name: "SynodWire", dependencies: [
             "SynodCore", "SynodRaft", "SynodStateMachine", .product(name: "NIOCore", package: "swift-nio"),
@@ -118,7 +118,7 @@ let package = Package(
         .testTarget(name: "SynodRaftTests", dependencies: ["SynodCore", "SynodRaft"]),
         .testTarget(name: "SynodSimulationTests", dependencies: ["SynodCore", "SynodRaft", "SynodSimulation"]),
         .testTarget(name: "SynodPBFTTests", dependencies: ["SynodCore", "SynodPBFT", "SynodCrypto"]),
-        .testTarget(name: "SynodStateMachineTests", dependencies: ["SynodCore", "SynodStateMachine", "SynodLMDB"]),
+        .testTarget(name: "SynodStateMachineTests", dependencies: ["SynodCore", "SynodStateMachine", "SynodLMDB", "SynodSimulation"]),
         .testTarget(name: "SynodWireTests", dependencies: ["SynodCore", "SynodRaft", "SynodWire", "SynodTestSupport", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "SynodNodeTests", dependencies: ["SynodTestSupport", "SynodCore", "SynodWire", "SynodNode", "SynodClient", "Synod", "SynodSimulation", "SynodStateMachine", "SynodTransport", "SynodPBFT", "SynodCrypto", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]),
     ],

@@ -21,6 +21,8 @@ final class ApplyContext {
     var testingMeshKeepsTasksOfFailed = false
     /// See `KVStateMachine.testingMeshSlowHeartbeats`.
     var testingMeshSlowHeartbeats = false
+    /// See `KVStateMachine.testingMeshHashOrder`.
+    var testingMeshHashOrder = false
     /// True while a mesh command writes its records (`writeMesh`); any other delete under
     /// `MeshKeys.prefix` is a hand edit.
     var meshWriting = false

@@ -19,6 +19,7 @@ extension ApplyContext {
         let before = state
         if state.repair() { state.assignPending() }
         state.testingKeepTasksOfFailed = testingMeshKeepsTasksOfFailed
+        state.testingHashOrder = testingMeshHashOrder
         do throws(MeshRefusal) { try state.execute(command) } catch { return .failure(.meshRefused(error.why)) }
         let versionMoves = try writeMesh(state, over: before)
         return .mesh(MeshResult(revision: revisionAfterCommand, version: versionMoves ? writeRevision : version,

@@ -51,6 +51,8 @@ public final class KVStateMachine {
     public var testingMeshKeepsTasksOfFailed = false
     /// Test-only: every heartbeat takes the full path (to show the fast path decides the same).
     public var testingMeshSlowHeartbeats = false
+    /// Test-only: mesh decisions let hash order choose which pending task is auctioned first.
+    public var testingMeshHashOrder = false
 
     /// Opens the state machine over `store`, loading its revision counters.
     /// Throws `StoreError.invalidArgument` if the store lacks one of `KVStateMachine.tables`.
@@ -103,6 +105,7 @@ public final class KVStateMachine {
                                    prevValuesInEvents: prevValuesInEvents)
             ctx.testingMeshKeepsTasksOfFailed = testingMeshKeepsTasksOfFailed
             ctx.testingMeshSlowHeartbeats = testingMeshSlowHeartbeats
+            ctx.testingMeshHashOrder = testingMeshHashOrder
             results = []
             for entry in fresh { results.append(try applyOne(entry, ctx)) }
             try ctx.writeMeta()

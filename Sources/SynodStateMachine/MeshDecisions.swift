@@ -23,6 +23,9 @@ struct MeshState {
     /// Test-only: a failure verdict leaves the failed agent's tasks where they are (the bug
     /// `MeshTests` shows the invariant check catches).
     var testingKeepTasksOfFailed = false
+    /// Test-only: pending tasks are auctioned in hash order, not submission order (the bug the
+    /// cross-process digest of `synod sim --mode mesh` exists to catch).
+    var testingHashOrder = false
 
     var moves: [MeshMove] = []
     var failed: [String] = []
@@ -100,7 +103,8 @@ struct MeshState {
 
     /// Auctions every pending task, oldest first.
     mutating func assignPending() {
-        let pending = tasks.values.filter { $0.agent == nil }.sorted { ($0.sequence, $0.id) < ($1.sequence, $1.id) }
+        let unsorted = tasks.values.filter { $0.agent == nil }
+        let pending = testingHashOrder ? Array(unsorted) : unsorted.sorted { ($0.sequence, $0.id) < ($1.sequence, $1.id) }
         for task in pending {
             if let w = winner(task, among: agentNames) { assign(task.id, to: w) }
         }

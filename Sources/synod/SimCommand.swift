@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import SynodSimulation
 
 /// `synod sim`: runs the deterministic cluster simulator (docs/SIMULATOR.md).
@@ -10,10 +11,10 @@ struct SimCommand: ParsableCommand {
             Runs seeds 1...N (--seeds N) or one seed (--seed S). Each run has a safety phase with \
             faults (--steps ticks) and a liveness phase without faults; safety invariants are checked \
             after every step and the client history for linearizability at the end. Exits non-zero \
-            on any violation and prints the command that replays it.
+            on any violation and prints the command that replays it. --mode mesh runs random mesh             proposals (with versioned proposals and hand deletes) through the real state machine for             --steps commands per seed, checks the mesh invariants after each, and prints a digest             that must be the same in every process (docs/MESH.md).
             """)
 
-    @Option(help: "Consensus mode: raft or bft.")
+    @Option(help: "Consensus mode: raft or bft; or mesh (mesh decisions alone).")
     var mode: String = "raft"
 
     @Option(help: "Cluster size, 3 through 7.")
@@ -56,8 +57,8 @@ struct SimCommand: ParsableCommand {
     var entriesPerMessage: Int = 32
 
     func validate() throws {
-        guard mode == "raft" || mode == "bft" else {
-            throw ValidationError("unknown --mode '\(mode)': use raft or bft")
+        guard mode == "raft" || mode == "bft" || mode == "mesh" else {
+            throw ValidationError("unknown --mode '\(mode)': use raft, bft or mesh")
         }
         if mode == "bft" {
             guard (4...7).contains(nodes) else { throw ValidationError("--mode bft needs --nodes 4 through 7 (n = 3f+1), got \(nodes)") }
@@ -108,6 +109,7 @@ struct SimCommand: ParsableCommand {
 
     func run() throws {
         if mode == "bft" { return try runBFT() }
+        if mode == "mesh" { return try runMesh() }
         if let s = seed {
             let r = Simulation.run(options(seed: s))
             if trace { for line in r.trace { print(line) } }
@@ -140,5 +142,25 @@ struct SimCommand: ParsableCommand {
         print("seed \(r.seed) FAILED: \(r.violations.first ?? "")")
         for v in r.violations.dropFirst().prefix(4) { print("  also: \(v)") }
         print("  replay: \(replayCommand(r.seed))")
+    }
+}
+
+extension SimCommand {
+    /// Test-only (`SYNOD_TESTING_MESH_HASH_ORDER`): inject the hash-order bug into mesh runs.
+    static let testingMeshHashOrder = ProcessInfo.processInfo.environment["SYNOD_TESTING_MESH_HASH_ORDER"] != nil
+
+    /// `--mode mesh`: random mesh workloads through the real state machine (docs/MESH.md).
+    func runMesh() throws {
+        let range = seed.map { $0...$0 } ?? 1...UInt64(seeds ?? 100)
+        var digest = FNV1a64()
+        var violations: [String] = []
+        for s in range {
+            let r = try MeshSimulation.run(seed: s, steps: steps, hashOrderBug: Self.testingMeshHashOrder)
+            digest.add(r.digest)
+            violations += r.violations
+        }
+        for v in violations.prefix(5) { print("FAILED: \(v)") }
+        print("mesh seeds=\(range.lowerBound)..\(range.upperBound) steps=\(steps): \(range.count) runs, \(violations.count) violations, digest \(digest.hex)")
+        if !violations.isEmpty { throw ExitCode.failure }
     }
 }

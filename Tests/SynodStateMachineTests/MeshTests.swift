@@ -1,4 +1,5 @@
 import SynodCore
+import SynodSimulation
 @testable import SynodStateMachine
 import Testing
 
@@ -247,14 +248,7 @@ struct MeshTests {
             memory.sm.testingMeshSlowHeartbeats = true
             var rng = SeededRandom(seed: seed)
             for step in 0..<200 {
-                let command: Command
-                switch rng.next() % 20 {
-                case 0: command = .delete(key: MeshKeys.agent(["a", "b", "c", "d", "e"][Int(rng.next() % 5)]), prevKV: false)
-                case 1: command = .delete(key: MeshKeys.state, prevKV: false)
-                default:
-                    let version = try memory.meshView().version
-                    command = .mesh(randomCommand(&rng, calm: seed % 2 == 1), ifVersion: [nil, nil, version, version - 1][Int(rng.next() % 4)])
-                }
+                let command = MeshWorkload.step(&rng, version: try memory.meshView().version, calm: seed % 2 == 1)
                 let (x, y) = (try memory.run(command), try lmdb.run(command))
                 let at = "seed \(seed) step \(step) \(command)"
                 if x.response != y.response || x.events != y.events { problems.append("\(at): stores disagree") }
@@ -271,24 +265,5 @@ struct MeshTests {
             if try memory.meshView() != lmdb.meshView() { problems.append("seed \(seed): final views differ") }
         }
         return problems
-    }
-
-    /// A proposal over a small name space, so agents, tasks and suspicions collide often.
-    /// Odd seeds favour a calm mesh (tasks anyone can run, cheap ones, many heartbeats): little is
-    /// pending, so heartbeats take their fast path; even seeds a crowded one.
-    static func randomCommand(_ rng: inout SeededRandom, calm: Bool = false) -> MeshCommand {
-        let agents = ["a", "b", "c", "d", "e"], caps = ["x", "y", "z"]
-        func agent() -> String { agents[Int(rng.next() % 5)] }
-        func set() -> [String] { caps.filter { _ in rng.next() % 2 == 0 } }
-        func permille() -> Int { Int(rng.next() % 1001) }
-        switch rng.next() % 10 {
-        case 0: return .join(agent: agent(), capabilities: set(), resources: permille())
-        case 1, 2: return .report(agent: agent(), load: calm ? permille() / 4 : permille(), resources: rng.next() % 2 == 0 ? permille() : nil)
-        case 3, 4: return .suspect(agent: agent(), observer: agent())
-        case 5: return calm ? .join(agent: agent(), capabilities: caps, resources: permille()) : .leave(agent: agent())
-        case 6, 7: return .submit(task: "t\(rng.next() % 12)", requires: calm ? [] : set(), cost: calm ? permille() / 10 : permille() * 7 / 10)
-        case 8: return .complete(task: "t\(rng.next() % 12)", agent: agent())
-        default: return rng.next() % 2 == 0 ? .steal(agent: agent()) : .rebalance
-        }
     }
 }
