@@ -44,6 +44,10 @@ struct MeshCLI: AsyncParsableCommand {
             let name = agent
             // Whichever comes first ends the agent: a signal, or the loop failing (cluster unreachable).
             let (ended, ending) = AsyncStream<(any Error)?>.makeStream()
+            Task {
+                await Signals.waitForTermination()
+                ending.yield(nil)
+            }
             let loop = Task {
                 var last: [String]?
                 do {
@@ -58,10 +62,6 @@ struct MeshCLI: AsyncParsableCommand {
                 } catch {
                     ending.yield(error)
                 }
-            }
-            Task {
-                await Signals.waitForTermination()
-                ending.yield(nil)
             }
             say("\(name): running; Ctrl-C leaves the mesh")
             var reason: (any Error)?
