@@ -11,14 +11,20 @@ extension RealProcessTests {
 /// what that may and may not change for clients. A one-second delay makes the window wide.
 @Suite("Followers apply in batches")
 struct FollowerApplyTests {
-    @Test("a follower's serializable read sees every write it knows committed; its applied index catches up unprompted")
-    func deferredApplies() async throws {
+    /// Three nodes whose followers defer applies by a second, warmed up; and who leads and
+    /// which node follows it.
+    static func slowApplyCluster() async throws -> (Cluster, SynodClient, leader: Int, follower: Int) {
         let cluster = try Cluster(size: 3, extraArgs: ["--follower-apply-delay-ms", "1000"])
         let client = cluster.client()
-        defer { Task { await client.close() } }
         _ = try await client.put(b("warm"), b("up"))
         let leader = try #require(await cluster.leader(using: client))
-        let follower = leader % 3 + 1
+        return (cluster, client, leader, leader % 3 + 1)
+    }
+
+    @Test("a follower's serializable read sees every write it knows committed; its applied index catches up unprompted")
+    func deferredApplies() async throws {
+        let (cluster, client, leader, follower) = try await Self.slowApplyCluster()
+        defer { Task { await client.close() } }
         let followerEndpoint = cluster.endpoints[follower - 1]
         var one = ClientConfiguration(endpoints: [followerEndpoint])
         one.requestTimeoutMillis = 2_000
@@ -62,12 +68,8 @@ struct FollowerApplyTests {
 
     @Test("a follower serves linearizable reads itself (read index from the leader): every write acknowledged before a read is visible to it, however long its applies are deferred")
     func followerLinearizableReads() async throws {
-        let cluster = try Cluster(size: 3, extraArgs: ["--follower-apply-delay-ms", "1000"])
-        let client = cluster.client()
+        let (cluster, client, leader, follower) = try await Self.slowApplyCluster()
         defer { Task { await client.close() } }
-        _ = try await client.put(b("warm"), b("up"))
-        let leader = try #require(await cluster.leader(using: client))
-        let follower = leader % 3 + 1
         // On the wire, so a redirect to the leader (what followers answered before) shows.
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let conn = try await Connection.connect(cluster.endpoints[follower - 1], group: group, timeoutMillis: 2_000)
