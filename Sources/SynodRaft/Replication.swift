@@ -149,9 +149,16 @@ extension RaftCore {
         send(m)
     }
 
+    /// One chunk is in flight at `snapshotOffset`. A report past it acknowledges it: send the
+    /// next. A report of a gap (`reject`: the follower lacks bytes before our chunk, or has no
+    /// transfer at all) moves back to what it holds. Any other report repeats what is known —
+    /// the answer to a duplicate — and sends nothing, so resends never multiply the chunks in
+    /// flight; a lost chunk is resent on the next heartbeat answer.
     mutating func handleSnapshotResponse(_ m: Message) {
         guard let pr = progress[m.from], pr.state == .snapshot, m.index == pr.pendingSnapshot else { return }
-        progress[m.from]!.snapshotOffset = Int(clamping: m.context)
+        let received = Int(clamping: m.context)
+        guard m.reject || received > pr.snapshotOffset else { return }
+        progress[m.from]!.snapshotOffset = received
         sendSnapshotChunk(to: m.from)
     }
 }

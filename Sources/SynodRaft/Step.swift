@@ -152,26 +152,37 @@ extension RaftCore {
             send(r)
             return
         }
-        if c.offset == 0 {
+        // Chunks may arrive more than once (a heartbeat answer resends the chunk in flight) or
+        // after a lost one. Within the transfer in progress, a chunk that is not the next one is
+        // answered with how far the transfer is — the leader resumes from there — and never
+        // restarts it: a duplicate that reset the transfer made every resend undo the progress
+        // (seen in the simulator as a follower that never caught up).
+        let current = incomingSnapshot.map { $0.position == c.position && incomingSnapshotFrom == m.from } ?? false
+        if c.offset == 0 && !current {
             incomingSnapshot = Snapshot(position: c.position, membership: c.membership, data: [])
             incomingSnapshotFrom = m.from
         }
-        guard var inc = incomingSnapshot, inc.position == c.position, incomingSnapshotFrom == m.from,
-              inc.data.count == c.offset, inc.data.count + c.data.count <= Limits.entryPayloadBytesMax * 64 else {
-            var r = message(.snapshotResponse, to: m.from)
-            r.index = c.position.index
-            r.reject = true
-            r.context = 0
-            send(r)
+        guard var inc = incomingSnapshot, current || c.offset == 0 else {
+            // No transfer of this snapshot from this leader (this node restarted, or another
+            // leader's was under way): start over.
+            replySnapshotProgress(to: m.from, c.position.index, received: 0, gap: true)
+            return
+        }
+        guard c.offset == inc.data.count else {
+            // A duplicate (behind us: not a gap) or a chunk after a lost one (a gap).
+            replySnapshotProgress(to: m.from, c.position.index, received: inc.data.count, gap: c.offset > inc.data.count)
+            return
+        }
+        guard inc.data.count + c.data.count <= Limits.entryPayloadBytesMax * 64 else {
+            // Larger than this node holds in memory: refuse (the leader starts over).
+            incomingSnapshot = nil
+            replySnapshotProgress(to: m.from, c.position.index, received: 0, gap: true)
             return
         }
         inc.data += c.data
         if !c.isLast {
             incomingSnapshot = inc
-            var r = message(.snapshotResponse, to: m.from)
-            r.index = c.position.index
-            r.context = UInt64(inc.data.count)
-            send(r)
+            replySnapshotProgress(to: m.from, c.position.index, received: inc.data.count, gap: false)
             return
         }
         incomingSnapshot = nil
@@ -181,6 +192,17 @@ extension RaftCore {
         // entry we kept our log, and entries after it may be stale ones from an older term.
         var r = message(.appendResponse, to: m.from)
         r.index = log.committed
+        send(r)
+    }
+
+    /// Tells the leader how many bytes of snapshot `index` we hold. `gap` (sent as `reject`):
+    /// resume from `received` even if that is behind what you sent; otherwise the report only
+    /// ever moves the leader forward (see `handleSnapshotResponse`).
+    mutating func replySnapshotProgress(to leader: NodeID, _ index: LogIndex, received: Int, gap: Bool) {
+        var r = message(.snapshotResponse, to: leader)
+        r.index = index
+        r.reject = gap
+        r.context = UInt64(received)
         send(r)
     }
 

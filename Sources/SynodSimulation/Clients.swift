@@ -1,14 +1,23 @@
 import SynodCore
 import SynodRaft
+import SynodStateMachine
 
 /// A simulated client: one operation at a time, retried on timeout with the same session
 /// sequence number (so the cluster applies it at most once), abandoned after a few attempts
 /// during the safety phase (its outcome is then unknown).
 struct SimClient {
+    /// What a client asks: a KV operation (recorded in the history the linearizability checker
+    /// reads), or a mesh client's command for Synod's real state machine.
+    enum Work {
+        case kv(KVOp)
+        case mesh(Command)
+    }
+
     struct Pending {
+        /// The operation's place in the history (KV work only).
         var historyIndex: Int
         var seq: UInt64
-        var op: KVOp
+        var work: Work
         /// Reads go through ReadIndex when true, through the log otherwise.
         var viaReadIndex: Bool
         var deadline: Int
@@ -20,6 +29,8 @@ struct SimClient {
     static let attemptsMax = 4
 
     let id: UInt64
+    /// A mesh client: proposes mesh commands (`MeshWorkload`) instead of KV operations.
+    let isMesh: Bool
     var seq: UInt64 = 0
     var current: Pending?
     /// Index of the node this client talks to.
@@ -27,10 +38,19 @@ struct SimClient {
     /// The last value this client saw for each key, to make compare-and-swap succeed sometimes.
     var lastSeen: [UInt64?]
 
-    init(id: UInt64, target: Int, keys: Int) {
+    init(id: UInt64, target: Int, keys: Int, isMesh: Bool = false) {
         self.id = id
+        self.isMesh = isMesh
         self.target = target
         lastSeen = Array(repeating: nil, count: keys)
+    }
+
+    /// The log entry payload proposing `p`.
+    func payload(_ p: Pending) -> [UInt8] {
+        switch p.work {
+        case let .kv(op): return KVCommand(client: id, seq: p.seq, op: op).encode()
+        case let .mesh(command): return CommandEnvelope(session: ClientSession(clientID: id, sequence: p.seq), command: command).encode()
+        }
     }
 
     /// The ReadIndex context naming this client's read `seq`.

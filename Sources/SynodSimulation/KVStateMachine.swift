@@ -113,7 +113,7 @@ public struct KVStateMachine: Hashable, Sendable {
     public mutating func apply(_ e: Entry) -> (KVCommand, KVResult)? {
         precondition(e.index == appliedIndex.next, "apply out of order")
         appliedIndex = e.index
-        guard e.kind == .command, let cmd = try? KVCommand.decode(e.payload) else { return nil }
+        guard e.kind == .command, !MeshReplica.isEnvelope(e.payload), let cmd = try? KVCommand.decode(e.payload) else { return nil }
         switch sessions.check(client: cmd.client, seq: cmd.seq) {
         case let .duplicate(cached): return (cmd, cached)   // a retry: answered, not re-executed
         case .stale: return (cmd, .staleSession)

@@ -12,6 +12,11 @@ public struct SimulationOptions: Sendable {
     /// pending client operation and bring every node to the same state.
     public var livenessTicksMax: Int = 400
     public var clients: Int = 3
+    /// Clients that propose mesh commands (`MeshWorkload`) to Synod's real state machine, which
+    /// every node then runs beside the tiny KV machine; 0 leaves the mesh out.
+    public var meshClients: Int = 1
+    /// Test-only mesh bugs to inject into every node's state machine.
+    public var meshBugs: MeshBugs = []
     public var keys: Int = 3
     /// Fault injection in the safety phase.
     public var faults: FaultRates = .standard
@@ -122,6 +127,8 @@ public struct SimulationResult: Sendable {
     public var ticks: Int
     public var operationsCompleted: Int
     public var operationsUnknown: Int
+    /// Mesh clients' commands answered (not in the linearizability history).
+    public var meshCommandsCompleted: Int
     public var commitIndex: LogIndex
     public var elections: Int
     public var crashes: Int

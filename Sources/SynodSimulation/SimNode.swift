@@ -12,6 +12,10 @@ struct SimNode {
     // Volatile: nil core means the node is down.
     var core: RaftCore?
     var kv: KVStateMachine
+    /// Synod's real state machine for the mesh clients' entries; nil when the run has none.
+    var mesh: MeshReplica?
+    /// The mesh bugs injected into `mesh` (nil: no mesh clients in this run).
+    let meshBugs: MeshBugs?
     /// ReadIndex answers waiting for the state machine to catch up.
     var readsWaiting: [ReadState] = []
     /// Highest commit index already checked against the committed registry.
@@ -26,11 +30,13 @@ struct SimNode {
     /// position it ends at and the tick it lands. Volatile: a crash loses them.
     var writesInFlight: [(write: LogWrite, entries: [Entry], prevTerm: Term, end: LogPosition?, due: Int)] = []
 
-    init(id: NodeID, membership: Membership, keys: Int) {
+    init(id: NodeID, membership: Membership, keys: Int, meshBugs: MeshBugs?) {
         self.id = id
         disk = MemoryStore()
         try! disk.write(LogWrite(hardState: .initial, membership: membership))
         kv = KVStateMachine(keys: keys)
+        self.meshBugs = meshBugs
+        mesh = meshBugs.map { MeshReplica(bugs: $0) }
     }
 
     var isUp: Bool { core != nil }
@@ -41,13 +47,29 @@ struct SimNode {
         let state = try! RaftRestartState.load(from: disk, snapshot: durableSnapshot)
         core = RaftCore(config: config, random: random, restart: state)
         if let s = durableSnapshot {
-            kv = try! KVStateMachine.decode(s.data)
+            restore(s)
         } else {
             kv = KVStateMachine(keys: keys)
+            mesh = meshBugs.map { MeshReplica(bugs: $0) }
         }
         readsWaiting = []
         checkedCommit = .zero
         lastRole = .follower
+    }
+
+    /// Replaces both state machines with what snapshot `s` holds.
+    mutating func restore(_ s: Snapshot) {
+        var r = ByteReader(s.data)
+        kv = try! KVStateMachine.decode(try! r.lengthPrefixed("kv state", limit: 1 << 24))
+        mesh = try! meshBugs.map { try MeshReplica(snapshot: r.rest(), at: s.position.index, bugs: $0) }
+    }
+
+    /// This node's state as snapshot data (see `restore`).
+    func snapshotData() -> [UInt8] {
+        var w = ByteWriter()
+        w.lengthPrefixed(kv.encode())
+        if let mesh { w.raw(try! mesh.snapshotBytes()) }
+        return w.bytes
     }
 
     /// Crash: everything not on the disk is gone, including any `Ready` not yet persisted.

@@ -20,10 +20,14 @@ extension Simulation {
                     submit(c)
                 }
             } else if faultsOn && random.chance(1, in: 3) {
+                if clients[c].isMesh {
+                    invokeMesh(c)
+                    continue
+                }
                 let (op, viaReadIndex) = clients[c].nextOperation(keys: options.keys, random: &random)
                 eventClock += 1
                 history.append(HistoryOp(client: clients[c].id, op: op, invoke: eventClock))
-                clients[c].current = SimClient.Pending(historyIndex: history.count - 1, seq: clients[c].seq, op: op,
+                clients[c].current = SimClient.Pending(historyIndex: history.count - 1, seq: clients[c].seq, work: .kv(op),
                                                        viaReadIndex: viaReadIndex, deadline: 0, resubmitAt: nil, attempts: 0)
                 if random.chance(1, in: 4) {
                     // Some clients pick any node (a load balancer, a stale leader cache).
@@ -47,7 +51,7 @@ extension Simulation {
             if p.viaReadIndex {
                 try core.readIndex(context: SimClient.context(client: clients[c].id, seq: p.seq))
             } else {
-                try core.propose(KVCommand(client: clients[c].id, seq: p.seq, op: p.op).encode())
+                try core.propose(clients[c].payload(p))
             }
             nodes[k].core = core
         } catch let error {
@@ -63,12 +67,24 @@ extension Simulation {
     }
 
     func complete(client c: Int, _ result: KVResult) {
-        guard let p = clients[c].current else { return }
+        guard let p = clients[c].current, case let .kv(op) = p.work else { return }
         eventClock += 1
         history[p.historyIndex].complete = eventClock
         history[p.historyIndex].result = result
-        clients[c].saw(p.op, result)
+        clients[c].saw(op, result)
         clients[c].current = nil
-        record("c\(clients[c].id) complete seq=\(p.seq) \(p.op) -> \(result)")
+        record("c\(clients[c].id) complete seq=\(p.seq) \(op) -> \(result)")
+    }
+
+    /// A mesh client proposes a random mesh command (`MeshWorkload`), carrying the mesh version
+    /// its target node last applied — possibly stale, as an agent's read can be.
+    func invokeMesh(_ c: Int) {
+        clients[c].seq += 1
+        let version = (try? nodes[clients[c].target].mesh?.view().version) ?? 0
+        let command = MeshWorkload.step(&random, version: version, calm: options.seed % 2 == 1)
+        clients[c].current = SimClient.Pending(historyIndex: -1, seq: clients[c].seq, work: .mesh(command), viaReadIndex: false,
+                                               deadline: 0, resubmitAt: nil, attempts: 0)
+        record("c\(clients[c].id) invoke seq=\(clients[c].seq) mesh \(command)")
+        submit(c)
     }
 }

@@ -23,7 +23,7 @@ extension Simulation {
             // 1. Install the snapshot durably, then the state machine.
             try! nodes[i].disk.reset(to: s.position)
             nodes[i].durableSnapshot = s
-            nodes[i].kv = try! KVStateMachine.decode(s.data)
+            nodes[i].restore(s)
             snapshotsInstalled += 1
             record("\(core.id) installed snapshot \(s.position)")
         }
@@ -43,6 +43,7 @@ extension Simulation {
             checker.applied(e, node: core.id)
             if let (cmd, result) = nodes[i].kv.apply(e) { commandApplied(cmd, result, at: i) }
         }
+        applyMesh(rd.committedEntries, at: i)
         nodes[i].readsWaiting += rd.readStates
         for context in rd.refusedReads { readRefused(context, at: i) }
         core.advance(rd, entriesInFlight: async)
@@ -86,7 +87,7 @@ extension Simulation {
         guard applied.rawValue >= core.compactedPosition.index.rawValue + UInt64(options.compactionThresholdEntries),
               applied <= core.persistedLastIndex, applied <= (try? nodes[i].disk.lastIndex()) ?? .zero,
               nodes[i].kv.appliedIndex == applied else { return }
-        core.compact(upTo: applied, snapshotData: nodes[i].kv.encode())
+        core.compact(upTo: applied, snapshotData: nodes[i].snapshotData())
         nodes[i].durableSnapshot = core.latestSnapshot
         try! nodes[i].disk.deletePrefix(through: applied)
         nodes[i].core = core
@@ -97,6 +98,27 @@ extension Simulation {
         guard clients.indices.contains(c), let p = clients[c].current, p.seq == cmd.seq,
               !p.viaReadIndex, clients[c].target == i else { return }
         complete(client: c, result)
+    }
+
+    /// Applies the mesh clients' entries to node `i`'s mesh replica: a broken mesh invariant is a
+    /// violation, and the client waiting on this node for its command is answered.
+    func applyMesh(_ entries: [Entry], at i: Int) {
+        guard let mesh = nodes[i].mesh else { return }
+        let outcomes: [MeshReplica.Outcome]
+        do { outcomes = try mesh.apply(entries) } catch {
+            violations.append("\(nodes[i].id) mesh apply failed: \(error)")
+            return
+        }
+        for o in outcomes {
+            if !o.violations.isEmpty { violations.append("mesh invariant on \(nodes[i].id) after index \(o.index.rawValue): \(o.violations)") }
+            guard let s = o.session else { continue }
+            let c = Int(s.clientID) - 1
+            guard clients.indices.contains(c), let p = clients[c].current, p.seq == s.sequence, clients[c].target == i,
+                  case .mesh = p.work else { continue }
+            clients[c].current = nil
+            meshCommandsCompleted += 1
+            record("c\(s.clientID) complete seq=\(s.sequence) mesh -> \(o.response)")
+        }
     }
 
     /// The leader refused a follower's ReadIndex request (busy): the client tries again shortly.
@@ -117,7 +139,8 @@ extension Simulation {
             let c = Int(client) - 1
             guard clients.indices.contains(c), let p = clients[c].current, p.seq == seq, p.viaReadIndex,
                   clients[c].target == i else { continue }
-            complete(client: c, .value(nodes[i].kv.get(p.op.key)))
+            guard case let .kv(op) = p.work else { continue }
+            complete(client: c, .value(nodes[i].kv.get(op.key)))
         }
         nodes[i].readsWaiting = rest
     }
@@ -232,6 +255,11 @@ extension Simulation {
         let first = nodes[k].kv
         for n in members(of: leader) where n.kv != first {
             violations.append("divergence: \(n.id) state differs from leader \(leader.id) at applied \(n.kv.appliedIndex.rawValue)")
+        }
+        guard let mesh = nodes[k].mesh else { return }
+        let records = try? mesh.records()
+        for n in members(of: leader) where (try? n.mesh?.records()) != records {
+            violations.append("divergence: \(n.id) mesh records differ from leader \(leader.id) at applied \(n.kv.appliedIndex.rawValue)")
         }
     }
 }

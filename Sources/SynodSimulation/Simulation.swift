@@ -23,6 +23,7 @@ public final class Simulation {
     var snapshotsInstalled = 0
     var membershipChanges = 0
     var transfers = 0
+    var meshCommandsCompleted = 0
 
     public init(options: SimulationOptions) {
         precondition(SimulationOptions.nodesRange.contains(options.nodes), "nodes must be 3...7")
@@ -30,12 +31,15 @@ public final class Simulation {
         random = SeededRandom(seed: options.seed)
         let ids = (1...options.nodes).map { NodeID(UInt64($0)) }
         let membership = try! Membership(voters: ids)
-        nodes = ids.map { SimNode(id: $0, membership: membership, keys: options.keys) }
+        let meshBugs = options.meshClients > 0 ? options.meshBugs : nil
+        nodes = ids.map { SimNode(id: $0, membership: membership, keys: options.keys, meshBugs: meshBugs) }
         for s in 0..<options.spareNodes {
-            nodes.append(SimNode(id: NodeID(UInt64(options.nodes + s + 1)), membership: .empty, keys: options.keys))
+            nodes.append(SimNode(id: NodeID(UInt64(options.nodes + s + 1)), membership: .empty, keys: options.keys, meshBugs: meshBugs))
         }
         network = SimNetwork(nodeCount: nodes.count)
-        clients = (1...options.clients).map { SimClient(id: UInt64($0), target: ($0 - 1) % options.nodes, keys: options.keys) }
+        clients = (1...(options.clients + options.meshClients)).map {
+            SimClient(id: UInt64($0), target: ($0 - 1) % options.nodes, keys: options.keys, isMesh: $0 > options.clients)
+        }
         faults = options.faults
     }
 
@@ -88,7 +92,7 @@ public final class Simulation {
         return SimulationResult(
             seed: options.seed, violations: allViolations, digest: digest.hex, trace: trace, ticks: now,
             operationsCompleted: history.filter { $0.complete != nil }.count,
-            operationsUnknown: history.filter { $0.complete == nil }.count,
+            operationsUnknown: history.filter { $0.complete == nil }.count, meshCommandsCompleted: meshCommandsCompleted,
             commitIndex: checker.highestCommitted, elections: elections, crashes: crashes,
             snapshotsInstalled: snapshotsInstalled, membershipChanges: membershipChanges, transfers: transfers,
             linearizability: verdict)

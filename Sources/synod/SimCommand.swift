@@ -11,7 +11,13 @@ struct SimCommand: ParsableCommand {
             Runs seeds 1...N (--seeds N) or one seed (--seed S). Each run has a safety phase with \
             faults (--steps ticks) and a liveness phase without faults; safety invariants are checked \
             after every step and the client history for linearizability at the end. Exits non-zero \
-            on any violation and prints the command that replays it. --mode mesh runs random mesh             proposals (with versioned proposals and hand deletes) through the real state machine for             --steps commands per seed, checks the mesh invariants after each, and prints a digest             that must be the same in every process (docs/MESH.md).
+            on any violation and prints the command that replays it. In raft mode, --mesh-clients \
+            clients propose mesh commands that every node applies with Synod's real state machine; \
+            the mesh invariants are checked after each and the mesh records compared at the end. \
+            --mode mesh runs random mesh proposals (with versioned proposals and hand deletes) \
+            through the real state machine alone for --steps commands per seed, checks the mesh \
+            invariants after each, and prints a digest that must be the same in every process \
+            (docs/MESH.md).
             """)
 
     @Option(help: "Consensus mode: raft or bft; or mesh (mesh decisions alone).")
@@ -31,6 +37,9 @@ struct SimCommand: ParsableCommand {
 
     @Option(help: "Concurrent clients (1 through 16).")
     var clients: Int = 3
+
+    @Option(help: "Raft mode: clients proposing mesh commands, beside --clients KV clients (0 through 8).")
+    var meshClients: Int = 1
 
     @Option(help: "BFT mode: Byzantine replicas, 0 through f = (nodes-1)/3 (default f).")
     var byzantine: Int?
@@ -65,8 +74,8 @@ struct SimCommand: ParsableCommand {
             if let b = byzantine, !(0...((nodes - 1) / 3)).contains(b) {
                 throw ValidationError("--byzantine must be 0 through f = \((nodes - 1) / 3) for \(nodes) nodes, got \(b)")
             }
-            if leaseReads || traceMessages || faults != "standard" || compactionEntries != 24 || entriesPerMessage != 32 {
-                throw ValidationError("--lease-reads, --trace-messages, --faults, --compaction-entries and --entries-per-message are Raft-mode options; drop them with --mode bft")
+            if leaseReads || traceMessages || faults != "standard" || compactionEntries != 24 || entriesPerMessage != 32 || meshClients != 1 {
+                throw ValidationError("--lease-reads, --trace-messages, --faults, --compaction-entries, --entries-per-message and --mesh-clients are Raft-mode options; drop them with --mode bft")
             }
         } else if byzantine != nil || cryptoRates {
             throw ValidationError("--byzantine and --crypto-rates need --mode bft")
@@ -74,6 +83,7 @@ struct SimCommand: ParsableCommand {
         guard (3...7).contains(nodes) else { throw ValidationError("--nodes must be 3 through 7, got \(nodes)") }
         guard (1...100_000).contains(steps) else { throw ValidationError("--steps must be 1 through 100000, got \(steps)") }
         guard (1...16).contains(clients) else { throw ValidationError("--clients must be 1 through 16, got \(clients)") }
+        guard (0...8).contains(meshClients) else { throw ValidationError("--mesh-clients must be 0 through 8, got \(meshClients)") }
         if seeds != nil && seed != nil { throw ValidationError("give either --seeds N or --seed S, not both") }
         if let n = seeds, !(1...1_000_000).contains(n) { throw ValidationError("--seeds must be 1 through 1000000, got \(n)") }
         if trace && seed == nil { throw ValidationError("--trace needs --seed S (one run)") }
@@ -94,6 +104,7 @@ struct SimCommand: ParsableCommand {
         o.nodes = nodes
         o.safetyTicks = steps
         o.clients = clients
+        o.meshClients = meshClients
         o.leaseReads = leaseReads
         o.recordTrace = trace
         o.traceMessages = traceMessages
@@ -104,7 +115,7 @@ struct SimCommand: ParsableCommand {
     }
 
     func replayCommand(_ s: UInt64) -> String {
-        "synod sim --mode raft --nodes \(nodes) --steps \(steps) --clients \(clients)\(leaseReads ? " --lease-reads" : "")\(faults == "heavy" ? " --faults heavy" : "")\(compactionEntries != 24 ? " --compaction-entries \(compactionEntries)" : "")\(entriesPerMessage != 32 ? " --entries-per-message \(entriesPerMessage)" : "") --seed \(s) --trace"
+        "synod sim --mode raft --nodes \(nodes) --steps \(steps) --clients \(clients)\(meshClients != 1 ? " --mesh-clients \(meshClients)" : "")\(leaseReads ? " --lease-reads" : "")\(faults == "heavy" ? " --faults heavy" : "")\(compactionEntries != 24 ? " --compaction-entries \(compactionEntries)" : "")\(entriesPerMessage != 32 ? " --entries-per-message \(entriesPerMessage)" : "") --seed \(s) --trace"
     }
 
     func run() throws {
@@ -114,7 +125,7 @@ struct SimCommand: ParsableCommand {
             let r = Simulation.run(options(seed: s))
             if trace { for line in r.trace { print(line) } }
             let lin = r.linearizability.map { "\($0)" } ?? "not checked"
-            print("raft nodes=\(nodes) seed=\(s): ticks=\(r.ticks) commit=\(r.commitIndex.rawValue) ops=\(r.operationsCompleted) unknown=\(r.operationsUnknown) elections=\(r.elections) crashes=\(r.crashes) snapshots=\(r.snapshotsInstalled) membership-changes=\(r.membershipChanges) transfers=\(r.transfers) linearizability=\(lin) digest \(r.digest)")
+            print("raft nodes=\(nodes) seed=\(s): ticks=\(r.ticks) commit=\(r.commitIndex.rawValue) ops=\(r.operationsCompleted) mesh-ops=\(r.meshCommandsCompleted) unknown=\(r.operationsUnknown) elections=\(r.elections) crashes=\(r.crashes) snapshots=\(r.snapshotsInstalled) membership-changes=\(r.membershipChanges) transfers=\(r.transfers) linearizability=\(lin) digest \(r.digest)")
             report(r)
             if !r.passed { throw ExitCode.failure }
             return

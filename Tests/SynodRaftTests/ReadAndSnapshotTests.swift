@@ -181,6 +181,33 @@ import Testing
         #expect(c[3].commitIndex == c[1].commitIndex)
     }
 
+    /// Chunks can arrive twice — a heartbeat answer resends the chunk in flight, and a network
+    /// may duplicate — and a duplicate must not restart the transfer. With every chunk delivered
+    /// twice the follower still catches up, and the chunks sent stay within a small multiple of
+    /// the snapshot's ten. (Before the fix a duplicate was refused with "start over": every
+    /// refusal sent the first chunk again and the chunks in flight multiplied; the simulator saw
+    /// followers that never caught up once mesh state made snapshots span several chunks.)
+    @Test func section7_duplicatedChunksDoNotRestartTheTransfer() {
+        var c = clusterWithLaggingFollower()
+        let applied = c[1].appliedIndex
+        let data = (0..<160).map { UInt8($0) }
+        c[1].compact(upTo: applied, snapshotData: data)
+        try! c.stores[0].deletePrefix(through: applied)
+        c.heal()
+        c.sent.removeAll()
+        c.duplicate = { $0.type == .snapshot }
+        var settled = true
+        for _ in 0..<20 where settled {
+            for k in c.cores.indices { c.cores[k].tick() }
+            settled = c.settle(roundsMax: 200, queuedMax: 1000)
+        }
+        #expect(settled, "the transfer kept multiplying chunks")
+        #expect(c[3].latestSnapshot?.data == data)
+        #expect(c[3].commitIndex == c[1].commitIndex)
+        let chunks = c.sent.filter { $0.type == .snapshot && $0.to == NodeID(3) }.count
+        #expect(chunks <= 40, "\(chunks) chunks sent for a 10-chunk snapshot")
+    }
+
     /// The node compacts without building bytes (its state tables are the snapshot) and builds
     /// them only when a follower needs them: nothing is sent until they are attached, then the
     /// follower catches up from the attached (newer) snapshot.

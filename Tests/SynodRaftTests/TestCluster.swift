@@ -17,6 +17,8 @@ struct TestCluster {
     var refusedSeen: [UInt64: [UInt64]] = [:]
     /// Messages this returns true for are lost, like those on a cut link.
     var lose: (Message) -> Bool = { _ in false }
+    /// Messages this returns true for are delivered twice.
+    var duplicate: (Message) -> Bool = { _ in false }
 
     /// `size` voters plus `spares` nodes that start outside the cluster (empty membership).
     init(size: Int, spares: Int = 0, seed: UInt64 = 1, configure: (inout RaftConfig) -> Void = { _ in }) {
@@ -53,7 +55,10 @@ struct TestCluster {
         refusedSeen[id, default: []] += rd.refusedReads
         for m in rd.messages {
             sent.append(m)
-            if !cut.contains([m.from.rawValue, m.to.rawValue]) && !lose(m) { queue.append(m) }
+            if !cut.contains([m.from.rawValue, m.to.rawValue]) && !lose(m) {
+                queue.append(m)
+                if duplicate(m) { queue.append(m) }
+            }
         }
         cores[k].advance(rd)
     }
@@ -62,16 +67,23 @@ struct TestCluster {
 
     /// Delivers everything until nothing is left to do (bounded).
     mutating func stabilize(roundsMax: Int = 1000) {
+        precondition(settle(roundsMax: roundsMax, queuedMax: .max), "cluster did not stabilize")
+    }
+
+    /// Delivers until nothing is left to do; false if that takes more than `roundsMax` rounds
+    /// or the queue ever holds more than `queuedMax` messages.
+    mutating func settle(roundsMax: Int, queuedMax: Int) -> Bool {
         for _ in 0..<roundsMax {
             processAllReady()
-            if queue.isEmpty { return }
+            if queue.isEmpty { return true }
+            if queue.count > queuedMax { return false }
             let batch = queue
             queue = []
             for m in batch where !cut.contains([m.from.rawValue, m.to.rawValue]) {
                 cores[Int(m.to.rawValue) - 1].step(m)
             }
         }
-        preconditionFailure("cluster did not stabilize")
+        return false
     }
 
     mutating func tick(_ id: UInt64, times: Int = 1) {
