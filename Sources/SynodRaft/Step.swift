@@ -173,8 +173,8 @@ extension RaftCore {
             replySnapshotProgress(to: m.from, c.position.index, received: inc.data.count, gap: c.offset > inc.data.count)
             return
         }
-        guard inc.data.count + c.data.count <= Limits.entryPayloadBytesMax * 64 else {
-            // Larger than this node holds in memory: refuse (the leader starts over).
+        guard inc.data.count + c.data.count <= config.snapshotBytesMax else {
+            // Larger than this node gathers (`snapshotBytesMax`): refuse (the leader starts over).
             incomingSnapshot = nil
             replySnapshotProgress(to: m.from, c.position.index, received: 0, gap: true)
             return

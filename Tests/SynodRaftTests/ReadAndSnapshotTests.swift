@@ -208,6 +208,29 @@ import Testing
         #expect(chunks <= 40, "\(chunks) chunks sent for a 10-chunk snapshot")
     }
 
+    /// A follower gathers at most `snapshotBytesMax` bytes of snapshot: a larger one is refused
+    /// (memory stays bounded) and the follower does not install it.
+    @Test func section7_snapshotOverTheFollowersBoundIsRefused() {
+        var c = TestCluster(size: 3) { $0.snapshotChunkBytesMax = 16; $0.snapshotBytesMax = $0.id == NodeID(3) ? 64 : 1 << 30 }
+        c.elect(1)
+        c.isolate(3)
+        for _ in 0..<10 { c.propose(1, [1, 2, 3]) }
+        c.stabilize()
+        let applied = c[1].appliedIndex
+        c[1].compact(upTo: applied, snapshotData: [UInt8](repeating: 7, count: 100))
+        try! c.stores[0].deletePrefix(through: applied)
+        c.heal()
+        c.sent.removeAll()
+        for _ in 0..<5 {
+            for k in c.cores.indices { c.cores[k].tick() }
+            _ = c.settle(roundsMax: 50, queuedMax: 1000)
+        }
+        #expect(c[3].latestSnapshot == nil)
+        #expect(c[3].commitIndex < c[1].commitIndex)
+        #expect(c.sent.contains { $0.type == .snapshotResponse && $0.reject && $0.context == 0 }, "refused: start over")
+        #expect(!c.sent.contains { $0.type == .snapshot && $0.to == NodeID(3) && ($0.snapshot?.offset ?? 0) > 64 })
+    }
+
     /// The node compacts without building bytes (its state tables are the snapshot) and builds
     /// them only when a follower needs them: nothing is sent until they are attached, then the
     /// follower catches up from the attached (newer) snapshot.
