@@ -40,10 +40,10 @@ public struct MeshAgentRound: Sendable, Equatable {
 /// into a failure verdict. An agent told it was declared failed while still running joins again
 /// (SWIM's refutation, as a fresh join). Cancel the task running `run` to stop; `leave` to go.
 public final class MeshAgentRunner: Sendable {
-    let client: SynodClient
+    let client: any MeshClient
     let options: MeshAgentOptions
 
-    public init(client: SynodClient, options: MeshAgentOptions) {
+    public init(client: any MeshClient, options: MeshAgentOptions) {
         self.client = client
         self.options = options
     }
@@ -51,7 +51,7 @@ public final class MeshAgentRunner: Sendable {
     /// Runs until cancelled; `onRound` sees each round's outcome. Errors other than refusals
     /// (an unreachable cluster) are thrown after the client's own retries.
     public func run(onRound: (MeshAgentRound) -> Void) async throws {
-        try await client.mesh(.join(agent: options.name, capabilities: options.capabilities, resources: options.resources))
+        try await client.mesh(.join(agent: options.name, capabilities: options.capabilities, resources: options.resources), ifVersion: nil)
         // Per other agent: the heartbeat count last seen, and since when it has stood still (or
         // since this agent last proposed suspecting it: it proposes again each period of silence,
         // so a lost proposal, or a majority that only forms later, still ends in a verdict).
@@ -59,12 +59,12 @@ public final class MeshAgentRunner: Sendable {
         while !Task.isCancelled {
             var rejoined = false
             do {
-                try await client.mesh(.report(agent: options.name, load: options.load(), resources: options.resources))
+                try await client.mesh(.report(agent: options.name, load: options.load(), resources: options.resources), ifVersion: nil)
             } catch ClientError.kv(.meshRefused) {
                 // Declared failed (or removed) while running. Not when stopping: a report that
                 // commits after the goodbye `leave` must not bring the agent back.
                 if Task.isCancelled { return }
-                try await client.mesh(.join(agent: options.name, capabilities: options.capabilities, resources: options.resources))
+                try await client.mesh(.join(agent: options.name, capabilities: options.capabilities, resources: options.resources), ifVersion: nil)
                 rejoined = true
             }
             let view = try await client.meshView()
@@ -76,7 +76,7 @@ public final class MeshAgentRunner: Sendable {
                     observed[agent.name] = (agent.beats, now)
                 } else if (now - seen!.since) * 1000 >= Double(options.suspectAfterMillis) {
                     do {
-                        try await client.mesh(.suspect(agent: agent.name, observer: options.name))
+                        try await client.mesh(.suspect(agent: agent.name, observer: options.name), ifVersion: nil)
                         suspected.append(agent.name)
                     } catch ClientError.kv(.meshRefused) {
                         // It moved on meanwhile (left, or was declared failed): nothing to do.
@@ -95,6 +95,6 @@ public final class MeshAgentRunner: Sendable {
 
     /// Leaves the mesh: its tasks are auctioned among the others.
     public func leave() async throws {
-        try await client.mesh(.leave(agent: options.name))
+        try await client.mesh(.leave(agent: options.name), ifVersion: nil)
     }
 }

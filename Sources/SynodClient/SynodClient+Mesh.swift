@@ -2,6 +2,25 @@ import SynodCore
 import SynodStateMachine
 import SynodWire
 
+/// What mesh agents and tools need of a cluster, in either consensus mode: `SynodClient` (Raft)
+/// and `SynodBFTClient` (BFT, answers accepted on f+1 matching replies) both provide it.
+public protocol MeshClient: Sendable {
+    /// Proposes a mesh command; the state machine decides when it commits (see `SynodClient.mesh`).
+    @discardableResult
+    func mesh(_ command: MeshCommand, ifVersion: Int64?) async throws -> MeshResult
+    /// The mesh as of a linearizable (ordered, in BFT mode) read.
+    func meshView() async throws -> MeshView
+    /// Closes the client's connections.
+    func close() async
+}
+
+extension SynodClient: MeshClient {
+    /// The mesh, read linearizably (`meshView(consistency:)` picks another consistency).
+    public func meshView() async throws -> MeshView { try await meshView(consistency: .linearizable) }
+}
+
+extension SynodBFTClient: MeshClient {}
+
 extension SynodClient {
     /// Proposes a mesh command (DESIGN.md §5): the state machine decides when it commits — the
     /// auction's winner, a failure verdict, what moves — and the answer says what it decided.
@@ -14,8 +33,8 @@ extension SynodClient {
         return r
     }
 
-    /// The mesh: agents, tasks and version, read at `consistency` (linearizable by default).
-    public func meshView(consistency: Consistency = .linearizable) async throws -> MeshView {
+    /// The mesh: agents, tasks and version, read at `consistency`.
+    public func meshView(consistency: Consistency) async throws -> MeshView {
         let r = try await range(RangeRequest.prefix(MeshKeys.prefix), consistency: consistency)
         do { return try MeshView.decode(r.kvs) } catch { throw ClientError.badResponse("mesh record: \(error)") }
     }

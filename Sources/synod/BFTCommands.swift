@@ -11,8 +11,8 @@ import SynodTransport
 /// `synod bft`: keys and client commands for a BFT-mode cluster (`synod serve --mode bft`).
 struct BFTCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bft", abstract: "BFT mode: generate keys; put, get and delete through f+1 matching replies.",
-        subcommands: [BFTKeygenCommand.self, BFTPutCommand.self, BFTGetCommand.self, BFTDelCommand.self])
+        commandName: "bft", abstract: "BFT mode: generate keys; put, get, delete and mesh commands through f+1 matching replies.",
+        subcommands: [BFTKeygenCommand.self, BFTPutCommand.self, BFTGetCommand.self, BFTDelCommand.self, MeshCLI<BFTClientOptions>.self])
 }
 
 /// Reads a key file written by `synod bft keygen`.
@@ -81,6 +81,9 @@ struct BFTClientOptions: ParsableArguments {
         } catch let e as ClientError {
             await client.close()
             throw fail(e.description, status: ExitStatus.refused)
+        } catch {
+            await client.close()
+            throw error
         }
     }
 }

@@ -3,24 +3,47 @@ import Foundation
 import SynodClient
 import SynodStateMachine
 
-/// `synod mesh ...`: mesh coordination decisions as committed commands (DESIGN.md §5).
-struct MeshCLI: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "mesh", abstract: "Mesh coordination: agents, failure verdicts, task auctions, work stealing, load balancing.",
-        discussion: """
-            Agents propose; the cluster decides when the command commits. A task goes to the agent with the best \
-            auction score (capability match 0.4, spare load 0.3, past performance 0.2, free resources 0.1) among \
-            those offering at least 70% of its capabilities with room for its cost. A majority of the other live \
-            agents suspecting an agent is a failure verdict: its tasks are auctioned again. Fractions are 0...1. \
-            Every change takes --if-version V (the version `synod mesh show` prints): refused if the mesh moved on. \
-            Agents learn assignments by watching the prefix: synod watch __synod/mesh/tasks/ --prefix
-            """,
-        subcommands: [Show.self, Agent.self, Join.self, Report.self, Suspect.self, Leave.self, Submit.self, Complete.self, Steal.self, Rebalance.self])
+/// Where mesh commands go: a Raft cluster (`synod mesh`, `GlobalOptions`) or a BFT one
+/// (`synod bft mesh`, `BFTClientOptions`, answers accepted on f+1 matching replies).
+protocol MeshTarget: ParsableArguments {
+    var output: OutputFormat { get }
+    /// Runs `body` with a client, closed afterwards; client errors become CLI failures.
+    func withMeshClient<T>(_ body: (any MeshClient) async throws -> T) async throws -> T
+    /// Where agents learn their tasks, for the help text.
+    static var watchHint: String { get }
+}
+
+extension GlobalOptions: MeshTarget {
+    func withMeshClient<T>(_ body: (any MeshClient) async throws -> T) async throws -> T { try await withClient(self, body) }
+    static var watchHint: String { "Agents learn assignments by watching the prefix: synod watch __synod/mesh/tasks/ --prefix" }
+}
+
+extension BFTClientOptions: MeshTarget {
+    func withMeshClient<T>(_ body: (any MeshClient) async throws -> T) async throws -> T { try await run(body) }
+    static var watchHint: String { "BFT mode has no watches: agents learn assignments from `synod bft mesh show` (ordered reads)." }
+}
+
+/// `synod mesh ...` and `synod bft mesh ...`: mesh coordination decisions as committed commands
+/// (DESIGN.md §5), the same commands in either consensus mode.
+struct MeshCLI<Target: MeshTarget>: AsyncParsableCommand {
+    static var configuration: CommandConfiguration {
+        CommandConfiguration(
+            commandName: "mesh", abstract: "Mesh coordination: agents, failure verdicts, task auctions, work stealing, load balancing.",
+            discussion: """
+                Agents propose; the cluster decides when the command commits. A task goes to the agent with the best \
+                auction score (capability match 0.4, spare load 0.3, past performance 0.2, free resources 0.1) among \
+                those offering at least 70% of its capabilities with room for its cost. A majority of the other live \
+                agents suspecting an agent is a failure verdict: its tasks are auctioned again. Fractions are 0...1. \
+                Every change takes --if-version V (the version `mesh show` prints): refused if the mesh moved on. \(Target.watchHint)
+                """,
+            subcommands: [Show.self, Agent.self, Join.self, Report.self, Suspect.self, Leave.self, Submit.self, Complete.self, Steal.self, Rebalance.self])
+    }
 
     struct Agent: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
-            commandName: "agent", abstract: "Run a mesh agent until Ctrl-C: join, heartbeat, suspect silent agents, print assignments; leave on exit.")
-        @OptionGroup var globals: GlobalOptions
+        static var configuration: CommandConfiguration {
+            CommandConfiguration(commandName: "agent", abstract: "Run a mesh agent until Ctrl-C: join, heartbeat, suspect silent agents, print assignments; leave on exit.")
+        }
+        @OptionGroup var globals: Target
         @Argument(help: "Agent name.") var agent: String
         @Option(name: .customLong("cap"), help: "A capability it offers (repeat).") var capabilities: [String] = []
         @Option(help: "Free resources, 0...1.") var resources: Double = 1
@@ -39,9 +62,14 @@ struct MeshCLI: AsyncParsableCommand {
             options.load = { reported }
             options.heartbeatMillis = heartbeatMillis
             options.suspectAfterMillis = suspectAfterMillis
-            let client = try globals.client()
-            let runner = MeshAgentRunner(client: client, options: options)
             let name = agent
+            let suspectAfter = suspectAfterMillis
+            try await globals.withMeshClient { client in
+                try await Self.run(MeshAgentRunner(client: client, options: options), name: name, suspectAfterMillis: suspectAfter)
+            }
+        }
+
+        static func run(_ runner: MeshAgentRunner, name: String, suspectAfterMillis: Int64) async throws {
             // Whichever comes first ends the agent: a signal, or the loop failing (cluster unreachable).
             let (ended, ending) = AsyncStream<(any Error)?>.makeStream()
             Task {
@@ -72,26 +100,21 @@ struct MeshCLI: AsyncParsableCommand {
             // Wait for the loop to stop, so no report of it can land after the goodbye.
             loop.cancel()
             _ = await loop.result
-            if let reason {
-                await client.close()
-                throw clientFailure("mesh agent \(name) stopped", reason)
-            }
+            if let reason { throw clientFailure("mesh agent \(name) stopped", reason) }
             do {
                 try await runner.leave()
             } catch {
-                await client.close()
                 throw clientFailure("mesh agent \(name) could not leave (its tasks stay until a failure verdict)", error)
             }
             say("\(name): left the mesh")
-            await client.close()
         }
     }
 
     struct Show: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "show", abstract: "Show the mesh's agents, tasks and version.")
-        @OptionGroup var globals: GlobalOptions
+        static var configuration: CommandConfiguration { CommandConfiguration(commandName: "show", abstract: "Show the mesh's agents, tasks and version.") }
+        @OptionGroup var globals: Target
         func run() async throws {
-            let view = try await withClient(globals) { try await $0.meshView() }
+            let view = try await globals.withMeshClient { try await $0.meshView() }
             if globals.output == .json {
                 let agents = view.agents.map { a in
                     JSON.object([("name", JSON.string(a.name)), ("capabilities", JSON.array(a.capabilities.map(JSON.string))),
@@ -117,8 +140,8 @@ struct MeshCLI: AsyncParsableCommand {
     }
 
     struct Join: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "join", abstract: "Join (or rejoin after a failure verdict).")
-        @OptionGroup var globals: GlobalOptions
+        static var configuration: CommandConfiguration { CommandConfiguration(commandName: "join", abstract: "Join (or rejoin after a failure verdict).") }
+        @OptionGroup var globals: Target
         @OptionGroup var change: ChangeOptions
         @Argument(help: "Agent name.") var agent: String
         @Option(name: .customLong("cap"), help: "A capability it offers (repeat).") var capabilities: [String] = []
@@ -129,8 +152,8 @@ struct MeshCLI: AsyncParsableCommand {
     }
 
     struct Report: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "report", abstract: "Heartbeat: the agent's load apart from its mesh tasks; clears suspicions.")
-        @OptionGroup var globals: GlobalOptions
+        static var configuration: CommandConfiguration { CommandConfiguration(commandName: "report", abstract: "Heartbeat: the agent's load apart from its mesh tasks; clears suspicions.") }
+        @OptionGroup var globals: Target
         @OptionGroup var change: ChangeOptions
         @Argument(help: "Agent name.") var agent: String
         @Option(help: "Load apart from mesh tasks, 0...1.") var load: Double
@@ -142,8 +165,8 @@ struct MeshCLI: AsyncParsableCommand {
     }
 
     struct Suspect: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "suspect", abstract: "Report that AGENT seems to have failed, as observer --by.")
-        @OptionGroup var globals: GlobalOptions
+        static var configuration: CommandConfiguration { CommandConfiguration(commandName: "suspect", abstract: "Report that AGENT seems to have failed, as observer --by.") }
+        @OptionGroup var globals: Target
         @OptionGroup var change: ChangeOptions
         @Argument(help: "The suspected agent.") var agent: String
         @Option(help: "The observing agent.") var by: String
@@ -151,16 +174,16 @@ struct MeshCLI: AsyncParsableCommand {
     }
 
     struct Leave: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "leave", abstract: "Leave the mesh; its tasks are auctioned again.")
-        @OptionGroup var globals: GlobalOptions
+        static var configuration: CommandConfiguration { CommandConfiguration(commandName: "leave", abstract: "Leave the mesh; its tasks are auctioned again.") }
+        @OptionGroup var globals: Target
         @OptionGroup var change: ChangeOptions
         @Argument(help: "Agent name.") var agent: String
         func run() async throws { try await change.propose(.leave(agent: agent), globals) }
     }
 
     struct Submit: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "submit", abstract: "Submit a task: assigned at once by auction, or pending.")
-        @OptionGroup var globals: GlobalOptions
+        static var configuration: CommandConfiguration { CommandConfiguration(commandName: "submit", abstract: "Submit a task: assigned at once by auction, or pending.") }
+        @OptionGroup var globals: Target
         @OptionGroup var change: ChangeOptions
         @Argument(help: "Task id.") var task: String
         @Option(name: .customLong("requires"), help: "A capability it needs (repeat).") var requires: [String] = []
@@ -171,8 +194,8 @@ struct MeshCLI: AsyncParsableCommand {
     }
 
     struct Complete: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "complete", abstract: "Mark a task done by the agent running it.")
-        @OptionGroup var globals: GlobalOptions
+        static var configuration: CommandConfiguration { CommandConfiguration(commandName: "complete", abstract: "Mark a task done by the agent running it.") }
+        @OptionGroup var globals: Target
         @OptionGroup var change: ChangeOptions
         @Argument(help: "Task id.") var task: String
         @Option(help: "The agent running it.") var agent: String
@@ -180,16 +203,16 @@ struct MeshCLI: AsyncParsableCommand {
     }
 
     struct Steal: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "steal", abstract: "Work stealing: an idle agent (load < 0.3) takes one task from the busiest.")
-        @OptionGroup var globals: GlobalOptions
+        static var configuration: CommandConfiguration { CommandConfiguration(commandName: "steal", abstract: "Work stealing: an idle agent (load < 0.3) takes one task from the busiest.") }
+        @OptionGroup var globals: Target
         @OptionGroup var change: ChangeOptions
         @Argument(help: "The idle agent.") var agent: String
         func run() async throws { try await change.propose(.steal(agent: agent), globals) }
     }
 
     struct Rebalance: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "rebalance", abstract: "Move tasks from agents above 0.8 load to agents below 0.3.")
-        @OptionGroup var globals: GlobalOptions
+        static var configuration: CommandConfiguration { CommandConfiguration(commandName: "rebalance", abstract: "Move tasks from agents above 0.8 load to agents below 0.3.") }
+        @OptionGroup var globals: Target
         @OptionGroup var change: ChangeOptions
         func run() async throws { try await change.propose(.rebalance, globals) }
     }
@@ -200,8 +223,8 @@ struct ChangeOptions: ParsableArguments {
     @Option(name: .customLong("if-version"), help: "Refuse unless the mesh is still at this version (optimistic concurrency).")
     var ifVersion: Int64?
 
-    func propose(_ command: MeshCommand, _ globals: GlobalOptions) async throws {
-        let r = try await withClient(globals) { try await $0.mesh(command, ifVersion: ifVersion) }
+    func propose(_ command: MeshCommand, _ globals: some MeshTarget) async throws {
+        let r = try await globals.withMeshClient { try await $0.mesh(command, ifVersion: ifVersion) }
         if globals.output == .json {
             let moves = r.moves.map { JSON.object([("task", JSON.string($0.task)), ("from", $0.from.map(JSON.string) ?? "null"), ("to", $0.to.map(JSON.string) ?? "null")]) }
             print(JSON.object([("revision", "\(r.revision)"), ("version", "\(r.version)"), ("moves", JSON.array(moves)), ("failed", JSON.array(r.failed.map(JSON.string)))]))

@@ -15,7 +15,7 @@ struct Synod: AsyncParsableCommand {
             ServeCommand.self, DevCommand.self,
             PutCommand.self, GetCommand.self, DelCommand.self, TxnCommand.self, WatchCommand.self, LeaseCommand.self,
             LockCommand.self, ElectCommand.self, MemberCommand.self, CompactCommand.self, SnapshotCommand.self, StatusCommand.self,
-            MeshCLI.self, StorageCommand.self, SimCommand.self, BFTCommand.self,
+            MeshCLI<GlobalOptions>.self, StorageCommand.self, SimCommand.self, BFTCommand.self,
         ]
     )
 

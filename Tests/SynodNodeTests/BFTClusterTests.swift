@@ -84,6 +84,16 @@ struct BFTClusterTests {
         #expect(missing == 1 && err.contains("key not found"))
         let (wrong, _, wrongErr) = try runSynod(["bft", "get", "greeting", "--key-file", cluster.directory + "/keys/replica-1.key"], environment: env)
         #expect(wrong != 0 && wrongErr.contains("not of a client"))
+        // Mesh commands through the same client (`synod bft mesh`): decided by every replica,
+        // accepted on f+1 matching replies.
+        let (joined, _, joinErr) = try runSynod(["bft", "mesh", "join", "a", "--cap", "x"], environment: env)
+        #expect(joined == 0, "\(joinErr)")
+        let (submitted, sub, subErr) = try runSynod(["bft", "mesh", "submit", "t1", "--requires", "x"], environment: env)
+        #expect(submitted == 0 && sub.contains("task t1 -> a"), "\(sub)\(subErr)")
+        let (shown, show, _) = try runSynod(["bft", "mesh", "show"], environment: env)
+        #expect(shown == 0 && show.contains("agent a") && show.contains("task t1") && show.contains("on a"), "\(show)")
+        let (stale, _, staleErr) = try runSynod(["bft", "mesh", "submit", "t2", "--if-version", "1"], environment: env)
+        #expect(stale != 0 && staleErr.contains("version"), "\(staleErr)")
         // `synod status` shows each replica's role, view and progress.
         let (ss, status, _) = try runSynod(["--endpoints", cluster.endpointsText, "status", "-w", "json"])
         #expect(ss == 0 && status.contains("\"role\":\"bft-primary\"") && status.contains("\"role\":\"bft-backup\""), "\(status)")

@@ -64,6 +64,9 @@ struct SynodBench: AsyncParsableCommand {
 
     var nodeCount: Int { nodes ?? (mode == "bft" ? 4 : 3) }
 
+    /// The nodes driven: the started cluster's, or as many as `--endpoints` names.
+    var nodesDriven: Int { endpoints.map { $0.split(separator: ",").count } ?? nodeCount }
+
     func sweepValues() throws -> [Int] {
         guard let sweep else { return [clients] }
         guard sweep.hasPrefix("clients=") else { throw ValidationError("--sweep supports clients=N,N,...") }
@@ -160,7 +163,7 @@ struct SynodBench: AsyncParsableCommand {
     func json(_ r: RunResult, load: String) -> String {
         func q(_ s: String) -> String { "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }
         let fields: [(String, String)] = [
-            ("workload", q(r.spec.kind.rawValue)), ("mode", q(mode)), ("driver", q(mode == "bft" ? "bft-client" : r.spec.kind == .watch ? "client" : driver)), ("nodes", "\(nodeCount)"), ("clients", "\(r.spec.clients)"), ("conns", "\(r.spec.conns)"),
+            ("workload", q(r.spec.kind.rawValue)), ("mode", q(mode)), ("driver", q(mode == "bft" ? "bft-client" : r.spec.kind == .watch ? "client" : driver)), ("nodes", "\(nodesDriven)"), ("clients", "\(r.spec.clients)"), ("conns", "\(r.spec.conns)"),
             ("key_size", "\(r.spec.keySize)"), ("value_size", "\(r.spec.valueSize)"), ("ops", "\(r.ops)"), ("seconds", String(format: "%.3f", r.seconds)),
             ("ops_per_s", String(format: "%.1f", r.opsPerSecond)), ("p50_ms", String(format: "%.3f", r.ms(50))), ("p90_ms", String(format: "%.3f", r.ms(90))),
             ("p99_ms", String(format: "%.3f", r.ms(99))), ("p999_ms", String(format: "%.3f", r.ms(99.9))), ("max_ms", String(format: "%.3f", r.maxMs)),
