@@ -36,7 +36,7 @@ struct MeshCLI<Target: MeshTarget>: AsyncParsableCommand {
                 agents suspecting an agent is a failure verdict: its tasks are auctioned again. Fractions are 0...1. \
                 Every change takes --if-version V (the version `mesh show` prints): refused if the mesh moved on. \(Target.watchHint)
                 """,
-            subcommands: [Show.self, Agent.self, Join.self, Report.self, Suspect.self, Leave.self, Submit.self, Complete.self, Steal.self, Rebalance.self])
+            subcommands: [Show.self, Route.self, Agent.self, Join.self, Report.self, Suspect.self, Leave.self, Submit.self, Complete.self, Steal.self, Rebalance.self])
     }
 
     struct Agent: AsyncParsableCommand {
@@ -136,6 +136,29 @@ struct MeshCLI<Target: MeshTarget>: AsyncParsableCommand {
             for t in view.tasks.sorted(by: { $0.sequence < $1.sequence }) {
                 say("task \(t.id)  cost \(fraction(t.cost))  [\(t.requires.joined(separator: ","))]  \(t.agent.map { "on \($0)" } ?? "pending")")
             }
+        }
+    }
+
+    struct Route: AsyncParsableCommand {
+        static var configuration: CommandConfiguration {
+            CommandConfiguration(commandName: "route", abstract: "Which live agents own KEY (consistent hashing with replication), in preference order.",
+                                 discussion: "Computed from the mesh as read, so every reader at one mesh version routes alike; a join or departure moves only about 1/n of the keys.")
+        }
+        @OptionGroup var globals: Target
+        @Argument(help: "The key to route (a shard, tenant, stream...).") var key: String
+        @Option(help: "Owners wanted, 1...\(MeshRing.replicasMax).") var replicas: Int = 1
+        func validate() throws {
+            guard (1...MeshRing.replicasMax).contains(replicas) else { throw ValidationError("--replicas must be 1...\(MeshRing.replicasMax)") }
+        }
+        func run() async throws {
+            let view = try await globals.withMeshClient { try await $0.meshView() }
+            let owners = view.route(key, replicas: replicas)
+            if globals.output == .json {
+                print(JSON.object([("key", JSON.string(key)), ("version", "\(view.version)"), ("owners", JSON.array(owners.map(JSON.string)))]))
+                return
+            }
+            guard !owners.isEmpty else { throw fail("no live agent in the mesh to route \(key) to", status: ExitStatus.notFound) }
+            say("\(key) -> \(owners.joined(separator: ", ")) (mesh version \(view.version))")
         }
     }
 

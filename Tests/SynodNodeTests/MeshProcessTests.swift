@@ -62,6 +62,10 @@ struct MeshProcessTests {
         let (shown, table, _) = try mesh(["show"])
         #expect(shown == 0)
         #expect(table.contains("agent a ") && table.contains("FAILED") && table.contains("task render  cost 0.25  [gpu,ssd]  on d"), "\(table)")
+        // Routing: the live agents (a failed) own keys on a consistent-hash ring, as the library computes it.
+        let (routed, route, routeErr) = try mesh(["route", "shard-7", "--replicas", "2", "-w", "json"])
+        let owners = MeshRing(agents: ["b", "c", "d"]).owners(of: Array("shard-7".utf8), replicas: 2)
+        #expect(routed == 0 && route.contains("\"owners\":[\"\(owners[0])\",\"\(owners[1])\"]"), "\(route)\(routeErr)")
         // Plain writes cannot forge mesh records.
         let (forged, _, forgedErr) = try runSynod(["--endpoints", eps, "put", "__synod/mesh/agents/x", "junk"])
         #expect(forged != 0 && forgedErr.contains("mesh commands only"), "\(forgedErr)")
