@@ -66,10 +66,15 @@ public final class SynodClient: Sendable {
         try await range(RangeRequest(key: key, revision: revision), consistency: consistency).kvs.first
     }
 
+    /// Keys in a range, at `request.revision` if given. A refusal the state machine reports (a
+    /// compacted or future revision, an invalid key) is thrown as `ClientError.kv`.
     public func range(_ request: RangeRequest, consistency: Consistency = .linearizable) async throws -> RangeResult {
         let response = try await send(.read(consistency, request.encode()))
-        guard case let .range(r) = try decode(response) else { throw unexpected() }
-        return r
+        switch try decode(response) {
+        case let .range(r): return r
+        case let .failure(e): throw ClientError.kv(e)
+        default: throw unexpected()
+        }
     }
 
     @discardableResult

@@ -22,6 +22,16 @@ public struct NodeConfiguration: Sendable {
     /// Take a snapshot after this many applied entries; the log is compacted up to the previous
     /// snapshot, so one snapshot interval of entries stays as the retention window.
     public var snapshotEveryEntries: Int = 100_000
+    /// Revisions of history to keep (etcd's revision-mode auto-compaction): once the history
+    /// holds this many plus a step (`autoCompactStep`) more, the leader proposes compacting the
+    /// oldest away, so history, snapshots and the disk stay bounded by the live keys plus this
+    /// window. Watches and reads older than the window fail with `compacted`, as in etcd.
+    /// 0 turns it off (then only `synod compact` trims history).
+    public var autoCompactRevisions: Int64 = 1_000_000
+    /// Revisions past the window that trigger a compaction: a tenth of the window, at least
+    /// 1 and at most 100,000. Each compaction scans the history below its target once (every
+    /// live key's retained change included), so a larger step means fewer, longer scans.
+    public var autoCompactStep: Int64 { min(100_000, max(1, autoCompactRevisions / 10)) }
     /// Most client writes and reads waiting at once; more are refused with `busy`.
     public var pendingRequestsMax: Int = 100_000
     /// Initial LMDB map size in MiB. The map doubles whenever it fills (up to 1 TiB), so this
@@ -68,6 +78,7 @@ public struct NodeConfiguration: Sendable {
         }
         guard (1...(1 << 20)).contains(mapSizeMiB) else { throw .invalid("map size must be 1...1048576 MiB") }
         guard (0...1000).contains(followerApplyDelayMillis) else { throw .invalid("follower apply delay must be 0...1000 ms") }
+        guard (0...(1 << 40)).contains(autoCompactRevisions) else { throw .invalid("auto-compaction window must be 0...2^40 revisions") }
         guard snapshotEveryEntries >= 100 else { throw .invalid("snapshot interval must be at least 100 entries") }
         guard peers.count <= Limits.membersMax else { throw .invalid("at most \(Limits.membersMax) peers") }
     }

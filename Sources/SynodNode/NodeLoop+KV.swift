@@ -211,6 +211,22 @@ extension NodeLoop {
 }
 
 extension NodeLoop {
+    /// Leader only: proposes compacting history down to `autoCompactRevisions` revisions once
+    /// it holds a step more (`NodeConfiguration.autoCompactRevisions`). The compaction is an
+    /// ordinary command, so every replica trims the same history at the same log index; one in
+    /// flight is given a second to apply before another is proposed.
+    func checkAutoCompaction(_ now: Double) {
+        let keep = configuration.autoCompactRevisions
+        guard keep > 0, core.role == .leader else { return }
+        if let f = autoCompactInFlight, sm.kv.compactedRevision < f.target, now - f.at < 1 { return }
+        let target = sm.revision - keep
+        guard target - sm.kv.compactedRevision >= configuration.autoCompactStep else { return }
+        let payload = CommandEnvelope(session: nil, command: .compact(revision: target)).encode()
+        guard (try? core.propose(payload)) != nil else { return }
+        autoCompactInFlight = (target, now)
+        logger.info("auto-compaction proposed", metadata: ["revision": "\(target)", "keep": "\(keep)"])
+    }
+
     /// Streams a consistent snapshot of the state tables to a client (`synod snapshot save`):
     /// a header (applied index, revision), then chunks, all from one LMDB read transaction.
     /// The read and the encoding run on a background thread (lowest priority): a backup of a

@@ -91,6 +91,9 @@ final class NodeLoop: @unchecked Sendable {
     var leaseDeadlines: [LeaseID: (ttlMillis: Int64, deadline: Double)] = [:]
     var expiryProposed: [LeaseID: Double] = [:]
     var lastLeaseCheck: Double = 0
+    /// The auto-compaction this leader proposed last and when: no other is proposed until it
+    /// applied, or a second passed (lost in a leadership change).
+    var autoCompactInFlight: (target: Int64, at: Double)?
     var lastReplicationLog: Double = 0
     var passStats = PassStats()
     /// Committed entries applied in the held write transaction (see `persistAndApply`), in order.
@@ -213,6 +216,7 @@ final class NodeLoop: @unchecked Sendable {
         proposeBatch()
         startReadBatch()
         checkLeases()
+        checkAutoCompaction(now)
         logReplication(now)
         do {
             try drainReady()

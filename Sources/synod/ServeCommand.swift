@@ -18,6 +18,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Election timeout in ticks.") var electionTicks: Int = 30
     @Option(help: "Heartbeat interval in ticks.") var heartbeatTicks: Int = 3
     @Option(help: "Snapshot after this many applied entries (etcd 3.4 uses 100,000 too).") var snapshotEntries: Int = 100_000
+    @Option(help: "Revisions of history to keep; older ones are compacted away as writes go on (etcd's revision-mode auto-compaction; 0 = off).") var autoCompactRevisions: Int64 = 1_000_000
     @Option(help: "Cluster id; peers with another are refused.") var clusterId: UInt64 = 1
     @Option(help: "Initial LMDB map size in MiB (it doubles whenever it fills).") var mapSizeMb: Int = 256
     @Option(help: "Longest a follower waits before applying committed entries in one batch (0 = at once; only its serializable reads lag).") var followerApplyDelayMs: Int = 50
@@ -66,6 +67,7 @@ struct ServeCommand: AsyncParsableCommand {
         c.electionTimeoutTicks = electionTicks
         c.heartbeatIntervalTicks = heartbeatTicks
         c.snapshotEveryEntries = snapshotEntries
+        c.autoCompactRevisions = autoCompactRevisions
         c.clusterID = clusterId
         c.mapSizeMiB = mapSizeMb
         c.unsafeNoSync = unsafeNoFsync

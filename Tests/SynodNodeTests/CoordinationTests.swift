@@ -42,6 +42,35 @@ struct CoordinationTests {
         await #expect(throws: ClientError.self) { try await client.leaseKeepAlive(lease) }
     }
 
+    /// etcd's revision-mode auto-compaction: with a 100-revision window (step 10) the leader
+    /// compacts as writes go on, on every node alike; reads inside the window still work.
+    @Test("the leader compacts history beyond --auto-compact-revisions; older reads answer compacted, recent ones still work")
+    func autoCompaction() async throws {
+        let cluster = try Cluster(size: 3, extraArgs: ["--auto-compact-revisions", "100"])
+        let client = cluster.client()
+        defer { Task { await client.close() } }
+        var current: Int64 = 0
+        for i in 1...300 { current = try await client.put(b("auto-\(i % 10)"), b("\(i)")).revision }
+        // Every node ends with the history compacted to within a step (10) of the window.
+        for n in 1...3 {
+            let node = SynodClient(ClientConfiguration(endpoints: [cluster.endpoints[n - 1]]))
+            var oldest: Int64 = 0
+            for _ in 0..<100 where oldest < current - 100 - 10 {
+                do {
+                    _ = try await node.range(RangeRequest(key: b("auto-1"), revision: 1), consistency: .serializable)
+                } catch let ClientError.kv(.compacted(_, available)) {
+                    oldest = available
+                }
+                if oldest < current - 100 - 10 { try await Task.sleep(nanoseconds: 50_000_000) }
+            }
+            #expect(oldest >= current - 100 - 10 && oldest <= current - 100, "node \(n) compacted to \(oldest) at revision \(current)")
+            await node.close()
+        }
+        // Inside the window the past still reads: key auto-1 at revision current - 5.
+        let past = try await client.range(RangeRequest(key: b("auto-5"), revision: current - 5))
+        #expect(!past.kvs.isEmpty)
+    }
+
     /// A watch from revision R sees every later event exactly once, in order, while the leader
     /// (and the node serving the watch) is killed.
     @Test("a watch from a revision sees every later event once, in order, across a leader change")
