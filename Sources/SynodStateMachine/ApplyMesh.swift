@@ -55,11 +55,18 @@ extension ApplyContext {
                 throw MeshRefusal("record \(String(decoding: key, as: UTF8.self)) does not decode (\(error)); delete it")
             }
         }
-        let agents = try keys(from: MeshKeys.agentsPrefix, to: KeyRange.prefixEnd(MeshKeys.agentsPrefix)).map { try decoded($0, MeshAgent.decode) }
+        var failedSince: [String: Int64] = [:]
+        let agents = try keys(from: MeshKeys.agentsPrefix, to: KeyRange.prefixEnd(MeshKeys.agentsPrefix)).map { key in
+            let agent = try decoded(key, MeshAgent.decode)
+            if agent.failed { failedSince[agent.name] = try kv(key)?.kv.modRevision ?? 0 }
+            return agent
+        }
         let tasks = try keys(from: MeshKeys.tasksPrefix, to: KeyRange.prefixEnd(MeshKeys.tasksPrefix)).map { try decoded($0, MeshTask.decode) }
         var next: UInt64 = 0
         if stateKV != nil { next = try decoded(MeshKeys.state, MeshStateRecord.decode).nextSequence }
-        return MeshState(agents: agents, tasks: tasks, nextSequence: next)
+        var state = MeshState(agents: agents, tasks: tasks, nextSequence: next)
+        state.failedSince = failedSince
+        return state
     }
 
     /// Puts the agents and tasks whose records changed, deletes those that went, and rewrites

@@ -18,6 +18,9 @@ struct MeshState {
     var agents: [String: MeshAgent]
     var tasks: [String: MeshTask]
     var nextSequence: UInt64
+    /// For each failed agent, the revision its record last changed (about when it was declared
+    /// failed): a join into a full mesh evicts the one failed longest ago (`loadMesh` fills it).
+    var failedSince: [String: Int64] = [:]
     /// Sum of task costs per agent (derived from `tasks`, kept in step by `assign`).
     private(set) var assignedCost: [String: Int] = [:]
     /// Test-only: a failure verdict leaves the failed agent's tasks where they are (the bug
@@ -38,6 +41,19 @@ struct MeshState {
         for id in self.tasks.keys.sorted() {
             if let a = self.tasks[id]!.agent, isLive(a) { assignedCost[a, default: 0] += self.tasks[id]!.cost }
         }
+    }
+
+    /// Takes `name` out of the mesh (a leave, or an eviction): its tasks are auctioned among the
+    /// others, its suspicions of others dropped, and verdicts settle with one agent fewer.
+    mutating func remove(_ name: String) {
+        release(name)
+        agents[name] = nil
+        assignedCost[name] = nil
+        failedSince[name] = nil
+        for other in agentNames where agents[other]!.suspectedBy.contains(name) {
+            agents[other]!.suspectedBy.removeAll { $0 == name }
+        }
+        settleVerdicts()
     }
 
     /// Mends what records deleted by hand (`synod del __synod/mesh/...`) can leave behind: a task
@@ -134,7 +150,15 @@ struct MeshState {
                     assign(task.id, to: winner(task, among: others))
                 }
             } else {
-                guard agents.count < MeshLimits.agentsMax else { throw MeshRefusal("the mesh already has \(MeshLimits.agentsMax) agents") }
+                if agents.count >= MeshLimits.agentsMax {
+                    // Full: make room by evicting the agent declared failed longest ago (it holds
+                    // no tasks), as an expired session's ephemeral member goes in ZooKeeper.
+                    let failedNames = agentNames.filter { agents[$0]!.failed }
+                    guard let evict = failedNames.min(by: { (failedSince[$0] ?? 0, $0) < (failedSince[$1] ?? 0, $1) }) else {
+                        throw MeshRefusal("the mesh already has \(MeshLimits.agentsMax) agents, none of them failed")
+                    }
+                    remove(evict)
+                }
                 agents[name] = MeshAgent(name: name, capabilities: capabilities, resources: resources, beats: 1)
             }
             assignPending()
@@ -156,13 +180,7 @@ struct MeshState {
             settleVerdicts()
         case let .leave(name):
             guard agents[name] != nil else { throw MeshRefusal("agent \(name) is not in the mesh") }
-            release(name)
-            agents[name] = nil
-            assignedCost[name] = nil
-            for other in agentNames where agents[other]!.suspectedBy.contains(name) {
-                agents[other]!.suspectedBy.removeAll { $0 == name }
-            }
-            settleVerdicts()
+            remove(name)
         case let .submit(id, requires, cost):
             guard tasks[id] == nil else { throw MeshRefusal("task \(id) already exists") }
             guard tasks.count < MeshLimits.tasksMax else { throw MeshRefusal("the mesh already has \(MeshLimits.tasksMax) tasks") }

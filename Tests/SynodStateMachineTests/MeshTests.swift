@@ -160,6 +160,24 @@ struct MeshTests {
         #expect(try h.meshView().violations() == [])
     }
 
+    @Test("a join into a full mesh evicts the agent declared failed longest ago; with none failed it is refused")
+    func fullMeshEvictsTheLongestFailed() throws {
+        var agents = (0..<MeshLimits.agentsMax).map { MeshAgent(name: "a\(1000 + $0)", capabilities: ["x"], resources: 1000) }
+        agents[10].failed = true
+        agents[20].failed = true
+        agents[20].suspectedBy = []
+        agents[30].suspectedBy = ["a1010"]
+        var state = MeshState(agents: agents, tasks: [], nextSequence: 0)
+        state.failedSince = ["a1010": 50, "a1020": 40]
+        try state.execute(.join(agent: "new-1", capabilities: ["x"], resources: 1000))
+        #expect(state.agents["a1020"] == nil, "failed at revision 40: evicted first")
+        #expect(state.agents["a1010"] != nil && state.agents["new-1"] != nil && state.agents.count == MeshLimits.agentsMax)
+        try state.execute(.join(agent: "new-2", capabilities: ["x"], resources: 1000))
+        #expect(state.agents["a1010"] == nil && state.agents["a1030"]!.suspectedBy.isEmpty, "its suspicions go with it")
+        #expect(state.violations().isEmpty)
+        #expect(throws: MeshRefusal.self) { try state.execute(.join(agent: "new-3", capabilities: ["x"], resources: 1000)) }
+    }
+
     @Test("hand-deleted records are mended on the next command; an undecodable record is a refusal, not a crash", arguments: StoreKind.allCases)
     func handEdits(kind: StoreKind) throws {
         let h = try Harness(kind)
