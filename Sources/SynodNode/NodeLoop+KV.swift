@@ -213,17 +213,17 @@ extension NodeLoop {
 extension NodeLoop {
     /// Leader only: proposes compacting history down to `autoCompactRevisions` revisions once
     /// it holds a step more (`NodeConfiguration.autoCompactRevisions`). The compaction is an
-    /// ordinary command, so every replica trims the same history at the same log index; one in
-    /// flight is given a second to apply before another is proposed.
-    func checkAutoCompaction(_ now: Double) {
+    /// ordinary command, so every replica trims the same history at the same log index. No
+    /// second one is proposed while the first is in the log unapplied (in this term).
+    func checkAutoCompaction() {
         let keep = configuration.autoCompactRevisions
         guard keep > 0, core.role == .leader else { return }
-        if let f = autoCompactInFlight, sm.kv.compactedRevision < f.target, now - f.at < 1 { return }
+        if let f = autoCompactInFlight, f.term == core.term, sm.appliedIndex < f.index { return }
         let target = sm.revision - keep
         guard target - sm.kv.compactedRevision >= configuration.autoCompactStep else { return }
         let payload = CommandEnvelope(session: nil, command: .compact(revision: target)).encode()
-        guard (try? core.propose(payload)) != nil else { return }
-        autoCompactInFlight = (target, now)
+        guard let position = try? core.propose(payload) else { return }
+        autoCompactInFlight = position
         logger.info("auto-compaction proposed", metadata: ["revision": "\(target)", "keep": "\(keep)"])
     }
 

@@ -37,6 +37,7 @@ extension NodeLoop {
             try serveReadyReads()
         }
         noticeLeadershipChange()
+        noticeSnapshotRefusals()
         try maybeSnapshot()
     }
 
@@ -285,8 +286,15 @@ extension NodeLoop {
         let applied = sm.appliedIndex
         guard applied.rawValue >= lastSnapshotIndex.rawValue + UInt64(configuration.snapshotEveryEntries),
               applied <= core.persistedLastIndex else { return }
-        // The previous snapshot (one interval back) is what the log is compacted to now.
-        let previous = lastSnapshotIndex
+        // The previous snapshot (one interval back) is what the log is compacted to now — or less,
+        // while a follower is receiving a snapshot built at an older index: compacting past it
+        // would drop those bytes and restart the transfer, which a large state under steady
+        // writes might then never finish. Held back for at most `transferHoldIntervals`.
+        var previous = lastSnapshotIndex
+        if let floor = core.snapshotTransferFloor, floor < previous,
+           applied.rawValue - floor.rawValue <= UInt64(configuration.snapshotEveryEntries * Self.transferHoldIntervals) {
+            previous = floor
+        }
         if previous > core.compactedPosition.index, let term = core.term(at: previous) {
             let t0 = ProcessInfo.processInfo.systemUptime
             let membership = core.membership(atIndex: previous)
@@ -301,6 +309,20 @@ extension NodeLoop {
                                                      "compact_ms": "\(Int((ProcessInfo.processInfo.systemUptime - t0) * 1000))"])
         }
         lastSnapshotIndex = applied
+    }
+
+    /// Most snapshot intervals of log kept to let a snapshot transfer finish (`maybeSnapshot`).
+    static let transferHoldIntervals = 4
+
+    /// Warns once per refusal: a follower refused the snapshot as larger than it gathers.
+    func noticeSnapshotRefusals() {
+        let refusing = core.role == .leader ? core.peersRefusingSnapshot : []
+        guard refusing != snapshotRefusalsLogged else { return }
+        for peer in refusing where !snapshotRefusalsLogged.contains(peer) {
+            logger.warning("a follower refused the snapshot it needs as too large; it cannot catch up until the state shrinks (compact, delete keys)",
+                           metadata: ["peer": "\(peer.rawValue)", "bytes": "\(core.latestSnapshot?.data.count ?? 0)"])
+        }
+        snapshotRefusalsLogged = refusing
     }
 
     /// Serialises the committed state for followers that need a snapshot, on a background thread

@@ -91,9 +91,11 @@ final class NodeLoop: @unchecked Sendable {
     var leaseDeadlines: [LeaseID: (ttlMillis: Int64, deadline: Double)] = [:]
     var expiryProposed: [LeaseID: Double] = [:]
     var lastLeaseCheck: Double = 0
-    /// The auto-compaction this leader proposed last and when: no other is proposed until it
-    /// applied, or a second passed (lost in a leadership change).
-    var autoCompactInFlight: (target: Int64, at: Double)?
+    /// Where this leader's last auto-compaction went in the log: no other is proposed until that
+    /// entry is applied, or the term moved on (then it may have been lost).
+    var autoCompactInFlight: LogPosition?
+    /// Followers already logged as refusing the snapshot they need (`noticeSnapshotRefusals`).
+    var snapshotRefusalsLogged: [NodeID] = []
     var lastReplicationLog: Double = 0
     var passStats = PassStats()
     /// Committed entries applied in the held write transaction (see `persistAndApply`), in order.
@@ -216,7 +218,7 @@ final class NodeLoop: @unchecked Sendable {
         proposeBatch()
         startReadBatch()
         checkLeases()
-        checkAutoCompaction(now)
+        checkAutoCompaction()
         logReplication(now)
         do {
             try drainReady()

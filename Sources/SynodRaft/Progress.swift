@@ -48,6 +48,13 @@ struct Progress: Sendable {
     /// In snapshot state: index of the snapshot being sent, and the next byte to send.
     var pendingSnapshot: LogIndex = .zero
     var snapshotOffset = 0
+    /// In snapshot state: `snapshotOffset` when the last heartbeat answer came. A heartbeat
+    /// answer resends the chunk in flight only if the transfer has not moved since the one
+    /// before, so a slow chunk is not resent every heartbeat.
+    var snapshotOffsetAtHeartbeat = -1
+    /// In snapshot state: the follower refused this snapshot as larger than it gathers
+    /// (`RaftConfig.snapshotBytesMax`); nothing more is sent until a newer snapshot replaces it.
+    var snapshotRefused = false
     /// Heard from since the last check-quorum round.
     var recentActive = false
     /// The highest `sentTick` of one of our heartbeats this follower answered (lease reads).
@@ -96,6 +103,8 @@ struct Progress: Sendable {
         state = .snapshot
         pendingSnapshot = index
         snapshotOffset = 0
+        snapshotOffsetAtHeartbeat = -1
+        snapshotRefused = false
         probeSent = false
         inflights.reset()
     }

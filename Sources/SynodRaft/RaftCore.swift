@@ -109,6 +109,17 @@ public struct RaftCore: Sendable {
     public func matchIndex(of peer: NodeID) -> LogIndex? { progress[peer]?.match }
     public func inflightCount(of peer: NodeID) -> Int? { progress[peer]?.inflights.count }
     public var latestSnapshot: Snapshot? { snapshot }
+    /// Leader: the lowest index of a snapshot being sent to a follower right now, if any. A shell
+    /// that compacts past it makes the transfer start over with newer bytes (see
+    /// `NodeLoop.maybeSnapshot`, which holds compaction back for a while).
+    public var snapshotTransferFloor: LogIndex? {
+        progress.values.filter { $0.state == .snapshot && !$0.snapshotRefused }.map(\.pendingSnapshot).min()
+    }
+    /// Leader: followers that refused the snapshot being sent as larger than they gather
+    /// (`RaftConfig.snapshotBytesMax`), sorted; they get nothing more until a newer snapshot.
+    public var peersRefusingSnapshot: [NodeID] {
+        progress.filter { $0.value.state == .snapshot && $0.value.snapshotRefused }.map(\.key).sorted()
+    }
     /// True while the newest configuration entry is not yet committed, or the membership is joint.
     public var membershipChangePending: Bool { membership.isJoint || lastConfigIndex > log.committed }
     public var transferTarget: NodeID { leadTransferee }

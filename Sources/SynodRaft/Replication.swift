@@ -82,7 +82,10 @@ extension RaftCore {
         if pr.state == .replicate && pr.inflights.isFull { pr.inflights.free(upTo: pr.inflights.lastIndexes[0]) }
         progress[m.from] = pr
         if pr.state == .snapshot {
-            sendSnapshotChunk(to: m.from)
+            // Resend the chunk in flight only if nothing moved since the previous answer.
+            let stalled = pr.snapshotOffset == pr.snapshotOffsetAtHeartbeat
+            progress[m.from]!.snapshotOffsetAtHeartbeat = pr.snapshotOffset
+            if stalled { sendSnapshotChunk(to: m.from) }
         } else if pr.match < log.lastIndex {
             sendAppend(to: m.from, sendIfEmpty: true)
         }
@@ -132,6 +135,7 @@ extension RaftCore {
 
     mutating func sendSnapshotChunk(to peer: NodeID) {
         guard let snap = snapshot, var pr = progress[peer], pr.state == .snapshot else { return }
+        if pr.snapshotRefused && pr.pendingSnapshot == snap.position.index { return }
         guard !snap.data.isEmpty else {
             // Bytes are built on demand (`attachSnapshot`); heartbeats retry until they exist.
             snapshotDataWanted = true
@@ -156,6 +160,10 @@ extension RaftCore {
     /// flight; a lost chunk is resent on the next heartbeat answer.
     mutating func handleSnapshotResponse(_ m: Message) {
         guard let pr = progress[m.from], pr.state == .snapshot, m.index == pr.pendingSnapshot else { return }
+        if m.reject && m.context == Self.snapshotRefusedContext {
+            progress[m.from]!.snapshotRefused = true
+            return
+        }
         let received = Int(clamping: m.context)
         guard m.reject || received > pr.snapshotOffset else { return }
         progress[m.from]!.snapshotOffset = received

@@ -174,12 +174,20 @@ extension RaftCore {
             return
         }
         guard inc.data.count + c.data.count <= config.snapshotBytesMax else {
-            // Larger than this node gathers (`snapshotBytesMax`): refuse (the leader starts over).
+            // Larger than this node gathers (`snapshotBytesMax`): refuse it for good (a gap at
+            // `refusedContext`), so the leader stops sending it rather than start over forever.
             incomingSnapshot = nil
-            replySnapshotProgress(to: m.from, c.position.index, received: 0, gap: true)
+            var r = message(.snapshotResponse, to: m.from)
+            r.index = c.position.index
+            r.reject = true
+            r.context = Self.snapshotRefusedContext
+            send(r)
             return
         }
-        inc.data += c.data
+        // Appended in place: with `incomingSnapshot` still holding the buffer, `+=` on the copy
+        // would copy everything gathered so far for every chunk.
+        incomingSnapshot = nil
+        inc.data.append(contentsOf: c.data)
         if !c.isLast {
             incomingSnapshot = inc
             replySnapshotProgress(to: m.from, c.position.index, received: inc.data.count, gap: false)
@@ -194,6 +202,9 @@ extension RaftCore {
         r.index = log.committed
         send(r)
     }
+
+    /// The `context` of a `snapshotResponse` refusing a snapshot outright (too large).
+    static let snapshotRefusedContext = UInt64.max
 
     /// Tells the leader how many bytes of snapshot `index` we hold. `gap` (sent as `reject`):
     /// resume from `received` even if that is behind what you sent; otherwise the report only

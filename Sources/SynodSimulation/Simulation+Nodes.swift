@@ -256,10 +256,15 @@ extension Simulation {
         for n in members(of: leader) where n.kv != first {
             violations.append("divergence: \(n.id) state differs from leader \(leader.id) at applied \(n.kv.appliedIndex.rawValue)")
         }
+        // The real state machine's whole store (mesh records, sessions, history, meta) must agree.
         guard let mesh = nodes[k].mesh else { return }
-        let records = try? mesh.records()
-        for n in members(of: leader) where (try? n.mesh?.records()) != records {
-            violations.append("divergence: \(n.id) mesh records differ from leader \(leader.id) at applied \(n.kv.appliedIndex.rawValue)")
+        do {
+            let state = try mesh.snapshotBytes()
+            for n in members(of: leader) where try n.mesh?.snapshotBytes() != state {
+                violations.append("divergence: \(n.id) state machine (mesh clients) differs from leader \(leader.id) at applied \(n.kv.appliedIndex.rawValue)")
+            }
+        } catch {
+            violations.append("reading a mesh replica's state failed: \(error)")
         }
     }
 }

@@ -155,9 +155,9 @@ struct MeshCLI<Target: MeshTarget>: AsyncParsableCommand {
             let owners = view.route(key, replicas: replicas)
             if globals.output == .json {
                 print(JSON.object([("key", JSON.string(key)), ("version", "\(view.version)"), ("owners", JSON.array(owners.map(JSON.string)))]))
-                return
             }
             guard !owners.isEmpty else { throw fail("no live agent in the mesh to route \(key) to", status: ExitStatus.notFound) }
+            guard globals.output != .json else { return }
             say("\(key) -> \(owners.joined(separator: ", ")) (mesh version \(view.version))")
         }
     }

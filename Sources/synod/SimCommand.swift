@@ -38,8 +38,8 @@ struct SimCommand: ParsableCommand {
     @Option(help: "Concurrent clients (1 through 16).")
     var clients: Int = 3
 
-    @Option(help: "Raft mode: clients proposing mesh commands, beside --clients KV clients (0 through 8).")
-    var meshClients: Int = 1
+    @Option(help: "Raft mode: clients proposing mesh commands, beside --clients KV clients (0 through 8; default 1).")
+    var meshClients: Int?
 
     @Option(help: "BFT mode: Byzantine replicas, 0 through f = (nodes-1)/3 (default f).")
     var byzantine: Int?
@@ -74,7 +74,7 @@ struct SimCommand: ParsableCommand {
             if let b = byzantine, !(0...((nodes - 1) / 3)).contains(b) {
                 throw ValidationError("--byzantine must be 0 through f = \((nodes - 1) / 3) for \(nodes) nodes, got \(b)")
             }
-            if leaseReads || traceMessages || faults != "standard" || compactionEntries != 24 || entriesPerMessage != 32 || meshClients != 1 {
+            if leaseReads || traceMessages || faults != "standard" || compactionEntries != 24 || entriesPerMessage != 32 || meshClients != nil {
                 throw ValidationError("--lease-reads, --trace-messages, --faults, --compaction-entries, --entries-per-message and --mesh-clients are Raft-mode options; drop them with --mode bft")
             }
         } else if byzantine != nil || cryptoRates {
@@ -83,7 +83,7 @@ struct SimCommand: ParsableCommand {
         guard (3...7).contains(nodes) else { throw ValidationError("--nodes must be 3 through 7, got \(nodes)") }
         guard (1...100_000).contains(steps) else { throw ValidationError("--steps must be 1 through 100000, got \(steps)") }
         guard (1...16).contains(clients) else { throw ValidationError("--clients must be 1 through 16, got \(clients)") }
-        guard (0...8).contains(meshClients) else { throw ValidationError("--mesh-clients must be 0 through 8, got \(meshClients)") }
+        if let m = meshClients, !(0...8).contains(m) { throw ValidationError("--mesh-clients must be 0 through 8, got \(m)") }
         if seeds != nil && seed != nil { throw ValidationError("give either --seeds N or --seed S, not both") }
         if let n = seeds, !(1...1_000_000).contains(n) { throw ValidationError("--seeds must be 1 through 1000000, got \(n)") }
         if trace && seed == nil { throw ValidationError("--trace needs --seed S (one run)") }
@@ -104,7 +104,7 @@ struct SimCommand: ParsableCommand {
         o.nodes = nodes
         o.safetyTicks = steps
         o.clients = clients
-        o.meshClients = meshClients
+        if let meshClients { o.meshClients = meshClients }
         o.leaseReads = leaseReads
         o.recordTrace = trace
         o.traceMessages = traceMessages
@@ -115,7 +115,7 @@ struct SimCommand: ParsableCommand {
     }
 
     func replayCommand(_ s: UInt64) -> String {
-        "synod sim --mode raft --nodes \(nodes) --steps \(steps) --clients \(clients)\(meshClients != 1 ? " --mesh-clients \(meshClients)" : "")\(leaseReads ? " --lease-reads" : "")\(faults == "heavy" ? " --faults heavy" : "")\(compactionEntries != 24 ? " --compaction-entries \(compactionEntries)" : "")\(entriesPerMessage != 32 ? " --entries-per-message \(entriesPerMessage)" : "") --seed \(s) --trace"
+        "synod sim --mode raft --nodes \(nodes) --steps \(steps) --clients \(clients)\(meshClients.map { " --mesh-clients \($0)" } ?? "")\(leaseReads ? " --lease-reads" : "")\(faults == "heavy" ? " --faults heavy" : "")\(compactionEntries != 24 ? " --compaction-entries \(compactionEntries)" : "")\(entriesPerMessage != 32 ? " --entries-per-message \(entriesPerMessage)" : "") --seed \(s) --trace"
     }
 
     func run() throws {

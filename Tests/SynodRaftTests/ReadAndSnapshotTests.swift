@@ -196,6 +196,14 @@ import Testing
         c.heal()
         c.sent.removeAll()
         c.duplicate = { $0.type == .snapshot }
+        // While the transfer is under way the leader names the index it needs kept.
+        var floorSeen: LogIndex?
+        for _ in 0..<20 where floorSeen == nil {
+            for k in c.cores.indices { c.cores[k].tick() }
+            _ = c.settle(roundsMax: 2, queuedMax: 1000)
+            floorSeen = c[1].snapshotTransferFloor
+        }
+        #expect(floorSeen == applied, "the leader says which snapshot index a transfer needs kept")
         var settled = true
         for _ in 0..<20 where settled {
             for k in c.cores.indices { c.cores[k].tick() }
@@ -206,6 +214,7 @@ import Testing
         #expect(c[3].commitIndex == c[1].commitIndex)
         let chunks = c.sent.filter { $0.type == .snapshot && $0.to == NodeID(3) }.count
         #expect(chunks <= 40, "\(chunks) chunks sent for a 10-chunk snapshot")
+        #expect(c[1].snapshotTransferFloor == nil, "no transfer once the follower caught up")
     }
 
     /// A follower gathers at most `snapshotBytesMax` bytes of snapshot: a larger one is refused
@@ -227,8 +236,17 @@ import Testing
         }
         #expect(c[3].latestSnapshot == nil)
         #expect(c[3].commitIndex < c[1].commitIndex)
-        #expect(c.sent.contains { $0.type == .snapshotResponse && $0.reject && $0.context == 0 }, "refused: start over")
+        #expect(c.sent.contains { $0.type == .snapshotResponse && $0.reject && $0.context == UInt64.max }, "refused outright")
         #expect(!c.sent.contains { $0.type == .snapshot && $0.to == NodeID(3) && ($0.snapshot?.offset ?? 0) > 64 })
+        // The leader stops sending that snapshot (no endless restart) and says who refused it.
+        #expect(c[1].peersRefusingSnapshot == [NodeID(3)])
+        #expect(c[1].snapshotTransferFloor == nil)
+        c.sent.removeAll()
+        for _ in 0..<10 {
+            for k in c.cores.indices { c.cores[k].tick() }
+            _ = c.settle(roundsMax: 50, queuedMax: 1000)
+        }
+        #expect(!c.sent.contains { $0.type == .snapshot }, "nothing more is sent until a newer snapshot")
     }
 
     /// The node compacts without building bytes (its state tables are the snapshot) and builds
