@@ -42,17 +42,28 @@ extension ApplyContext {
     /// Drops history below `target`, keeping for every key its latest change below `target`
     /// unless that change is a delete (as etcd does), so reads at any revision >= `target` still
     /// answer exactly.
+    ///
+    /// Only the history since the last compaction point is scanned: below it, every key holds
+    /// at most one record (its latest change before that point), and the first change of a key
+    /// after the point names that record (`StoredEvent.previous`), which then goes. So the cost
+    /// follows the changes since the last compaction, not the number of live keys — what lets
+    /// the leader compact by itself every step (`--auto-compact-revisions`) without stalling
+    /// every replica for a scan of the whole keyspace.
     func applyCompact(_ target: Int64) throws -> Response {
         if target <= compacted { return .failure(.compacted(requested: target, oldestAvailable: compacted)) }
         if target > revision { return .failure(.futureRevision(requested: target, current: revision)) }
         var latest: [[UInt8]: ([UInt8], EventType)] = [:]
         var drop: [[UInt8]] = []
         var failure: DecodeError?
-        try w.scan(Tables.revisions, from: [], limit: Int.max) { k, v in
+        try w.scan(Tables.revisions, from: RevisionKey(main: compacted, sub: 0).bytes, limit: Int.max) { k, v in
             do throws(DecodeError) {
                 guard try RevisionKey(k).main < target else { return false }
                 let e = try StoredEvent.decode(v)
-                if let older = latest[e.kv.key] { drop.append(older.0) }
+                if let older = latest[e.kv.key] {
+                    drop.append(older.0)
+                } else if e.previous.main > 0 && e.previous.main < compacted {
+                    drop.append(e.previous.bytes)   // the record this key kept below the last compaction
+                }
                 latest[e.kv.key] = (k, e.type)
             } catch {
                 failure = error
