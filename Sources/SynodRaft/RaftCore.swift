@@ -48,7 +48,11 @@ public struct RaftCore: Sendable {
     /// Candidate only: this campaign was asked for by a leadership transfer.
     var campaignIsTransfer = false
     var incomingSnapshot: Snapshot?
+    /// The leader and term sending `incomingSnapshot`: a transfer resumes only with the same
+    /// sender in the same term. A leader elected again (even the same node, perhaps restarted
+    /// with another build) starts over, so bytes of two encodings are never spliced together.
     var incomingSnapshotFrom: NodeID = .none
+    var incomingSnapshotTerm: Term = .zero
 
     // Leader reads (dissertation §6.4), its own and those followers asked for.
     var pendingReads: [PendingRead] = []

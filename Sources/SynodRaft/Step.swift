@@ -157,10 +157,11 @@ extension RaftCore {
         // answered with how far the transfer is — the leader resumes from there — and never
         // restarts it: a duplicate that reset the transfer made every resend undo the progress
         // (seen in the simulator as a follower that never caught up).
-        let current = incomingSnapshot.map { $0.position == c.position && incomingSnapshotFrom == m.from } ?? false
+        let current = incomingSnapshot.map { $0.position == c.position && incomingSnapshotFrom == m.from && incomingSnapshotTerm == m.term } ?? false
         if c.offset == 0 && !current {
             incomingSnapshot = Snapshot(position: c.position, membership: c.membership, data: [])
             incomingSnapshotFrom = m.from
+            incomingSnapshotTerm = m.term
         }
         guard var inc = incomingSnapshot, current || c.offset == 0 else {
             // No transfer of this snapshot from this leader (this node restarted, or another

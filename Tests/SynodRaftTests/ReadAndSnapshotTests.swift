@@ -249,6 +249,27 @@ import Testing
         #expect(!c.sent.contains { $0.type == .snapshot }, "nothing more is sent until a newer snapshot")
     }
 
+    /// A transfer resumes only from the same leader in the same term: a leader elected again
+    /// (perhaps restarted with another build, encoding the same position differently) starts
+    /// over, so bytes of two encodings are never spliced.
+    @Test func section7_aTransferResumesOnlyInTheSameTerm() {
+        let c = TestCluster(size: 3)
+        var f = c[3]
+        let position = LogPosition(index: LogIndex(50), term: Term(1))
+        func chunk(term: UInt64, offset: Int, _ data: [UInt8]) -> Message {
+            var m = Message(type: .snapshot, from: NodeID(1), to: NodeID(3), term: Term(term))
+            m.snapshot = SnapshotChunkMessage(position: position, membership: c[1].membership, offset: offset, data: data, isLast: false)
+            return m
+        }
+        f.step(chunk(term: 1, offset: 0, [1, 2, 3]))
+        f.step(chunk(term: 1, offset: 3, [4, 5, 6]))
+        f.step(chunk(term: 2, offset: 6, [7, 8, 9]))
+        let replies = f.ready().messages.filter { $0.type == .snapshotResponse }.map { ($0.reject, $0.context) }
+        #expect(replies.count == 3)
+        #expect(replies.prefix(2).map(\.1) == [3, 6] && replies.prefix(2).allSatisfy { !$0.0 }, "same term: the transfer goes on")
+        #expect(replies.last! == (true, 0), "a new term: start over")
+    }
+
     /// The node compacts without building bytes (its state tables are the snapshot) and builds
     /// them only when a follower needs them: nothing is sent until they are attached, then the
     /// follower catches up from the attached (newer) snapshot.
