@@ -31,6 +31,14 @@ extension NodeLoop {
 
     // MARK: queries
 
+    /// Whether a query asks for leases' remaining time (known to the leader only).
+    static func asksLeaseTime(_ query: [UInt8]) -> Bool {
+        switch try? KVQuery.decode(query) {
+        case .leases?, .lease?: return true
+        default: return false
+        }
+    }
+
     func answer(_ query: [UInt8], _ id: UInt64) -> ClientResponse {
         let decoded: KVQuery
         do { decoded = try KVQuery.decode(query) } catch {

@@ -260,6 +260,9 @@ final class NodeLoop: @unchecked Sendable {
             do { try applyDeferred() } catch { storageFailed(error) }
             respond(c, answer(query, request.id))
         case let .read(.linearizable, query):
+            // Lease queries report the time left, which only the leader tracks (its clock alone
+            // decides expiry): a follower sends the client to it.
+            if core.role != .leader, Self.asksLeaseTime(query) { return respond(c, notLeader(request.id)) }
             // Any node batches them; `startReadBatch` asks the core (a follower's core asks the
             // leader) or sends the client to the leader.
             readBatch.append(PendingRead(query: query, connection: c, requestID: request.id))

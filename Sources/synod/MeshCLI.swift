@@ -54,6 +54,8 @@ struct MeshCLI<Target: MeshTarget>: AsyncParsableCommand {
         func validate() throws {
             guard (50...60_000).contains(heartbeatMillis) else { throw ValidationError("--heartbeat-ms must be 50...60000") }
             guard suspectAfterMillis >= 2 * heartbeatMillis else { throw ValidationError("--suspect-after-ms must be at least twice --heartbeat-ms") }
+            _ = try permille(resources, "--resources")
+            _ = try permille(load, "--load")
         }
 
         func run() async throws {
@@ -169,6 +171,7 @@ struct MeshCLI<Target: MeshTarget>: AsyncParsableCommand {
         @Argument(help: "Agent name.") var agent: String
         @Option(name: .customLong("cap"), help: "A capability it offers (repeat).") var capabilities: [String] = []
         @Option(help: "Free resources, 0...1.") var resources: Double = 1
+        func validate() throws { _ = try permille(resources, "--resources") }
         func run() async throws {
             try await change.propose(.join(agent: agent, capabilities: capabilities, resources: try permille(resources, "--resources")), globals)
         }
@@ -181,6 +184,10 @@ struct MeshCLI<Target: MeshTarget>: AsyncParsableCommand {
         @Argument(help: "Agent name.") var agent: String
         @Option(help: "Load apart from mesh tasks, 0...1.") var load: Double
         @Option(help: "Free resources, 0...1 (unchanged if not given).") var resources: Double?
+        func validate() throws {
+            _ = try permille(load, "--load")
+            _ = try resources.map { try permille($0, "--resources") }
+        }
         func run() async throws {
             let r = try resources.map { try permille($0, "--resources") }
             try await change.propose(.report(agent: agent, load: try permille(load, "--load"), resources: r), globals)
@@ -211,6 +218,7 @@ struct MeshCLI<Target: MeshTarget>: AsyncParsableCommand {
         @Argument(help: "Task id.") var task: String
         @Option(name: .customLong("requires"), help: "A capability it needs (repeat).") var requires: [String] = []
         @Option(help: "Load it adds to its agent, 0...1.") var cost: Double = 0.1
+        func validate() throws { _ = try permille(cost, "--cost") }
         func run() async throws {
             try await change.propose(.submit(task: task, requires: requires, cost: try permille(cost, "--cost")), globals)
         }

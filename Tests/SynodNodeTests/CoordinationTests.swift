@@ -20,6 +20,13 @@ struct CoordinationTests {
         try await client.put(b("ephemeral/b"), b("2"), lease: lease)
         try await client.put(b("durable"), b("3"))
         #expect(try await client.lease(lease)?.keys.count == 2)
+        // Asked through any member, a linearizable lease query answers with the leader's remaining time.
+        for n in 1...3 {
+            let node = SynodClient(ClientConfiguration(endpoints: [cluster.endpoints[n - 1]]))
+            let remaining = try await node.lease(lease)?.remainingMillis ?? -1
+            #expect((1...800).contains(remaining), "node \(n) says \(remaining) ms remain")
+            await node.close()
+        }
         // Kept alive past its TTL, it survives.
         for _ in 0..<4 {
             try await Task.sleep(nanoseconds: 300_000_000)
