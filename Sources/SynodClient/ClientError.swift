@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import NIOCore
+import NIOPosix
 import SynodCore
 import SynodStateMachine
 import SynodWire
@@ -30,4 +35,14 @@ public enum ClientError: Error, Hashable, Sendable, CustomStringConvertible {
         case .connectionLost: return "connection lost"
         }
     }
+}
+
+/// A short account of why a connection failed — "Connection refused (127.0.0.1:7001)" rather
+/// than NIO's nested error dump. Other errors are described as they are.
+public func describeConnectionFailure(_ error: any Error) -> String {
+    if let e = error as? NIOConnectionError, let first = e.connectionErrors.first {
+        return "\(describeConnectionFailure(first.error)) (\(e.host):\(e.port))"
+    }
+    if let e = error as? IOError { return String(cString: strerror(e.errnoCode)) }
+    return "\(error)"
 }

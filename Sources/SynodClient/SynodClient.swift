@@ -169,7 +169,7 @@ public final class SynodClient: Sendable {
                 lastError = "\(e)"
             } catch {
                 drop(target)
-                lastError = "\(error)"
+                lastError = describeConnectionFailure(error)
             }
             try await Task.sleep(nanoseconds: UInt64(backoffMillis) * 1_000_000)
             backoffMillis = min(backoffMillis * 2, 500)

@@ -184,7 +184,7 @@ struct StatusCommand: AsyncParsableCommand {
                         + "\(s.term)".padding(toLength: 6, withPad: " ", startingAt: 0) + "\(s.leader.rawValue)".padding(toLength: 8, withPad: " ", startingAt: 0)
                         + "\(s.commit)".padding(toLength: 10, withPad: " ", startingAt: 0) + "\(s.applied)".padding(toLength: 10, withPad: " ", startingAt: 0) + "\(s.revision)")
                 case let .failure(e):
-                    print(endpoint.padding(toLength: 22, withPad: " ", startingAt: 0) + "unreachable: \(e)")
+                    print(endpoint.padding(toLength: 22, withPad: " ", startingAt: 0) + "unreachable: \(describeConnectionFailure(e))")
                 }
             }
         }
