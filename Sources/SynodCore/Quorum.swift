@@ -7,10 +7,15 @@ public enum Quorum {
         return count / 2 + 1 - (count == 0 ? 1 : 0)
     }
 
-    /// Replicas needed in BFT mode for n = 3f+1 replicas: 2f+1.
+    /// Replicas a BFT quorum needs so that any two quorums share at least f+1 replicas, hence a
+    /// correct one: ⌈(n+f+1)/2⌉ — 2f+1 when n = 3f+1, more for other sizes (4 of 5 or 6, 6 of
+    /// 8). A plain 2f+1 with 5 or 6 replicas lets two quorums meet in the one Byzantine replica,
+    /// and an equivocating primary then gets correct replicas to execute different requests at
+    /// one sequence number (found by the simulator, 2026-11-22). Never above n − f, so the
+    /// correct replicas alone can always form one.
     @inlinable public static func byzantineQuorum(replicas n: Int) -> Int {
         precondition(n >= 1, "need at least one replica")
-        return 2 * byzantineFaultsTolerated(replicas: n) + 1
+        return (n + byzantineFaultsTolerated(replicas: n) + 2) / 2
     }
 
     /// f for n replicas in BFT mode: ⌊(n-1)/3⌋.

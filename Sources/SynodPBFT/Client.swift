@@ -82,7 +82,8 @@ public struct PBFTClient: Sendable {
         if cur.replies[r.replica] != nil { return nil }
         cur.replies[r.replica] = r
         current = cur
-        let needed = r.readOnly ? 2 * config.f + 1 : config.writeReplies
+        // A read-only answer must come from a quorum (2f+1 when n = 3f+1) to be linearizable.
+        let needed = r.readOnly ? Quorum.byzantineQuorum(replicas: config.replicas.count) : config.writeReplies
         let matching = cur.replies.values.filter { $0.result == r.result }
         guard matching.count >= needed else { return nil }
         view = max(view, matching.map(\.view).max() ?? view)

@@ -191,7 +191,7 @@ extension BFTSimulation {
         let n = SequenceNumber(UInt64(random.int(in: Int(h.rawValue + 1)...Int(top + 1))))
         var pp = PrePrepare(view: old, sequence: n, digest: auth.batchDigest([]), requests: [], primary: config.primary(of: old))
         pp.signature = auth.sign(pp.signedBytes)
-        let prepares = config.replicas.filter { $0 != pp.primary }.prefix(2 * config.f).map { r -> Prepare in
+        let prepares = config.replicas.filter { $0 != pp.primary }.prefix(config.certificateQuorum - 1).map { r -> Prepare in
             var p = Prepare(view: old, sequence: n, digest: pp.digest, replica: r)
             p.signature = r == config.id ? auth.sign(p.signedBytes) : randomBytes(64)
             return p

@@ -1,6 +1,7 @@
 import SynodCore
 import SynodCrypto
 import SynodPBFT
+import SynodStateMachine
 
 /// A correct simulated client: the pBFT client core plus the operation generator of Raft mode.
 struct BFTSimClient {
@@ -36,6 +37,11 @@ extension BFTSimulation {
                 }
             } else if (faultsOn && random.chance(1, in: 3)) || (!faultsOn && livenessWantsWork(c)) {
                 if !faultsOn && clients[c].livenessOpsLeft > 0 { clients[c].livenessOpsLeft -= 1 }
+                if clients[c].sim.isMesh {
+                    invokeMesh(c)
+                    for e in clients[c].client.takeMessages() { send(e) }
+                    continue
+                }
                 var (op, _) = clients[c].sim.nextOperation(keys: options.keys, random: &random)
                 let t = clients[c].client.timestamp + 1
                 // Liveness-phase operations are writes: they must be ordered, so a view with a
@@ -62,8 +68,38 @@ extension BFTSimulation {
         clients[c].livenessOpsLeft > 0 || (now % 10 == 0 && !isCorrectViewInstalled)
     }
 
+    /// The client at `id`: KV clients are 1...clients, the Byzantine client (not in `clients`)
+    /// comes next, then the mesh clients.
+    func clientIndex(_ id: ClientID) -> Int? {
+        let n = Int(id.rawValue)
+        if (1...options.clients).contains(n) { return n - 1 }
+        let m = n - options.clients - 2
+        return (0..<options.meshClients).contains(m) ? options.clients + m : nil
+    }
+
+    /// A mesh client proposes a random mesh command (`MeshWorkload`) under a client session
+    /// whose sequence is its pBFT timestamp (so a retransmission is answered once), carrying the
+    /// mesh version the first correct replica has applied — possibly stale.
+    func invokeMesh(_ c: Int) {
+        let t = clients[c].client.timestamp + 1
+        let id = clients[c].sim.id
+        let version = nodes.first(where: \.isCorrect).flatMap { try? $0.mesh?.view().version } ?? 0
+        let command = MeshWorkload.step(&random, version: version, calm: options.seed % 2 == 1)
+        let payload = CommandEnvelope(session: ClientSession(clientID: id, sequence: t), command: command).encode()
+        _ = clients[c].client.invoke(payload, readOnly: false)
+        clients[c].historyIndex = nil
+        clients[c].invokedAt = now
+        record("c\(id) invoke t=\(t) mesh \(command)")
+    }
+
     func clientReceived(_ c: Int, _ e: PBFTEnvelope) {
         guard let bytes = clients[c].client.step(e) else { return }
+        if clients[c].sim.isMesh {
+            guard let response = try? Response.decode(bytes) else { return fail("mesh client c\(clients[c].sim.id) accepted an undecodable answer") }
+            meshCommandsCompleted += 1
+            record("c\(clients[c].sim.id) complete mesh -> \(response)")
+            return
+        }
         guard let h = clients[c].historyIndex, let op = clients[c].op else { return }
         guard let result = BFTResultCodec.decode(bytes) else {
             fail("client c\(c + 1) accepted undecodable result")

@@ -38,6 +38,9 @@ public struct BFTSimulationOptions: Sendable {
     /// correct replicas and every client operation finished.
     public var livenessTicksMax: Int = 1500
     public var clients: Int = 3
+    /// Clients proposing mesh commands (`MeshWorkload`), which every replica applies with
+    /// Synod's real state machine beside the tiny KV machine; 0 leaves the mesh out.
+    public var meshClients: Int = 1
     public var keys: Int = 3
     /// Network faults and crash/restart of correct replicas in the safety phase.
     public var faults: FaultRates = .bft
@@ -76,6 +79,8 @@ public struct BFTSimulationResult: Sendable {
     public var operationsUnknown: Int
     /// Requests the Byzantine client signed (two per timestamp).
     public var byzantineClientRequests: Int
+    /// Mesh clients' commands accepted on f+1 matching replies.
+    public var meshCommandsCompleted: Int
     public var highestExecuted: UInt64
     public var highestStable: UInt64
     public var view: UInt64

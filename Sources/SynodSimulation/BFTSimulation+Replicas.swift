@@ -1,5 +1,6 @@
 import SynodCore
 import SynodPBFT
+import SynodStateMachine
 
 // The shell of each simulated replica (carrying out PBFTReady in its documented order), crashes,
 // partitions and the checks.
@@ -11,11 +12,12 @@ extension BFTSimulation {
         let correct = nodes[i].isCorrect
         // 1. Install fetched state.
         if let s = rd.stateToInstall {
-            guard let kv = try? KVStateMachine.decode(s.state) else {
+            guard let (kv, mesh) = try? decodeState(s.state) else {
                 fail("\(core.id) installed certified state that does not decode")
                 return
             }
             nodes[i].kv = kv
+            nodes[i].mesh = mesh
             record("\(core.id) state transfer to \(s.sequence) \(s.stateDigest)")
             if correct { certify(s.sequence, s.stateDigest, by: core.id, what: "installed") }
         }
@@ -28,10 +30,14 @@ extension BFTSimulation {
         for batch in rd.committed {
             if correct { checkExecution(batch, by: core.id) }
             for r in batch.requests {
+                if let mesh = nodes[i].mesh, MeshReplica.isEnvelope(r.operation) {
+                    replyTo(r, bytes: executeMesh(r, view: batch.view, mesh, at: i), from: core, at: i, readOnly: false)
+                    continue
+                }
                 let result = execute(r, view: batch.view, at: i)
                 replyTo(r, result: result, from: core, at: i, readOnly: false)
             }
-            if batch.checkpointAfter { snapshots.append((batch.sequence, nodes[i].kv.encode())) }
+            if batch.checkpointAfter { snapshots.append((batch.sequence, stateBytes(i))) }
         }
         // 5. Read-only requests, from the state after step 4.
         for r in rd.readOnly {
@@ -40,6 +46,12 @@ extension BFTSimulation {
         }
         // 6. Cached replies for retransmitted requests.
         for r in rd.replyResends {
+            if let mesh = nodes[i].mesh, MeshReplica.isEnvelope(r.operation) {
+                if let cached = try? mesh.sm.cachedResponse(client: r.client.rawValue, sequence: r.timestamp) {
+                    replyTo(r, bytes: cached, from: core, at: i, readOnly: false)
+                }
+                continue
+            }
             if case let .duplicate(result) = nodes[i].kv.sessions.check(client: r.client.rawValue, seq: r.timestamp) {
                 replyTo(r, result: result, from: core, at: i, readOnly: false)
             }
@@ -73,8 +85,53 @@ extension BFTSimulation {
         return nodes[i].kv.apply(entry)?.1 ?? .staleSession
     }
 
+    /// Applies one ordered mesh-client request to the replica's real state machine (its own
+    /// entry numbering: one index per mesh request, the same on every correct replica) and
+    /// checks the mesh invariants after it; the reply is the encoded response.
+    func executeMesh(_ r: Request, view: View, _ mesh: MeshReplica, at i: Int) -> [UInt8] {
+        let index = ((try? mesh.store.appliedIndex()) ?? .zero).next
+        do {
+            let outcomes = try mesh.apply([Entry(index: index, term: Term(view.rawValue), kind: .command, payload: r.operation)])
+            for o in outcomes where nodes[i].isCorrect && !o.violations.isEmpty {
+                fail("mesh invariant on \(nodes[i].id) after \(r.client) t=\(r.timestamp): \(o.violations)")
+            }
+            return outcomes.first?.response.encode() ?? []
+        } catch {
+            fail("\(nodes[i].id) mesh apply failed: \(error)")
+            return []
+        }
+    }
+
+    /// The replica's state as checkpointed and transferred: the tiny KV machine, then (with mesh
+    /// clients) the real state machine's applied index and store.
+    func stateBytes(_ i: Int) -> [UInt8] {
+        var w = ByteWriter()
+        w.lengthPrefixed(nodes[i].kv.encode())
+        if let mesh = nodes[i].mesh {
+            w.u64(((try? mesh.store.appliedIndex()) ?? .zero).rawValue)
+            w.raw(try! mesh.snapshotBytes())
+        }
+        return w.bytes
+    }
+
+    /// Reads `stateBytes` back.
+    func decodeState(_ bytes: [UInt8]) throws -> (KVStateMachine, MeshReplica?) {
+        var r = ByteReader(bytes)
+        let kv = try KVStateMachine.decode(try r.lengthPrefixed("kv state", limit: 1 << 24))
+        guard options.meshClients > 0 else {
+            try r.expectEnd()
+            return (kv, nil)
+        }
+        let applied = LogIndex(try r.u64("mesh applied index"))
+        return (kv, try MeshReplica(snapshot: r.rest(), at: applied, bugs: []))
+    }
+
     func replyTo(_ r: Request, result: KVResult, from core: PBFTReplica, at i: Int, readOnly: Bool) {
-        var bytes = BFTResultCodec.encode(result)
+        replyTo(r, bytes: BFTResultCodec.encode(result), from: core, at: i, readOnly: readOnly)
+    }
+
+    func replyTo(_ r: Request, bytes result: [UInt8], from core: PBFTReplica, at i: Int, readOnly: Bool) {
+        var bytes = result
         if nodes[i].byzantine != nil && random.chance(1, in: 2) { bytes = BFTResultCodec.encode(.value(UInt64(random.int(in: 1...999)))) }
         send(core.reply(to: r, result: bytes, readOnly: readOnly))
     }
@@ -186,7 +243,7 @@ extension BFTSimulation {
         for v in Set(active.map(\.view)).sorted() {
             let inView = active.filter { $0.view == v }
             let primary = inView[0].config.primary(of: v)
-            if inView.count >= 2 * f + 1, nodes[Int(primary.rawValue) - 1].isCorrect { return true }
+            if inView.count >= Quorum.byzantineQuorum(replicas: options.nodes), nodes[Int(primary.rawValue) - 1].isCorrect { return true }
         }
         return false
     }

@@ -11,6 +11,10 @@ struct BFTSimNode {
     var durable: PBFTReplica
     var kv: KVStateMachine
     var durableKV: KVStateMachine
+    /// Synod's real state machine for the mesh clients' requests (nil without mesh clients).
+    /// Replaced as a whole by a state transfer; a crash keeps it, since it always equals the
+    /// state as of `durable` (both are taken at the end of every Ready).
+    var mesh: MeshReplica?
     var byzantine: ByzantineBehaviour?
     var restartAt = 0
     var lastView: View = .zero
@@ -53,6 +57,7 @@ public final class BFTSimulation {
     /// The state digest correct replicas computed or certified at each checkpoint.
     var checkpointDigests: [SequenceNumber: Digest] = [:]
     var highestExecuted = SequenceNumber.zero
+    var meshCommandsCompleted = 0
     /// Exactly-once: the one operation correct replicas executed per Byzantine-client timestamp.
     var byzantineExecuted: [UInt64: KVOp] = [:]
 
@@ -65,7 +70,8 @@ public final class BFTSimulation {
         self.options = options
         random = SeededRandom(seed: options.seed)
         let ids = (1...options.nodes).map { NodeID(UInt64($0)) }
-        let clientIDs = (1...(options.clients + 1)).map { ClientID(UInt64($0)) }
+        // KV clients 1...clients, the Byzantine client next, then the mesh clients.
+        let clientIDs = (1...(options.clients + 1 + options.meshClients)).map { ClientID(UInt64($0)) }
         let keys = DeterministicKeys.authenticators(seed: options.seed, replicas: ids, clients: clientIDs)
         crypto = keys
         network = BFTNetwork(nodeCount: options.nodes)
@@ -83,7 +89,7 @@ public final class BFTSimulation {
             config.bugs = options.bugs
             let core = PBFTReplica(config: config, crypto: keys[.replica(id)]!)
             let kv = KVStateMachine(keys: options.keys)
-            return BFTSimNode(id: id, core: core, durable: core, kv: kv, durableKV: kv)
+            return BFTSimNode(id: id, core: core, durable: core, kv: kv, durableKV: kv, mesh: options.meshClients > 0 ? MeshReplica(bugs: []) : nil)
         }
         random = rng
         for i in nodes.indices where bad.contains(nodes[i].id) {
@@ -94,6 +100,13 @@ public final class BFTSimulation {
             config.readOnlyOptimization = readOnlyOptimization
             clients.append(BFTSimClient(client: PBFTClient(config: config, crypto: crypto[.client(ClientID(UInt64(c)))]!),
                                         sim: SimClient(id: UInt64(c), target: 0, keys: options.keys)))
+        }
+        for m in 0..<options.meshClients {
+            let id = ClientID(UInt64(options.clients + 2 + m))
+            var config = PBFTClient.Config(id: id, replicas: ids)
+            config.readOnlyOptimization = readOnlyOptimization
+            clients.append(BFTSimClient(client: PBFTClient(config: config, crypto: crypto[.client(id)]!),
+                                        sim: SimClient(id: id.rawValue, target: 0, keys: options.keys, isMesh: true)))
         }
         if options.byzantineClient ?? random.chance(1, in: 3) {
             let id = ClientID(UInt64(options.clients + 1))
@@ -143,6 +156,7 @@ public final class BFTSimulation {
             operationsCompleted: history.filter { $0.complete != nil && $0.client <= UInt64(options.clients) }.count,
             operationsUnknown: history.filter { $0.complete == nil && $0.client <= UInt64(options.clients) }.count,
             byzantineClientRequests: history.filter { $0.client > UInt64(options.clients) }.count,
+            meshCommandsCompleted: meshCommandsCompleted,
             highestExecuted: highestExecuted.rawValue,
             highestStable: correct.map(\.lowWatermark.rawValue).max() ?? 0,
             view: correct.map(\.view.rawValue).max() ?? 0,
@@ -188,8 +202,7 @@ public final class BFTSimulation {
             if nodes[k].byzantine == .replayOldMessages { remember(e, at: k) }
             nodes[k].core!.step(e)
         case let .client(id):
-            let c = Int(id.rawValue) - 1
-            guard clients.indices.contains(c) else { return }
+            guard let c = clientIndex(id) else { return }
             clientReceived(c, e)
         }
     }

@@ -10,12 +10,13 @@ extension SimCommand {
         o.byzantine = byzantine ?? (nodes - 1) / 3
         o.safetyTicks = steps
         o.clients = clients
+        if let meshClients { o.meshClients = meshClients }
         o.recordTrace = trace
         return o
     }
 
     func bftReplayCommand(_ s: UInt64) -> String {
-        "synod sim --mode bft --nodes \(nodes) --byzantine \(byzantine ?? (nodes - 1) / 3) --steps \(steps) --clients \(clients) --seed \(s) --trace"
+        "synod sim --mode bft --nodes \(nodes) --byzantine \(byzantine ?? (nodes - 1) / 3) --steps \(steps) --clients \(clients)\(meshClients.map { " --mesh-clients \($0)" } ?? "") --seed \(s) --trace"
     }
 
     func runBFT() throws {
@@ -29,7 +30,7 @@ extension SimCommand {
             let r = BFTSimulation.run(bftOptions(seed: s))
             if trace { for line in r.trace { print(line) } }
             let lin = r.linearizability.map { "\($0)" } ?? "not checked"
-            print("bft nodes=\(nodes) byzantine=[\(r.byzantine.joined(separator: " "))] seed=\(s): ticks=\(r.ticks) executed=\(r.highestExecuted) stable=\(r.highestStable) view=\(r.view) ops=\(r.operationsCompleted) unknown=\(r.operationsUnknown) byzantine-client-requests=\(r.byzantineClientRequests) view-changes=\(r.viewChanges) state-transfers=\(r.stateTransfers) linearizability=\(lin) digest \(r.digest)")
+            print("bft nodes=\(nodes) byzantine=[\(r.byzantine.joined(separator: " "))] seed=\(s): ticks=\(r.ticks) executed=\(r.highestExecuted) stable=\(r.highestStable) view=\(r.view) ops=\(r.operationsCompleted) mesh-ops=\(r.meshCommandsCompleted) unknown=\(r.operationsUnknown) byzantine-client-requests=\(r.byzantineClientRequests) view-changes=\(r.viewChanges) state-transfers=\(r.stateTransfers) linearizability=\(lin) digest \(r.digest)")
             reportBFT(r)
             if !r.passed { throw ExitCode.failure }
             return

@@ -38,7 +38,7 @@ struct SimCommand: ParsableCommand {
     @Option(help: "Concurrent clients (1 through 16).")
     var clients: Int = 3
 
-    @Option(help: "Raft mode: clients proposing mesh commands, beside --clients KV clients (0 through 8; default 1).")
+    @Option(help: "Clients proposing mesh commands, beside --clients KV clients (0 through 8; default 1).")
     var meshClients: Int?
 
     @Option(help: "BFT mode: Byzantine replicas, 0 through f = (nodes-1)/3 (default f).")
@@ -74,8 +74,8 @@ struct SimCommand: ParsableCommand {
             if let b = byzantine, !(0...((nodes - 1) / 3)).contains(b) {
                 throw ValidationError("--byzantine must be 0 through f = \((nodes - 1) / 3) for \(nodes) nodes, got \(b)")
             }
-            if leaseReads || traceMessages || faults != "standard" || compactionEntries != 24 || entriesPerMessage != 32 || meshClients != nil {
-                throw ValidationError("--lease-reads, --trace-messages, --faults, --compaction-entries, --entries-per-message and --mesh-clients are Raft-mode options; drop them with --mode bft")
+            if leaseReads || traceMessages || faults != "standard" || compactionEntries != 24 || entriesPerMessage != 32 {
+                throw ValidationError("--lease-reads, --trace-messages, --faults, --compaction-entries and --entries-per-message are Raft-mode options; drop them with --mode bft")
             }
         } else if byzantine != nil || cryptoRates {
             throw ValidationError("--byzantine and --crypto-rates need --mode bft")

@@ -8,6 +8,13 @@ struct QuorumAndRandomTests {
         #expect([1, 2, 3, 4, 5, 6, 7].map(Quorum.majority(of:)) == [1, 2, 2, 3, 3, 4, 4])
         #expect(Quorum.byzantineQuorum(replicas: 4) == 3)
         #expect(Quorum.byzantineQuorum(replicas: 7) == 5)
+        // Sizes other than 3f+1: two quorums must still share f+1 replicas, and the n − f
+        // correct replicas must still form one.
+        #expect((1...40).map { Quorum.byzantineQuorum(replicas: $0) }.prefix(8) == [1, 2, 2, 3, 4, 4, 5, 6])
+        for n in 4...40 {
+            let q = Quorum.byzantineQuorum(replicas: n), f = Quorum.byzantineFaultsTolerated(replicas: n)
+            #expect(2 * q - n >= f + 1 && q <= n - f, "n = \(n): quorum \(q)")
+        }
         #expect(Quorum.byzantineFaultsTolerated(replicas: 10) == 3)
     }
 
