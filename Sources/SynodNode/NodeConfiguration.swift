@@ -29,8 +29,8 @@ public struct NodeConfiguration: Sendable {
     /// 0 turns it off (then only `synod compact` trims history).
     public var autoCompactRevisions: Int64 = 1_000_000
     /// Revisions past the window that trigger a compaction: a tenth of the window, at least
-    /// 1 and at most 100,000. Each compaction scans the history below its target once (every
-    /// live key's retained change included), so a larger step means fewer, longer scans.
+    /// 1 and at most 100,000. Each compaction scans the history written since the previous one
+    /// (`applyCompact`), so a larger step means fewer, longer scans.
     public var autoCompactStep: Int64 { min(100_000, max(1, autoCompactRevisions / 10)) }
     /// Most client writes and reads waiting at once; more are refused with `busy`.
     public var pendingRequestsMax: Int = 100_000

@@ -66,8 +66,9 @@ public struct RaftConfig: Sendable, Hashable {
     /// Bytes of snapshot data per InstallSnapshot chunk.
     public var snapshotChunkBytesMax: Int = 512
     /// Largest snapshot a follower gathers before installing it (in memory, as the leader holds
-    /// it); a larger one is refused and the leader starts over. 1 GiB: was 64 MiB, which a state
-    /// already exceeds after 200,000 puts of 256 bytes (73 MB snapshot, measured).
+    /// it); a larger one is refused for good, and the leader sends it nothing more until a newer
+    /// snapshot (`RaftCore.peersRefusingSnapshot`). 1 GiB: was 64 MiB, which a state already
+    /// exceeds after 200,000 puts of 256 bytes (73 MB snapshot, measured).
     public var snapshotBytesMax: Int = 1 << 30
     /// Raft §8: a new leader appends a no-op entry of its term so that earlier entries commit
     /// promptly. Off only in tests that recreate the paper's Figure 8 exactly.
