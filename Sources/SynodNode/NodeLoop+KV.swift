@@ -226,9 +226,10 @@ extension NodeLoop {
     func checkAutoCompaction() {
         let keep = configuration.autoCompactRevisions
         guard keep > 0, core.role == .leader else { return }
-        if let f = autoCompactInFlight, f.term == core.term, sm.appliedIndex < f.index { return }
+        // Counters first (this runs every pass): the applied index is read only when one is due.
         let target = sm.revision - keep
         guard target - sm.kv.compactedRevision >= configuration.autoCompactStep else { return }
+        if let f = autoCompactInFlight, f.term == core.term, sm.appliedIndex < f.index { return }
         let payload = CommandEnvelope(session: nil, command: .compact(revision: target)).encode()
         guard let position = try? core.propose(payload) else { return }
         autoCompactInFlight = position

@@ -207,11 +207,7 @@ struct ClusterTests {
         try cluster.start(wiped)
         let target = try await client.status(of: cluster.endpoints[leader - 1]).commit
         for n in [wiped, lagging] {
-            var applied: UInt64 = 0
-            for _ in 0..<200 where applied < target {
-                applied = (try? await client.status(of: cluster.endpoints[n - 1]).applied) ?? 0
-                if applied < target { try await Task.sleep(nanoseconds: 50_000_000) }
-            }
+            let applied = try await waitApplied(client, cluster, node: n, target: target, seconds: 10)
             #expect(applied >= target, "node \(n) applied \(applied) of \(target); log: \(cluster.log(n).suffix(1500)); leader log: \(cluster.log(leader).suffix(2000))")
             let node = SynodClient(ClientConfiguration(endpoints: [cluster.endpoints[n - 1]]))
             let kv = try await node.get(b("key-999"), consistency: .serializable)
@@ -256,19 +252,10 @@ struct ClusterTests {
         cluster.kill(wiped)
         cluster.wipe(wiped)
         let value = [UInt8](repeating: 0x5A, count: 16 << 10)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for w in 0..<8 {
-                group.addTask { for i in stride(from: w, to: 1280, by: 8) { try await client.put(b("big-\(i)"), value) } }
-            }
-            try await group.waitForAll()
-        }
+        try await writeMany(client, from: 0, count: 1280, prefix: "big-") { _ in value }
         try cluster.start(wiped)
         let target = try await client.status(of: cluster.endpoints[leader - 1]).commit
-        var applied: UInt64 = 0
-        for _ in 0..<400 where applied < target {
-            applied = (try? await client.status(of: cluster.endpoints[wiped - 1]).applied) ?? 0
-            if applied < target { try await Task.sleep(nanoseconds: 50_000_000) }
-        }
+        let applied = try await waitApplied(client, cluster, node: wiped, target: target, seconds: 20)
         #expect(applied >= target, "node \(wiped) applied \(applied) of \(target); log: \(cluster.log(wiped).suffix(1500))")
         #expect(cluster.log(wiped).contains("installed snapshot"))
         let node = SynodClient(ClientConfiguration(endpoints: [cluster.endpoints[wiped - 1]]))
@@ -276,15 +263,28 @@ struct ClusterTests {
         await node.close()
     }
 
-    func writeMany(_ client: SynodClient, from: Int, count: Int) async throws {
+    /// Puts keys `prefix`from ..< `prefix`(from+count) from 8 concurrent writers; the value of
+    /// key i is `value(i)` (its decimal by default).
+    func writeMany(_ client: SynodClient, from: Int, count: Int, prefix: String = "key-",
+                   value: @escaping @Sendable (Int) -> [UInt8] = { b("\($0)") }) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             for w in 0..<8 {
                 group.addTask {
-                    for i in stride(from: from + w, to: from + count, by: 8) { try await client.put(b("key-\(i)"), b("\(i)")) }
+                    for i in stride(from: from + w, to: from + count, by: 8) { try await client.put(b("\(prefix)\(i)"), value(i)) }
                 }
             }
             try await group.waitForAll()
         }
+    }
+
+    /// Node `node`'s applied index once it reaches `target`, or what it reached within `seconds`.
+    func waitApplied(_ client: SynodClient, _ cluster: Cluster, node: Int, target: UInt64, seconds: Int) async throws -> UInt64 {
+        var applied: UInt64 = 0
+        for _ in 0..<(seconds * 20) where applied < target {
+            applied = (try? await client.status(of: cluster.endpoints[node - 1]).applied) ?? 0
+            if applied < target { try await Task.sleep(nanoseconds: 50_000_000) }
+        }
+        return applied
     }
 }
 }
