@@ -37,6 +37,21 @@ public final class LMDBCombinedStateStore: StateStore, @unchecked Sendable {
         try txn.put(base.meta, LMDBStore.MetaKey.applied, Codec.u64(index.rawValue))
     }
 
+    /// Bytes of the pages the state tables use, as this thread's state reads see them (through a
+    /// bound or held transaction, if any): what a space quota measures. Free pages — those a
+    /// compaction or delete released, which LMDB reuses — are not counted.
+    public func stateBytesUsed() throws(StoreError) -> Int64 {
+        func sum(_ txn: Transaction) throws(LMDBError) -> Int64 {
+            var total: Int64 = 0
+            for db in base.stateDBs { total += try txn.pagesBytes(db) }
+            return total
+        }
+        if let txn = bound {
+            do { return try sum(txn) } catch { throw StoreError(error) }
+        }
+        return try base.readTxn { txn in try sum(txn) }
+    }
+
     public func streamSnapshot(chunkBytesMax: Int, _ sink: (SnapshotChunk) throws -> Void) throws -> SnapshotManifest {
         precondition(bound == nil, "snapshots are streamed outside a bound transaction")
         return try base.streamSnapshot(chunkBytesMax: chunkBytesMax, sink)

@@ -16,6 +16,14 @@ public struct Transaction {
         return UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size)
     }
 
+    /// Bytes of the pages `db` uses in this transaction's view (branch, leaf and overflow pages;
+    /// free pages are not counted).
+    public func pagesBytes(_ db: Database) throws(LMDBError) -> Int64 {
+        var st = MDB_stat()
+        try LMDBError.check(mdb_stat(txn, db.dbi, &st), "mdb_stat")
+        return Int64(st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages) * Int64(st.ms_psize)
+    }
+
     /// A copy of the value stored under `key`, or nil.
     public func get(_ db: Database, _ key: [UInt8]) throws(LMDBError) -> [UInt8]? {
         let r = key.withUnsafeBytes { k in Result { () throws(LMDBError) in try get(db, k).map { Array($0) } } }

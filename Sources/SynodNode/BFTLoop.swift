@@ -268,6 +268,11 @@ final class BFTLoop: @unchecked Sendable {
             if case .leaseExpire = envelope.command {
                 return Response.failure(.invalidRequest("lease expiry is not a client command")).encode()
             }
+            if case .alarm = envelope.command {
+                // BFT mode bounds its state itself (below); a Byzantine client must not be able
+                // to raise an alarm that refuses everyone's writes.
+                return Response.failure(.invalidRequest("alarms are not used in BFT mode (its state bound is fixed)")).encode()
+            }
             guard envelope.session == nil else {
                 return Response.failure(.invalidRequest("BFT mode sets the session itself (client id, timestamp)")).encode()
             }
@@ -310,7 +315,7 @@ final class BFTLoop: @unchecked Sendable {
     /// revokes and compaction only shrink it. Undecodable payloads fail in the state machine.
     static func grows(_ command: Command) -> Bool {
         switch command {
-        case .delete, .deleteRange, .leaseRevoke, .leaseExpire, .compact: return false
+        case .delete, .deleteRange, .leaseRevoke, .leaseExpire, .compact, .alarm: return false
         case .put, .txn, .leaseGrant, .mesh: return true
         }
     }

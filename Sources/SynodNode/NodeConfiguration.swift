@@ -32,6 +32,19 @@ public struct NodeConfiguration: Sendable {
     /// 1 and at most 100,000. Each compaction scans the history written since the previous one
     /// (`applyCompact`), so a larger step means fewer, longer scans.
     public var autoCompactStep: Int64 { min(100_000, max(1, autoCompactRevisions / 10)) }
+    /// Space quota for the state tables, in bytes of LMDB pages in use (etcd's
+    /// `--quota-backend-bytes`). When the leader finds the state above it, it commits the NOSPACE
+    /// alarm: commands that add data are refused (`KVError.noSpace`) until space is freed
+    /// (compaction, deletes) and the alarm disarmed. The default keeps a full store within a
+    /// follower's snapshot bound (`snapshotBytesMax`: the quota plus a third, at least 1 GiB).
+    /// 0 turns the quota off.
+    public var quotaBytes: Int64 = 768 << 20
+    /// Largest quota accepted: a snapshot of the whole state is held in memory on both sides.
+    public static let quotaBytesMax: Int64 = 8 << 30
+    /// Largest snapshot a follower accepts (`RaftConfig.snapshotBytesMax`): the quota plus a
+    /// third (writes go on until the alarm commits; snapshots frame records differently from
+    /// pages), at least 1 GiB.
+    public var snapshotBytesMax: Int { Int(max(1 << 30, quotaBytes + quotaBytes / 3)) }
     /// Most client writes and reads waiting at once; more are refused with `busy`.
     public var pendingRequestsMax: Int = 100_000
     /// Initial LMDB map size in MiB. The map doubles whenever it fills (up to 1 TiB), so this
@@ -79,6 +92,9 @@ public struct NodeConfiguration: Sendable {
         guard (1...(1 << 20)).contains(mapSizeMiB) else { throw .invalid("map size must be 1...1048576 MiB") }
         guard (0...1000).contains(followerApplyDelayMillis) else { throw .invalid("follower apply delay must be 0...1000 ms") }
         guard (0...(1 << 40)).contains(autoCompactRevisions) else { throw .invalid("auto-compaction window must be 0...2^40 revisions") }
+        guard quotaBytes == 0 || (1 << 20...Self.quotaBytesMax).contains(quotaBytes) else {
+            throw .invalid("space quota must be 0 (off) or 1 MiB...8 GiB")
+        }
         guard snapshotEveryEntries >= 100 else { throw .invalid("snapshot interval must be at least 100 entries") }
         guard peers.count <= Limits.membersMax else { throw .invalid("at most \(Limits.membersMax) peers") }
     }

@@ -53,6 +53,8 @@ extension NodeLoop {
                     LeaseStatus(id: id, ttlMillis: ttl, remainingMillis: leaseDeadlines[id].map { max(0, Int64(($0.deadline - now) * 1000)) } ?? -1, keys: [])
                 }
                 return ClientResponse(id: id, status: .ok, body: LeaseStatus.encode(list))
+            case .alarms:
+                return ClientResponse(id: id, status: .ok, body: Response.alarm(AlarmResult(revision: sm.revision, alarms: sm.kv.alarms)).encode())
             case let .lease(lease):
                 guard let info = try sm.kv.lease(lease) else { return ClientResponse(id: id, status: .ok, body: LeaseStatus.encode([])) }
                 let now = ProcessInfo.processInfo.systemUptime
@@ -234,6 +236,30 @@ extension NodeLoop {
         guard let position = try? core.propose(payload) else { return }
         autoCompactInFlight = position
         logger.info("auto-compaction proposed", metadata: ["revision": "\(target)", "keep": "\(keep)"])
+    }
+
+    /// Seconds between the leader's measurements of the state against the space quota.
+    static let quotaCheckSeconds = 0.5
+
+    /// Leader only: measures the state tables' pages against `NodeConfiguration.quotaBytes` and,
+    /// above it, proposes raising the NOSPACE alarm (etcd's space quota). The alarm is a command,
+    /// so every replica starts refusing writes that add data at the same log index; only an
+    /// operator's disarm clears it, and the next measurement raises it again while the state is
+    /// still too large. One proposal at a time (in this term).
+    func checkQuota(_ now: Double) {
+        let quota = configuration.quotaBytes
+        guard quota > 0, core.role == .leader, now - lastQuotaCheck >= Self.quotaCheckSeconds else { return }
+        lastQuotaCheck = now
+        guard !sm.kv.alarms.contains(.noSpace) else { return }
+        if let f = quotaAlarmInFlight, f.term == core.term, sm.appliedIndex < f.index { return }
+        let used: Int64
+        do { used = try sm.combined.stateBytesUsed() } catch { return storageFailed(error) }
+        guard used > quota else { return }
+        let payload = CommandEnvelope(session: nil, command: .alarm(.noSpace, raised: true)).encode()
+        guard let position = try? core.propose(payload) else { return }
+        quotaAlarmInFlight = position
+        logger.warning("state over its space quota: raising the NOSPACE alarm (writes that add data are refused until space is freed and the alarm disarmed)",
+                       metadata: ["used_bytes": "\(used)", "quota_bytes": "\(quota)"])
     }
 
     /// Streams a consistent snapshot of the state tables to a client (`synod snapshot save`):

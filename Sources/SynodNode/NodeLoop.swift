@@ -94,6 +94,10 @@ final class NodeLoop: @unchecked Sendable {
     /// Where this leader's last auto-compaction went in the log: no other is proposed until that
     /// entry is applied, or the term moved on (then it may have been lost).
     var autoCompactInFlight: LogPosition?
+    /// When the leader last measured the state against the space quota, and the NOSPACE alarm it
+    /// proposed and has not seen applied yet (`checkQuota`).
+    var lastQuotaCheck: Double = 0
+    var quotaAlarmInFlight: LogPosition?
     /// Followers already logged as refusing the snapshot they need (`noticeSnapshotRefusals`).
     var snapshotRefusalsLogged: [NodeID] = []
     var lastReplicationLog: Double = 0
@@ -127,6 +131,7 @@ final class NodeLoop: @unchecked Sendable {
         raft.uncommittedEntriesMax = 65_536
         raft.pendingReadsMax = 4096
         raft.snapshotChunkBytesMax = 1 << 20
+        raft.snapshotBytesMax = configuration.snapshotBytesMax
         raft.leaseReads = configuration.leaseReads
         raft.validate()
         let restart = try Self.restartState(configuration: configuration, store: store, stateMachine: stateMachine, logger: logger)
@@ -219,6 +224,7 @@ final class NodeLoop: @unchecked Sendable {
         startReadBatch()
         checkLeases()
         checkAutoCompaction()
+        checkQuota(now)
         logReplication(now)
         do {
             try drainReady()

@@ -26,12 +26,19 @@ final class ApplyContext {
     /// True while a mesh command writes its records (`writeMesh`); any other delete under
     /// `MeshKeys.prefix` is a hand edit.
     var meshWriting = false
+    /// The raised alarms, ascending; `alarmsChanged` once a command of this batch changed them.
+    var alarms: [AlarmKind]
+    var alarmsChanged = false
+    /// See `KVStateMachine.testingAlarmsIgnored`.
+    var testingAlarmsIgnored = false
 
-    init(writer: any StateWriter, revision: Int64, compacted: Int64, sessionCount: Int64, prevValuesInEvents: Bool = true) {
+    init(writer: any StateWriter, revision: Int64, compacted: Int64, sessionCount: Int64, alarms: [AlarmKind] = [],
+         prevValuesInEvents: Bool = true) {
         self.w = writer
         self.revision = revision
         self.compacted = compacted
         self.sessionCount = sessionCount
+        self.alarms = alarms
         self.prevValuesInEvents = prevValuesInEvents
     }
 
@@ -126,5 +133,6 @@ final class ApplyContext {
         try w.put(Tables.meta, MetaKey.revision, IndexKey.encode(UInt64(bitPattern: revision)))
         try w.put(Tables.meta, MetaKey.compacted, IndexKey.encode(UInt64(bitPattern: compacted)))
         try w.put(Tables.meta, MetaKey.sessionCount, IndexKey.encode(UInt64(bitPattern: sessionCount)))
+        if alarmsChanged { try w.put(Tables.meta, MetaKey.alarms, StoredAlarms.encode(alarms)) }
     }
 }

@@ -40,8 +40,10 @@ extension ApplyContext {
     // MARK: Compaction
 
     /// Drops history below `target`, keeping for every key its latest change below `target`
-    /// unless that change is a delete (as etcd does), so reads at any revision >= `target` still
-    /// answer exactly.
+    /// unless that change is a delete or the key changed again at `target` itself (as etcd
+    /// does), so reads at any revision >= `target` still answer exactly. (Compacting at the
+    /// revision of a range delete thus frees the deleted values: what an operator does to get
+    /// out of NOSPACE.)
     ///
     /// Only the history since the last compaction point is scanned: below it, every key holds
     /// at most one record (its latest change before that point), and the first change of a key
@@ -57,14 +59,18 @@ extension ApplyContext {
         var failure: DecodeError?
         try w.scan(Tables.revisions, from: RevisionKey(main: compacted, sub: 0).bytes, limit: Int.max) { k, v in
             do throws(DecodeError) {
-                guard try RevisionKey(k).main < target else { return false }
+                let main = try RevisionKey(k).main
+                guard main <= target else { return false }
                 let e = try StoredEvent.decode(v)
                 if let older = latest[e.kv.key] {
                     drop.append(older.0)
                 } else if e.previous.main > 0 && e.previous.main < compacted {
-                    drop.append(e.previous.bytes)   // the record this key kept below the last compaction
+                    // The record this key kept below the last compaction (already gone when that
+                    // compaction saw this change at its own target; deleting it again is a no-op).
+                    drop.append(e.previous.bytes)
                 }
-                latest[e.kv.key] = (k, e.type)
+                // A change at `target` itself stays, and answers reads at `target` alone.
+                latest[e.kv.key] = main < target ? (k, e.type) : nil
             } catch {
                 failure = error
                 return false

@@ -100,6 +100,9 @@ public enum Command: Hashable, Sendable {
     /// A mesh coordination proposal (`MeshCommand`), refused as stale unless the mesh version is
     /// still `ifVersion` (when given).
     case mesh(MeshCommand, ifVersion: Int64?)
+    /// Raises or disarms a cluster alarm (`AlarmKind`). The leader raises `noSpace` when the
+    /// state is over its quota; an operator disarms it (`synod alarm disarm`) after freeing space.
+    case alarm(AlarmKind, raised: Bool)
 }
 
 /// What a log entry's payload carries: the command and, for exactly-once apply, the client session.
@@ -171,7 +174,7 @@ public enum KeyRange {
 // MARK: - Encoding
 
 enum CommandTag: UInt8 {
-    case put = 1, delete, deleteRange, txn, leaseGrant, leaseRevoke, leaseExpire, compact, mesh
+    case put = 1, delete, deleteRange, txn, leaseGrant, leaseRevoke, leaseExpire, compact, mesh, alarm
 }
 
 enum TxnOpTag: UInt8 {
@@ -212,6 +215,10 @@ extension Command {
             w.bool(ifVersion != nil)
             if let ifVersion { w.i64(ifVersion) }
             command.encode(into: &w)
+        case let .alarm(kind, raised):
+            w.u8(CommandTag.alarm.rawValue)
+            w.u8(kind.rawValue)
+            w.bool(raised)
         }
     }
 
@@ -245,6 +252,10 @@ extension Command {
         case .mesh:
             let ifVersion = try r.bool("mesh has version") ? try r.i64("mesh version") : nil
             return .mesh(try MeshCommand.decode(from: &r), ifVersion: ifVersion)
+        case .alarm:
+            let raw = try r.u8("alarm kind")
+            guard let kind = AlarmKind(rawValue: raw) else { throw .unknownValue(what: "alarm kind", value: UInt64(raw)) }
+            return .alarm(kind, raised: try r.bool("alarm raised"))
         }
     }
 }

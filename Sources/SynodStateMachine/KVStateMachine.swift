@@ -41,6 +41,8 @@ public final class KVStateMachine {
     /// Revisions below this were compacted (0: never compacted).
     public private(set) var compactedRevision: Int64 = 0
     private var sessionCount: Int64 = 0
+    /// The raised alarms, ascending (`AlarmKind`; replicated state, like the revision).
+    public private(set) var alarms: [AlarmKind] = []
     /// Whether applied events carry the previous value of a changed key (`WatchEvent.prevKV`'s
     /// value; its metadata is always there). Values are stored once, in `revisions`, so each
     /// overwrite then costs one more lookup: a node turns this off while nobody watches. Never
@@ -53,6 +55,9 @@ public final class KVStateMachine {
     public var testingMeshSlowHeartbeats = false
     /// Test-only: mesh decisions let hash order choose which pending task is auctioned first.
     public var testingMeshHashOrder = false
+    /// Test-only: a raised alarm refuses nothing — the bug `AlarmTests.ignoredAlarmIsCaught`
+    /// shows the alarm tests catch. Never set outside tests.
+    public var testingAlarmsIgnored = false
 
     /// Opens the state machine over `store`, loading its revision counters.
     /// Throws `StoreError.invalidArgument` if the store lacks one of `KVStateMachine.tables`.
@@ -78,7 +83,11 @@ public final class KVStateMachine {
         guard rev >= 1, compacted >= 0, compacted <= rev, sessions >= 0 else {
             throw StoreError.corrupt("sm_meta holds revision \(rev), compacted \(compacted), sessions \(sessions)")
         }
-        (revision, compactedRevision, sessionCount) = (rev, compacted, sessions)
+        let raised = try store.read { r throws -> [AlarmKind] in
+            guard let bytes = try r.get(Tables.meta, MetaKey.alarms) else { return [] }
+            do throws(DecodeError) { return try StoredAlarms.decode(bytes) } catch { throw corrupt(Tables.meta, error) }
+        }
+        (revision, compactedRevision, sessionCount, alarms) = (rev, compacted, sessions, raised)
     }
 
     /// The highest log index applied to the tables.
@@ -98,20 +107,21 @@ public final class KVStateMachine {
             throw StoreError.invalidArgument("entries out of order: \(a.index.rawValue) then \(b.index.rawValue)")
         }
         var results: [AppliedEntry] = []
-        var final = (revision, compactedRevision, sessionCount)
+        var final = (revision, compactedRevision, sessionCount, alarms)
         try store.apply(through: last.index) { w in
             // Built from scratch on every run of the body (the store may retry it).
             let ctx = ApplyContext(writer: w, revision: revision, compacted: compactedRevision, sessionCount: sessionCount,
-                                   prevValuesInEvents: prevValuesInEvents)
+                                   alarms: alarms, prevValuesInEvents: prevValuesInEvents)
+            ctx.testingAlarmsIgnored = testingAlarmsIgnored
             ctx.testingMeshKeepsTasksOfFailed = testingMeshKeepsTasksOfFailed
             ctx.testingMeshSlowHeartbeats = testingMeshSlowHeartbeats
             ctx.testingMeshHashOrder = testingMeshHashOrder
             results = []
             for entry in fresh { results.append(try applyOne(entry, ctx)) }
             try ctx.writeMeta()
-            final = (ctx.revision, ctx.compacted, ctx.sessionCount)
+            final = (ctx.revision, ctx.compacted, ctx.sessionCount, ctx.alarms)
         }
-        (revision, compactedRevision, sessionCount) = final
+        (revision, compactedRevision, sessionCount, alarms) = final
         return results
     }
 
@@ -212,6 +222,7 @@ public final class KVStateMachine {
 
 extension ApplyContext {
     func execute(_ command: Command) throws -> Response {
+        if !alarms.isEmpty, let refusal = alarmRefusal(command) { return .failure(refusal) }
         switch command {
         case let .put(key, value, lease, prevKV): return try applyPut(key, value, lease: lease, prevKV: prevKV)
         case let .delete(key, prevKV): return try applyDelete(key, prevKV: prevKV)
@@ -222,6 +233,7 @@ extension ApplyContext {
         case let .leaseExpire(ids): return try applyLeaseExpire(ids)
         case let .compact(rev): return try applyCompact(rev)
         case let .mesh(command, ifVersion): return try applyMesh(command, ifVersion: ifVersion)
+        case let .alarm(kind, raised): return applyAlarm(kind, raised: raised)
         }
     }
 }

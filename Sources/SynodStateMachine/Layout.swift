@@ -26,6 +26,8 @@ enum MetaKey {
     static let revision = Array("revision".utf8)
     static let compacted = Array("compacted".utf8)
     static let sessionCount = Array("session_count".utf8)
+    /// The raised alarms (`StoredAlarms`); absent when none ever was.
+    static let alarms = Array("alarms".utf8)
 }
 
 /// Position of one change: the store revision and its index within that revision's changes.

@@ -48,6 +48,7 @@ extension Response {
         case let .compact(c): w.u8(8); w.i64(c.revision); w.i64(c.compactedRevision)
         case let .failure(e): w.u8(9); e.encode(into: &w)
         case let .mesh(m): w.u8(10); m.encode(into: &w)
+        case let .alarm(a): w.u8(11); w.i64(a.revision); w.lengthPrefixed(StoredAlarms.encode(a.alarms))
         }
     }
 
@@ -78,6 +79,9 @@ extension Response {
         case 8: return .compact(CompactResult(revision: try r.i64("revision"), compactedRevision: try r.i64("compacted revision")))
         case 9: return .failure(try KVError.decode(from: &r))
         case 10: return .mesh(try MeshResult.decode(from: &r))
+        case 11:
+            let revision = try r.i64("revision")
+            return .alarm(AlarmResult(revision: revision, alarms: try StoredAlarms.decode(try r.lengthPrefixed("alarms", limit: AlarmKind.allCases.count))))
         case let v: throw .unknownValue(what: "response tag", value: UInt64(v))
         }
     }
@@ -173,6 +177,7 @@ extension KVError {
         case let .malformedCommand(why): w.u8(14); w.text(why)
         case let .meshVersionStale(expected, current): w.u8(15); w.i64(expected); w.i64(current)
         case let .meshRefused(why): w.u8(16); w.text(why)
+        case .noSpace: w.u8(17)
         }
     }
 
@@ -196,6 +201,7 @@ extension KVError {
         case 14: return .malformedCommand(try r.text("error text"))
         case 15: return .meshVersionStale(expected: try r.i64("expected"), current: try r.i64("current"))
         case 16: return .meshRefused(try r.text("error text"))
+        case 17: return .noSpace
         case let v: throw .unknownValue(what: "error tag", value: UInt64(v))
         }
     }

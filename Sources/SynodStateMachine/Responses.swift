@@ -28,6 +28,9 @@ public enum KVError: Error, Hashable, Sendable, CustomStringConvertible {
     case meshVersionStale(expected: Int64, current: Int64)
     /// The mesh refused the command (explained in the text: an unknown agent, a duplicate task...).
     case meshRefused(String)
+    /// The NOSPACE alarm is raised (the state went over its quota): commands that add data are
+    /// refused until space is freed and the alarm disarmed (`AlarmKind.noSpace`).
+    case noSpace
 
     public var description: String {
         switch self {
@@ -47,6 +50,8 @@ public enum KVError: Error, Hashable, Sendable, CustomStringConvertible {
         case let .malformedCommand(why): return "malformed command: \(why)"
         case let .meshVersionStale(expected, current): return "the mesh is at version \(current), not \(expected): read it again and re-propose"
         case let .meshRefused(why): return "mesh: \(why)"
+        case .noSpace:
+            return "database space exceeded (alarm NOSPACE): compact history or delete keys, then `synod alarm disarm` (or raise --quota-bytes)"
         }
     }
 }
@@ -134,6 +139,7 @@ public enum Response: Hashable, Sendable {
     case leaseExpire(LeaseRevokeResult)
     case compact(CompactResult)
     case mesh(MeshResult)
+    case alarm(AlarmResult)
     case failure(KVError)
 
     /// The store revision the response carries (nil for a failure).
@@ -147,6 +153,7 @@ public enum Response: Hashable, Sendable {
         case let .leaseRevoke(l), let .leaseExpire(l): return l.revision
         case let .compact(c): return c.revision
         case let .mesh(m): return m.revision
+        case let .alarm(a): return a.revision
         case .failure: return nil
         }
     }

@@ -8,6 +8,8 @@ public enum KVQuery: Sendable, Hashable {
     case leases
     /// One lease and its attached keys.
     case lease(LeaseID)
+    /// The raised alarms: answered with `Response.alarm`.
+    case alarms
 
     public func encode() -> [UInt8] {
         var w = ByteWriter()
@@ -19,6 +21,7 @@ public enum KVQuery: Sendable, Hashable {
         case let .lease(id):
             w.u8(3)
             w.u64(id.rawValue)
+        case .alarms: w.u8(4)
         }
         return w.bytes
     }
@@ -31,6 +34,7 @@ public enum KVQuery: Sendable, Hashable {
         case 1: q = .range(try RangeRequest.decode(from: &r))
         case 2: q = .leases
         case 3: q = .lease(LeaseID(try r.u64("lease id")))
+        case 4: q = .alarms
         default: throw .unknownValue(what: "query kind", value: UInt64(tag))
         }
         try r.expectEnd()

@@ -193,3 +193,33 @@ struct StatusCommand: AsyncParsableCommand {
         }
     }
 }
+
+struct AlarmCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "alarm", abstract: "List or disarm cluster alarms (NOSPACE: the state went over --quota-bytes).",
+                                                    subcommands: [List.self, Disarm.self])
+
+    static func show(_ alarms: [AlarmKind], _ globals: GlobalOptions) {
+        if globals.output == .json {
+            print(JSON.object([("alarms", JSON.array(alarms.map { JSON.string("\($0)") }))]))
+        } else {
+            for a in alarms { print("alarm:\(a)") }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "Print the raised alarms, one per line (nothing when none is).")
+        @OptionGroup var globals: GlobalOptions
+        func run() async throws { AlarmCommand.show(try await withClient(globals) { try await $0.alarms() }, globals) }
+    }
+
+    struct Disarm: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "disarm",
+            abstract: "Disarm NOSPACE after freeing space (compact, delete keys); prints the alarms still raised. The leader raises it again if the state is still over its quota.")
+        @OptionGroup var globals: GlobalOptions
+        func run() async throws {
+            let remaining = try await withClient(globals) { try await $0.disarm(.noSpace) }
+            if remaining.isEmpty && globals.output != .json { print("no alarm raised") } else { AlarmCommand.show(remaining, globals) }
+        }
+    }
+}

@@ -19,6 +19,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Heartbeat interval in ticks.") var heartbeatTicks: Int = 3
     @Option(help: "Snapshot after this many applied entries (etcd 3.4 uses 100,000 too).") var snapshotEntries: Int = 100_000
     @Option(help: "Revisions of history to keep; older ones are compacted away as writes go on (etcd's revision-mode auto-compaction; 0 = off).") var autoCompactRevisions: Int64 = 1_000_000
+    @Option(help: "Space quota for the state in bytes (etcd's --quota-backend-bytes): above it the leader raises the NOSPACE alarm and writes that add data are refused until space is freed and `synod alarm disarm` runs. 0 = off; at most 8 GiB.") var quotaBytes: Int64 = 768 << 20
     @Option(help: "Cluster id; peers with another are refused.") var clusterId: UInt64 = 1
     @Option(help: "Initial LMDB map size in MiB (it doubles whenever it fills).") var mapSizeMb: Int = 256
     @Option(help: "Longest a follower waits before applying committed entries in one batch (0 = at once; only its serializable reads lag).") var followerApplyDelayMs: Int = 50
@@ -68,6 +69,7 @@ struct ServeCommand: AsyncParsableCommand {
         c.heartbeatIntervalTicks = heartbeatTicks
         c.snapshotEveryEntries = snapshotEntries
         c.autoCompactRevisions = autoCompactRevisions
+        c.quotaBytes = quotaBytes
         c.clusterID = clusterId
         c.mapSizeMiB = mapSizeMb
         c.unsafeNoSync = unsafeNoFsync

@@ -40,6 +40,8 @@ let sampleEnvelopes: [CommandEnvelope] = [
     CommandEnvelope(command: .mesh(.complete(task: "t", agent: "a"), ifVersion: nil)),
     CommandEnvelope(command: .mesh(.steal(agent: "b"), ifVersion: nil)),
     CommandEnvelope(command: .mesh(.rebalance, ifVersion: 1)),
+    CommandEnvelope(command: .alarm(.noSpace, raised: true)),
+    CommandEnvelope(session: ClientSession(clientID: 1, sequence: 1), command: .alarm(.noSpace, raised: false)),
 ]
 
 let sampleResponses: [Response] = [
@@ -62,6 +64,7 @@ let sampleResponses: [Response] = [
     .failure(.invalidRequest("why")), .failure(.malformedCommand("what")),
     .mesh(MeshResult(revision: 4, version: 4, moves: [MeshMove(task: "t", from: nil, to: "a"), MeshMove(task: "u", from: "a", to: nil)], failed: ["a"])),
     .failure(.meshVersionStale(expected: 3, current: 4)), .failure(.meshRefused("no")),
+    .alarm(AlarmResult(revision: 3, alarms: [.noSpace])), .alarm(AlarmResult(revision: 3, alarms: [])), .failure(.noSpace),
 ]
 
 let sampleMeshRecords: [[UInt8]] = [
