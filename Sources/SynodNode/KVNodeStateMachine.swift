@@ -73,7 +73,9 @@ extension SynodNode {
         options.unsafeNoSync = configuration.unsafeNoSync
         options.mapSizeBytes = configuration.mapSizeMiB << 20
         let store = try LMDBStore(directory: configuration.dataDirectory, tables: KVNodeStateMachine.tables, options: options)
-        let node = try SynodNode(configuration: configuration, store: store, stateMachine: try KVNodeStateMachine(store: store), logger: logger)
+        let stateMachine = try KVNodeStateMachine(store: store)
+        stateMachine.kv.testingCorruptPuts = configuration.testingCorruptPuts
+        let node = try SynodNode(configuration: configuration, store: store, stateMachine: stateMachine, logger: logger)
         try await node.bind()
         node.startThread()
         return node

@@ -65,6 +65,9 @@ public struct NodeConfiguration: Sendable {
     /// Test-only: the first N commits of held applies fail as if the map were full, so the node
     /// must grow the map and redo them (`NodeLoop.commitHeldApplies`).
     public var testingHeldCommitFailures: Int = 0
+    /// Test-only: this node's state machine corrupts every put's value (a diverged replica, which
+    /// `synod hashkv` must catch: `HashKVTests`).
+    public var testingCorruptPuts: Bool = false
     /// Join an existing cluster instead of bootstrapping a new one: start with no membership and
     /// wait for the leader (after `synod member add`) to send the log.
     public var join: Bool = false

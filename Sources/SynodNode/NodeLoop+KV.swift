@@ -1,5 +1,6 @@
 import Foundation
 import SynodCore
+import SynodCrypto
 import SynodStateMachine
 import SynodTransport
 import SynodWire
@@ -260,6 +261,31 @@ extension NodeLoop {
         quotaAlarmInFlight = position
         logger.warning("state over its space quota: raising the NOSPACE alarm (writes that add data are refused until space is freed and the alarm disarmed)",
                        metadata: ["used_bytes": "\(used)", "quota_bytes": "\(quota)"])
+    }
+
+    /// Answers `hashKV` (`synod hashkv`): a SHA-256 of the history at or below `revision`, read
+    /// and hashed on a low-priority background thread from one LMDB read transaction, as a
+    /// backup is (a large history must not stall the node). A follower first applies what it
+    /// deferred, so it can hash any revision it knows to be committed.
+    func hashKV(_ revision: Int64, _ id: UInt64, _ c: ClientConnection) {
+        let store = self.store
+        do {
+            try applyDeferred()
+            try readStateInBackground(name: "synod-hashkv") {
+                var hasher = StateHasher()
+                do {
+                    let point = try KVStateMachine.hashInput(store, revision: revision) { k, v in hasher.add(k, v) }
+                    let answer = KVHash(revision: point.revision, compactedRevision: point.compactedRevision, hash: hasher.finish())
+                    c.send(ClientResponse(id: id, status: .ok, body: answer.encode()))
+                } catch let e as KVError {
+                    c.send(ClientResponse(id: id, status: .badRequest, message: "\(e)"))
+                } catch {
+                    c.send(ClientResponse(id: id, status: .internalError, message: "hashkv: \(error)"))
+                }
+            }
+        } catch {
+            respond(c, ClientResponse(id: id, status: .internalError, message: "hashkv: \(error)"))
+        }
     }
 
     /// Streams a consistent snapshot of the state tables to a client (`synod snapshot save`):

@@ -278,6 +278,7 @@ final class NodeLoop: @unchecked Sendable {
         case let .cancelWatch(id): cancelWatch(WatchKey(connection: c.number, request: id), c)
         case let .member(body): handleMember(body, request.id, c)
         case .snapshot: streamSnapshot(request.id, c)
+        case let .hashKV(revision): hashKV(revision, request.id, c)
         }
     }
 

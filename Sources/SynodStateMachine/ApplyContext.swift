@@ -31,6 +31,8 @@ final class ApplyContext {
     var alarmsChanged = false
     /// See `KVStateMachine.testingAlarmsIgnored`.
     var testingAlarmsIgnored = false
+    /// See `KVStateMachine.testingCorruptPuts`.
+    var testingCorruptPuts = false
 
     init(writer: any StateWriter, revision: Int64, compacted: Int64, sessionCount: Int64, alarms: [AlarmKind] = [],
          prevValuesInEvents: Bool = true) {
@@ -87,6 +89,8 @@ final class ApplyContext {
             try w.put(Tables.leaseKeys, LayoutKeys.leaseKeysKey(lease, key), [])
         }
         let rev = writeRevision
+        var value = value
+        if testingCorruptPuts, let last = value.last { value[value.count - 1] = last ^ 1 }
         let new = KeyValue(key: key, value: value, createRevision: old?.kv.createRevision ?? rev, modRevision: rev,
                            version: (old?.kv.version ?? 0) + 1, lease: lease)
         try record(.put, new, previous: old?.position, previousKV: prev)

@@ -58,6 +58,9 @@ public final class KVStateMachine {
     /// Test-only: a raised alarm refuses nothing — the bug `AlarmTests.ignoredAlarmIsCaught`
     /// shows the alarm tests catch. Never set outside tests.
     public var testingAlarmsIgnored = false
+    /// Test-only: puts store their value with the last byte flipped — a replica that diverges,
+    /// which `synod hashkv` must report (`HashKVTests`). Never set outside tests.
+    public var testingCorruptPuts = false
 
     /// Opens the state machine over `store`, loading its revision counters.
     /// Throws `StoreError.invalidArgument` if the store lacks one of `KVStateMachine.tables`.
@@ -113,6 +116,7 @@ public final class KVStateMachine {
             let ctx = ApplyContext(writer: w, revision: revision, compacted: compactedRevision, sessionCount: sessionCount,
                                    alarms: alarms, prevValuesInEvents: prevValuesInEvents)
             ctx.testingAlarmsIgnored = testingAlarmsIgnored
+            ctx.testingCorruptPuts = testingCorruptPuts
             ctx.testingMeshKeepsTasksOfFailed = testingMeshKeepsTasksOfFailed
             ctx.testingMeshSlowHeartbeats = testingMeshSlowHeartbeats
             ctx.testingMeshHashOrder = testingMeshHashOrder

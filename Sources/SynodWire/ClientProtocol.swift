@@ -28,6 +28,8 @@ public enum ClientRequestBody: Sendable, Hashable {
     case member([UInt8])
     /// Stream a consistent snapshot of the state: a header, then `.snapshotChunk` responses.
     case snapshot
+    /// A hash of the KV history at or below a revision (0: the node's current one): `KVHash`.
+    case hashKV(revision: Int64)
 
     var tag: UInt8 {
         switch self {
@@ -39,6 +41,7 @@ public enum ClientRequestBody: Sendable, Hashable {
         case .cancelWatch: return 6
         case .member: return 7
         case .snapshot: return 8
+        case .hashKV: return 9
         }
     }
 }
@@ -66,6 +69,7 @@ public struct ClientRequest: Sendable, Hashable {
             case .status, .snapshot: break
             case let .leaseKeepAlive(lease): b.writeInteger(lease)
             case let .cancelWatch(watch): b.writeInteger(watch)
+            case let .hashKV(revision): b.writeInteger(revision)
             }
         }
     }
@@ -86,6 +90,7 @@ public struct ClientRequest: Sendable, Hashable {
         case 6: body = .cancelWatch(id: try buffer.read("watch id"))
         case 7: body = .member(try buffer.readBytesBounded("member change", limit: bodyBytesMax))
         case 8: body = .snapshot
+        case 9: body = .hashKV(revision: try buffer.read("hash revision"))
         default: throw .unknownValue(what: "request kind", value: UInt64(tag))
         }
         try buffer.expectEnd()

@@ -10,6 +10,8 @@ enum ExitStatus {
     static let unreachable: Int32 = 3
     static let noLeader: Int32 = 4
     static let refused: Int32 = 5
+    /// `synod hashkv`: two nodes at the same compaction point hash the same revision differently.
+    static let diverged: Int32 = 6
 }
 
 /// Runs a client call, mapping failures to a message and an exit status.

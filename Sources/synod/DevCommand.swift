@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Synchronization
 
 /// `synod dev`: a local cluster of `synod serve` child processes, stopped together on Ctrl-C.
 struct DevCommand: AsyncParsableCommand {
@@ -100,6 +101,17 @@ struct DevCommand: AsyncParsableCommand {
 }
 
 /// Writes a line to standard output unbuffered (so a supervising process sees it at once).
+/// A reader that went away (`synod mesh agent | head -1`) makes the write fail with EPIPE (NIO
+/// ignores SIGPIPE); Foundation's non-throwing `write` traps on that, so this one records it in
+/// `StandardOutput.isClosed` and writes nothing more: a mesh agent then leaves the mesh.
 func say(_ line: String) {
-    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+    guard !StandardOutput.isClosed.load(ordering: .relaxed) else { return }
+    do { try FileHandle.standardOutput.write(contentsOf: Data((line + "\n").utf8)) } catch {
+        StandardOutput.isClosed.store(true, ordering: .relaxed)
+    }
+}
+
+enum StandardOutput {
+    /// Set once a write to standard output failed (its reader is gone).
+    static let isClosed = Atomic<Bool>(false)
 }

@@ -88,12 +88,15 @@ struct MeshCLI<Target: MeshTarget>: AsyncParsableCommand {
                             say("\(name): tasks [\(round.tasks.joined(separator: ","))]")
                             last = round.tasks
                         }
+                        // Nobody reads the output any more (a closed pipe): leave, as on Ctrl-C.
+                        if StandardOutput.isClosed.load(ordering: .relaxed) { ending.yield(nil) }
                     }
                 } catch {
                     ending.yield(error)
                 }
             }
             say("\(name): running; Ctrl-C leaves the mesh")
+            if StandardOutput.isClosed.load(ordering: .relaxed) { ending.yield(nil) }
             var reason: (any Error)?
             for await r in ended {
                 reason = r

@@ -33,6 +33,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "BFT mode: a checkpoint (whole state, digested) every N sequence numbers.") var checkpointInterval: UInt64 = 128
     @Flag(name: .customLong("testing-corrupt-replies"), help: .hidden) var testingCorruptReplies = false
     @Option(name: .customLong("testing-held-commit-failures"), help: .hidden) var testingHeldCommitFailures: Int = 0
+    @Flag(name: .customLong("testing-corrupt-puts"), help: .hidden) var testingCorruptPuts = false
 
     /// `--peers` and `--listen-client`, parsed (both modes).
     func addresses() throws -> (peers: [(NodeID, HostPort)], client: HostPort) {
@@ -77,6 +78,7 @@ struct ServeCommand: AsyncParsableCommand {
         c.leaseReads = leaseReads
         c.followerApplyDelayMillis = followerApplyDelayMs
         c.testingHeldCommitFailures = testingHeldCommitFailures
+        c.testingCorruptPuts = testingCorruptPuts
         do { try c.validate() } catch { throw ValidationError("\(error)") }
         return c
     }

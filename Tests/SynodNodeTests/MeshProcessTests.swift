@@ -124,5 +124,30 @@ struct MeshProcessTests {
         #expect(final.agents.map(\.name) == ["a1", "a3"])
         #expect(final.tasks.allSatisfy { $0.agent == "a3" }, "\(final.tasks)")
     }
+
+    @Test("synod mesh agent whose output pipe closes (| head -1) leaves the mesh and exits 0, instead of crashing")
+    func agentLeavesWhenItsPipeCloses() async throws {
+        let cluster = try Cluster(size: 3)
+        let client = cluster.client()
+        defer { Task { await client.close() } }
+        try await client.put(b("ready"), b("1"))
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        let synod = synodExecutable()
+        p.arguments = ["-c", "'\(synod)' --endpoints \(cluster.endpointsText) mesh agent piped --heartbeat-ms 100 --suspect-after-ms 400 2>\(cluster.directory)/piped.err | head -1; exit ${PIPESTATUS:-0}"]
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        // It joins (mesh version 1), prints one line (head exits), finds nobody reading on its
+        // next line, and leaves (version 2).
+        let left = try await eventuallyAsync(tries: 100) {
+            guard let view = try? await client.meshView() else { return false }
+            return view.version >= 2 && view.agents.isEmpty
+        }
+        let err = (try? String(contentsOfFile: "\(cluster.directory)/piped.err", encoding: .utf8)) ?? ""
+        #expect(left, "the agent did not leave: \(err.prefix(400))")
+        #expect(!err.contains("Fatal error"), "\(err.prefix(400))")
+        p.waitUntilExit()
+    }
 }
 }
