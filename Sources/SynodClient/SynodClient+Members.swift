@@ -23,5 +23,11 @@ extension SynodClient {
     public func removeMember(_ id: NodeID) async throws {
         _ = try await send(.member(MemberRequest(operation: .remove, node: id).encode()))
     }
-}
 
+    /// Hands leadership to voter `id` (etcd's `move-leader`); returns once it leads. Before
+    /// taking the leader's machine down for maintenance, this avoids an election timeout's
+    /// worth of unavailability.
+    public func moveLeader(to id: NodeID) async throws {
+        _ = try await send(.member(MemberRequest(operation: .moveLeader, node: id).encode()))
+    }
+}

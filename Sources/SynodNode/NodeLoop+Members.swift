@@ -30,6 +30,7 @@ extension NodeLoop {
         if request.operation == .list { return respond(c, ClientResponse(id: id, status: .ok, body: MemberInfo.encode(memberList()))) }
         guard core.role == .leader else { return respond(c, notLeader(id)) }
         guard !request.node.isNone else { return respond(c, ClientResponse(id: id, status: .badRequest, message: "member id must be at least 1")) }
+        if request.operation == .moveLeader { return moveLeader(to: request.node, id, c) }
         let change: MembershipChange
         switch request.operation {
         case .addLearner, .addVoter:
@@ -44,7 +45,7 @@ extension NodeLoop {
             change = request.operation == .addLearner ? .addLearner(request.node) : .addVoter(request.node)
         case .promote: change = .promoteLearner(request.node)
         case .remove: change = core.membership.learners.contains(request.node) ? .removeLearner(request.node) : .removeVoter(request.node)
-        case .list: return
+        case .list, .moveLeader: return
         }
         do {
             let position = try core.proposeMembershipChange(change)
@@ -66,5 +67,42 @@ extension NodeLoop {
         out += m.outgoingVoters.filter { !m.voters.contains($0) }.map { info($0, "outgoing") }
         out += m.learners.map { info($0, "learner") }
         return out
+    }
+}
+
+extension NodeLoop {
+    /// How long a `move-leader` waits for its target to lead: three election timeouts (the core
+    /// abandons a transfer after one; the target's campaign takes about one more).
+    var leaderTransferSeconds: Double { 3 * Double(configuration.electionTimeoutTicks * configuration.tickMillis) / 1000 }
+
+    /// `synod member move-leader` (etcd's `move-leader`, Raft dissertation §3.10): the leader stops
+    /// taking proposals, brings `target` up to date and tells it to campaign at once. Answered
+    /// when `target` leads, or refused if it does not within `leaderTransferSeconds`.
+    func moveLeader(to target: NodeID, _ id: UInt64, _ c: ClientConnection) {
+        if target == configuration.id { return respond(c, ClientResponse(id: id, status: .ok)) }
+        guard leaderTransfer == nil else {
+            return respond(c, ClientResponse(id: id, status: .busy, message: "a leadership transfer is in progress; retry"))
+        }
+        guard core.membership.voters.contains(target) else {
+            return respond(c, ClientResponse(id: id, status: .badRequest, message: "member \(target.rawValue) is not a voter: only a voter can lead"))
+        }
+        do { try core.transferLeadership(to: target) } catch { return respond(c, refusal(error, id)) }
+        leaderTransfer = (target, c, id, ProcessInfo.processInfo.systemUptime + leaderTransferSeconds)
+        logger.notice("moving leadership", metadata: ["to": "\(target.rawValue)"])
+    }
+
+    /// Answers the waiting `move-leader` once its target leads, or when it ran out of time.
+    func checkLeaderTransfer(_ now: Double) {
+        guard let t = leaderTransfer else { return }
+        if core.role != .leader && core.leader == t.target {
+            respond(t.connection, ClientResponse(id: t.requestID, status: .ok, leader: t.target, leaderAddress: address(of: t.target)))
+        } else if now >= t.deadline {
+            let who = core.role == .leader ? "this node still leads" : (core.leader.isNone ? "no leader yet" : "member \(core.leader.rawValue) leads")
+            respond(t.connection, ClientResponse(id: t.requestID, status: .badRequest,
+                                                 message: "leadership did not move to \(t.target.rawValue) within \(Int(leaderTransferSeconds * 1000)) ms (\(who)); is it up and caught up?"))
+        } else {
+            return
+        }
+        leaderTransfer = nil
     }
 }

@@ -76,6 +76,8 @@ final class NodeLoop: @unchecked Sendable {
     /// Encoded peer messages and client responses waiting for the end of the pass.
     var outbound = OutboundWrites()
     var wasLeader = false
+    /// A `move-leader` request waiting for its target to lead (`checkLeaderTransfer`).
+    var leaderTransfer: (target: NodeID, connection: ClientConnection, requestID: UInt64, deadline: Double)?
     /// Index of the newest snapshot taken (a checkpoint of the state tables): what the log is
     /// compacted to one interval later.
     var lastSnapshotIndex: LogIndex = .zero
@@ -236,6 +238,7 @@ final class NodeLoop: @unchecked Sendable {
             try applyDeferredIfDue(now)
             try commitHeldApplies(force: false)
         } catch { storageFailed(error) }
+        checkLeaderTransfer(ProcessInfo.processInfo.systemUptime)
         expireForwardedReads(now)
         catchUpLaggingWatchers()
         flushOutbox()

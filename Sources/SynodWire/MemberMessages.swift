@@ -4,6 +4,8 @@ import SynodCore
 public struct MemberRequest: Sendable, Hashable {
     public enum Operation: UInt8, Sendable, Hashable {
         case list = 1, addLearner, addVoter, promote, remove
+        /// Hand leadership to `node` (etcd's `move-leader`); answered once it leads.
+        case moveLeader
     }
     public var operation: Operation
     public var node: NodeID

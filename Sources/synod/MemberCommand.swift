@@ -6,13 +6,13 @@ import SynodWire
 
 struct MemberCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "member", abstract: "List, add, promote or remove cluster members.",
+        commandName: "member", abstract: "List, add, promote or remove cluster members; move the leadership.",
         discussion: """
             To grow a cluster: start the new node with `synod serve --join --id N --peers <all, including itself> ...`, \
             then `synod member add N HOST:PEERPORT` (as a learner), wait until `synod status` shows it caught up, \
             then `synod member promote N`.
             """,
-        subcommands: [List.self, Add.self, Promote.self, Remove.self])
+        subcommands: [List.self, Add.self, Promote.self, Remove.self, MoveLeader.self])
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "list", abstract: "List members and their roles.")
@@ -61,6 +61,17 @@ struct MemberCommand: AsyncParsableCommand {
         func run() async throws {
             try await withClient(globals) { try await $0.removeMember(NodeID(id)) }
             print(globals.output == .json ? JSON.object([("id", "\(id)"), ("removed", "true")]) : "member \(id) removed")
+        }
+    }
+
+    struct MoveLeader: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "move-leader", abstract: "Hand leadership to voter ID (before maintenance on the leader's machine); returns once it leads.")
+        @OptionGroup var globals: GlobalOptions
+        @Argument(help: "Member id.") var id: UInt64
+        func validate() throws { guard id >= 1 else { throw ValidationError("member id must be at least 1") } }
+        func run() async throws {
+            try await withClient(globals) { try await $0.moveLeader(to: NodeID(id)) }
+            print(globals.output == .json ? JSON.object([("leader", "\(id)")]) : "leadership moved to member \(id)")
         }
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import SynodClient
 import SynodCore
 import SynodStateMachine
+import SynodTestSupport
 import SynodTransport
 import Testing
 
@@ -53,6 +54,30 @@ struct NodeMembershipTests {
         }
         #expect(last?.value == b("done"))
         #expect(try await node4.get(b("during-199"), consistency: .serializable)?.value == b("199"))
+    }
+
+    /// etcd's `move-leader`: the CLI returns once the target leads, writes go on through the move
+    /// (the client retries what the transfer refused), moving to the leader itself is a no-op, and
+    /// a non-member is refused.
+    @Test("synod member move-leader hands leadership to the named voter while writes go on")
+    func moveLeader() async throws {
+        let cluster = try Cluster(size: 3)
+        let client = cluster.client()
+        defer { Task { await client.close() } }
+        try await client.put(b("k"), b("0"))
+        let leader = try #require(await cluster.leader(using: client))
+        let target = leader % 3 + 1
+        let writer = Task { for i in 0..<200 { try await client.put(b("during-\(i)"), b("\(i)")) } }
+        let (status, out, err) = try runSynod(["member", "move-leader", "\(target)", "--endpoints", cluster.endpointsText])
+        #expect(status == 0, "\(out) \(err)")
+        #expect(out.contains("leadership moved to member \(target)"))
+        #expect(try await client.status(of: cluster.endpoints[target - 1]).role == "leader")
+        try await writer.value
+        #expect(try await client.get(b("during-199"))?.value == b("199"))
+        // To the leader itself: nothing to do. To a non-member: refused, exit 5.
+        #expect(try runSynod(["member", "move-leader", "\(target)", "--endpoints", cluster.endpointsText]).0 == 0)
+        let (refused, _, why) = try runSynod(["member", "move-leader", "9", "--endpoints", cluster.endpointsText])
+        #expect(refused == 5 && why.contains("not a voter"), "\(why)")
     }
 }
 }
