@@ -27,6 +27,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // Shared vocabulary: typed IDs, entries, hard state, membership, quorum maths, seeded RNG,
@@ -65,6 +67,7 @@ let package = Package(
             "SynodCore", "SynodRaft", "SynodPBFT", "SynodCrypto", "SynodLMDB", "SynodStateMachine", "SynodWire", "SynodTransport",
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
         ]),
         // Client library: leader discovery, retries, sessions, watches.
         .target(name: "SynodClient", dependencies: [
@@ -80,6 +83,9 @@ let package = Package(
                 "SynodCore", "SynodLMDB", "SynodSimulation", "Synod", "SynodPBFT", "SynodCrypto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"), .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
         // Storage micro-benchmark (not a test): log append and range-read rates beside raw LMDB.

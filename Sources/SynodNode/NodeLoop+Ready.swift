@@ -37,6 +37,7 @@ extension NodeLoop {
             try serveReadyReads()
         }
         noticeLeadershipChange()
+        noticeLeaderForMetrics()
         noticeSnapshotRefusals()
         try maybeSnapshot()
     }
@@ -124,7 +125,7 @@ extension NodeLoop {
         let hold = write.onlyAdvancesCommit(from: persistedHardState) && heldEntries.count + committed.count <= Self.heldEntriesMax
         // Previous values in events only for this node's watchers (each costs a history lookup).
         sm.kv.prevValuesInEvents = !watchers.isEmpty
-        let t0 = PassStats.enabled ? ProcessInfo.processInfo.systemUptime : 0
+        let t0 = ProcessInfo.processInfo.systemUptime
         var answered = false
         _ = try store.write(write, binding: sm.combined, hold: hold) { isRetry in
             if isRetry {
@@ -144,6 +145,7 @@ extension NodeLoop {
             }
         }
         if let hs = write.hardState { persistedHardState = hs }
+        if !hold { metrics.commitDuration.recordSeconds(ProcessInfo.processInfo.systemUptime - t0) }
         if hold {
             if !wasHolding { heldSince = ProcessInfo.processInfo.systemUptime }
             heldEntries += committed
@@ -172,7 +174,9 @@ extension NodeLoop {
             return
         }
         guard force || ProcessInfo.processInfo.systemUptime - heldSince >= Self.heldSecondsMax else { return }
+        let t0 = ProcessInfo.processInfo.systemUptime
         do { try store.environment.commitHeld(metaSync: false) } catch let e as LMDBError { throw StoreError(e) }
+        metrics.commitDuration.recordSeconds(ProcessInfo.processInfo.systemUptime - t0)
         heldEntries = []
         if PassStats.enabled { passStats.commits += 1 }
     }

@@ -104,6 +104,11 @@ final class NodeLoop: @unchecked Sendable {
     var snapshotRefusalsLogged: [NodeID] = []
     var lastReplicationLog: Double = 0
     var passStats = PassStats()
+    /// Metrics (`NodeMetrics`) and the counters the loop keeps for them between publications.
+    let metrics = NodeMetrics()
+    var lastMetricsPublish: Double = 0
+    var lastLeaderSeen: NodeID = .none
+    var clientRequestsSincePublish: Int64 = 0
     /// Committed entries applied in the held write transaction (see `persistAndApply`), in order.
     var heldEntries: [Entry] = []
     var heldSince: Double = 0
@@ -239,6 +244,7 @@ final class NodeLoop: @unchecked Sendable {
             try commitHeldApplies(force: false)
         } catch { storageFailed(error) }
         checkLeaderTransfer(ProcessInfo.processInfo.systemUptime)
+        publishMetrics(now)
         expireForwardedReads(now)
         catchUpLaggingWatchers()
         flushOutbox()
@@ -262,6 +268,7 @@ final class NodeLoop: @unchecked Sendable {
     }
 
     func handle(_ request: ClientRequest, from c: ClientConnection) {
+        clientRequestsSincePublish += 1
         switch request.body {
         case let .write(payload): propose(payload, request.id, c)
         case let .read(.serializable, query):

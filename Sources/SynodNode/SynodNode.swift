@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Logging
 import NIOCore
 import NIOPosix
@@ -29,6 +30,9 @@ public final class SynodNode: @unchecked Sendable {
     let stopped = StopLatch()
     /// The port clients connect to (resolved when the configuration asked for port 0).
     public private(set) var clientPort: Int = 0
+    /// Whether this node knows a leader (as of its last metrics publication, at most half a
+    /// second old): what `/health` reports. Safe from any thread.
+    public var knowsLeader: Bool { loop.metrics.healthy.load(ordering: .relaxed) }
 
     init(configuration: NodeConfiguration, store: LMDBStore, stateMachine: KVNodeStateMachine, logger: Logger) throws {
         self.configuration = configuration

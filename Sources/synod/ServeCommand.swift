@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import NIOCore
 import Logging
 import SynodCore
 import SynodLMDB
@@ -20,6 +21,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Snapshot after this many applied entries (etcd 3.4 uses 100,000 too).") var snapshotEntries: Int = 100_000
     @Option(help: "Revisions of history to keep; older ones are compacted away as writes go on (etcd's revision-mode auto-compaction; 0 = off).") var autoCompactRevisions: Int64 = 1_000_000
     @Option(help: "Space quota for the state in bytes (etcd's --quota-backend-bytes): above it the leader raises the NOSPACE alarm and writes that add data are refused until space is freed and `synod alarm disarm` runs. 0 = off; at most 8 GiB.") var quotaBytes: Int64 = 768 << 20
+    @Option(name: .customLong("listen-metrics"), help: "Serve GET /metrics (Prometheus text format) and GET /health on this host:port (raft mode).") var listenMetrics: String?
     @Option(help: "Cluster id; peers with another are refused.") var clusterId: UInt64 = 1
     @Option(help: "Initial LMDB map size in MiB (it doubles whenever it fills).") var mapSizeMb: Int = 256
     @Option(help: "Longest a follower waits before applying committed entries in one batch (0 = at once; only its serializable reads lag).") var followerApplyDelayMs: Int = 50
@@ -86,6 +88,10 @@ struct ServeCommand: AsyncParsableCommand {
     func validate() throws {
         guard ["raft", "bft"].contains(mode) else { throw ValidationError("--mode must be raft or bft") }
         if mode == "bft" { _ = try bftConfiguration() } else { _ = try configurationValue() }
+        if let listenMetrics {
+            guard mode == "raft" else { throw ValidationError("--listen-metrics is available in raft mode only") }
+            do { _ = try HostPort(parsing: listenMetrics) } catch { throw ValidationError("--listen-metrics: \(error)") }
+        }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level '\(logLevel)' is not a level") }
     }
 
@@ -107,6 +113,7 @@ struct ServeCommand: AsyncParsableCommand {
             await replica.shutdown()
             return
         }
+        let registry = listenMetrics == nil ? nil : MetricsServer.bootstrap()
         let node: SynodNode
         do {
             node = try await SynodNode.start(try configurationValue(), logger: logger)
@@ -115,8 +122,19 @@ struct ServeCommand: AsyncParsableCommand {
         } catch {
             throw fail("cannot start: \(error)", status: 1)
         }
+        var metricsChannel: (any Channel)?
+        if let listenMetrics, let registry {
+            do {
+                metricsChannel = try await MetricsServer.start(try HostPort(parsing: listenMetrics), registry: registry) { node.knowsLeader }
+                logger.info("serving metrics", metadata: ["address": "\(listenMetrics)"])
+            } catch {
+                await node.shutdown()
+                throw fail("cannot serve metrics on \(listenMetrics): \(error)", status: 1)
+            }
+        }
         await Signals.waitForTermination()
         logger.info("signal received; shutting down")
+        try? await metricsChannel?.close()
         await node.shutdown()
     }
 }
