@@ -81,34 +81,54 @@ enum ConsistencyOption: String, ExpressibleByArgument {
     var value: Consistency { self == .s || self == .serializable ? .serializable : .linearizable }
 }
 
+/// Which keys a `get` or `del` names, as etcdctl reads its arguments: KEY alone, KEY and
+/// RANGE_END ([KEY, RANGE_END)), `--prefix` (every key starting with KEY) or `--from-key`
+/// (every key >= KEY). Nil range end: the single key.
+func keyRange(_ key: String, _ rangeEnd: String?, prefix: Bool, fromKey: Bool) throws -> [UInt8]? {
+    guard [rangeEnd != nil, prefix, fromKey].filter({ $0 }).count <= 1 else {
+        throw ValidationError("give at most one of RANGE_END, --prefix and --from-key")
+    }
+    if let rangeEnd { return bytes(rangeEnd) }
+    if prefix { return KeyRange.prefixEnd(bytes(key)) }
+    if fromKey { return [0] }
+    return nil
+}
+
 struct GetCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "get", abstract: "Get a key's value (or every key with a prefix).",
-                                                    discussion: "Prints the value alone. A missing key exits with status 1.")
+    static let configuration = CommandConfiguration(commandName: "get", abstract: "Get a key's value, or the keys of a range.",
+                                                    discussion: "One key: prints the value alone; a missing key exits with status 1. A range (RANGE_END, --prefix or --from-key): prints key and value lines.")
     @OptionGroup var globals: GlobalOptions
-    @Argument(help: "The key (or prefix with --prefix).") var key: String
-    @Flag(help: "Get every key starting with KEY; prints key and value lines.") var prefix = false
-    @Option(help: "Most keys to return with --prefix (0: the server's limit).") var limit: Int = 0
+    @Argument(help: "The key (or the start of a range).") var key: String
+    @Argument(help: "End of the range [KEY, RANGE_END), exclusive.") var rangeEnd: String?
+    @Flag(help: "Get every key starting with KEY.") var prefix = false
+    @Flag(help: "Get every key >= KEY.") var fromKey = false
+    @Option(help: "Most keys to return (0: the server's limit).") var limit: Int = 0
     @Option(help: "l (linearizable, default) or s (serializable: local, maybe stale).") var consistency: ConsistencyOption = .l
     @Option(help: "Read at this past revision.") var rev: Int64?
     @Flag(help: "Print keys only.") var keysOnly = false
+    @Flag(help: "Print values only (of a range too).") var printValueOnly = false
+    @Flag(help: "Print only how many keys the range holds.") var countOnly = false
 
     func validate() throws {
         guard limit >= 0 else { throw ValidationError("--limit must be >= 0") }
         if let rev, rev < 0 { throw ValidationError("--rev must be >= 0") }
+        _ = try keyRange(key, rangeEnd, prefix: prefix, fromKey: fromKey)
+        guard !(keysOnly && printValueOnly) else { throw ValidationError("--keys-only and --print-value-only exclude each other") }
     }
 
     func run() async throws {
-        let request = prefix ? RangeRequest(key: bytes(key), rangeEnd: KeyRange.prefixEnd(bytes(key)), limit: limit, keysOnly: keysOnly, revision: rev)
-            : RangeRequest(key: bytes(key), keysOnly: keysOnly, revision: rev)
+        let end = try keyRange(key, rangeEnd, prefix: prefix, fromKey: fromKey)
+        let request = RangeRequest(key: bytes(key), rangeEnd: end ?? [], limit: limit, keysOnly: keysOnly, countOnly: countOnly, revision: rev)
         let r = try await withClient(globals) { try await $0.range(request, consistency: consistency.value) }
         if globals.output == .json {
             print(JSON.object([("revision", "\(r.revision)"), ("count", "\(r.count)"), ("more", "\(r.more)"), ("kvs", JSON.array(r.kvs.map(json)))]))
-            if r.kvs.isEmpty && !prefix { throw ExitCode(ExitStatus.notFound) }
+            if r.kvs.isEmpty && end == nil && !countOnly { throw ExitCode(ExitStatus.notFound) }
             return
         }
-        if prefix {
+        if countOnly { return print(r.count) }
+        if end != nil {
             for kv in r.kvs {
-                print(text(kv.key))
+                if !printValueOnly { print(text(kv.key)) }
                 if !keysOnly { print(text(kv.value)) }
             }
             return
@@ -119,16 +139,21 @@ struct GetCommand: AsyncParsableCommand {
 }
 
 struct DelCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "del", abstract: "Delete a key (or every key with a prefix); prints how many were deleted.")
+    static let configuration = CommandConfiguration(commandName: "del", abstract: "Delete a key, or the keys of a range; prints how many were deleted.")
     @OptionGroup var globals: GlobalOptions
-    @Argument(help: "The key (or prefix with --prefix).") var key: String
+    @Argument(help: "The key (or the start of a range).") var key: String
+    @Argument(help: "End of the range [KEY, RANGE_END), exclusive.") var rangeEnd: String?
     @Flag(help: "Delete every key starting with KEY.") var prefix = false
+    @Flag(help: "Delete every key >= KEY.") var fromKey = false
     @Flag(help: "Print the deleted key-values.") var prevKV = false
 
+    func validate() throws { _ = try keyRange(key, rangeEnd, prefix: prefix, fromKey: fromKey) }
+
     func run() async throws {
+        let end = try keyRange(key, rangeEnd, prefix: prefix, fromKey: fromKey)
         let r = try await withClient(globals) { c in
-            prefix ? try await c.deleteRange(from: bytes(key), to: KeyRange.prefixEnd(bytes(key)), prevKV: prevKV)
-                : try await c.delete(bytes(key), prevKV: prevKV)
+            if let end { return try await c.deleteRange(from: bytes(key), to: end, prevKV: prevKV) }
+            return try await c.delete(bytes(key), prevKV: prevKV)
         }
         switch globals.output {
         case .simple:

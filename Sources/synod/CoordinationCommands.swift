@@ -30,6 +30,7 @@ struct WatchCommand: AsyncParsableCommand {
                 }
                 seen += 1
                 if count > 0 && seen >= count { break }
+                if StandardOutput.isClosed.load(ordering: .relaxed) { break }   // nobody reads any more (`| head`)
             }
         } catch {
             await client.close()

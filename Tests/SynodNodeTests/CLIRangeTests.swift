@@ -1,0 +1,32 @@
+import Foundation
+import SynodClient
+import SynodTestSupport
+import Testing
+
+extension RealProcessTests {
+/// `synod get` and `synod del` read their range as etcdctl does: KEY RANGE_END, --prefix,
+/// --from-key; with --count-only and --print-value-only.
+@Suite("CLI ranges (etcdctl's forms)")
+struct CLIRangeTests {
+    @Test("get KEY END, --from-key, --count-only, --print-value-only; del --from-key; conflicting forms are refused")
+    func rangeForms() async throws {
+        let cluster = try Cluster(size: 3)
+        let client = cluster.client()
+        defer { Task { await client.close() } }
+        for k in ["a", "b", "c", "d", "e"] { try await client.put(b(k), b("v" + k)) }
+        func synod(_ args: [String]) throws -> (Int32, String) {
+            let (status, out, err) = try runSynod(["--endpoints", cluster.endpointsText] + args)
+            return (status, out + err)
+        }
+        #expect(try synod(["get", "b", "d"]) == (0, "b\nvb\nc\nvc\n"))
+        #expect(try synod(["get", "c", "--from-key", "--print-value-only"]) == (0, "vc\nvd\nve\n"))
+        #expect(try synod(["get", "a", "--from-key", "--count-only"]) == (0, "5\n"))
+        #expect(try synod(["get", "a", "--prefix", "--from-key"]).0 == 64)
+        #expect(try synod(["get", "a", "b", "--keys-only", "--print-value-only"]).0 == 64)
+        #expect(try synod(["del", "d", "--from-key"]) == (0, "2\n"))
+        #expect(try synod(["get", "a", "--from-key", "--keys-only"]) == (0, "a\nb\nc\n"))
+        #expect(try synod(["del", "a", "c"]) == (0, "2\n"))
+        #expect(try synod(["get", "c"]) == (0, "vc\n"))
+    }
+}
+}
