@@ -41,8 +41,8 @@ struct WatchCommand: AsyncParsableCommand {
 }
 
 struct LeaseCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "lease", abstract: "Grant, keep alive, revoke or list leases.",
-                                                    subcommands: [Grant.self, KeepAlive.self, Revoke.self, List.self])
+    static let configuration = CommandConfiguration(commandName: "lease", abstract: "Grant, keep alive, revoke, inspect or list leases.",
+                                                    subcommands: [Grant.self, KeepAlive.self, Revoke.self, TimeToLive.self, List.self])
 
     static func parseID(_ s: String) throws -> LeaseID {
         guard let v = UInt64(s, radix: 16), v > 0 else { throw ValidationError("'\(s)' is not a lease id (hexadecimal, as `lease grant` prints)") }
@@ -87,6 +87,27 @@ struct LeaseCommand: AsyncParsableCommand {
             let lease = try LeaseCommand.parseID(id)
             let deleted = try await withClient(globals) { try await $0.leaseRevoke(lease) }
             print(globals.output == .json ? JSON.object([("id", JSON.string(id)), ("deleted_keys", "\(deleted)")]) : "lease \(id) revoked (\(deleted) keys deleted)")
+        }
+    }
+
+    struct TimeToLive: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "timetolive", abstract: "Show a lease's TTL and remaining time (and its keys with --keys); exit 1 if it does not exist.")
+        @OptionGroup var globals: GlobalOptions
+        @Argument(help: "Lease id (hex).") var id: String
+        @Flag(help: "Also list the keys attached to it.") var keys = false
+        func run() async throws {
+            let lease = try LeaseCommand.parseID(id)
+            guard let l = try await withClient(globals, { try await $0.lease(lease) }) else {
+                throw fail("lease \(id) not found (expired or revoked)", status: ExitStatus.notFound)
+            }
+            let remaining = l.remainingMillis >= 0 ? "\(l.remainingMillis / 1000)s" : "?"
+            if globals.output == .json {
+                var fields = [("id", JSON.string(id)), ("ttl_ms", "\(l.ttlMillis)"), ("remaining_ms", "\(l.remainingMillis)")]
+                if keys { fields.append(("keys", JSON.array(l.keys.map { JSON.string(text($0)) }))) }
+                print(JSON.object(fields))
+            } else {
+                print("lease \(id) granted with TTL(\(l.ttlMillis / 1000)s), remaining(\(remaining))" + (keys ? ", attached keys([\(l.keys.map(text).joined(separator: " "))])" : ""))
+            }
         }
     }
 

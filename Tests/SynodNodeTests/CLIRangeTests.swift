@@ -4,9 +4,9 @@ import SynodTestSupport
 import Testing
 
 extension RealProcessTests {
-/// `synod get` and `synod del` read their range as etcdctl does: KEY RANGE_END, --prefix,
-/// --from-key; with --count-only and --print-value-only.
-@Suite("CLI ranges (etcdctl's forms)")
+/// Forms an etcdctl user types: `get`/`del` ranges (KEY RANGE_END, --prefix, --from-key) with
+/// --count-only and --print-value-only, and `lease timetolive --keys`.
+@Suite("CLI forms from etcdctl")
 struct CLIRangeTests {
     @Test("get KEY END, --from-key, --count-only, --print-value-only; del --from-key; conflicting forms are refused")
     func rangeForms() async throws {
@@ -27,6 +27,22 @@ struct CLIRangeTests {
         #expect(try synod(["get", "a", "--from-key", "--keys-only"]) == (0, "a\nb\nc\n"))
         #expect(try synod(["del", "a", "c"]) == (0, "2\n"))
         #expect(try synod(["get", "c"]) == (0, "vc\n"))
+    }
+
+    @Test("lease timetolive ID --keys shows TTL, remaining time and the attached keys; a missing lease exits 1")
+    func leaseTimeToLive() async throws {
+        let cluster = try Cluster(size: 3)
+        let client = cluster.client()
+        defer { Task { await client.close() } }
+        let lease = try await client.leaseGrant(ttlMillis: 60_000)
+        try await client.put(b("x"), b("1"), lease: lease)
+        try await client.put(b("y"), b("2"), lease: lease)
+        let hex = String(lease.rawValue, radix: 16)
+        let (status, out, _) = try runSynod(["--endpoints", cluster.endpointsText, "lease", "timetolive", hex, "--keys"])
+        #expect(status == 0)
+        #expect(out.hasPrefix("lease \(hex) granted with TTL(60s), remaining(") && out.hasSuffix("attached keys([x y])\n"), "\(out)")
+        try await client.leaseRevoke(lease)
+        #expect(try runSynod(["--endpoints", cluster.endpointsText, "lease", "timetolive", hex]).0 == 1)
     }
 }
 }
