@@ -65,6 +65,7 @@ let package = Package(
         // The shell: event loop, persistence, apply, client sessions.
         .target(name: "SynodNode", dependencies: [
             "SynodCore", "SynodRaft", "SynodPBFT", "SynodCrypto", "SynodLMDB", "SynodStateMachine", "SynodWire", "SynodTransport",
+            "SynodClient", // the leader's corruption check asks its peers as a client would (`synod hashkv`)
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),

@@ -78,6 +78,7 @@ extension SynodNode {
         let node = try SynodNode(configuration: configuration, store: store, stateMachine: stateMachine, logger: logger)
         try await node.bind()
         node.startThread()
+        node.startCorruptionChecks()
         return node
     }
 }

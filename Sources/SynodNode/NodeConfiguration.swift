@@ -45,6 +45,11 @@ public struct NodeConfiguration: Sendable {
     /// third (writes go on until the alarm commits; snapshots frame records differently from
     /// pages), at least 1 GiB.
     public var snapshotBytesMax: Int { Int(max(1 << 30, quotaBytes + quotaBytes / 3)) }
+    /// Seconds between the leader's corruption checks (etcd's corrupt check): it asks every
+    /// member for a hash of its history at one revision (`synod hashkv`) and, if members at the
+    /// same compaction point disagree, commits the CORRUPT alarm, which stops all writes. 0 turns
+    /// it off. Each check hashes the history once per member on a low-priority thread.
+    public var corruptCheckIntervalSeconds: Int = 300
     /// Most client writes and reads waiting at once; more are refused with `busy`.
     public var pendingRequestsMax: Int = 100_000
     /// Initial LMDB map size in MiB. The map doubles whenever it fills (up to 1 TiB), so this
@@ -98,6 +103,7 @@ public struct NodeConfiguration: Sendable {
         guard quotaBytes == 0 || (1 << 20...Self.quotaBytesMax).contains(quotaBytes) else {
             throw .invalid("space quota must be 0 (off) or 1 MiB...8 GiB")
         }
+        guard (0...86_400).contains(corruptCheckIntervalSeconds) else { throw .invalid("corruption check interval must be 0 (off) or 1...86400 s") }
         guard snapshotEveryEntries >= 100 else { throw .invalid("snapshot interval must be at least 100 entries") }
         guard peers.count <= Limits.membersMax else { throw .invalid("at most \(Limits.membersMax) peers") }
     }

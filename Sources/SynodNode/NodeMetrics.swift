@@ -26,10 +26,13 @@ final class NodeMetrics {
     let stateBytes = Gauge(label: "synod_mvcc_db_total_size_in_use_in_bytes")
     let quotaBytes = Gauge(label: "synod_server_quota_backend_bytes")
     let noSpace = Gauge(label: "synod_server_alarm_nospace")
+    let corrupt = Gauge(label: "synod_server_alarm_corrupt")
     let commitDuration = Timer(label: "synod_disk_backend_commit_duration_seconds")
 
-    /// Whether this node knows a leader, for `/health` (read from other threads).
+    /// Whether this node knows a leader, for `/health`, and whether it leads, for the corruption
+    /// check (read from other threads).
     let healthy = Atomic<Bool>(false)
+    let leading = Atomic<Bool>(false)
 }
 
 extension NodeLoop {
@@ -49,6 +52,7 @@ extension NodeLoop {
         m.isLeader.record(leading ? 1 : 0)
         m.hasLeader.record(core.leader.isNone ? 0 : 1)
         m.healthy.store(!core.leader.isNone, ordering: .relaxed)
+        m.leading.store(leading, ordering: .relaxed)
         m.term.record(Int64(bitPattern: core.term.rawValue))
         m.committed.record(Int64(bitPattern: core.commitIndex.rawValue))
         m.applied.record(Int64(bitPattern: sm.appliedIndex.rawValue))
@@ -60,6 +64,7 @@ extension NodeLoop {
         m.compactRevision.record(sm.kv.compactedRevision)
         m.quotaBytes.record(configuration.quotaBytes)
         m.noSpace.record(sm.kv.alarms.contains(.noSpace) ? 1 : 0)
+        m.corrupt.record(sm.kv.alarms.contains(.corrupt) ? 1 : 0)
         if let used = try? sm.combined.stateBytesUsed() { m.stateBytes.record(used) }
     }
 }

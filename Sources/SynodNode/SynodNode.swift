@@ -53,6 +53,16 @@ public final class SynodNode: @unchecked Sendable {
         logger.info("node started", metadata: ["id": "\(configuration.id.rawValue)", "peer": "\(configuration.peerAddress!)", "client": "\(loop.clientAddress)"])
     }
 
+    /// The leader's periodic corruption check (`CorruptionChecker`), if configured.
+    var corruptionCheck: Task<Void, Never>?
+
+    func startCorruptionChecks() {
+        let interval = configuration.corruptCheckIntervalSeconds
+        guard interval > 0 else { return }
+        let checker = CorruptionChecker(node: self, interval: interval, logger: logger)
+        corruptionCheck = Task { await checker.run() }
+    }
+
     func startThread() {
         let eventLoop = group.next()
         eventLoop.execute { [self] in
@@ -63,6 +73,7 @@ public final class SynodNode: @unchecked Sendable {
     /// Stops serving: closes the ports, stops the node loop (after it finishes the current
     /// Ready, so nothing half-done reaches disk), and shuts the event loops down.
     public func shutdown() async {
+        corruptionCheck?.cancel()
         await clients.shutdown()
         inbox.put(.stop)
         stopped.wait()

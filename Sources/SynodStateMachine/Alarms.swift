@@ -7,10 +7,17 @@ public enum AlarmKind: UInt8, Hashable, Comparable, Sendable, CaseIterable, Cust
     /// While raised, commands that add data are refused with `KVError.noSpace`; reads, deletes,
     /// compaction, lease revocation and the mesh commands that change existing records still run.
     case noSpace = 1
+    /// Replicas' histories differ at one revision (the leader's periodic `hashkv` check, etcd's
+    /// corruption check). While raised, every command but an alarm command is refused with
+    /// `KVError.corruptCluster`; reads still run, so an operator can look.
+    case corrupt = 2
 
     public static func < (a: AlarmKind, b: AlarmKind) -> Bool { a.rawValue < b.rawValue }
     public var description: String {
-        switch self { case .noSpace: return "NOSPACE" }
+        switch self {
+        case .noSpace: return "NOSPACE"
+        case .corrupt: return "CORRUPT"
+        }
     }
 }
 
@@ -77,7 +84,10 @@ extension ApplyContext {
 
     /// The refusal for `command` under the raised alarms, if any.
     func alarmRefusal(_ command: Command) -> KVError? {
-        guard alarms.contains(.noSpace), !testingAlarmsIgnored, command.addsData else { return nil }
-        return .noSpace
+        guard !testingAlarmsIgnored else { return nil }
+        if case .alarm = command { return nil }
+        if alarms.contains(.corrupt) { return .corruptCluster }
+        if alarms.contains(.noSpace), command.addsData { return .noSpace }
+        return nil
     }
 }

@@ -178,6 +178,7 @@ extension KVError {
         case let .meshVersionStale(expected, current): w.u8(15); w.i64(expected); w.i64(current)
         case let .meshRefused(why): w.u8(16); w.text(why)
         case .noSpace: w.u8(17)
+        case .corruptCluster: w.u8(18)
         }
     }
 
@@ -202,6 +203,7 @@ extension KVError {
         case 15: return .meshVersionStale(expected: try r.i64("expected"), current: try r.i64("current"))
         case 16: return .meshRefused(try r.text("error text"))
         case 17: return .noSpace
+        case 18: return .corruptCluster
         case let v: throw .unknownValue(what: "error tag", value: UInt64(v))
         }
     }

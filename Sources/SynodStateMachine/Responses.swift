@@ -31,6 +31,9 @@ public enum KVError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The NOSPACE alarm is raised (the state went over its quota): commands that add data are
     /// refused until space is freed and the alarm disarmed (`AlarmKind.noSpace`).
     case noSpace
+    /// The CORRUPT alarm is raised (replicas' histories differ): every write is refused until an
+    /// operator replaces the odd replica and disarms it (`AlarmKind.corrupt`).
+    case corruptCluster
 
     public var description: String {
         switch self {
@@ -52,6 +55,8 @@ public enum KVError: Error, Hashable, Sendable, CustomStringConvertible {
         case let .meshRefused(why): return "mesh: \(why)"
         case .noSpace:
             return "database space exceeded (alarm NOSPACE): compact history or delete keys, then `synod alarm disarm` (or raise --quota-bytes)"
+        case .corruptCluster:
+            return "corrupt cluster (alarm CORRUPT): the replicas' histories differ; writes are refused until the odd replica is replaced and `synod alarm disarm` runs (see `synod hashkv`)"
         }
     }
 }

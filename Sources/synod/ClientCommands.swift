@@ -222,7 +222,7 @@ struct StatusCommand: AsyncParsableCommand {
 }
 
 struct AlarmCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "alarm", abstract: "List or disarm cluster alarms (NOSPACE: the state went over --quota-bytes).",
+    static let configuration = CommandConfiguration(commandName: "alarm", abstract: "List or disarm cluster alarms (NOSPACE: the state went over --quota-bytes; CORRUPT: replicas' histories differ).",
                                                     subcommands: [List.self, Disarm.self])
 
     static func show(_ alarms: [AlarmKind], _ globals: GlobalOptions) {
@@ -242,10 +242,14 @@ struct AlarmCommand: AsyncParsableCommand {
     struct Disarm: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "disarm",
-            abstract: "Disarm NOSPACE after freeing space (compact, delete keys); prints the alarms still raised. The leader raises it again if the state is still over its quota.")
+            abstract: "Disarm every raised alarm (as etcdctl does) and print those still raised: NOSPACE after freeing space (the leader raises it again if the state is still over its quota), CORRUPT after replacing the odd replica.")
         @OptionGroup var globals: GlobalOptions
         func run() async throws {
-            let remaining = try await withClient(globals) { try await $0.disarm(.noSpace) }
+            let remaining = try await withClient(globals) { client in
+                var left = try await client.alarms()
+                for kind in left { left = try await client.disarm(kind) }
+                return left
+            }
             if remaining.isEmpty && globals.output != .json { print("no alarm raised") } else { AlarmCommand.show(remaining, globals) }
         }
     }

@@ -22,6 +22,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Revisions of history to keep; older ones are compacted away as writes go on (etcd's revision-mode auto-compaction; 0 = off).") var autoCompactRevisions: Int64 = 1_000_000
     @Option(help: "Space quota for the state in bytes (etcd's --quota-backend-bytes): above it the leader raises the NOSPACE alarm and writes that add data are refused until space is freed and `synod alarm disarm` runs. 0 = off; at most 8 GiB.") var quotaBytes: Int64 = 768 << 20
     @Option(name: .customLong("listen-metrics"), help: "Serve GET /metrics (Prometheus text format) and GET /health on this host:port (raft mode).") var listenMetrics: String?
+    @Option(help: "Seconds between the leader's corruption checks (every member's history hashed at one revision and compared; a mismatch raises the CORRUPT alarm). 0 = off.") var corruptCheckInterval: Int = 300
     @Option(help: "Cluster id; peers with another are refused.") var clusterId: UInt64 = 1
     @Option(help: "Initial LMDB map size in MiB (it doubles whenever it fills).") var mapSizeMb: Int = 256
     @Option(help: "Longest a follower waits before applying committed entries in one batch (0 = at once; only its serializable reads lag).") var followerApplyDelayMs: Int = 50
@@ -73,6 +74,7 @@ struct ServeCommand: AsyncParsableCommand {
         c.snapshotEveryEntries = snapshotEntries
         c.autoCompactRevisions = autoCompactRevisions
         c.quotaBytes = quotaBytes
+        c.corruptCheckIntervalSeconds = corruptCheckInterval
         c.clusterID = clusterId
         c.mapSizeMiB = mapSizeMb
         c.unsafeNoSync = unsafeNoFsync

@@ -74,12 +74,32 @@ struct AlarmTests {
         guard case .put = try h.run(Self.put).response else { Issue.record("the injected bug did not let the put through"); return }
     }
 
+    @Test("CORRUPT refuses every command but alarm commands; reads still run; disarmed, writes run again", arguments: StoreKind.allCases)
+    func corruptRefusesAllWrites(_ kind: StoreKind) throws {
+        let h = try Harness(kind)
+        try h.put("a", "1")
+        #expect(try h.run(.alarm(.corrupt, raised: true)).response == .alarm(AlarmResult(revision: h.sm.revision, alarms: [.corrupt])))
+        for command in [Self.put, .delete(key: b("a"), prevKV: false), .deleteRange(from: b("a"), to: [], prevKV: false),
+                        .compact(revision: h.sm.revision), .leaseRevoke(id: LeaseID(1)), .mesh(.rebalance, ifVersion: nil)] {
+            #expect(try h.run(command).response == .failure(.corruptCluster), "\(command)")
+        }
+        #expect(try h.get("a")?.value == b("1"))
+        // NOSPACE can be raised beside it; disarming one leaves the other.
+        _ = try h.run(.alarm(.noSpace, raised: true))
+        #expect(h.sm.alarms == [.noSpace, .corrupt])
+        _ = try h.run(.alarm(.corrupt, raised: false))
+        #expect(h.sm.alarms == [.noSpace])
+        guard case .delete = try h.run(.delete(key: b("a"), prevKV: false)).response else { Issue.record("delete refused under NOSPACE alone"); return }
+    }
+
     @Test("a stored alarm set that does not decode is reported as corrupt, not trapped on")
     func corruptAlarms() throws {
         #expect(throws: DecodeError.self) { try StoredAlarms.decode([9]) }
         #expect(throws: DecodeError.self) { try StoredAlarms.decode([1, 1]) }
-        #expect(throws: DecodeError.self) { try StoredAlarms.decode([1, 1, 1]) }
+        #expect(throws: DecodeError.self) { try StoredAlarms.decode([2, 1]) }
+        #expect(throws: DecodeError.self) { try StoredAlarms.decode([1, 2, 2]) }
         #expect(try StoredAlarms.decode([1]) == [.noSpace])
+        #expect(try StoredAlarms.decode([1, 2]) == [.noSpace, .corrupt])
         #expect(try StoredAlarms.decode([]) == [])
     }
 }

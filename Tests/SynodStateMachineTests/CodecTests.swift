@@ -41,6 +41,7 @@ let sampleEnvelopes: [CommandEnvelope] = [
     CommandEnvelope(command: .mesh(.steal(agent: "b"), ifVersion: nil)),
     CommandEnvelope(command: .mesh(.rebalance, ifVersion: 1)),
     CommandEnvelope(command: .alarm(.noSpace, raised: true)),
+    CommandEnvelope(command: .alarm(.corrupt, raised: true)),
     CommandEnvelope(session: ClientSession(clientID: 1, sequence: 1), command: .alarm(.noSpace, raised: false)),
 ]
 
@@ -65,6 +66,7 @@ let sampleResponses: [Response] = [
     .mesh(MeshResult(revision: 4, version: 4, moves: [MeshMove(task: "t", from: nil, to: "a"), MeshMove(task: "u", from: "a", to: nil)], failed: ["a"])),
     .failure(.meshVersionStale(expected: 3, current: 4)), .failure(.meshRefused("no")),
     .alarm(AlarmResult(revision: 3, alarms: [.noSpace])), .alarm(AlarmResult(revision: 3, alarms: [])), .failure(.noSpace),
+    .alarm(AlarmResult(revision: 4, alarms: [.noSpace, .corrupt])), .failure(.corruptCluster),
 ]
 
 let sampleMeshRecords: [[UInt8]] = [
