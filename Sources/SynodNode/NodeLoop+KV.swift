@@ -239,23 +239,24 @@ extension NodeLoop {
         logger.info("auto-compaction proposed", metadata: ["revision": "\(target)", "keep": "\(keep)"])
     }
 
-    /// Seconds between the leader's measurements of the state against the space quota.
+    /// Seconds between measurements of the state's pages (for the quota and the metrics).
     static let quotaCheckSeconds = 0.5
 
-    /// Leader only: measures the state tables' pages against `NodeConfiguration.quotaBytes` and,
-    /// above it, proposes raising the NOSPACE alarm (etcd's space quota). The alarm is a command,
-    /// so every replica starts refusing writes that add data at the same log index; only an
-    /// operator's disarm clears it, and the next measurement raises it again while the state is
-    /// still too large. One proposal at a time (in this term).
+    /// Measures the state tables' pages (every node: `synod_mvcc_db_total_size_in_use_in_bytes`)
+    /// and, on the leader, checks them against `NodeConfiguration.quotaBytes`: above it, it
+    /// proposes raising the NOSPACE alarm (etcd's space quota). The alarm is a command, so every
+    /// replica starts refusing writes that add data at the same log index; only an operator's
+    /// disarm clears it, and the next measurement raises it again while the state is still too
+    /// large. One proposal at a time (in this term).
     func checkQuota(_ now: Double) {
-        let quota = configuration.quotaBytes
-        guard quota > 0, core.role == .leader, now - lastQuotaCheck >= Self.quotaCheckSeconds else { return }
+        guard now - lastQuotaCheck >= Self.quotaCheckSeconds else { return }
         lastQuotaCheck = now
-        guard !sm.kv.alarms.contains(.noSpace) else { return }
-        if let f = quotaAlarmInFlight, f.term == core.term, sm.appliedIndex < f.index { return }
         let used: Int64
         do { used = try sm.combined.stateBytesUsed() } catch { return storageFailed(error) }
-        guard used > quota else { return }
+        metrics.stateBytes.record(used)
+        let quota = configuration.quotaBytes
+        guard quota > 0, used > quota, core.role == .leader, !sm.kv.alarms.contains(.noSpace) else { return }
+        if let f = quotaAlarmInFlight, f.term == core.term, sm.appliedIndex < f.index { return }
         let payload = CommandEnvelope(session: nil, command: .alarm(.noSpace, raised: true)).encode()
         guard let position = try? core.propose(payload) else { return }
         quotaAlarmInFlight = position

@@ -96,8 +96,8 @@ final class NodeLoop: @unchecked Sendable {
     /// Where this leader's last auto-compaction went in the log: no other is proposed until that
     /// entry is applied, or the term moved on (then it may have been lost).
     var autoCompactInFlight: LogPosition?
-    /// When the leader last measured the state against the space quota, and the NOSPACE alarm it
-    /// proposed and has not seen applied yet (`checkQuota`).
+    /// When this node last measured its state's pages (`checkQuota`), and the NOSPACE alarm it
+    /// proposed as leader and has not seen applied yet.
     var lastQuotaCheck: Double = 0
     var quotaAlarmInFlight: LogPosition?
     /// Followers already logged as refusing the snapshot they need (`noticeSnapshotRefusals`).
@@ -243,7 +243,7 @@ final class NodeLoop: @unchecked Sendable {
             try applyDeferredIfDue(now)
             try commitHeldApplies(force: false)
         } catch { storageFailed(error) }
-        checkLeaderTransfer(ProcessInfo.processInfo.systemUptime)
+        checkLeaderTransfer(now)
         publishMetrics(now)
         expireForwardedReads(now)
         catchUpLaggingWatchers()

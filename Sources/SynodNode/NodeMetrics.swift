@@ -65,6 +65,6 @@ extension NodeLoop {
         m.quotaBytes.record(configuration.quotaBytes)
         m.noSpace.record(sm.kv.alarms.contains(.noSpace) ? 1 : 0)
         m.corrupt.record(sm.kv.alarms.contains(.corrupt) ? 1 : 0)
-        if let used = try? sm.combined.stateBytesUsed() { m.stateBytes.record(used) }
+        // `stateBytes` is recorded where the pages are measured (`checkQuota`).
     }
 }
