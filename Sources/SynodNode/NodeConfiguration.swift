@@ -11,6 +11,12 @@ public struct NodeConfiguration: Sendable {
     public var peers: [(NodeID, HostPort)]
     /// Where this node serves clients. Port 0 picks a free port (see `SynodNode.clientPort`).
     public var clientAddress: HostPort
+    /// The client address other machines reach this node at (etcd's `--advertise-client-urls`):
+    /// what peers learn in the hello, redirects name and `member list` shows. Nil: `clientAddress`,
+    /// which then must not be a wildcard (0.0.0.0, ::).
+    public var advertiseClientAddress: HostPort?
+    /// The client address announced to peers and clients.
+    public var advertisedClientAddress: HostPort { advertiseClientAddress ?? clientAddress }
     /// Distinguishes clusters: peers with another id are refused.
     public var clusterID: UInt64 = 1
     /// Wall-clock length of one Raft tick.
@@ -93,6 +99,9 @@ public struct NodeConfiguration: Sendable {
     public func validate() throws(ConfigurationError) {
         guard !id.isNone else { throw .invalid("--id must be at least 1") }
         guard peerAddress != nil else { throw .invalid("--peers does not list this node's id \(id.rawValue)") }
+        guard !advertisedClientAddress.isWildcard else {
+            throw .invalid("--listen-client \(clientAddress) listens on every interface: give --advertise-client HOST:PORT, the address clients and other members reach this node at")
+        }
         guard (1...10_000).contains(tickMillis) else { throw .invalid("tick must be 1...10000 ms") }
         guard electionTimeoutTicks >= 2 * heartbeatIntervalTicks, heartbeatIntervalTicks >= 1 else {
             throw .invalid("election timeout must be at least twice the heartbeat interval")

@@ -39,7 +39,7 @@ public final class SynodNode: @unchecked Sendable {
         self.logger = logger
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         clientGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        peers = PeerTransport(id: configuration.id, clusterID: configuration.clusterID, clientAddress: configuration.clientAddress.description,
+        peers = PeerTransport(id: configuration.id, clusterID: configuration.clusterID, clientAddress: configuration.advertisedClientAddress.description,
                               peers: configuration.peers, group: group, logger: logger)
         clients = ClientServer(group: clientGroup, logger: logger)
         loop = try NodeLoop(configuration: configuration, store: store, stateMachine: stateMachine, transport: peers, inbox: inbox, logger: logger)
@@ -49,7 +49,7 @@ public final class SynodNode: @unchecked Sendable {
         let delegate = InboxDelegate(inbox: inbox)
         try await peers.start(listen: configuration.peerAddress!, delegate: delegate)
         clientPort = try await clients.start(listen: configuration.clientAddress, service: delegate)
-        loop.clientAddress = "\(configuration.clientAddress.host):\(clientPort)"
+        loop.clientAddress = configuration.advertiseClientAddress?.description ?? "\(configuration.clientAddress.host):\(clientPort)"
         logger.info("node started", metadata: ["id": "\(configuration.id.rawValue)", "peer": "\(configuration.peerAddress!)", "client": "\(loop.clientAddress)"])
     }
 

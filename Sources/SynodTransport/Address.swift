@@ -21,6 +21,10 @@ public struct HostPort: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String { "\(host):\(port)" }
 
+    /// Whether the host means "every interface" (0.0.0.0, ::): fine to listen on, but no use
+    /// to another machine as an address to reach this one.
+    public var isWildcard: Bool { ["0.0.0.0", "::", "[::]", "*"].contains(host) }
+
     /// Parses `1=127.0.0.1:7101,2=127.0.0.1:7102`, sorted by id, refusing duplicates and id 0.
     public static func parsePeers(_ text: String) throws(AddressError) -> [(NodeID, HostPort)] {
         var out: [(NodeID, HostPort)] = []

@@ -15,6 +15,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Data directory (created if missing).") var data: String
     @Option(help: "Every member as ID=host:port (peer addresses), e.g. 1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103.") var peers: String
     @Option(name: .customLong("listen-client"), help: "Where to serve clients, host:port.") var listenClient: String
+    @Option(name: .customLong("advertise-client"), help: "The host:port clients and other members reach this node at (needed when --listen-client is 0.0.0.0 or ::; default: --listen-client).") var advertiseClient: String?
     @Option(help: "Milliseconds per Raft tick.") var tickMs: Int = 10
     @Option(help: "Election timeout in ticks.") var electionTicks: Int = 30
     @Option(help: "Heartbeat interval in ticks.") var heartbeatTicks: Int = 3
@@ -74,6 +75,9 @@ struct ServeCommand: AsyncParsableCommand {
         c.snapshotEveryEntries = snapshotEntries
         c.autoCompactRevisions = autoCompactRevisions
         c.quotaBytes = quotaBytes
+        if let advertiseClient {
+            do { c.advertiseClientAddress = try HostPort(parsing: advertiseClient) } catch { throw ValidationError("--advertise-client: \(error)") }
+        }
         c.corruptCheckIntervalSeconds = corruptCheckInterval
         c.clusterID = clusterId
         c.mapSizeMiB = mapSizeMb
