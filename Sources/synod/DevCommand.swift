@@ -11,6 +11,7 @@ struct DevCommand: AsyncParsableCommand {
     @Option(name: .customLong("data"), help: "Data directory; node N uses DATA/nN (default ./data, ./data-bft with --mode bft).") var dataOption: String?
     @Option(help: "First client port; node N listens on PORT+N-1.") var clientPort: Int = 7001
     @Option(help: "First peer port; node N listens on PORT+N-1.") var peerPort: Int = 7101
+    @Option(help: "First metrics port (raft mode; node N serves /metrics and /health on PORT+N-1; 0 = none).") var metricsPort: Int = 7201
     @Flag(name: .customLong("unsafe-no-fsync"), help: "UNSAFE: start the nodes without fsync (benchmarks only).") var unsafeNoFsync = false
     @Option(help: "Extra arguments for every `synod serve` (quoted).") var serveArgs: String = ""
 
@@ -25,6 +26,10 @@ struct DevCommand: AsyncParsableCommand {
         let nodes = count
         guard (1...65000).contains(clientPort), (1...65000).contains(peerPort) else { throw ValidationError("ports must be 1...65000") }
         guard abs(clientPort - peerPort) >= nodes else { throw ValidationError("client and peer port ranges overlap") }
+        if metricsPort != 0 {
+            guard (1...65000).contains(metricsPort) else { throw ValidationError("ports must be 1...65000") }
+            guard abs(metricsPort - clientPort) >= nodes, abs(metricsPort - peerPort) >= nodes else { throw ValidationError("the metrics port range overlaps the client or peer ports") }
+        }
     }
 
     var endpoints: String { (0..<count).map { "127.0.0.1:\(clientPort + $0)" }.joined(separator: ",") }
@@ -53,9 +58,11 @@ struct DevCommand: AsyncParsableCommand {
         for n in 1...nodes {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: exe)
-            p.arguments = ["serve", "--id", "\(n)", "--data", "\(data)/n\(n)", "--peers", peers, "--listen-client", "127.0.0.1:\(clientPort + n - 1)"]
-                + (mode == "bft" ? ["--mode", "bft", "--keys", "\(keys)/replica-\(n).key"] : [])
-                + (unsafeNoFsync ? ["--unsafe-no-fsync"] : []) + serveArgs.split(separator: " ").map(String.init)
+            var args = ["serve", "--id", "\(n)", "--data", "\(data)/n\(n)", "--peers", peers, "--listen-client", "127.0.0.1:\(clientPort + n - 1)"]
+            if mode == "bft" { args += ["--mode", "bft", "--keys", "\(keys)/replica-\(n).key"] }
+            if mode != "bft" && metricsPort != 0 { args += ["--listen-metrics", "127.0.0.1:\(metricsPort + n - 1)"] }
+            if unsafeNoFsync { args.append("--unsafe-no-fsync") }
+            p.arguments = args + serveArgs.split(separator: " ").map(String.init)
             let logPath = "\(data)/n\(n).log"
             _ = FileManager.default.createFile(atPath: logPath, contents: nil)
             let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
@@ -66,7 +73,10 @@ struct DevCommand: AsyncParsableCommand {
             children.append(p)
         }
         say("synod dev: \(nodes) nodes running (logs in \(data)/nN.log)")
-        for n in 1...nodes { say("  node \(n): client 127.0.0.1:\(clientPort + n - 1)  peer 127.0.0.1:\(peerPort + n - 1)  pid \(children[n - 1].processIdentifier)") }
+        for n in 1...nodes {
+            let metrics = mode != "bft" && metricsPort != 0 ? "  metrics http://127.0.0.1:\(metricsPort + n - 1)/metrics" : ""
+            say("  node \(n): client 127.0.0.1:\(clientPort + n - 1)  peer 127.0.0.1:\(peerPort + n - 1)\(metrics)  pid \(children[n - 1].processIdentifier)")
+        }
         if mode == "bft" {
             say("""
 
@@ -86,6 +96,7 @@ struct DevCommand: AsyncParsableCommand {
               synod get greeting
               synod status
               synod txn --if 'value(greeting) = hello' --then 'put greeting world'
+              synod hashkv                 # do the replicas hold the same history?
 
             Ctrl-C stops every node.
             """)
