@@ -29,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // Shared vocabulary: typed IDs, entries, hard state, membership, quorum maths, seeded RNG,
@@ -61,6 +62,7 @@ let package = Package(
             "SynodCore", "SynodRaft", "SynodWire",
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ]),
         // The shell: event loop, persistence, apply, client sessions.
         .target(name: "SynodNode", dependencies: [
@@ -68,13 +70,13 @@ let package = Package(
             "SynodClient", // the leader's corruption check asks its peers as a client would (`synod hashkv`)
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
-            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Metrics", package: "swift-metrics"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ]),
         // Client library: leader discovery, retries, sessions, watches.
         .target(name: "SynodClient", dependencies: [
             "SynodCore", "SynodWire", "SynodStateMachine", "SynodTransport", "SynodPBFT", "SynodCrypto",
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ]),
         // The embedding API.
         .target(name: "Synod", dependencies: ["SynodNode", "SynodClient"]),

@@ -1,6 +1,7 @@
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOSSL
 import SynodCore
 import SynodTransport
 import SynodWire
@@ -17,13 +18,14 @@ final class Connection: Sendable {
         self.state = state
     }
 
-    static func connect(_ endpoint: HostPort, group: any EventLoopGroup, timeoutMillis: Int64) async throws -> Connection {
+    static func connect(_ endpoint: HostPort, group: any EventLoopGroup, timeoutMillis: Int64, tls: NIOSSLContext? = nil) async throws -> Connection {
         let state = NIOLockedValueBox<(next: UInt64, waiting: [UInt64: EventLoopPromise<ClientResponse>], streams: [UInt64: @Sendable (ClientResponse) -> Void])>((1, [:], [:]))
         let bootstrap = ClientBootstrap(group: group)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(.milliseconds(timeoutMillis))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addClientTLS(tls, host: endpoint.host)
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(frameBytesMax: WireProtocol.clientFrameBytesMax)))
                     try channel.pipeline.syncOperations.addHandler(ResponseHandler(state: state))
                 }

@@ -1,6 +1,7 @@
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOSSL
 import SynodCore
 import SynodStateMachine
 import SynodTransport
@@ -16,6 +17,9 @@ public struct ClientConfiguration: Sendable {
     /// Total time one call may spend retrying (leader changes, nodes down) before it fails.
     public var retryDeadlineMillis: Int64 = 15_000
     public var connectTimeoutMillis: Int64 = 500
+    /// TLS to the nodes (`synod serve --cert-file ...`): the CA their certificates chain to, and
+    /// this client's certificate and key if they require client certificates. Nil: plain TCP.
+    public var tls: TLSFiles?
 
     public init(endpoints: [HostPort]) {
         precondition(!endpoints.isEmpty, "a client needs at least one endpoint")
@@ -34,6 +38,9 @@ public final class SynodClient: Sendable {
     private let ownsGroup: Bool
     private let state = NIOLockedValueBox<(preferred: HostPort?, rotation: Int, connections: [HostPort: Connection])>((nil, 0, [:]))
     private let sessions: SessionPool
+    /// The TLS context built from `configuration.tls` once (or why it could not be: thrown by
+    /// the first connection).
+    private let tls: Result<NIOSSLContext, any Error>?
 
     /// Creates a client. Pass `group` to share event loops between many clients (they are not
     /// shut down by `close`); otherwise the client makes its own with `threads` threads.
@@ -41,6 +48,7 @@ public final class SynodClient: Sendable {
         self.configuration = configuration
         self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: threads)
         ownsGroup = group == nil
+        tls = configuration.tls.map { files in Result { try files.clientContext() } }
         var seed = SystemRandomNumberGenerator()
         sessions = SessionPool(base: UInt64.random(in: 1...(UInt64.max >> 16), using: &seed) << 16)
     }
@@ -194,7 +202,7 @@ public final class SynodClient: Sendable {
 
     func connection(to endpoint: HostPort) async throws -> Connection {
         if let c = state.withLockedValue({ $0.connections[endpoint] }), c.isActive { return c }
-        let c = try await Connection.connect(endpoint, group: group, timeoutMillis: configuration.connectTimeoutMillis)
+        let c = try await Connection.connect(endpoint, group: group, timeoutMillis: configuration.connectTimeoutMillis, tls: try tls?.get())
         let existing = state.withLockedValue { s -> Connection? in
             if let old = s.connections[endpoint], old.isActive { return old }
             s.connections[endpoint] = c

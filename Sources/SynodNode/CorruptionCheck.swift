@@ -21,6 +21,9 @@ struct CorruptionChecker: Sendable {
         let me = HostPort(host: node.configuration.clientAddress.host, port: node.clientPort)
         var config = ClientConfiguration(endpoints: [me])
         config.retryDeadlineMillis = 5_000
+        // With client TLS the node dials its peers' client ports as a client, with its own
+        // certificate (which must then also be valid for client authentication).
+        config.tls = node.configuration.clientTLS
         let client = SynodClient(config)
         while !Task.isCancelled {
             do { try await Task.sleep(nanoseconds: UInt64(interval) * 1_000_000_000) } catch { break }

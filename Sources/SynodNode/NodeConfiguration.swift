@@ -15,6 +15,14 @@ public struct NodeConfiguration: Sendable {
     /// what peers learn in the hello, redirects name and `member list` shows. Nil: `clientAddress`,
     /// which then must not be a wildcard (0.0.0.0, ::).
     public var advertiseClientAddress: HostPort?
+    /// TLS for clients (`--cert-file`, `--key-file`, `--trusted-ca-file`); nil: plain TCP.
+    public var clientTLS: TLSFiles?
+    /// Require clients to present a certificate chaining to `clientTLS.trustedCA` (etcd's
+    /// `--client-cert-auth`).
+    public var clientCertAuth: Bool = false
+    /// TLS for peer links (`--peer-cert-file`, ...): mutual, both sides' certificates chaining to
+    /// `trustedCA`; nil: plain TCP.
+    public var peerTLS: TLSFiles?
     /// The client address announced to peers and clients.
     public var advertisedClientAddress: HostPort { advertiseClientAddress ?? clientAddress }
     /// Distinguishes clusters: peers with another id are refused.
@@ -99,6 +107,10 @@ public struct NodeConfiguration: Sendable {
     public func validate() throws(ConfigurationError) {
         guard !id.isNone else { throw .invalid("--id must be at least 1") }
         guard peerAddress != nil else { throw .invalid("--peers does not list this node's id \(id.rawValue)") }
+        if clientCertAuth && clientTLS?.trustedCA == nil { throw .invalid("--client-cert-auth needs --cert-file, --key-file and --trusted-ca-file") }
+        if let peerTLS, peerTLS.certificate == nil || peerTLS.privateKey == nil || peerTLS.trustedCA == nil {
+            throw .invalid("peer TLS needs all of --peer-cert-file, --peer-key-file and --peer-trusted-ca-file")
+        }
         guard !advertisedClientAddress.isWildcard else {
             throw .invalid("--listen-client \(clientAddress) listens on every interface: give --advertise-client HOST:PORT, the address clients and other members reach this node at")
         }

@@ -3,6 +3,7 @@ import Synchronization
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import SynodCore
 import SynodLMDB
 import SynodRaft
@@ -28,6 +29,8 @@ public final class SynodNode: @unchecked Sendable {
     let inbox = Inbox()
     let loop: NodeLoop
     let stopped = StopLatch()
+    /// The client port's TLS context, if `configuration.clientTLS` is set.
+    let clientTLS: NIOSSLContext?
     /// The port clients connect to (resolved when the configuration asked for port 0).
     public private(set) var clientPort: Int = 0
     /// Whether this node knows a leader (as of its last metrics publication, at most half a
@@ -40,7 +43,8 @@ public final class SynodNode: @unchecked Sendable {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         clientGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         peers = PeerTransport(id: configuration.id, clusterID: configuration.clusterID, clientAddress: configuration.advertisedClientAddress.description,
-                              peers: configuration.peers, group: group, logger: logger)
+                              peers: configuration.peers, group: group, logger: logger, tls: try configuration.peerTLS.map { try PeerTLS($0) })
+        clientTLS = try configuration.clientTLS.map { try $0.serverContext(requireClientCertificates: configuration.clientCertAuth) }
         clients = ClientServer(group: clientGroup, logger: logger)
         loop = try NodeLoop(configuration: configuration, store: store, stateMachine: stateMachine, transport: peers, inbox: inbox, logger: logger)
     }
@@ -48,7 +52,7 @@ public final class SynodNode: @unchecked Sendable {
     func bind() async throws {
         let delegate = InboxDelegate(inbox: inbox)
         try await peers.start(listen: configuration.peerAddress!, delegate: delegate)
-        clientPort = try await clients.start(listen: configuration.clientAddress, service: delegate)
+        clientPort = try await clients.start(listen: configuration.clientAddress, service: delegate, tls: clientTLS)
         loop.clientAddress = configuration.advertiseClientAddress?.description ?? "\(configuration.clientAddress.host):\(clientPort)"
         logger.info("node started", metadata: ["id": "\(configuration.id.rawValue)", "peer": "\(configuration.peerAddress!)", "client": "\(loop.clientAddress)"])
     }

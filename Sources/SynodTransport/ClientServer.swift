@@ -1,6 +1,7 @@
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOSSL
 import NIOPosix
 import SynodCore
 import SynodWire
@@ -80,7 +81,7 @@ public final class ClientServer: Sendable {
 
     /// Binds `address` and serves `service`. Returns the bound port (useful with port 0).
     @discardableResult
-    public func start(listen address: HostPort, service: any ClientService) async throws -> Int {
+    public func start(listen address: HostPort, service: any ClientService, tls: NIOSSLContext? = nil) async throws -> Int {
         let logger = self.logger
         let counter = self.counter
         let ch = try await ServerBootstrap(group: group)
@@ -91,6 +92,7 @@ public final class ClientServer: Sendable {
                 let number = counter.withLockedValue { n -> UInt64 in n += 1; return n }
                 let connection = ClientConnection(number: number, channel: channel)
                 return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addServerTLS(tls)
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(frameBytesMax: WireProtocol.clientFrameBytesMax)))
                     try channel.pipeline.syncOperations.addHandler(ClientRequestHandler(connection: connection, service: service, logger: logger))
                 }

@@ -1,6 +1,7 @@
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOSSL
 import NIOPosix
 import SynodCore
 import SynodRaft
@@ -33,16 +34,19 @@ public final class PeerTransport: Sendable {
     private let started = NIOLockedValueBox(false)
     private let server: NIOLockedValueBox<(any Channel)?> = NIOLockedValueBox(nil)
     private let hello: PeerHello
+    private let tls: PeerTLS?
 
-    public init(id: NodeID, clusterID: UInt64, clientAddress: String, peers: [(NodeID, HostPort)], group: any EventLoopGroup, logger: Logger) {
+    public init(id: NodeID, clusterID: UInt64, clientAddress: String, peers: [(NodeID, HostPort)], group: any EventLoopGroup, logger: Logger,
+                tls: PeerTLS? = nil) {
         self.id = id
         self.group = group
         self.logger = logger
+        self.tls = tls
         let hello = PeerHello(from: id, clusterID: clusterID, clientAddress: clientAddress)
         self.hello = hello
         var links: [NodeID: PeerLink] = [:]
         for (peer, address) in peers where peer != id {
-            links[peer] = PeerLink(peer: peer, address: address, hello: hello, group: group, logger: logger)
+            links[peer] = PeerLink(peer: peer, address: address, hello: hello, group: group, logger: logger, tls: tls?.client)
         }
         self.links = NIOLockedValueBox(links)
     }
@@ -52,7 +56,7 @@ public final class PeerTransport: Sendable {
         guard peer != id else { return }
         let (old, link) = links.withLockedValue { l -> (PeerLink?, PeerLink?) in
             if let existing = l[peer], existing.address == address { return (nil, nil) }
-            let link = PeerLink(peer: peer, address: address, hello: hello, group: group, logger: logger)
+            let link = PeerLink(peer: peer, address: address, hello: hello, group: group, logger: logger, tls: tls?.client)
             let old = l[peer]
             l[peer] = link
             return (old, link)
@@ -70,12 +74,14 @@ public final class PeerTransport: Sendable {
     public func start(listen address: HostPort, delegate: any PeerTransportDelegate) async throws {
         let logger = self.logger
         let clusterID = hello.clusterID
+        let serverTLS = tls?.server
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addServerTLS(serverTLS)
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(frameBytesMax: WireProtocol.peerFrameBytesMax)))
                     try channel.pipeline.syncOperations.addHandler(PeerInboundHandler(clusterID: clusterID, delegate: delegate, logger: logger))
                 }
@@ -139,6 +145,7 @@ final class PeerLink: Sendable {
     let hello: PeerHello
     let group: any EventLoopGroup
     let logger: Logger
+    let tls: NIOSSLContext?
     static let backoffMillisMin: Int64 = 50
     static let backoffMillisMax: Int64 = 1000
     /// Bytes queued on a link beyond which messages are dropped instead of buffered.
@@ -153,7 +160,8 @@ final class PeerLink: Sendable {
     }
     private let state = NIOLockedValueBox(State())
 
-    init(peer: NodeID, address: HostPort, hello: PeerHello, group: any EventLoopGroup, logger: Logger) {
+    init(peer: NodeID, address: HostPort, hello: PeerHello, group: any EventLoopGroup, logger: Logger, tls: NIOSSLContext?) {
+        self.tls = tls
         self.peer = peer
         self.address = address
         self.hello = hello
@@ -192,11 +200,13 @@ final class PeerLink: Sendable {
         }
         guard go else { return }
         let hello = self.hello
+        let (tls, host) = (self.tls, address.host)
         let bootstrap = ClientBootstrap(group: group)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(.milliseconds(500))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addClientTLS(tls, host: host)
                     try channel.pipeline.syncOperations.addHandler(DiscardInboundHandler())
                 }
             }

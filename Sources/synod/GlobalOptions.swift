@@ -16,11 +16,14 @@ struct GlobalOptions: ParsableArguments {
     @Option(name: [.customShort("w"), .customLong("write-out")], help: "Output format: simple or json.")
     var output: OutputFormat = .simple
 
+    @Option(name: .long, help: "TLS: CA certificates (PEM) the nodes' certificates chain to (turns TLS on).") var cacert: String?
+    @Option(name: .long, help: "TLS: this client's certificate (PEM), for nodes that require one.") var cert: String?
+    @Option(name: .long, help: "TLS: the client certificate's private key (PEM).") var key: String?
     @Option(name: .long, help: "Give up after this many seconds of retrying (1...600).")
     var timeout: Int = 15
 
     static let defaultEndpoints = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
-    static let names: Set<String> = ["--endpoints", "-w", "--write-out", "--timeout"]
+    static let names: Set<String> = ["--endpoints", "-w", "--write-out", "--timeout", "--cacert", "--cert", "--key"]
 
     func parsedEndpoints() throws -> [HostPort] {
         let text = endpoints ?? ProcessInfo.processInfo.environment["SYNOD_ENDPOINTS"] ?? Self.defaultEndpoints
@@ -37,6 +40,10 @@ struct GlobalOptions: ParsableArguments {
         var config = ClientConfiguration(endpoints: try parsedEndpoints())
         config.retryDeadlineMillis = Int64(timeout) * 1000
         config.requestTimeoutMillis = min(3000, Int64(timeout) * 1000)
+        if cacert != nil || cert != nil || key != nil {
+            guard (cert == nil) == (key == nil) else { throw ValidationError("--cert and --key go together") }
+            config.tls = TLSFiles(certificate: cert, privateKey: key, trustedCA: cacert)
+        }
         return SynodClient(config)
     }
 

@@ -22,6 +22,13 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Snapshot after this many applied entries (etcd 3.4 uses 100,000 too).") var snapshotEntries: Int = 100_000
     @Option(help: "Revisions of history to keep; older ones are compacted away as writes go on (etcd's revision-mode auto-compaction; 0 = off).") var autoCompactRevisions: Int64 = 1_000_000
     @Option(help: "Space quota for the state in bytes (etcd's --quota-backend-bytes): above it the leader raises the NOSPACE alarm and writes that add data are refused until space is freed and `synod alarm disarm` runs. 0 = off; at most 8 GiB.") var quotaBytes: Int64 = 768 << 20
+    @Option(help: "TLS for clients: this node's certificate (PEM; must name the address clients dial).") var certFile: String?
+    @Option(help: "TLS for clients: the certificate's private key (PEM).") var keyFile: String?
+    @Option(help: "TLS for clients: CA certificates (PEM) client certificates must chain to (with --client-cert-auth).") var trustedCaFile: String?
+    @Flag(help: "Require clients to present a certificate that chains to --trusted-ca-file.") var clientCertAuth = false
+    @Option(help: "Peer TLS (mutual): this node's certificate (PEM; must name its --peers address).") var peerCertFile: String?
+    @Option(help: "Peer TLS: the certificate's private key (PEM).") var peerKeyFile: String?
+    @Option(help: "Peer TLS: CA certificates (PEM) every member's certificate must chain to.") var peerTrustedCaFile: String?
     @Option(name: .customLong("listen-metrics"), help: "Serve GET /metrics (Prometheus text format) and GET /health on this host:port (raft mode).") var listenMetrics: String?
     @Option(help: "Seconds between the leader's corruption checks (every member's history hashed at one revision and compared; a mismatch raises the CORRUPT alarm). 0 = off.") var corruptCheckInterval: Int = 300
     @Option(help: "Cluster id; peers with another are refused.") var clusterId: UInt64 = 1
@@ -75,6 +82,13 @@ struct ServeCommand: AsyncParsableCommand {
         c.snapshotEveryEntries = snapshotEntries
         c.autoCompactRevisions = autoCompactRevisions
         c.quotaBytes = quotaBytes
+        if certFile != nil || keyFile != nil || trustedCaFile != nil {
+            c.clientTLS = TLSFiles(certificate: certFile, privateKey: keyFile, trustedCA: trustedCaFile)
+        }
+        c.clientCertAuth = clientCertAuth
+        if peerCertFile != nil || peerKeyFile != nil || peerTrustedCaFile != nil {
+            c.peerTLS = TLSFiles(certificate: peerCertFile, privateKey: peerKeyFile, trustedCA: peerTrustedCaFile)
+        }
         if let advertiseClient {
             do { c.advertiseClientAddress = try HostPort(parsing: advertiseClient) } catch { throw ValidationError("--advertise-client: \(error)") }
         }
@@ -94,6 +108,9 @@ struct ServeCommand: AsyncParsableCommand {
     func validate() throws {
         guard ["raft", "bft"].contains(mode) else { throw ValidationError("--mode must be raft or bft") }
         if mode == "bft" { _ = try bftConfiguration() } else { _ = try configurationValue() }
+        if mode == "bft", [certFile, keyFile, trustedCaFile, peerCertFile, peerKeyFile, peerTrustedCaFile].contains(where: { $0 != nil }) || clientCertAuth {
+            throw ValidationError("TLS options are available in raft mode only")
+        }
         if let listenMetrics {
             guard mode == "raft" else { throw ValidationError("--listen-metrics is available in raft mode only") }
             do { _ = try HostPort(parsing: listenMetrics) } catch { throw ValidationError("--listen-metrics: \(error)") }

@@ -1,0 +1,63 @@
+import Foundation
+import SynodClient
+import SynodCore
+import SynodTestSupport
+import SynodTransport
+import Testing
+
+extension RealProcessTests {
+/// TLS on real processes: clients (with client certificates required) and peer links (mutual)
+/// encrypted; plain clients and clients without a certificate are turned away.
+@Suite("TLS on a real cluster")
+struct TLSTests {
+    @Test("with client and peer TLS the cluster replicates and serves TLS clients; plain or certificate-less clients are refused")
+    func clientAndPeerTLS() async throws {
+        let certs = try TestCertificates(in: NSTemporaryDirectory() + "synod-tls-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        let tlsArgs = ["--cert-file", certs.nodeCert, "--key-file", certs.nodeKey, "--trusted-ca-file", certs.ca, "--client-cert-auth",
+                       "--peer-cert-file", certs.nodeCert, "--peer-key-file", certs.nodeKey, "--peer-trusted-ca-file", certs.ca]
+        let cluster = try Cluster(size: 3, extraArgs: tlsArgs)
+        func client(_ tls: TLSFiles?, deadline: Int64 = 20_000) -> SynodClient {
+            var c = ClientConfiguration(endpoints: cluster.endpoints)
+            c.retryDeadlineMillis = deadline
+            c.requestTimeoutMillis = 1_000
+            c.tls = tls
+            return SynodClient(c)
+        }
+        let good = client(TLSFiles(certificate: certs.clientCert, privateKey: certs.clientKey, trustedCA: certs.ca))
+        defer { Task { await good.close() } }
+        // A put commits only if the leader's appends reach a follower: peer TLS works too.
+        try await good.put(b("secret"), b("kept"))
+        #expect(try await good.get(b("secret"))?.value == b("kept"))
+        let plain = client(nil, deadline: 1_500)
+        await #expect(throws: (any Error).self) { _ = try await plain.get(b("secret")) }
+        await plain.close()
+        let noCert = client(TLSFiles(trustedCA: certs.ca), deadline: 1_500)
+        await #expect(throws: (any Error).self) { _ = try await noCert.get(b("secret")) }
+        await noCert.close()
+        // The CLI's etcdctl-style flags.
+        let tlsCLI = ["--endpoints", cluster.endpointsText, "--cacert", certs.ca, "--cert", certs.clientCert, "--key", certs.clientKey]
+        #expect(try runSynod(tlsCLI + ["put", "cli", "ok"]).0 == 0)
+        #expect(try runSynod(tlsCLI + ["get", "cli"]).1 == "ok\n")
+        #expect(try runSynod(["--endpoints", cluster.endpointsText, "--timeout", "2", "get", "cli"]).0 == 3)
+    }
+
+    @Test("a client checks that the node's certificate names the address it dialled: a certificate for localhost only is refused at 127.0.0.1")
+    func serverIdentityChecked() async throws {
+        let certs = try TestCertificates(in: NSTemporaryDirectory() + "synod-tls-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        let cluster = try Cluster(size: 1, extraArgs: ["--cert-file", certs.namedCert, "--key-file", certs.namedKey])
+        func client(host: String, deadline: Int64) -> SynodClient {
+            var c = ClientConfiguration(endpoints: [HostPort(host: host, port: cluster.clientPort(1))])
+            c.retryDeadlineMillis = deadline
+            c.requestTimeoutMillis = 1_000
+            c.tls = TLSFiles(trustedCA: certs.ca)
+            return SynodClient(c)
+        }
+        let byName = client(host: "localhost", deadline: 20_000)
+        defer { Task { await byName.close() } }
+        try await byName.put(b("k"), b("v"))
+        let byAddress = client(host: "127.0.0.1", deadline: 1_500)
+        await #expect(throws: (any Error).self) { _ = try await byAddress.get(b("k")) }
+        await byAddress.close()
+    }
+}
+}
