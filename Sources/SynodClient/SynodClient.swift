@@ -132,6 +132,21 @@ public final class SynodClient: Sendable {
         do { return try NodeStatus.decode(response.body) } catch { throw ClientError.badResponse("\(error)") }
     }
 
+    /// The status of the node at `endpoint` with its storage fields (`NodeStatus.storage`:
+    /// state size, quota, alarms); from a node that does not know that request (an older build,
+    /// or a BFT replica), the plain status, with `storage` nil.
+    public func detailedStatus(of endpoint: HostPort) async throws -> NodeStatus {
+        let conn = try await connection(to: endpoint)
+        let response: ClientResponse
+        do { response = try await withTimeout(conn.request(.statusDetail), configuration.requestTimeoutMillis) } catch {
+            // Builds before the request closed the connection on it; a node that is down fails here too.
+            return try await status(of: endpoint)
+        }
+        if response.status == .badRequest { return try await status(of: endpoint) }
+        guard response.status == .ok else { throw ClientError.rejected(status: response.status, message: response.message) }
+        do { return try NodeStatus.decode(response.body) } catch { throw ClientError.badResponse("\(error)") }
+    }
+
     // MARK: plumbing
 
     func decode(_ r: ClientResponse) throws -> Response {

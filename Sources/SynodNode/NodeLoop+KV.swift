@@ -254,6 +254,7 @@ extension NodeLoop {
         let used: Int64
         do { used = try sm.combined.stateBytesUsed() } catch { return storageFailed(error) }
         metrics.stateBytes.record(used)
+        lastStateBytes = used
         let quota = configuration.quotaBytes
         guard quota > 0, used > quota, core.role == .leader, !sm.kv.alarms.contains(.noSpace) else { return }
         if let f = quotaAlarmInFlight, f.term == core.term, sm.appliedIndex < f.index { return }

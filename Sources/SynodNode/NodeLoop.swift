@@ -99,6 +99,8 @@ final class NodeLoop: @unchecked Sendable {
     /// When this node last measured its state's pages (`checkQuota`), and the NOSPACE alarm it
     /// proposed as leader and has not seen applied yet.
     var lastQuotaCheck: Double = 0
+    /// The state's pages in use at that measurement (`synod status`).
+    var lastStateBytes: Int64 = 0
     var quotaAlarmInFlight: LogPosition?
     /// Followers already logged as refusing the snapshot they need (`noticeSnapshotRefusals`).
     var snapshotRefusalsLogged: [NodeID] = []
@@ -283,6 +285,10 @@ final class NodeLoop: @unchecked Sendable {
             // leader) or sends the client to the leader.
             readBatch.append(PendingRead(query: query, connection: c, requestID: request.id))
         case .status: respond(c, ClientResponse(id: request.id, status: .ok, body: status().encode()))
+        case .statusDetail:
+            var s = status()
+            s.storage = NodeStatus.StorageStatus(stateBytes: lastStateBytes, quotaBytes: configuration.quotaBytes, alarms: sm.kv.alarms)
+            respond(c, ClientResponse(id: request.id, status: .ok, body: s.encode()))
         case let .leaseKeepAlive(id): keepAlive(LeaseID(UInt64(bitPattern: id)), request.id, c)
         case let .watch(body): startWatch(body, request.id, c)
         case let .cancelWatch(id): cancelWatch(WatchKey(connection: c.number, request: id), c)

@@ -108,7 +108,9 @@ public final class ClientServer: Sendable {
 }
 
 /// Decodes requests on one connection and hands them to the service. Bad input closes the
-/// connection (logged); the node keeps serving everyone else.
+/// connection (logged); the node keeps serving everyone else — except a well-framed request of
+/// a kind this build does not know (a newer client): that one is answered `badRequest` under
+/// its id, so the client can fall back to an older request.
 final class ClientRequestHandler: ChannelInboundHandler {
     typealias InboundIn = Frame
     let connection: ClientConnection
@@ -125,7 +127,15 @@ final class ClientRequestHandler: ChannelInboundHandler {
         var frame = unwrapInboundIn(data)
         do {
             switch frame.type {
-            case .clientRequest: service.handle(try ClientRequest.decode(&frame.payload), from: connection)
+            case .clientRequest:
+                let id: UInt64? = frame.payload.getInteger(at: frame.payload.readerIndex)
+                let request: ClientRequest
+                do { request = try ClientRequest.decode(&frame.payload) } catch {
+                    guard case let .unknownValue(what, kind) = error, what == "request kind", let id else { throw error }
+                    connection.send(ClientResponse(id: id, status: .badRequest, message: "unknown request kind \(kind): this node's build is older than the client's"))
+                    return
+                }
+                service.handle(request, from: connection)
             case .pbft:
                 guard service.handlePBFT(Array(frame.payload.readableBytesView), from: connection) else { throw WireError.unexpectedFrame(frame.type) }
             default: throw WireError.unexpectedFrame(frame.type)

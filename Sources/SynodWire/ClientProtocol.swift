@@ -1,5 +1,6 @@
 import NIOCore
 import SynodCore
+import SynodStateMachine
 
 /// Read consistency a client asks for.
 public enum Consistency: UInt8, Sendable, Hashable, CaseIterable {
@@ -30,6 +31,9 @@ public enum ClientRequestBody: Sendable, Hashable {
     case snapshot
     /// A hash of the KV history at or below a revision (0: the node's current one): `KVHash`.
     case hashKV(revision: Int64)
+    /// `status` with the storage fields (`NodeStatus.storage`). Nodes before it answer
+    /// `badRequest`; a client then asks `status`.
+    case statusDetail
 
     var tag: UInt8 {
         switch self {
@@ -42,6 +46,7 @@ public enum ClientRequestBody: Sendable, Hashable {
         case .member: return 7
         case .snapshot: return 8
         case .hashKV: return 9
+        case .statusDetail: return 10
         }
     }
 }
@@ -66,7 +71,7 @@ public struct ClientRequest: Sendable, Hashable {
             case let .read(c, bytes):
                 b.writeInteger(c.rawValue)
                 b.writeBytesPrefixed(bytes)
-            case .status, .snapshot: break
+            case .status, .snapshot, .statusDetail: break
             case let .leaseKeepAlive(lease): b.writeInteger(lease)
             case let .cancelWatch(watch): b.writeInteger(watch)
             case let .hashKV(revision): b.writeInteger(revision)
@@ -91,6 +96,7 @@ public struct ClientRequest: Sendable, Hashable {
         case 7: body = .member(try buffer.readBytesBounded("member change", limit: bodyBytesMax))
         case 8: body = .snapshot
         case 9: body = .hashKV(revision: try buffer.read("hash revision"))
+        case 10: body = .statusDetail
         default: throw .unknownValue(what: "request kind", value: UInt64(tag))
         }
         try buffer.expectEnd()
@@ -228,6 +234,23 @@ public struct NodeStatus: Sendable, Hashable {
     public var revision: Int64
     public var voters: [NodeID]
     public var learners: [NodeID]
+    /// Storage fields, answered to `statusDetail` only (older clients refuse trailing bytes).
+    public var storage: StorageStatus?
+
+    /// A node's storage as `synod status` shows it.
+    public struct StorageStatus: Sendable, Hashable {
+        /// Bytes of the pages the state tables use (measured every half second).
+        public var stateBytes: Int64
+        /// The space quota (0: none).
+        public var quotaBytes: Int64
+        /// The raised alarms, ascending.
+        public var alarms: [AlarmKind]
+        public init(stateBytes: Int64, quotaBytes: Int64, alarms: [AlarmKind]) {
+            self.stateBytes = stateBytes
+            self.quotaBytes = quotaBytes
+            self.alarms = alarms
+        }
+    }
 
     public init(id: NodeID, clientAddress: String, role: String, term: UInt64, leader: NodeID, commit: UInt64, applied: UInt64,
                 lastIndex: UInt64, revision: Int64, voters: [NodeID], learners: [NodeID]) {
@@ -259,6 +282,13 @@ public struct NodeStatus: Sendable, Hashable {
             b.writeInteger(UInt32(list.count))
             for v in list { b.writeInteger(v.rawValue) }
         }
+        if let storage {
+            b.writeInteger(UInt8(1))
+            b.writeInteger(storage.stateBytes)
+            b.writeInteger(storage.quotaBytes)
+            b.writeInteger(UInt8(storage.alarms.count))
+            for a in storage.alarms { b.writeInteger(a.rawValue) }
+        }
         return Array(b.readableBytesView)
     }
 
@@ -281,8 +311,26 @@ public struct NodeStatus: Sendable, Hashable {
             for _ in 0..<n { list.append(NodeID(try b.read(what))) }
             lists.append(list)
         }
+        var storage: StorageStatus?
+        if b.readableBytes > 0 {
+            let version: UInt8 = try b.read("status storage version")
+            guard version == 1 else { throw .unknownValue(what: "status storage version", value: UInt64(version)) }
+            let used: Int64 = try b.read("state bytes")
+            let quota: Int64 = try b.read("quota bytes")
+            let n = Int(try b.read("alarm count", as: UInt8.self))
+            guard n <= AlarmKind.allCases.count else { throw .lengthTooLarge(what: "alarms", length: n, limit: AlarmKind.allCases.count) }
+            var alarms: [AlarmKind] = []
+            for _ in 0..<n {
+                let raw: UInt8 = try b.read("alarm")
+                guard let kind = AlarmKind(rawValue: raw) else { throw .unknownValue(what: "alarm", value: UInt64(raw)) }
+                alarms.append(kind)
+            }
+            storage = StorageStatus(stateBytes: used, quotaBytes: quota, alarms: alarms)
+        }
         try b.expectEnd()
-        return NodeStatus(id: id, clientAddress: address, role: role, term: term, leader: leader, commit: commit, applied: applied,
-                          lastIndex: last, revision: revision, voters: lists[0], learners: lists[1])
+        var status = NodeStatus(id: id, clientAddress: address, role: role, term: term, leader: leader, commit: commit, applied: applied,
+                                lastIndex: last, revision: revision, voters: lists[0], learners: lists[1])
+        status.storage = storage
+        return status
     }
 }

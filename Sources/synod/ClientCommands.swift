@@ -177,7 +177,13 @@ struct CompactCommand: AsyncParsableCommand {
 }
 
 struct StatusCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "status", abstract: "Show each endpoint's role, term, commit and applied index.")
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "Show each endpoint's role, term, commit and applied index, state size and alarms.")
+
+    /// Bytes as etcdctl prints a database size.
+    static func size(_ bytes: Int64) -> String {
+        bytes >= 1 << 30 ? String(format: "%.1f GB", Double(bytes) / Double(1 << 30))
+            : bytes >= 1 << 20 ? String(format: "%.1f MB", Double(bytes) / Double(1 << 20)) : "\(bytes / 1024) kB"
+    }
     @OptionGroup var globals: GlobalOptions
 
     func run() async throws {
@@ -185,7 +191,7 @@ struct StatusCommand: AsyncParsableCommand {
         let client = try globals.client()
         var rows: [(String, Result<NodeStatus, any Error>)] = []
         for e in endpoints {
-            do { rows.append((e.description, .success(try await client.status(of: e)))) } catch { rows.append((e.description, .failure(error))) }
+            do { rows.append((e.description, .success(try await client.detailedStatus(of: e)))) } catch { rows.append((e.description, .failure(error))) }
         }
         await client.close()
         if globals.output == .json {
@@ -195,21 +201,25 @@ struct StatusCommand: AsyncParsableCommand {
                     return JSON.object([("endpoint", JSON.string(endpoint)), ("id", "\(s.id.rawValue)"), ("role", JSON.string(s.role)), ("term", "\(s.term)"),
                                         ("leader", "\(s.leader.rawValue)"), ("commit", "\(s.commit)"), ("applied", "\(s.applied)"),
                                         ("last_index", "\(s.lastIndex)"), ("revision", "\(s.revision)"),
-                                        ("voters", JSON.array(s.voters.map { "\($0.rawValue)" })), ("learners", JSON.array(s.learners.map { "\($0.rawValue)" }))])
+                                        ("voters", JSON.array(s.voters.map { "\($0.rawValue)" })), ("learners", JSON.array(s.learners.map { "\($0.rawValue)" }))]
+                                       + (s.storage.map { st in [("db_size_in_use", "\(st.stateBytes)"), ("quota_bytes", "\(st.quotaBytes)"),
+                                                                 ("alarms", JSON.array(st.alarms.map { JSON.string("\($0)") }))] } ?? []))
                 case let .failure(e):
                     return JSON.object([("endpoint", JSON.string(endpoint)), ("error", JSON.string("\(e)"))])
                 }
             }
             print(JSON.object([("nodes", JSON.array(items))]))
         } else {
-            print("ENDPOINT".padding(toLength: 22, withPad: " ", startingAt: 0) + "ID  ROLE          TERM  LEADER  COMMIT    APPLIED   REVISION")
+            print("ENDPOINT".padding(toLength: 22, withPad: " ", startingAt: 0) + "ID  ROLE          TERM  LEADER  COMMIT    APPLIED   REVISION  DB IN USE  ALARMS")
             for (endpoint, r) in rows {
                 switch r {
                 case let .success(s):
                     print(endpoint.padding(toLength: 22, withPad: " ", startingAt: 0)
                         + "\(s.id.rawValue)".padding(toLength: 4, withPad: " ", startingAt: 0) + s.role.padding(toLength: 14, withPad: " ", startingAt: 0)
                         + "\(s.term)".padding(toLength: 6, withPad: " ", startingAt: 0) + "\(s.leader.rawValue)".padding(toLength: 8, withPad: " ", startingAt: 0)
-                        + "\(s.commit)".padding(toLength: 10, withPad: " ", startingAt: 0) + "\(s.applied)".padding(toLength: 10, withPad: " ", startingAt: 0) + "\(s.revision)")
+                        + "\(s.commit)".padding(toLength: 10, withPad: " ", startingAt: 0) + "\(s.applied)".padding(toLength: 10, withPad: " ", startingAt: 0)
+                        + "\(s.revision)".padding(toLength: 10, withPad: " ", startingAt: 0)
+                        + (s.storage.map { Self.size($0.stateBytes).padding(toLength: 11, withPad: " ", startingAt: 0) + ($0.alarms.isEmpty ? "-" : $0.alarms.map { "\($0)" }.joined(separator: ",")) } ?? ""))
                 case let .failure(e):
                     print(endpoint.padding(toLength: 22, withPad: " ", startingAt: 0) + "unreachable: \(describeConnectionFailure(e))")
                 }

@@ -1,6 +1,7 @@
 import NIOCore
 import SynodCore
 import SynodRaft
+import SynodStateMachine
 @testable import SynodWire
 import SynodTestSupport
 import Testing
@@ -135,5 +136,27 @@ import Testing
     func mutated(seed: UInt64) throws {
         var rng = SeededRandom(seed: seed)
         Fuzzing.mutations(of: try Self.samples(), count: 5000, &rng, Self.decodeAll)
+    }
+}
+
+/// `NodeStatus` with and without its storage trailer (`statusDetail`): both round-trip, and a
+/// status without one still decodes as before.
+@Suite struct NodeStatusCodecTests {
+    static let base = NodeStatus(id: NodeID(2), clientAddress: "127.0.0.1:7002", role: "leader", term: 3, leader: NodeID(2), commit: 9,
+                                 applied: 9, lastIndex: 9, revision: 7, voters: [NodeID(1), NodeID(2), NodeID(3)], learners: [NodeID(4)])
+
+    @Test("round-trips with and without storage; bad trailers are typed errors")
+    func roundTrip() throws {
+        #expect(try NodeStatus.decode(Self.base.encode()) == Self.base)
+        var detailed = Self.base
+        detailed.storage = NodeStatus.StorageStatus(stateBytes: 20_480, quotaBytes: 768 << 20, alarms: [.noSpace, .corrupt])
+        #expect(try NodeStatus.decode(detailed.encode()) == detailed)
+        var bytes = detailed.encode()
+        bytes[Self.base.encode().count] = 2          // an unknown trailer version
+        #expect(throws: DecodeError.self) { try NodeStatus.decode(bytes) }
+        bytes = detailed.encode()
+        bytes[bytes.count - 1] = 9                   // an unknown alarm
+        #expect(throws: DecodeError.self) { try NodeStatus.decode(bytes) }
+        #expect(throws: DecodeError.self) { try NodeStatus.decode(Array(detailed.encode().dropLast())) }
     }
 }
