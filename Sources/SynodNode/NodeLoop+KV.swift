@@ -208,7 +208,8 @@ extension NodeLoop {
     /// Proposes expiry of leases whose deadline passed (the only way a lease expires: replicas
     /// never expire by their own clocks). Re-proposed if not applied within a second.
     func checkLeases() {
-        guard core.role == .leader, !leaseDeadlines.isEmpty else { return }
+        // Under CORRUPT an expiry is refused (every write is): none is proposed until it is disarmed.
+        guard core.role == .leader, !leaseDeadlines.isEmpty, !sm.kv.alarms.contains(.corrupt) else { return }
         let now = ProcessInfo.processInfo.systemUptime
         guard now - lastLeaseCheck >= 0.02 else { return }
         lastLeaseCheck = now
@@ -228,7 +229,8 @@ extension NodeLoop {
     /// second one is proposed while the first is in the log unapplied (in this term).
     func checkAutoCompaction() {
         let keep = configuration.autoCompactRevisions
-        guard keep > 0, core.role == .leader else { return }
+        // Under CORRUPT a compaction is refused, and the trigger would stay true: none then.
+        guard keep > 0, core.role == .leader, !sm.kv.alarms.contains(.corrupt) else { return }
         // Counters first (this runs every pass): the applied index is read only when one is due.
         let target = sm.revision - keep
         guard target - sm.kv.compactedRevision >= configuration.autoCompactStep else { return }
@@ -252,7 +254,12 @@ extension NodeLoop {
         guard now - lastQuotaCheck >= Self.quotaCheckSeconds else { return }
         lastQuotaCheck = now
         let used: Int64
-        do { used = try sm.combined.stateBytesUsed() } catch { return storageFailed(error) }
+        do { used = try sm.combined.stateBytesUsed() } catch {
+            // A read, not a write: nothing promised is at stake, so skip this measurement
+            // (e.g. the reader table is full) instead of stopping the node.
+            logger.warning("could not measure the state's pages; the quota check waits for the next one", metadata: ["error": "\(error)"])
+            return
+        }
         metrics.stateBytes.record(used)
         lastStateBytes = used
         let quota = configuration.quotaBytes
@@ -271,9 +278,11 @@ extension NodeLoop {
     /// deferred, so it can hash any revision it knows to be committed.
     func hashKV(_ revision: Int64, _ id: UInt64, _ c: ClientConnection) {
         let store = self.store
+        guard let done = claimClientRead() else { return respond(c, clientReadsBusy(id)) }
         do {
             try applyDeferred()
             try readStateInBackground(name: "synod-hashkv") {
+                defer { done() }
                 var hasher = StateHasher()
                 do {
                     let point = try KVStateMachine.hashInput(store, revision: revision) { k, v in hasher.add(k, v) }
@@ -286,8 +295,32 @@ extension NodeLoop {
                 }
             }
         } catch {
+            done()
             respond(c, ClientResponse(id: id, status: .internalError, message: "hashkv: \(error)"))
         }
+    }
+
+    /// Most client-requested background reads (`hashkv`, backups) running at once: each holds
+    /// an LMDB reader slot and the map's resize lock for its whole scan, on a low-priority
+    /// thread, so an unbounded burst could exhaust the reader table (126 slots) and stall map
+    /// growth. Beyond it a request is answered `busy` (the client retries).
+    static let clientBackgroundReadsMax = 2
+
+    /// Claims a slot for a client-requested background read; returns its release (call it once
+    /// from the thread that finishes the read), or nil when `clientBackgroundReadsMax` run.
+    func claimClientRead() -> (@Sendable () -> Void)? {
+        let counter = clientBackgroundReads
+        let claimed = counter.withLockedValue { n -> Bool in
+            guard n < Self.clientBackgroundReadsMax else { return false }
+            n += 1
+            return true
+        }
+        guard claimed else { return nil }
+        return { counter.withLockedValue { $0 -= 1 } }
+    }
+
+    func clientReadsBusy(_ id: UInt64) -> ClientResponse {
+        ClientResponse(id: id, status: .busy, message: "\(Self.clientBackgroundReadsMax) backups or hashes are running on this node; retry")
     }
 
     /// Streams a consistent snapshot of the state tables to a client (`synod snapshot save`):
@@ -296,9 +329,11 @@ extension NodeLoop {
     /// large state must not stall the node for the seconds it takes.
     func streamSnapshot(_ id: UInt64, _ c: ClientConnection) {
         let store = self.store
+        guard let done = claimClientRead() else { return respond(c, clientReadsBusy(id)) }
         do {
             try applyDeferred()
             try readStateInBackground(name: "synod-backup") {
+                defer { done() }
                 do {
                     let (manifest, chunks) = try KVNodeStateMachine.readSnapshot(store, chunkBytesMax: 1 << 20)
                     var header = ByteWriter()
@@ -311,6 +346,7 @@ extension NodeLoop {
                 }
             }
         } catch {
+            done()
             respond(c, ClientResponse(id: id, status: .internalError, message: "snapshot: \(error)"))
         }
     }

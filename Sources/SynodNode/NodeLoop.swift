@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import Logging
 import NIOCore
 import SynodCore
@@ -98,6 +99,8 @@ final class NodeLoop: @unchecked Sendable {
     var autoCompactInFlight: LogPosition?
     /// When this node last measured its state's pages (`checkQuota`), and the NOSPACE alarm it
     /// proposed as leader and has not seen applied yet.
+    /// Client-requested background reads running (`claimClientRead`); released off the loop thread.
+    let clientBackgroundReads = NIOLockedValueBox(0)
     var lastQuotaCheck: Double = 0
     /// The state's pages in use at that measurement (`synod status`).
     var lastStateBytes: Int64 = 0

@@ -33,6 +33,11 @@ final class NodeMetrics {
     /// check (read from other threads).
     let healthy = Atomic<Bool>(false)
     let leading = Atomic<Bool>(false)
+    /// When the loop last published (milliseconds of system uptime): a loop that stopped
+    /// publishing (stuck in a sync, or waiting for a lock) is not healthy whatever it last said.
+    let publishedAtMillis = Atomic<Int64>(0)
+    /// How stale the last publication may be for `/health` to still believe it.
+    static let healthStaleMillis: Int64 = 3_000
 }
 
 extension NodeLoop {
@@ -53,6 +58,7 @@ extension NodeLoop {
         m.hasLeader.record(core.leader.isNone ? 0 : 1)
         m.healthy.store(!core.leader.isNone, ordering: .relaxed)
         m.leading.store(leading, ordering: .relaxed)
+        m.publishedAtMillis.store(Int64(now * 1000), ordering: .relaxed)
         m.term.record(Int64(bitPattern: core.term.rawValue))
         m.committed.record(Int64(bitPattern: core.commitIndex.rawValue))
         m.applied.record(Int64(bitPattern: sm.appliedIndex.rawValue))

@@ -34,8 +34,13 @@ public final class SynodNode: @unchecked Sendable {
     /// The port clients connect to (resolved when the configuration asked for port 0).
     public private(set) var clientPort: Int = 0
     /// Whether this node knows a leader (as of its last metrics publication, at most half a
-    /// second old): what `/health` reports. Safe from any thread.
-    public var knowsLeader: Bool { loop.metrics.healthy.load(ordering: .relaxed) }
+    /// second old) and its loop still publishes (a loop silent for 3 s counts as unhealthy):
+    /// what `/health` reports. Safe from any thread.
+    public var knowsLeader: Bool {
+        let m = loop.metrics
+        let age = Int64(ProcessInfo.processInfo.systemUptime * 1000) - m.publishedAtMillis.load(ordering: .relaxed)
+        return m.healthy.load(ordering: .relaxed) && age <= NodeMetrics.healthStaleMillis
+    }
 
     init(configuration: NodeConfiguration, store: LMDBStore, stateMachine: KVNodeStateMachine, logger: Logger) throws {
         self.configuration = configuration

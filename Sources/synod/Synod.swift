@@ -22,6 +22,10 @@ struct Synod: AsyncParsableCommand {
     /// Global options may come before the subcommand (`synod --endpoints X put k v`), as in
     /// etcdctl; ArgumentParser wants them after it, so move them there.
     static func main() async {
+        // A closed stdout (`synod dev | head -1`) must make writes fail with EPIPE, which `say`
+        // handles, not kill the process (and leave `dev`'s children running). NIO ignores
+        // SIGPIPE too, but only once it opens a socket.
+        signal(SIGPIPE, SIG_IGN)
         var args = Array(CommandLine.arguments.dropFirst())
         args = GlobalOptions.hoist(args)
         do {
