@@ -126,8 +126,10 @@ public final class SynodClient: Sendable {
 
     /// The status of the node at `endpoint` (no retries, no redirects).
     public func status(of endpoint: HostPort) async throws -> NodeStatus {
-        let conn = try await connection(to: endpoint)
-        let response = try await withTimeout(conn.request(.status), configuration.requestTimeoutMillis)
+        try decodeStatus(try await withTimeout(try await connection(to: endpoint).request(.status), configuration.requestTimeoutMillis))
+    }
+
+    func decodeStatus(_ response: ClientResponse) throws -> NodeStatus {
         guard response.status == .ok else { throw ClientError.rejected(status: response.status, message: response.message) }
         do { return try NodeStatus.decode(response.body) } catch { throw ClientError.badResponse("\(error)") }
     }
@@ -143,8 +145,7 @@ public final class SynodClient: Sendable {
             return try await status(of: endpoint)
         }
         if response.status == .badRequest { return try await status(of: endpoint) }
-        guard response.status == .ok else { throw ClientError.rejected(status: response.status, message: response.message) }
-        do { return try NodeStatus.decode(response.body) } catch { throw ClientError.badResponse("\(error)") }
+        return try decodeStatus(response)
     }
 
     // MARK: plumbing

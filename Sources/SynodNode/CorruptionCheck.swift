@@ -77,17 +77,7 @@ struct CorruptionChecker: Sendable {
         var hashes: [(NodeID, KVHash)] = []
         for (id, e) in members { if let h = try? await client.hashKV(of: e, revision: revision) { hashes.append((id, h)) } }
         guard hashes.count >= 2 else { return .inconclusive("\(hashes.count) of \(members.count) members answered with a hash") }
-        // Only members at one compaction point are comparable; in each such group the hash most
-        // members hold is taken as the cluster's (ties: the lowest hash, so the verdict is stable).
-        var odd: [NodeID] = []
-        for compacted in Set(hashes.map(\.1.compactedRevision)).sorted() {
-            let group = hashes.filter { $0.1.compactedRevision == compacted }
-            guard group.count >= 2, Set(group.map(\.1.hash)).count > 1 else { continue }
-            var counts: [[UInt8]: Int] = [:]
-            for (_, h) in group { counts[h.hash, default: 0] += 1 }
-            let majority = counts.max { a, b in a.value < b.value || (a.value == b.value && b.key.lexicographicallyPrecedes(a.key)) }!.key
-            odd += group.filter { $0.1.hash != majority }.map(\.0)
-        }
+        var odd = KVHash.minority(hashes)
         guard !odd.isEmpty else {
             logger.debug("corruption check passed", metadata: ["revision": "\(revision)", "members": "\(hashes.count)"])
             return .passed

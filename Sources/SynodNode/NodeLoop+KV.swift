@@ -278,25 +278,34 @@ extension NodeLoop {
     /// deferred, so it can hash any revision it knows to be committed.
     func hashKV(_ revision: Int64, _ id: UInt64, _ c: ClientConnection) {
         let store = self.store
+        readForClient("hashkv", id, c) {
+            var hasher = StateHasher()
+            do {
+                let point = try KVStateMachine.hashInput(store, revision: revision) { k, v in hasher.add(k, v) }
+                let answer = KVHash(revision: point.revision, compactedRevision: point.compactedRevision, hash: hasher.finish())
+                c.send(ClientResponse(id: id, status: .ok, body: answer.encode()))
+            } catch let e as KVError {
+                c.send(ClientResponse(id: id, status: .badRequest, message: "\(e)"))
+            } catch {
+                c.send(ClientResponse(id: id, status: .internalError, message: "hashkv: \(error)"))
+            }
+        }
+    }
+
+    /// Runs `body` on a low-priority background thread for a client's request (`what` names it
+    /// in errors), within `clientBackgroundReadsMax`, after this node applied what it deferred
+    /// (a follower then reads everything it knows to be committed).
+    func readForClient(_ what: String, _ id: UInt64, _ c: ClientConnection, _ body: @escaping @Sendable () -> Void) {
         guard let done = claimClientRead() else { return respond(c, clientReadsBusy(id)) }
         do {
             try applyDeferred()
-            try readStateInBackground(name: "synod-hashkv") {
+            try readStateInBackground(name: "synod-" + what) {
                 defer { done() }
-                var hasher = StateHasher()
-                do {
-                    let point = try KVStateMachine.hashInput(store, revision: revision) { k, v in hasher.add(k, v) }
-                    let answer = KVHash(revision: point.revision, compactedRevision: point.compactedRevision, hash: hasher.finish())
-                    c.send(ClientResponse(id: id, status: .ok, body: answer.encode()))
-                } catch let e as KVError {
-                    c.send(ClientResponse(id: id, status: .badRequest, message: "\(e)"))
-                } catch {
-                    c.send(ClientResponse(id: id, status: .internalError, message: "hashkv: \(error)"))
-                }
+                body()
             }
         } catch {
             done()
-            respond(c, ClientResponse(id: id, status: .internalError, message: "hashkv: \(error)"))
+            respond(c, ClientResponse(id: id, status: .internalError, message: "\(what): \(error)"))
         }
     }
 
@@ -329,25 +338,17 @@ extension NodeLoop {
     /// large state must not stall the node for the seconds it takes.
     func streamSnapshot(_ id: UInt64, _ c: ClientConnection) {
         let store = self.store
-        guard let done = claimClientRead() else { return respond(c, clientReadsBusy(id)) }
-        do {
-            try applyDeferred()
-            try readStateInBackground(name: "synod-backup") {
-                defer { done() }
-                do {
-                    let (manifest, chunks) = try KVNodeStateMachine.readSnapshot(store, chunkBytesMax: 1 << 20)
-                    var header = ByteWriter()
-                    header.u64(manifest.appliedIndex.rawValue)
-                    header.u64(UInt64(bitPattern: try KVStateMachine.revision(inSnapshot: chunks, tables: store.tables)))
-                    c.send([ClientResponse(id: id, status: .ok, body: header.bytes)]
-                           + chunks.map { ClientResponse(id: id, status: .snapshotChunk, body: SnapshotCodec.encode([$0])) })
-                } catch {
-                    c.send(ClientResponse(id: id, status: .internalError, message: "snapshot: \(error)"))
-                }
+        readForClient("backup", id, c) {
+            do {
+                let (manifest, chunks) = try KVNodeStateMachine.readSnapshot(store, chunkBytesMax: 1 << 20)
+                var header = ByteWriter()
+                header.u64(manifest.appliedIndex.rawValue)
+                header.u64(UInt64(bitPattern: try KVStateMachine.revision(inSnapshot: chunks, tables: store.tables)))
+                c.send([ClientResponse(id: id, status: .ok, body: header.bytes)]
+                       + chunks.map { ClientResponse(id: id, status: .snapshotChunk, body: SnapshotCodec.encode([$0])) })
+            } catch {
+                c.send(ClientResponse(id: id, status: .internalError, message: "snapshot: \(error)"))
             }
-        } catch {
-            done()
-            respond(c, ClientResponse(id: id, status: .internalError, message: "snapshot: \(error)"))
         }
     }
 }

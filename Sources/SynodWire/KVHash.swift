@@ -15,6 +15,24 @@ public struct KVHash: Sendable, Hashable {
         self.hash = hash
     }
 
+    /// Which of `hashes` (taken at one revision) disagree with their replicas: hashes compare
+    /// only between members at one compaction point, and in each such group of two or more the
+    /// hash most members hold is taken as the cluster's (ties: the lowest hash, so the verdict
+    /// does not depend on order); the others are returned, in the order given. Used by
+    /// `synod hashkv` and the leader's corruption check alike.
+    public static func minority<Member>(_ hashes: [(Member, KVHash)]) -> [Member] {
+        var odd: [Member] = []
+        for compacted in Set(hashes.map(\.1.compactedRevision)).sorted() {
+            let group = hashes.filter { $0.1.compactedRevision == compacted }
+            guard group.count >= 2, Set(group.map(\.1.hash)).count > 1 else { continue }
+            var counts: [[UInt8]: Int] = [:]
+            for (_, h) in group { counts[h.hash, default: 0] += 1 }
+            let majority = counts.max { a, b in a.value < b.value || (a.value == b.value && b.key.lexicographicallyPrecedes(a.key)) }!.key
+            odd += group.filter { $0.1.hash != majority }.map(\.0)
+        }
+        return odd
+    }
+
     /// The hash in lowercase hex.
     public var hex: String { hash.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined() }
 

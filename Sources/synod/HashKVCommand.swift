@@ -49,13 +49,8 @@ struct HashKVCommand: AsyncParsableCommand {
                        status: ExitStatus.unreachable)
         }
         // Replicas at the same compaction point must agree; different points are not comparable.
-        var diverged: [String] = []
-        for compacted in Set(hashes.map(\.1.compactedRevision)).sorted() {
-            let group = hashes.filter { $0.1.compactedRevision == compacted }
-            if Set(group.map(\.1.hash)).count > 1 {
-                diverged.append("compacted at \(compacted): " + group.map { "\($0.0) \($0.1.hex.prefix(16))" }.joined(separator: ", "))
-            }
-        }
+        let odd = KVHash.minority(hashes)
+        let diverged = odd.isEmpty ? [] : ["odd " + odd.map(\.description).joined(separator: ", ") + " (" + hashes.map { "\($0.0) \($0.1.hex.prefix(16))" }.joined(separator: ", ") + ")"]
         let comparable = Set(hashes.map(\.1.compactedRevision)).count == 1
         if globals.output == .json {
             let items = rows.map { e, r -> String in

@@ -160,3 +160,16 @@ import Testing
         #expect(throws: DecodeError.self) { try NodeStatus.decode(Array(detailed.encode().dropLast())) }
     }
 }
+
+/// The comparison `synod hashkv` and the corruption check share.
+@Suite struct KVHashMinorityTests {
+    static func h(_ byte: UInt8, compacted: Int64 = 0) -> KVHash { KVHash(revision: 9, compactedRevision: compacted, hash: [UInt8](repeating: byte, count: 32)) }
+
+    @Test("the minority within each compaction group; other groups and lone members are not compared")
+    func minority() {
+        #expect(KVHash.minority([(1, Self.h(1)), (2, Self.h(1)), (3, Self.h(1))]).isEmpty)
+        #expect(KVHash.minority([(1, Self.h(1)), (2, Self.h(7)), (3, Self.h(1))]) == [2])
+        #expect(KVHash.minority([(1, Self.h(5)), (2, Self.h(3))]) == [1], "a tie keeps the lowest hash as the cluster's")
+        #expect(KVHash.minority([(1, Self.h(1)), (2, Self.h(7, compacted: 4)), (3, Self.h(1))]).isEmpty, "different compaction points are not comparable")
+    }
+}
