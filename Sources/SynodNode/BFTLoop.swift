@@ -99,7 +99,8 @@ final class BFTLoop: @unchecked Sendable {
     func pass() {
         guard !stopped else { return }
         let events = inbox.takeAll()
-        for _ in 0..<clock.due(at: ProcessInfo.processInfo.systemUptime) { core.tick() }
+        // pBFT has no leases: time a stalled loop skipped is simply not ticked.
+        for _ in 0..<clock.due(at: ProcessInfo.processInfo.systemUptime).fire { core.tick() }
         for event in events {
             switch event {
             case .stop:

@@ -7,24 +7,37 @@ import NIOCore
 struct TickClock {
     let interval: Double
     private(set) var next: Double
-    /// Most ticks delivered by one pass; a loop further behind (a long fsync) skips the rest
-    /// rather than firing a burst of timeouts.
+    /// Most ticks delivered by one pass; a loop further behind (a long fsync, a paused
+    /// process) skips the rest rather than firing a burst of timeouts. The skipped ticks are
+    /// still counted (`Due.missed`): a Raft leader's lease must be measured against the time
+    /// that really passed (`RaftCore.ticksMissed`).
     static let burstMax = 10
+
+    /// What one pass owes the core: ticks to deliver, and ticks that passed but are skipped.
+    struct Due: Equatable {
+        var fire: Int
+        var missed: Int
+    }
 
     init(millis: Int, now: Double) {
         interval = Double(millis) / 1000
         next = now + interval
     }
 
-    /// How many ticks are due at `now` (at most `burstMax`); moves the clock past them.
-    mutating func due(at now: Double) -> Int {
-        var n = 0
-        while now >= next && n < Self.burstMax {
+    /// The ticks due at `now` (at most `burstMax` to fire, the rest missed); moves the clock
+    /// past all of them, keeping its phase.
+    mutating func due(at now: Double) -> Due {
+        var fire = 0
+        while now >= next && fire < Self.burstMax {
             next += interval
-            n += 1
+            fire += 1
         }
-        if now >= next { next = now + interval }
-        return n
+        var missed = 0
+        if now >= next {
+            missed = Int(((now - next) / interval).rounded(.down)) + 1
+            next += interval * Double(missed)
+        }
+        return Due(fire: fire, missed: missed)
     }
 }
 

@@ -1,4 +1,5 @@
 import SynodCore
+import SynodRaft
 import SynodTransport
 
 /// Everything one node needs to start.
@@ -87,6 +88,9 @@ public struct NodeConfiguration: Sendable {
     /// Test-only: this node's state machine corrupts every put's value (a diverged replica, which
     /// `synod hashkv` must catch: `HashKVTests`).
     public var testingCorruptPuts: Bool = false
+    /// Tests only: classic Raft bugs switched on in this node's core (`RaftBugs`), to show that
+    /// the real-process tests catch them. Never set in production: each one breaks safety.
+    public var testingRaftBugs: RaftBugs = []
     /// Join an existing cluster instead of bootstrapping a new one: start with no membership and
     /// wait for the leader (after `synod member add`) to send the log.
     public var join: Bool = false

@@ -145,6 +145,7 @@ final class NodeLoop: @unchecked Sendable {
         raft.snapshotChunkBytesMax = 1 << 20
         raft.snapshotBytesMax = configuration.snapshotBytesMax
         raft.leaseReads = configuration.leaseReads
+        raft.bugs = configuration.testingRaftBugs
         raft.validate()
         let restart = try Self.restartState(configuration: configuration, store: store, stateMachine: stateMachine, logger: logger)
         persistedHardState = restart.hardState
@@ -221,7 +222,11 @@ final class NodeLoop: @unchecked Sendable {
         guard !stopped else { return }
         let events = inbox.takeAll()
         let now = ProcessInfo.processInfo.systemUptime
-        for _ in 0..<clock.due(at: now) { core.tick() }
+        let due = clock.due(at: now)
+        for _ in 0..<due.fire { core.tick() }
+        // Read after the events were taken: every read among them began before `now`, the
+        // time the lease is measured at.
+        core.ticksMissed(due.missed)
         for event in events {
             if case .stop = event {
                 finish()

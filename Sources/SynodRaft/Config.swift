@@ -16,6 +16,9 @@ public struct RaftBugs: OptionSet, Sendable, Hashable {
     public static let keepConflictingSuffix = RaftBugs(rawValue: 1 << 3)
     /// A follower answers a ReadIndex request at its own commit index instead of asking the leader.
     public static let followerReadWithoutLeader = RaftBugs(rawValue: 1 << 4)
+    /// `ticksMissed` is ignored: a leader's lease counts only delivered ticks, so after a stall
+    /// or pause longer than the shell's tick burst it outlives real time (lease reads only).
+    public static let leaseIgnoresMissedTicks = RaftBugs(rawValue: 1 << 5)
 
     public static let all: [(String, RaftBugs)] = [
         ("commit-previous-term", .commitPreviousTermByCounting),
@@ -23,6 +26,7 @@ public struct RaftBugs: OptionSet, Sendable, Hashable {
         ("read-without-leadership-check", .readWithoutLeadershipCheck),
         ("keep-conflicting-suffix", .keepConflictingSuffix),
         ("follower-read-without-leader", .followerReadWithoutLeader),
+        ("lease-ignores-missed-ticks", .leaseIgnoresMissedTicks),
     ]
 }
 

@@ -140,6 +140,18 @@ public struct RaftCore: Sendable {
         if role == .leader { tickLeader() } else { tickElection() }
     }
 
+    /// Reports `count` ticks of wall time the shell did not deliver through `tick()`: a shell
+    /// caps the ticks it delivers at once (after a long fsync or a paused process, a burst
+    /// would fire needless elections) and reports the rest here. No timer fires for them, but
+    /// lease reads count them, so a lease never outlives the time that really passed: a leader
+    /// that was frozen past its lease confirms its leadership with a heartbeat round before it
+    /// answers another read, instead of answering from a state a newer leader has overtaken.
+    public mutating func ticksMissed(_ count: Int) {
+        inputCount &+= 1
+        guard count > 0, !config.bugs.contains(.leaseIgnoresMissedTicks) else { return }
+        tickCount &+= UInt64(count)
+    }
+
     /// Proposes a command. Only a leader accepts; the entry is committed later (or lost if this
     /// node stops leading first). Returns the position it was appended at.
     @discardableResult

@@ -77,6 +77,12 @@ struct SimNetwork<Payload: SimRoutable> {
     /// Blocks one direction only (0-based indexes).
     mutating func blockOneWay(from a: Int, to b: Int) { blocked[a][b] = true }
 
+    /// Queues `p` for delivery at tick `at`, without faults (a woken node reading its sockets).
+    mutating func deliver(_ p: Payload, at tick: Int) {
+        seq += 1
+        inFlight.append(InFlight(deliverAt: tick, seq: seq, payload: p))
+    }
+
     /// Keeps only the in-flight messages `keep` accepts (called in send order).
     mutating func filterInFlight(_ keep: (Payload) -> Bool) {
         inFlight = inFlight.filter { keep($0.payload) }

@@ -58,6 +58,10 @@ public struct SimulationOptions: Sendable {
     /// Test-only: report asynchronous writes durable at once, before they reach the disk (the
     /// bug the in-flight bookkeeping exists to prevent; see SimulatorTests).
     public var bugReportAsyncWritesEarly = false
+    /// Most ticks a node's shell delivers to its core at once when it wakes from a pause; the
+    /// rest go to `RaftCore.ticksMissed`, as `synod serve`'s loop does (there 10 of 10 ms; here
+    /// 2 of a 10-tick election timeout, so a pause outlasts a lease by far).
+    public var tickBurstMax = 2
 
     public static let nodesRange = 3...7
 
@@ -82,6 +86,13 @@ public struct FaultRates: Sendable, Hashable {
     public var transferPerMille = 4
     /// Ticks a crashed node stays down, at least.
     public var downTicksRange: ClosedRange<Int> = 5...60
+    /// Per tick: a running node (the leader half of the time) is paused — a SIGSTOP, a long
+    /// stall. It keeps its memory and its sockets: what its peers and clients send waits, and
+    /// when it wakes, after `pauseTicksRange` ticks, it first takes its clients' requests and
+    /// only then what its peers sent (the order that let a woken leader answer reads from a
+    /// lease it no longer held).
+    public var pausePerMille = 6
+    public var pauseTicksRange: ClosedRange<Int> = 4...40
 
     public init(dropPerMille: Int = 30, duplicatePerMille: Int = 20, longDelayPerMille: Int = 60, partitionPerMille: Int = 15,
                 healPerMille: Int = 30, crashPerMille: Int = 12, restartPerMille: Int = 60, crashAfterEventPerMille: Int = 30, downTicksRange: ClosedRange<Int> = 5...60) {
@@ -106,6 +117,7 @@ public struct FaultRates: Sendable, Hashable {
                            downTicksRange: 1...15)
         f.membershipChangePerMille = 20
         f.transferPerMille = 8
+        f.pausePerMille = 15
         return f
     }()
     public static let none: FaultRates = {
@@ -113,6 +125,7 @@ public struct FaultRates: Sendable, Hashable {
                            healPerMille: 1000, crashPerMille: 0, restartPerMille: 1000, crashAfterEventPerMille: 0)
         f.membershipChangePerMille = 0
         f.transferPerMille = 0
+        f.pausePerMille = 0
         return f
     }()
 }

@@ -29,6 +29,16 @@ struct SimNode {
     /// Asynchronous leader writes started and not yet on the disk, oldest first, each with the
     /// position it ends at and the tick it lands. Volatile: a crash loses them.
     var writesInFlight: [(write: LogWrite, entries: [Entry], prevTerm: Term, end: LogPosition?, due: Int)] = []
+    /// Paused (a SIGSTOPped process) until this tick; 0 when running. A paused node neither
+    /// ticks nor steps nor carries out its Ready.
+    var pausedUntil = 0
+    /// Ticks that passed while paused (its clock runs on; the process sees none of it).
+    var pausedTicks = 0
+    /// What reached a paused node: peer messages, and the clients (indexes) whose requests wait.
+    var heldMessages: [Message] = []
+    var heldSubmits: [Int] = []
+
+    var isPaused: Bool { pausedUntil > 0 }
 
     init(id: NodeID, membership: Membership, keys: Int, meshBugs: MeshBugs?) {
         self.id = id
@@ -78,5 +88,9 @@ struct SimNode {
         readsWaiting = []
         writesInFlight = []
         crashSoon = false
+        pausedUntil = 0
+        pausedTicks = 0
+        heldMessages = []
+        heldSubmits = []
     }
 }

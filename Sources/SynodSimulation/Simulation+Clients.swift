@@ -46,6 +46,11 @@ extension Simulation {
         p.resubmitAt = nil
         let k = clients[c].target
         defer { clients[c].current = p }
+        if nodes[k].isPaused {
+            // The request waits in the paused node's socket.
+            if !nodes[k].heldSubmits.contains(c) { nodes[k].heldSubmits.append(c) }
+            return
+        }
         guard var core = nodes[k].core else { return }
         do {
             if p.viaReadIndex {

@@ -4,6 +4,7 @@ import SynodRaft
 // The shell of each simulated node: carrying out `Ready` in its documented order.
 extension Simulation {
     func processReady(_ i: Int) {
+        guard !nodes[i].isPaused else { return }
         landWrites(i, all: false)
         guard var core = nodes[i].core else { return }
         var rd = core.ready()
@@ -180,6 +181,37 @@ extension Simulation {
         let core = nodes[k].core!
         record("\(core.id) restart term=\(core.term.rawValue) last=\(core.lastIndex.rawValue) commit=\(core.commitIndex.rawValue)")
         checker.restarted(core)
+    }
+
+    /// Pauses a running node (the leader half of the time) for a while: see `FaultRates.pausePerMille`.
+    func maybePause() {
+        guard faults.pausePerMille > 0, random.chance(faults.pausePerMille, in: 1000) else { return }
+        let running = nodes.indices.filter { nodes[$0].isUp && !nodes[$0].isPaused }
+        guard !running.isEmpty else { return }
+        var k = running[random.int(in: 0...(running.count - 1))]
+        if random.chance(1, in: 2), let leader = currentLeader, running.contains(leader) { k = leader }
+        nodes[k].pausedUntil = now + random.int(in: faults.pauseTicksRange)
+        record("\(nodes[k].id) pause until \(nodes[k].pausedUntil)")
+    }
+
+    /// Wakes paused nodes whose pause is over (every one once faults stop), as `synod serve`'s
+    /// loop wakes: a burst of at most `tickBurstMax` ticks, the rest reported missed; then its
+    /// clients' waiting requests; what its peers sent arrives from the next tick on.
+    func resumePaused() {
+        for k in nodes.indices where nodes[k].isPaused && (nodes[k].pausedUntil <= now || !faultsOn) {
+            let elapsed = nodes[k].pausedTicks
+            let fire = min(elapsed, options.tickBurstMax)
+            nodes[k].pausedUntil = 0
+            nodes[k].pausedTicks = 0
+            for _ in 0..<fire { nodes[k].core!.tick() }
+            nodes[k].core!.ticksMissed(elapsed - fire)
+            record("\(nodes[k].id) resume after \(elapsed) ticks")
+            let waiting = nodes[k].heldSubmits
+            nodes[k].heldSubmits = []
+            for c in waiting where clients[c].current != nil && clients[c].target == k { submit(c) }
+            for m in nodes[k].heldMessages { network.deliver(m, at: now + 1) }
+            nodes[k].heldMessages = []
+        }
     }
 
     func maybePartition() {

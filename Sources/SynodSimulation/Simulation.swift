@@ -114,12 +114,20 @@ public final class Simulation {
         for m in network.due(now: now) {
             let k = Int(m.to.rawValue) - 1
             guard nodes[k].core != nil else { continue }
+            if nodes[k].isPaused {
+                nodes[k].heldMessages.append(m)
+                continue
+            }
             foldIntoDigest(m)
             if options.recordTrace && options.traceMessages { trace.append("\(now)   \(m)") }
             nodes[k].core!.step(m)
         }
         let drift = options.clockDrift ?? options.leaseReads
         for i in nodes.indices where nodes[i].core != nil {
+            if nodes[i].isPaused {
+                nodes[i].pausedTicks += 1
+                continue
+            }
             nodes[i].core!.tick()
             nodes[i].ticksSinceExtra += 1
             if drift && nodes[i].ticksSinceExtra >= options.driftSpacingTicks && random.chance(1, in: 2) {
@@ -127,11 +135,12 @@ public final class Simulation {
                 nodes[i].ticksSinceExtra = 0
             }
         }
+        resumePaused()
         clientsAct()
         if faultsOn && options.membershipChanges { maybeChangeMembership() }
         if faultsOn { maybeCrash() }
         for i in nodes.indices { processReady(i) }
-        if faultsOn { maybePartition(); maybeRestart() }
+        if faultsOn { maybePartition(); maybeRestart(); maybePause() }
         checkAfterStep()
     }
 

@@ -5,6 +5,7 @@ import Logging
 import SynodCore
 import SynodLMDB
 import SynodNode
+import SynodRaft
 import SynodTransport
 
 /// `synod serve`: runs one node until SIGTERM or SIGINT.
@@ -45,6 +46,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(name: .customLong("testing-corrupt-replies"), help: .hidden) var testingCorruptReplies = false
     @Option(name: .customLong("testing-held-commit-failures"), help: .hidden) var testingHeldCommitFailures: Int = 0
     @Flag(name: .customLong("testing-corrupt-puts"), help: .hidden) var testingCorruptPuts = false
+    @Option(name: .customLong("testing-raft-bug"), help: .hidden) var testingRaftBugs: [String] = []
 
     /// `--peers` and `--listen-client`, parsed (both modes).
     func addresses() throws -> (peers: [(NodeID, HostPort)], client: HostPort) {
@@ -101,6 +103,12 @@ struct ServeCommand: AsyncParsableCommand {
         c.followerApplyDelayMillis = followerApplyDelayMs
         c.testingHeldCommitFailures = testingHeldCommitFailures
         c.testingCorruptPuts = testingCorruptPuts
+        for name in testingRaftBugs {
+            guard let bug = RaftBugs.all.first(where: { $0.0 == name }) else {
+                throw ValidationError("--testing-raft-bug must be one of \(RaftBugs.all.map(\.0).joined(separator: ", "))")
+            }
+            c.testingRaftBugs.insert(bug.1)
+        }
         do { try c.validate() } catch { throw ValidationError("\(error)") }
         return c
     }

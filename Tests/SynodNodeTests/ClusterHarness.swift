@@ -70,12 +70,26 @@ final class Cluster: @unchecked Sendable {
         processes[n] = nil
     }
 
+    /// Freezes node `n` (SIGSTOP): its sockets stay open and fill, its clocks run on; as a
+    /// process paused by the host, a long GC-like stall or a debugger would.
+    func pause(_ n: Int) {
+        guard let p = processes[n] else { return }
+        Glibc.kill(p.processIdentifier, SIGSTOP)
+    }
+
+    /// Lets a paused node run again (SIGCONT).
+    func resume(_ n: Int) {
+        guard let p = processes[n] else { return }
+        Glibc.kill(p.processIdentifier, SIGCONT)
+    }
+
     func wipe(_ n: Int) { try? FileManager.default.removeItem(atPath: dataDirectory(n)) }
 
     func isRunning(_ n: Int) -> Bool { processes[n]?.isRunning ?? false }
 
     func stopAll() {
-        for (_, p) in processes where p.isRunning { Glibc.kill(p.processIdentifier, SIGTERM) }
+        // A paused node would keep SIGTERM pending: let it run first.
+        for (_, p) in processes where p.isRunning { Glibc.kill(p.processIdentifier, SIGCONT); Glibc.kill(p.processIdentifier, SIGTERM) }
         let deadline = Date().addingTimeInterval(5)
         while processes.values.contains(where: \.isRunning) && Date() < deadline { usleep(20_000) }
         for (_, p) in processes where p.isRunning { Glibc.kill(p.processIdentifier, SIGKILL); p.waitUntilExit() }

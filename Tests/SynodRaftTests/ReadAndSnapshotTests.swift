@@ -151,6 +151,30 @@ import Testing
         }
     }
 
+    /// Ticks the shell skipped (a stalled or paused loop) still age the lease: a leader woken
+    /// after a long freeze asks for a heartbeat round instead of trusting its lease. With the
+    /// injected bug it answers at once, as the real-process pause test saw.
+    @Test(arguments: [false, true])
+    func section6_4_1_missedTicksAgeTheLease(injectBug: Bool) throws {
+        var c = TestCluster(size: 3) {
+            $0.leaseReads = true
+            if injectBug { $0.bugs = .leaseIgnoresMissedTicks }
+        }
+        for k in 1...3 { c.tick(UInt64(k), times: 10) }   // past the quiet period after start
+        c.elect(1)
+        c.tickAll(times: 2)
+        try c[1].readIndex(context: 5)
+        #expect(c[1].ready().readStates.map(\.context) == [5], "the lease holds")
+        // Frozen for four election timeouts: the shell delivers a burst of 2 ticks and reports the rest.
+        c.isolate(1)
+        c.tick(1, times: 2)
+        c[1].ticksMissed(4 * c[1].config.electionTimeoutTicks)
+        #expect(c[1].role == .leader, "missed ticks fire no timer")
+        try c[1].readIndex(context: 6)
+        let answered = c[1].ready().readStates.contains { $0.context == 6 }
+        #expect(answered == injectBug, injectBug ? "the injected bug answers from the stale lease" : "an aged lease needs a round")
+    }
+
     /// Three nodes, node 3 cut off while the leader commits ten entries (16-byte snapshot chunks).
     func clusterWithLaggingFollower() -> TestCluster {
         var c = TestCluster(size: 3) { $0.snapshotChunkBytesMax = 16 }
