@@ -15,6 +15,11 @@ final class Cluster: @unchecked Sendable {
 
     /// Nodes beyond `size` that may join later (their ports are reserved).
     let spare: Int
+    /// The port node `from` dials to reach node `to` (set in `beforeStart`): a `LinkProxy`'s,
+    /// for partition tests. Nil: each node's own peer port.
+    var dialPort: ((_ from: Int, _ to: Int) -> Int)?
+    /// Link proxies the cluster owns (stopped with it).
+    var proxies: [LinkProxy] = []
 
     /// `beforeStart` runs once the directory and ports exist, before any node starts (e.g. to
     /// restore data directories from a snapshot).
@@ -36,6 +41,7 @@ final class Cluster: @unchecked Sendable {
 
     deinit {
         stopAll()
+        for p in proxies { p.stop() }
         try? FileManager.default.removeItem(atPath: directory)
     }
 
@@ -50,7 +56,8 @@ final class Cluster: @unchecked Sendable {
     func start(_ n: Int) throws {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: synodExecutable())
-        let peers = n > size ? (1...n).map { "\($0)=127.0.0.1:\(peerPort($0))" }.joined(separator: ",") : peersText
+        let peers = n > size ? (1...n).map { "\($0)=127.0.0.1:\(peerPort($0))" }.joined(separator: ",")
+            : dialPort.map { port in (1...size).map { "\($0)=127.0.0.1:\($0 == n ? peerPort($0) : port(n, $0))" }.joined(separator: ",") } ?? peersText
         p.arguments = ["serve", "--id", "\(n)", "--data", dataDirectory(n), "--peers", peers, "--listen-client", "127.0.0.1:\(clientPort(n))",
                        "--tick-ms", "5", "--election-ticks", "40", "--heartbeat-ticks", "4", "--log-level", "notice"] + extraArgs + nodeArgs(n) + (n > size ? ["--join"] : [])
         let log = "\(directory)/n\(n).log"
