@@ -115,6 +115,30 @@ struct MeshProcessTests {
         let printed = try await eventually(tries: 50) { agentLog("a2").contains("a2: tasks [\(a2Tasks)]") }
         #expect(printed, "a2 should print its tasks [\(a2Tasks)]: \(agentLog("a2"))")
 
+        // SIGSTOP: a3 freezes past --suspect-after-ms; a2, the only other live agent, suspects
+        // it and the verdict moves a3's tasks to a2. On SIGCONT a3 finds it was declared failed,
+        // joins again and prints its new (empty) task list — it must not carry on with tasks
+        // that moved — and must not, with its stale view of who beat when, bring a verdict on a2.
+        let a3 = agents["a3"]!.processIdentifier
+        kill(a3, SIGSTOP)
+        let frozenOut = try await eventuallyAsync(tries: 200) {
+            guard let v = try? await client.meshView() else { return false }
+            return v.agents.first { $0.name == "a3" }?.failed == true && v.tasks.allSatisfy { $0.agent == "a2" }
+        }
+        kill(a3, SIGCONT)
+        #expect(frozenOut, "no verdict on the paused a3: \(agentLog("a2"))")
+        let rejoined = try await eventuallyAsync(tries: 100) {
+            guard let v = try? await client.meshView() else { return false }
+            return v.agents.first { $0.name == "a3" }?.failed == false && agentLog("a3").hasSuffix("a3: tasks []\n")
+        }
+        #expect(rejoined, "a3 should rejoin and drop its tasks: \(agentLog("a3"))")
+        #expect(agentLog("a3").contains("a3: was declared failed; joined again"))
+        try await Task.sleep(nanoseconds: 1_000_000_000)
+        let healed = try await client.meshView()
+        #expect(healed.agents.first { $0.name == "a2" }?.failed == false, "a2 is alive: \(healed.agents)")
+        #expect(healed.tasks.allSatisfy { $0.agent == "a2" }, "\(healed.tasks)")
+        #expect(healed.violations().isEmpty)
+
         // SIGTERM: the agent leaves, and its tasks go to the one left.
         kill(agents["a2"]!.processIdentifier, SIGTERM)
         agents["a2"]!.waitUntilExit()
