@@ -88,6 +88,9 @@ public struct NodeConfiguration: Sendable {
     /// Test-only: this node's state machine corrupts every put's value (a diverged replica, which
     /// `synod hashkv` must catch: `HashKVTests`).
     public var testingCorruptPuts: Bool = false
+    /// Tests only: the leader answers lease keep-alives at once, without the ReadIndex round
+    /// that confirms it still leads (the bug `PauseTests` found; shows the test can fail).
+    public var testingUnconfirmedKeepAlives: Bool = false
     /// Tests only: classic Raft bugs switched on in this node's core (`RaftBugs`), to show that
     /// the real-process tests catch them. Never set in production: each one breaks safety.
     public var testingRaftBugs: RaftBugs = []

@@ -195,6 +195,9 @@ extension NodeLoop {
         }
     }
 
+    /// Renews `lease` for its full TTL from now. Called once a ReadIndex round confirmed this
+    /// node leads (see `handle(_:from:)`); if it has stepped down since, the client goes to the
+    /// new leader.
     func keepAlive(_ lease: LeaseID, _ id: UInt64, _ c: ClientConnection) {
         guard core.role == .leader else { return respond(c, notLeader(id)) }
         guard let entry = leaseDeadlines[lease] else {

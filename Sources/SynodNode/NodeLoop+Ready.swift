@@ -240,7 +240,9 @@ extension NodeLoop {
         var keep: [(index: LogIndex, reads: [PendingRead], since: Double)] = []
         for (index, reads, since) in readyReads {
             if index <= applied {
-                for r in reads { respond(r.connection, answer(r.query, r.requestID)) }
+                for r in reads {
+                    if let lease = r.keepAlive { keepAlive(lease, r.requestID, r.connection) } else { respond(r.connection, answer(r.query, r.requestID)) }
+                }
             } else {
                 keep.append((index, reads, since))
             }

@@ -42,6 +42,9 @@ final class NodeLoop: @unchecked Sendable {
         var query: [UInt8]
         var connection: ClientConnection
         var requestID: UInt64
+        /// A lease keep-alive instead of a query: answered, like a read, only once a ReadIndex
+        /// round has confirmed this node still leads (`keepAlive`).
+        var keepAlive: LeaseID? = nil
     }
     /// Leader only: writes proposed and not yet applied, by log index.
     var pendingWrites: [UInt64: Pending] = [:]
@@ -297,7 +300,14 @@ final class NodeLoop: @unchecked Sendable {
             var s = status()
             s.storage = NodeStatus.StorageStatus(stateBytes: lastStateBytes, quotaBytes: configuration.quotaBytes, alarms: sm.kv.alarms)
             respond(c, ClientResponse(id: request.id, status: .ok, body: s.encode()))
-        case let .leaseKeepAlive(id): keepAlive(LeaseID(UInt64(bitPattern: id)), request.id, c)
+        case let .leaseKeepAlive(id):
+            // A keep-alive's answer promises the lease a TTL from now, which only a leader that
+            // still leads can keep: it waits for the same ReadIndex round as the reads (a leader
+            // that was frozen may not know yet that another took over and restarted every TTL).
+            guard core.role == .leader else { return respond(c, notLeader(request.id)) }
+            let lease = LeaseID(UInt64(bitPattern: id))
+            if configuration.testingUnconfirmedKeepAlives { return keepAlive(lease, request.id, c) }
+            readBatch.append(PendingRead(query: [], connection: c, requestID: request.id, keepAlive: lease))
         case let .watch(body): startWatch(body, request.id, c)
         case let .cancelWatch(id): cancelWatch(WatchKey(connection: c.number, request: id), c)
         case let .member(body): handleMember(body, request.id, c)

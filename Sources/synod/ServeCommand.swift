@@ -47,6 +47,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("testing-held-commit-failures"), help: .hidden) var testingHeldCommitFailures: Int = 0
     @Flag(name: .customLong("testing-corrupt-puts"), help: .hidden) var testingCorruptPuts = false
     @Option(name: .customLong("testing-raft-bug"), help: .hidden) var testingRaftBugs: [String] = []
+    @Flag(name: .customLong("testing-unconfirmed-keepalives"), help: .hidden) var testingUnconfirmedKeepAlives = false
 
     /// `--peers` and `--listen-client`, parsed (both modes).
     func addresses() throws -> (peers: [(NodeID, HostPort)], client: HostPort) {
@@ -103,6 +104,7 @@ struct ServeCommand: AsyncParsableCommand {
         c.followerApplyDelayMillis = followerApplyDelayMs
         c.testingHeldCommitFailures = testingHeldCommitFailures
         c.testingCorruptPuts = testingCorruptPuts
+        c.testingUnconfirmedKeepAlives = testingUnconfirmedKeepAlives
         for name in testingRaftBugs {
             guard let bug = RaftBugs.all.first(where: { $0.0 == name }) else {
                 throw ValidationError("--testing-raft-bug must be one of \(RaftBugs.all.map(\.0).joined(separator: ", "))")
