@@ -88,6 +88,10 @@ public struct NodeConfiguration: Sendable {
     /// Test-only: this node's state machine corrupts every put's value (a diverged replica, which
     /// `synod hashkv` must catch: `HashKVTests`).
     public var testingCorruptPuts: Bool = false
+    /// Tests only: while this file exists, the node loop stalls at the start of each pass (up
+    /// to 10 s at a time), as it would in an fsync that does not return; the client loop keeps
+    /// taking requests meanwhile and the peer sockets go unread (`PauseTests`).
+    public var testingStallFile: String? = nil
     /// Tests only: the leader answers lease keep-alives at once, without the ReadIndex round
     /// that confirms it still leads (the bug `PauseTests` found; shows the test can fail).
     public var testingUnconfirmedKeepAlives: Bool = false

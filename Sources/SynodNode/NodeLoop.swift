@@ -223,6 +223,7 @@ final class NodeLoop: @unchecked Sendable {
     /// event, propose and start reads, then carry out every Ready and send what it produced.
     func pass() {
         guard !stopped else { return }
+        if let stall = configuration.testingStallFile { Self.stallWhileExists(stall) }
         let events = inbox.takeAll()
         let now = ProcessInfo.processInfo.systemUptime
         let due = clock.due(at: now)
@@ -264,6 +265,15 @@ final class NodeLoop: @unchecked Sendable {
         if holding { inbox.wake(at: heldSince + Self.heldSecondsMax) }
         if !deferredApplies.isEmpty { inbox.wake(at: deferredDue) }
         passStats.pass(events: events.count, started: now, now: ProcessInfo.processInfo.systemUptime, id: configuration.id)
+    }
+
+    /// Tests only (`NodeConfiguration.testingStallFile`): blocks this thread while `path` exists, at most 10 s.
+    static func stallWhileExists(_ path: String) {
+        var waited = 0
+        while waited < 2_000 && FileManager.default.fileExists(atPath: path) {
+            usleep(5_000)
+            waited += 1
+        }
     }
 
     func handle(_ event: NodeEvent) {

@@ -48,6 +48,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(name: .customLong("testing-corrupt-puts"), help: .hidden) var testingCorruptPuts = false
     @Option(name: .customLong("testing-raft-bug"), help: .hidden) var testingRaftBugs: [String] = []
     @Flag(name: .customLong("testing-unconfirmed-keepalives"), help: .hidden) var testingUnconfirmedKeepAlives = false
+    @Option(name: .customLong("testing-stall-file"), help: .hidden) var testingStallFile: String?
 
     /// `--peers` and `--listen-client`, parsed (both modes).
     func addresses() throws -> (peers: [(NodeID, HostPort)], client: HostPort) {
@@ -105,6 +106,7 @@ struct ServeCommand: AsyncParsableCommand {
         c.testingHeldCommitFailures = testingHeldCommitFailures
         c.testingCorruptPuts = testingCorruptPuts
         c.testingUnconfirmedKeepAlives = testingUnconfirmedKeepAlives
+        c.testingStallFile = testingStallFile
         for name in testingRaftBugs {
             guard let bug = RaftBugs.all.first(where: { $0.0 == name }) else {
                 throw ValidationError("--testing-raft-bug must be one of \(RaftBugs.all.map(\.0).joined(separator: ", "))")

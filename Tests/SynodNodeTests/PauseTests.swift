@@ -93,6 +93,48 @@ struct PauseTests {
         return KeepAliveOutcome(ttlMillis: promised, checkedAfterMillis: Int(Date().timeIntervalSince(sent) * 1000), alive: alive)
     }
 
+    /// The leader's node loop stalls for 800 ms — as in an fsync that hangs (etcd issue
+    /// #15247) — while its client loop keeps taking requests: when the loop runs again, the
+    /// reads and keep-alives that piled up in its inbox come before what its peers sent, which
+    /// it has not read yet. The history must stay linearizable.
+    @Test("leader whose loop stalls while its client loop takes requests: history stays linearizable", arguments: [false, true])
+    func stallsUnderLoad(leaseReads: Bool) async throws {
+        let run = try await Self.stallRun(extraArgs: leaseReads ? ["--lease-reads"] : [])
+        print("stall, lease reads \(leaseReads): \(run.faults); \(run.history.count) operations, \(run.completed) completed")
+        #expect(run.completed > 50)
+        #expect(run.verdict == .linearizable, "marker writes and late reads: \(run.lateOperations)")
+        #expect(run.hashKV.status == 0 && run.hashKV.output.contains("3 of 3 endpoints agree"), "hashkv: \(run.hashKV.output)")
+    }
+
+    /// The stall with leases that count only delivered ticks: the woken leader answers the
+    /// reads in its inbox from its stale lease.
+    @Test("the stall test catches a lease that ignores missed ticks")
+    func stallCatchesLeaseBug() async throws {
+        let run = try await Self.stallRun(extraArgs: ["--lease-reads", "--testing-raft-bug", "lease-ignores-missed-ticks"])
+        print("stall, injected lease-ignores-missed-ticks: \(run.faults); verdict \(run.verdict)")
+        #expect(run.verdict != .linearizable, "the stale lease reads went unnoticed")
+    }
+
+    static func stallRun(extraArgs: [String]) async throws -> NemesisRun {
+        let directory = NSTemporaryDirectory() + "synod-stall-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let cluster = try Cluster(size: 3, extraArgs: extraArgs, nodeArgs: { ["--testing-stall-file", "\(directory)/stall-\($0)"] })
+        return try await NemesisRun.run(cluster) { ctx in
+            var stalled: [String] = []
+            for round in 0..<5 {
+                try await Task.sleep(nanoseconds: 400_000_000)
+                guard let leader = await cluster.leader(using: ctx.client) else { continue }
+                let flag = "\(directory)/stall-\(leader)"
+                FileManager.default.createFile(atPath: flag, contents: nil)
+                stalled.append("leader \(leader)")
+                try await Task.sleep(nanoseconds: 800_000_000)
+                try await ctx.markerWriteThenLateReads(struck: leader, round: round, holdNanos: 50_000_000) { try? FileManager.default.removeItem(atPath: flag) }
+            }
+            return stalled
+        }
+    }
+
     static func pauseRun(extraArgs: [String]) async throws -> NemesisRun {
         let cluster = try Cluster(size: 3, extraArgs: extraArgs)
         return try await NemesisRun.run(cluster) { ctx in
