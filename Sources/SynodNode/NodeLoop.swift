@@ -230,7 +230,7 @@ final class NodeLoop: @unchecked Sendable {
         for _ in 0..<due.fire { core.tick() }
         // Read after the events were taken: every read among them began before `now`, the
         // time the lease is measured at.
-        core.ticksMissed(due.missed)
+        if due.missed > 0 { core.ticksMissed(due.missed) }
         for event in events {
             if case .stop = event {
                 finish()
