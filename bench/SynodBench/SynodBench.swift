@@ -16,7 +16,7 @@ struct SynodBench: AsyncParsableCommand {
     @Option(name: .customLong("bft-keys"), help: "BFT mode with --endpoints: the directory of the cluster's key files (client-1.key ... client-N.key).") var bftKeys: String?
     @Option(help: "Consensus mode of the started cluster: raft, or bft (pBFT, 3f+1 replicas, one signed request in flight per client).") var mode: String = "raft"
     @Option(help: "Drive an existing cluster at these client addresses instead of starting one.") var endpoints: String?
-    @Option(help: "put, get, mixed, txn or watch.") var workload: String = "put"
+    @Option(help: "put, get, mixed, txn, watch or keepalive.") var workload: String = "put"
     @Option(help: "Concurrent requests in flight.") var clients: Int = 100
     @Option(help: "Connections (client instances) the requests share; default min(clients, 100).") var conns: Int?
     @Option(help: "Key size in bytes.") var keySize: Int = 8
@@ -56,6 +56,9 @@ struct SynodBench: AsyncParsableCommand {
         guard ["table", "json"].contains(output) else { throw ValidationError("-w must be table or json") }
         guard ["l", "s"].contains(consistency) else { throw ValidationError("--consistency must be l or s") }
         guard Driver(rawValue: driver) != nil else { throw ValidationError("--driver must be wire or client") }
+        if workload == "keepalive" {
+            guard Driver(rawValue: driver) == .wire, mode == "raft" else { throw ValidationError("--workload keepalive needs --driver wire and --mode raft") }
+        }
         if let conns { guard (1...10_000).contains(conns) else { throw ValidationError("--conns must be 1...10000") } }
         if sweep != nil { _ = try sweepValues() }
     }

@@ -37,6 +37,7 @@ struct WireRequestMaker: Sendable {
     /// The request body for key number `k`; `session` is used by writes.
     func body(key k: Int, session: ClientSession, read: Bool) -> ClientRequestBody {
         if read { return .read(spec.consistency, query(k)) }
+        if spec.kind == .keepalive, !spec.leases.isEmpty { return .leaseKeepAlive(id: Int64(bitPattern: spec.leases[k % spec.leases.count])) }
         let key = keyBytes(k, size: spec.keySize)
         let command: Command
         switch spec.kind {

@@ -9,7 +9,9 @@ import NIOCore
 import SynodWire
 
 enum WorkloadKind: String, CaseIterable, Sendable {
-    case put, get, mixed, txn, watch
+    /// `keepalive`: lease keep-alives (one lease per simulated client, granted first, wire
+    /// driver only) — what a fleet of lock holders or mesh agents costs the leader.
+    case put, get, mixed, txn, watch, keepalive
 }
 
 enum KeyOrder: String, CaseIterable, Sendable {
@@ -31,6 +33,8 @@ struct WorkloadSpec: Sendable {
     var consistency: Consistency
     var readFraction: Double
     var watchers: Int
+    /// `keepalive`: the leases the simulated clients renew (granted before the run).
+    var leases: [UInt64] = []
 
     /// The next key number for a simulated client whose sequence is `seq` (both drivers).
     func nextKey(_ seq: inout Int, _ rng: inout SystemRandomNumberGenerator) -> Int {
@@ -122,6 +126,13 @@ func runWorkload(_ spec: WorkloadSpec, clients: [SynodClient], wire: (targets: [
             }
         }
     }
+    var spec = spec
+    if spec.kind == .keepalive {
+        // One lease per simulated client (at most 1,000), long enough to outlive the run.
+        for _ in 0..<min(spec.clients, 1_000) {
+            if let id = try? await clients[0].leaseGrant(ttlMillis: 600_000) { spec.leases.append(id.rawValue) }
+        }
+    }
     if spec.warmupSeconds > 0 {
         var warm = spec
         warm.durationSeconds = spec.warmupSeconds
@@ -180,6 +191,7 @@ extension WorkloadSpec {
         case .put, .watch: return .put
         case .get, .mixed: return nextIsRead(&rng) ? .get : .put
         case .txn: return .txn
+        case .keepalive: return .put   // never asked: keep-alive runs use the wire driver (validated)
         }
     }
 
