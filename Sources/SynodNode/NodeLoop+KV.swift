@@ -195,16 +195,23 @@ extension NodeLoop {
         }
     }
 
-    /// Renews `lease` for its full TTL from now. Called once a ReadIndex round confirmed this
-    /// node leads (see `handle(_:from:)`); if it has stepped down since, the client goes to the
-    /// new leader.
-    func keepAlive(_ lease: LeaseID, _ id: UInt64, _ c: ClientConnection) {
+    /// A keep-alive arrived (leader): renews `lease` for its full TTL from now at once, so no
+    /// expiry is proposed while the answer waits for its ReadIndex round (`answerKeepAlive`).
+    /// Renewing on a leader that turns out deposed is harmless: only the leader's deadlines
+    /// count. A lease whose expiry is already in the log is not renewed — it is gone once that
+    /// entry applies, and the keep-alive is answered "not found".
+    func renewLease(_ lease: LeaseID) {
+        guard let entry = leaseDeadlines[lease], expiryProposed[lease] == nil else { return }
+        leaseDeadlines[lease] = (entry.ttlMillis, ProcessInfo.processInfo.systemUptime + Double(entry.ttlMillis) / 1000)
+    }
+
+    /// Answers a keep-alive once a ReadIndex round confirmed this node leads (see
+    /// `handle(_:from:)`); if it has stepped down since, the client goes to the new leader.
+    func answerKeepAlive(_ lease: LeaseID, _ id: UInt64, _ c: ClientConnection) {
         guard core.role == .leader else { return respond(c, notLeader(id)) }
-        guard let entry = leaseDeadlines[lease] else {
+        guard let entry = leaseDeadlines[lease], expiryProposed[lease] == nil else {
             return respond(c, ClientResponse(id: id, status: .ok, body: Response.failure(.leaseNotFound(lease)).encode()))
         }
-        leaseDeadlines[lease] = (entry.ttlMillis, ProcessInfo.processInfo.systemUptime + Double(entry.ttlMillis) / 1000)
-        expiryProposed[lease] = nil
         respond(c, ClientResponse(id: id, status: .ok, body: Response.leaseGrant(LeaseGrantResult(revision: sm.revision, id: lease, ttlMillis: entry.ttlMillis)).encode()))
     }
 

@@ -241,7 +241,7 @@ extension NodeLoop {
         for (index, reads, since) in readyReads {
             if index <= applied {
                 for r in reads {
-                    if let lease = r.keepAlive { keepAlive(lease, r.requestID, r.connection) } else { respond(r.connection, answer(r.query, r.requestID)) }
+                    if let lease = r.keepAlive { answerKeepAlive(lease, r.requestID, r.connection) } else { respond(r.connection, answer(r.query, r.requestID)) }
                 }
             } else {
                 keep.append((index, reads, since))

@@ -43,7 +43,7 @@ final class NodeLoop: @unchecked Sendable {
         var connection: ClientConnection
         var requestID: UInt64
         /// A lease keep-alive instead of a query: answered, like a read, only once a ReadIndex
-        /// round has confirmed this node still leads (`keepAlive`).
+        /// round has confirmed this node still leads (`answerKeepAlive`).
         var keepAlive: LeaseID? = nil
     }
     /// Leader only: writes proposed and not yet applied, by log index.
@@ -316,7 +316,8 @@ final class NodeLoop: @unchecked Sendable {
             // that was frozen may not know yet that another took over and restarted every TTL).
             guard core.role == .leader else { return respond(c, notLeader(request.id)) }
             let lease = LeaseID(UInt64(bitPattern: id))
-            if configuration.testingUnconfirmedKeepAlives { return keepAlive(lease, request.id, c) }
+            renewLease(lease)
+            if configuration.testingUnconfirmedKeepAlives { return answerKeepAlive(lease, request.id, c) }
             readBatch.append(PendingRead(query: [], connection: c, requestID: request.id, keepAlive: lease))
         case let .watch(body): startWatch(body, request.id, c)
         case let .cancelWatch(id): cancelWatch(WatchKey(connection: c.number, request: id), c)
