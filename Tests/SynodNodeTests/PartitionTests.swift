@@ -29,8 +29,8 @@ struct PartitionTests {
     /// Blocks (or heals) every link touching `node` whose other end is in `others`, both ways.
     static func cut(_ cluster: Cluster, _ node: Int, from others: [Int], blocked: Bool) {
         for p in cluster.proxies {
-            let from = cluster.peerEnds(of: p)
-            if (from.0 == node && others.contains(from.1)) || (from.1 == node && others.contains(from.0)) {
+            let ends = cluster.peerEnds(of: p)
+            if (ends.0 == node && others.contains(ends.1)) || (ends.1 == node && others.contains(ends.0)) {
                 p.setBlocked(forward: blocked, backward: blocked)
             }
         }
