@@ -16,7 +16,11 @@ public final class LinkProxy: @unchecked Sendable {
     private var blocked = (forward: false, backward: false)
     private var open: Set<Int32> = []
     private var stopped = false
+    private var accepted = 0
     private let listener: Int32
+
+    /// Connections relayed so far (a node re-dialling after a reset counts again).
+    public var connectionsRelayed: Int { lock.lock(); defer { lock.unlock() }; return accepted }
 
     /// Listens on `listenPort` and relays every connection to `targetPort`.
     public init(listenPort: Int, targetPort: Int) throws {
@@ -44,6 +48,15 @@ public final class LinkProxy: @unchecked Sendable {
         lock.lock()
         blocked = (forward, backward)
         lock.unlock()
+    }
+
+    /// Resets every connection relayed so far (both sides see it close, as after a RST or a
+    /// crashed middlebox); the listener stays, so the nodes can dial again at once.
+    public func resetConnections() {
+        lock.lock()
+        let fds = Array(open)
+        lock.unlock()
+        for fd in fds { shutdown(fd, Int32(SHUT_RDWR)) }
     }
 
     /// Closes the listener and every relayed connection (blocked threads wake, exit and close
@@ -81,7 +94,7 @@ public final class LinkProxy: @unchecked Sendable {
             } == 0
             lock.lock()
             let keep = connected && !stopped
-            if keep { open.insert(client); open.insert(server) }
+            if keep { open.insert(client); open.insert(server); accepted += 1 }
             lock.unlock()
             guard keep else {
                 close(client)
