@@ -173,5 +173,52 @@ struct MeshProcessTests {
         #expect(!err.contains("Fatal error"), "\(err.prefix(400))")
         p.waitUntilExit()
     }
+
+    /// The coordination service itself goes down (two of three nodes frozen: no quorum) for
+    /// twice `--suspect-after-ms`. Every agent's heartbeats stall, so each sees the others'
+    /// counts stand still — but none of them failed, and when the quorum returns none may be
+    /// declared failed: an observer counts silence only while it could see the mesh.
+    @Test("a cluster outage longer than --suspect-after-ms brings no failure verdicts on agents that kept running")
+    func outageBringsNoVerdicts() async throws {
+        let cluster = try Cluster(size: 3)
+        let client = cluster.client()
+        var agents: [String: Process] = [:]
+        defer {
+            for p in agents.values where p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() }
+            Task { await client.close() }
+        }
+        try await client.put(b("ready"), b("1"))
+        func agentLog(_ name: String) -> String { (try? String(contentsOfFile: "\(cluster.directory)/\(name).out", encoding: .utf8)) ?? "" }
+        for name in ["o1", "o2", "o3"] {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: synodExecutable())
+            p.arguments = ["--endpoints", cluster.endpointsText, "--timeout", "30", "mesh", "agent", name, "--cap", "w", "--heartbeat-ms", "100", "--suspect-after-ms", "1500"]
+            FileManager.default.createFile(atPath: "\(cluster.directory)/\(name).out", contents: nil)
+            p.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(cluster.directory)/\(name).out"))
+            p.standardError = p.standardOutput
+            try p.run()
+            agents[name] = p
+        }
+        let joined = try await eventuallyAsync(tries: 100) { true == (try? await client.meshView().agents.count == 3) }
+        #expect(joined, "agents never joined: \(agentLog("o1"))")
+        for i in 1...6 { try await client.mesh(.submit(task: "t\(i)", requires: ["w"], cost: 100)) }
+        let before = try await client.meshView()
+        try await Task.sleep(nanoseconds: 500_000_000)
+        // No quorum for 3 s.
+        guard let leader = await cluster.leader(using: client) else { throw BenchFailure("no leader") }
+        let frozen = [leader, leader % 3 + 1]
+        for n in frozen { cluster.pause(n) }
+        try await Task.sleep(nanoseconds: 3_000_000_000)
+        for n in frozen { cluster.resume(n) }
+        // Give the agents several suspicion periods to (wrongly) act.
+        try await Task.sleep(nanoseconds: 4_000_000_000)
+        let after = try await client.meshView()
+        let logs = agents.keys.sorted().map { "\($0): \(agentLog($0))" }.joined(separator: "\n")
+        let running = agents.values.filter { $0.isRunning }.count
+        #expect(running == 3, "an agent gave up: \(logs)")
+        #expect(after.agents.allSatisfy { !$0.failed }, "verdicts after the outage: \(after.agents)\n\(logs)")
+        #expect(!logs.contains("was declared failed"), "\(logs)")
+        #expect(after.tasks.map(\.agent) == before.tasks.map(\.agent), "tasks moved: \(before.tasks) -> \(after.tasks)")
+    }
 }
 }
