@@ -52,10 +52,12 @@ public final class MeshAgentRunner: Sendable {
     /// (an unreachable cluster) are thrown after the client's own retries.
     public func run(onRound: (MeshAgentRound) -> Void) async throws {
         try await client.mesh(.join(agent: options.name, capabilities: options.capabilities, resources: options.resources), ifVersion: nil)
-        // Per other agent: the heartbeat count last seen, and since when it has stood still (or
-        // since this agent last proposed suspecting it: it proposes again each period of silence,
-        // so a lost proposal, or a majority that only forms later, still ends in a verdict).
-        var observed: [String: (beats: UInt64, since: Double)] = [:]
+        // Per other agent: the heartbeat count last seen, and for how long this agent has
+        // watched it stand still (reset when it proposes suspecting it: it proposes again each
+        // period of silence, so a lost proposal, or a majority that only forms later, still ends
+        // in a verdict).
+        var observed: [String: (beats: UInt64, silentMillis: Double)] = [:]
+        var lastLook = ProcessInfo.processInfo.systemUptime
         while !Task.isCancelled {
             var rejoined = false
             do {
@@ -69,28 +71,41 @@ public final class MeshAgentRunner: Sendable {
             }
             let view = try await client.meshView()
             let now = ProcessInfo.processInfo.systemUptime
+            let watched = Self.watchedMillis(sinceLastLook: (now - lastLook) * 1000, options)
+            lastLook = now
             var suspected: [String] = []
             for agent in view.agents where agent.name != options.name && !agent.failed {
-                let seen = observed[agent.name]
-                if seen == nil || seen!.beats != agent.beats {
-                    observed[agent.name] = (agent.beats, now)
-                } else if (now - seen!.since) * 1000 >= Double(options.suspectAfterMillis) {
-                    do {
-                        try await client.mesh(.suspect(agent: agent.name, observer: options.name), ifVersion: nil)
-                        suspected.append(agent.name)
-                    } catch ClientError.kv(.meshRefused) {
-                        // It moved on meanwhile (left, or was declared failed): nothing to do.
-                    } catch {
-                        continue // not proposed (cluster busy or unreachable): try again next round
-                    }
-                    observed[agent.name]!.since = now
+                guard let seen = observed[agent.name], seen.beats == agent.beats else {
+                    observed[agent.name] = (agent.beats, 0)
+                    continue
                 }
+                let silent = seen.silentMillis + watched
+                observed[agent.name]!.silentMillis = silent
+                guard silent >= Double(options.suspectAfterMillis) else { continue }
+                do {
+                    try await client.mesh(.suspect(agent: agent.name, observer: options.name), ifVersion: nil)
+                    suspected.append(agent.name)
+                } catch ClientError.kv(.meshRefused) {
+                    // It moved on meanwhile (left, or was declared failed): nothing to do.
+                } catch {
+                    continue // not proposed (cluster busy or unreachable): try again next round
+                }
+                observed[agent.name]!.silentMillis = 0
             }
             let live = Set(view.agents.filter { !$0.failed }.map(\.name))
             observed = observed.filter { live.contains($0.key) }
             onRound(MeshAgentRound(tasks: view.tasks.filter { $0.agent == options.name }.map(\.id).sorted(), suspected: suspected, rejoined: rejoined))
             try? await Task.sleep(for: .milliseconds(options.heartbeatMillis))
         }
+    }
+
+    /// How much of the time since its last look at the mesh an agent counts as watching the
+    /// others: all of it, up to two heartbeats. A longer round means its own report or read was
+    /// blocked — the cluster unreachable, nobody's reports committing, its own included — so
+    /// the others' counts standing still says nothing about them (Lifeguard's local-health idea,
+    /// in its simplest form). An observer whose every round is slow still suspects, later.
+    static func watchedMillis(sinceLastLook elapsed: Double, _ o: MeshAgentOptions) -> Double {
+        min(elapsed, Double(2 * o.heartbeatMillis))
     }
 
     /// Leaves the mesh: its tasks are auctioned among the others.

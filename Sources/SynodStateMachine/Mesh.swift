@@ -178,6 +178,13 @@ public struct MeshView: Hashable, Sendable {
     /// Tasks by id.
     public var tasks: [MeshTask]
 
+    /// A view as given (tools and tests; replicas build theirs from the store).
+    public init(version: Int64, agents: [MeshAgent], tasks: [MeshTask]) {
+        self.version = version
+        self.agents = agents
+        self.tasks = tasks
+    }
+
     /// An agent's load: what it reported plus its mesh tasks' costs, capped at 1.0.
     public func load(of agent: MeshAgent) -> Int {
         min(MeshRules.one, agent.baseLoad + tasks.filter { $0.agent == agent.name }.reduce(0) { $0 + $1.cost })
