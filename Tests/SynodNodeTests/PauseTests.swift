@@ -31,8 +31,8 @@ struct PauseTests {
     /// waiting in its sockets before it heard of the new leader.
     @Test("the pause test catches injected read bugs", arguments: ["read-without-leadership-check", "follower-read-without-leader", "lease-ignores-missed-ticks"])
     func pausesCatchInjectedBugs(bug: String) async throws {
-        let run = try await Self.pauseRun(extraArgs: ["--testing-raft-bug", bug] + (bug.hasPrefix("lease") ? ["--lease-reads"] : []))
-        print("injected \(bug): paused \(run.faults); \(run.history.count) operations, verdict \(run.verdict)")
+        let (run, tries) = try await NemesisRun.firstCatch { try await Self.pauseRun(extraArgs: ["--testing-raft-bug", bug] + (bug.hasPrefix("lease") ? ["--lease-reads"] : [])) }
+        print("injected \(bug): paused \(run.faults); \(run.history.count) operations, verdict \(run.verdict) (run \(tries))")
         #expect(run.verdict != .linearizable, "the stale reads of \(bug) went unnoticed")
     }
 
@@ -110,8 +110,8 @@ struct PauseTests {
     /// reads in its inbox from its stale lease.
     @Test("the stall test catches a lease that ignores missed ticks")
     func stallCatchesLeaseBug() async throws {
-        let run = try await Self.stallRun(extraArgs: ["--lease-reads", "--testing-raft-bug", "lease-ignores-missed-ticks"])
-        print("stall, injected lease-ignores-missed-ticks: \(run.faults); verdict \(run.verdict)")
+        let (run, tries) = try await NemesisRun.firstCatch { try await Self.stallRun(extraArgs: ["--lease-reads", "--testing-raft-bug", "lease-ignores-missed-ticks"]) }
+        print("stall, injected lease-ignores-missed-ticks: \(run.faults); verdict \(run.verdict) (run \(tries))")
         #expect(run.verdict != .linearizable, "the stale lease reads went unnoticed")
     }
 
