@@ -83,17 +83,8 @@ struct MeshProcessTests {
             Task { await client.close() }
         }
         try await client.put(b("ready"), b("1"))
-        func agentLog(_ name: String) -> String { (try? String(contentsOfFile: "\(cluster.directory)/\(name).out", encoding: .utf8)) ?? "" }
-        for name in ["a1", "a2", "a3"] {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: synodExecutable())
-            p.arguments = ["--endpoints", cluster.endpointsText, "mesh", "agent", name, "--cap", "w", "--heartbeat-ms", "100", "--suspect-after-ms", "2500"]
-            FileManager.default.createFile(atPath: "\(cluster.directory)/\(name).out", contents: nil)
-            p.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(cluster.directory)/\(name).out"))
-            p.standardError = p.standardOutput
-            try p.run()
-            agents[name] = p
-        }
+        func agentLog(_ name: String) -> String { cluster.meshAgentLog(name) }
+        for name in ["a1", "a2", "a3"] { agents[name] = try cluster.startMeshAgent(name, suspectAfterMillis: 2500) }
         let joined = try await eventuallyAsync(tries: 100) { true == (try? await client.meshView().agents.count == 3) }
         #expect(joined, "agents never joined: \(agentLog("a1"))")
         for i in 1...6 { try await client.mesh(.submit(task: "t\(i)", requires: ["w"], cost: 100)) }
@@ -188,17 +179,8 @@ struct MeshProcessTests {
             Task { await client.close() }
         }
         try await client.put(b("ready"), b("1"))
-        func agentLog(_ name: String) -> String { (try? String(contentsOfFile: "\(cluster.directory)/\(name).out", encoding: .utf8)) ?? "" }
-        for name in ["o1", "o2", "o3"] {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: synodExecutable())
-            p.arguments = ["--endpoints", cluster.endpointsText, "--timeout", "30", "mesh", "agent", name, "--cap", "w", "--heartbeat-ms", "100", "--suspect-after-ms", "1500"]
-            FileManager.default.createFile(atPath: "\(cluster.directory)/\(name).out", contents: nil)
-            p.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(cluster.directory)/\(name).out"))
-            p.standardError = p.standardOutput
-            try p.run()
-            agents[name] = p
-        }
+        func agentLog(_ name: String) -> String { cluster.meshAgentLog(name) }
+        for name in ["o1", "o2", "o3"] { agents[name] = try cluster.startMeshAgent(name, suspectAfterMillis: 1500, globalArgs: ["--timeout", "30"]) }
         let joined = try await eventuallyAsync(tries: 100) { true == (try? await client.meshView().agents.count == 3) }
         #expect(joined, "agents never joined: \(agentLog("o1"))")
         for i in 1...6 { try await client.mesh(.submit(task: "t\(i)", requires: ["w"], cost: 100)) }
@@ -221,4 +203,22 @@ struct MeshProcessTests {
         #expect(after.tasks.map(\.agent) == before.tasks.map(\.agent), "tasks moved: \(before.tasks) -> \(after.tasks)")
     }
 }
+}
+
+extension Cluster {
+    /// Starts `synod mesh agent NAME --cap w --heartbeat-ms 100` against this cluster, its output
+    /// in `meshAgentLog(name)`; the caller stops it.
+    func startMeshAgent(_ name: String, suspectAfterMillis: Int, globalArgs: [String] = []) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: synodExecutable())
+        p.arguments = ["--endpoints", endpointsText] + globalArgs
+            + ["mesh", "agent", name, "--cap", "w", "--heartbeat-ms", "100", "--suspect-after-ms", "\(suspectAfterMillis)"]
+        FileManager.default.createFile(atPath: "\(directory)/\(name).out", contents: nil)
+        p.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(directory)/\(name).out"))
+        p.standardError = p.standardOutput
+        try p.run()
+        return p
+    }
+
+    func meshAgentLog(_ name: String) -> String { (try? String(contentsOfFile: "\(directory)/\(name).out", encoding: .utf8)) ?? "" }
 }
