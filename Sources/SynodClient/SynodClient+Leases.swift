@@ -5,12 +5,19 @@ import SynodWire
 
 extension SynodClient {
     /// Grants a lease with a time-to-live; keys attached to it are deleted when it expires
-    /// (no keep-alive for `ttlMillis`) or is revoked. The id is chosen at random by the client.
+    /// (no keep-alive for its TTL) or is revoked. The id is chosen at random by the client.
+    /// A TTL below the cluster's minimum (1.5 election timeouts) is raised to it; use
+    /// `leaseGrantDetailed` to learn the TTL granted.
     public func leaseGrant(ttlMillis: Int64) async throws -> LeaseID {
+        try await leaseGrantDetailed(ttlMillis: ttlMillis).id
+    }
+
+    /// `leaseGrant`, answering with the lease's id and the TTL granted (etcd's grant response).
+    public func leaseGrantDetailed(ttlMillis: Int64) async throws -> LeaseGrantResult {
         var rng = SystemRandomNumberGenerator()
         let id = LeaseID(UInt64.random(in: 1...UInt64(Int64.max), using: &rng))
         guard case let .leaseGrant(r) = try await write(.leaseGrant(id: id, ttlMillis: ttlMillis)) else { throw unexpected() }
-        return r.id
+        return r
     }
 
     /// Revokes a lease, deleting its keys. Returns how many keys were deleted.

@@ -34,6 +34,10 @@ public struct NodeConfiguration: Sendable {
     public var electionTimeoutTicks: Int = 30
     /// Heartbeat interval in ticks.
     public var heartbeatIntervalTicks: Int = 3
+    /// The shortest lease TTL granted: 1.5 election timeouts, as in etcd. A shorter requested
+    /// TTL is raised to it before the grant is proposed (`CommandEnvelope.raisingLeaseTTL`), and
+    /// the grant's answer carries the TTL granted.
+    public var minimumLeaseTTLMillis: Int64 { Int64((3 * electionTimeoutTicks * tickMillis + 1) / 2) }
     /// Take a snapshot after this many applied entries; the log is compacted up to the previous
     /// snapshot, so one snapshot interval of entries stays as the retention window.
     public var snapshotEveryEntries: Int = 100_000

@@ -332,7 +332,7 @@ final class NodeLoop: @unchecked Sendable {
         guard pendingWrites.count + proposals.count < configuration.pendingRequestsMax else {
             return respond(c, ClientResponse(id: id, status: .busy, message: "too many writes in flight"))
         }
-        proposals.append((payload, id, c))
+        proposals.append((CommandEnvelope.raisingLeaseTTL(payload, toAtLeast: configuration.minimumLeaseTTLMillis), id, c))
     }
 
     /// Proposes the writes collected this pass as one batch.

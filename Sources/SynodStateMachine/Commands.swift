@@ -144,6 +144,27 @@ public struct CommandEnvelope: Hashable, Sendable {
         try r.expectEnd()
         return CommandEnvelope(session: session, command: command)
     }
+
+    /// `payload` with a lease grant's TTL raised to `minimumMillis`, or `payload` itself when it
+    /// is not a lease grant, its TTL is already long enough or not positive (apply refuses that),
+    /// or it does not decode (apply answers that). Only the command's tag is read unless it is a
+    /// grant, so the write path pays a few byte reads per proposal.
+    ///
+    /// Why a minimum: a new leader restarts every lease's TTL, but a client cannot renew while
+    /// there is no leader. A lease shorter than an election would expire across a leader change
+    /// however often its owner sent keep-alives (etcd raises TTLs below 1.5 election timeouts to
+    /// that for the same reason). The leader raises the TTL before proposing, so the log carries
+    /// the TTL every replica applies and the grant's answer reports.
+    public static func raisingLeaseTTL(_ payload: [UInt8], toAtLeast minimumMillis: Int64) -> [UInt8] {
+        // version, has-session flag, [client id, sequence], command tag
+        guard payload.count >= 3, payload[0] == encodingVersion else { return payload }
+        let tagAt = payload[1] == 0 ? 2 : 18
+        guard payload.count > tagAt, payload[tagAt] == CommandTag.leaseGrant.rawValue,
+              var envelope = try? decode(payload),
+              case let .leaseGrant(id, ttl) = envelope.command, ttl > 0, ttl < minimumMillis else { return payload }
+        envelope.command = .leaseGrant(id: id, ttlMillis: minimumMillis)
+        return envelope.encode()
+    }
 }
 
 /// Helpers for etcd-style key ranges.

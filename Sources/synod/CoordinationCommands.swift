@@ -55,9 +55,11 @@ struct LeaseCommand: AsyncParsableCommand {
         @Argument(help: "TTL in seconds (1...86400).") var ttl: Int64
         func validate() throws { guard (1...86_400).contains(ttl) else { throw ValidationError("TTL must be 1...86400 seconds") } }
         func run() async throws {
-            let id = try await withClient(globals) { try await $0.leaseGrant(ttlMillis: ttl * 1000) }
-            let hex = String(id.rawValue, radix: 16)
-            print(globals.output == .json ? JSON.object([("id", JSON.string(hex)), ("ttl", "\(ttl)")]) : "lease \(hex) granted with TTL(\(ttl)s)")
+            let granted = try await withClient(globals) { try await $0.leaseGrantDetailed(ttlMillis: ttl * 1000) }
+            let hex = String(granted.id.rawValue, radix: 16)
+            // The cluster may have raised the TTL to its minimum; whole seconds, rounded up.
+            let seconds = (granted.ttlMillis + 999) / 1000
+            print(globals.output == .json ? JSON.object([("id", JSON.string(hex)), ("ttl", "\(seconds)")]) : "lease \(hex) granted with TTL(\(seconds)s)")
         }
     }
 

@@ -49,6 +49,23 @@ struct CoordinationTests {
         await #expect(throws: ClientError.self) { try await client.leaseKeepAlive(lease) }
     }
 
+    /// The test cluster ticks every 5 ms with a 40-tick election timeout: 200 ms, so the
+    /// shortest lease is 300 ms. A 50 ms lease would expire before a new leader could be elected.
+    @Test("a TTL below 1.5 election timeouts is granted at that minimum, and the grant says so")
+    func minimumLeaseTTL() async throws {
+        let cluster = try Cluster(size: 3)
+        let client = cluster.client()
+        defer { Task { await client.close() } }
+        let short = try await client.leaseGrantDetailed(ttlMillis: 50)
+        #expect(short.ttlMillis == 300)
+        #expect(try await client.lease(short.id)?.ttlMillis == 300)
+        let long = try await client.leaseGrantDetailed(ttlMillis: 301)
+        #expect(long.ttlMillis == 301)
+        await #expect(throws: ClientError.kv(.invalidLease(LeaseID(7), ttlMillis: 0))) {
+            _ = try await client.write(.leaseGrant(id: LeaseID(7), ttlMillis: 0))
+        }
+    }
+
     /// etcd's revision-mode auto-compaction: with a 100-revision window (step 10) the leader
     /// compacts as writes go on, on every node alike; reads inside the window still work.
     @Test("the leader compacts history beyond --auto-compact-revisions; older reads answer compacted, recent ones still work")

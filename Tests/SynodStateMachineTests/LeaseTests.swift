@@ -65,4 +65,29 @@ struct LeaseTests {
         #expect(none.response == .leaseExpire(LeaseRevokeResult(revision: 5, leases: [], deletedKeys: 0)))
         #expect(none.events.isEmpty)
     }
+
+    @Test("raisingLeaseTTL raises a short grant's TTL, with or without a session, and leaves every other payload's bytes alone")
+    func minimumTTL() throws {
+        let session = ClientSession(clientID: 9, sequence: 4)
+        for s in [nil, session] {
+            let short = CommandEnvelope(session: s, command: .leaseGrant(id: LeaseID(7), ttlMillis: 50)).encode()
+            let raised = try CommandEnvelope.decode(CommandEnvelope.raisingLeaseTTL(short, toAtLeast: 300))
+            #expect(raised == CommandEnvelope(session: s, command: .leaseGrant(id: LeaseID(7), ttlMillis: 300)))
+            for unchanged: Command in [.leaseGrant(id: LeaseID(7), ttlMillis: 300), .leaseGrant(id: LeaseID(7), ttlMillis: 0),
+                                       .leaseRevoke(id: LeaseID(7)), .put(key: b("k"), value: b("v"), lease: nil, prevKV: false)] {
+                let payload = CommandEnvelope(session: s, command: unchanged).encode()
+                #expect(CommandEnvelope.raisingLeaseTTL(payload, toAtLeast: 300) == payload)
+            }
+            // A grant cut short is left for apply to refuse.
+            #expect(CommandEnvelope.raisingLeaseTTL(Array(short.dropLast()), toAtLeast: 300) == Array(short.dropLast()))
+        }
+        // Random bytes never trap, and come back as they were unless they decode as a short grant.
+        var rng = SeededRandom(seed: 11)
+        for _ in 0..<5_000 {
+            var bytes = (0..<Int(rng.next() % 40)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            if bytes.count > 2, rng.next() % 2 == 0 { bytes[0] = CommandEnvelope.encodingVersion; bytes[1] = 0; bytes[2] = 5 }
+            let out = CommandEnvelope.raisingLeaseTTL(bytes, toAtLeast: 300)
+            if out != bytes, case let .leaseGrant(_, ttl)? = try? CommandEnvelope.decode(out).command { #expect(ttl == 300) } else { #expect(out == bytes) }
+        }
+    }
 }
