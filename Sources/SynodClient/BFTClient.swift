@@ -37,6 +37,9 @@ public final class SynodBFTClient: @unchecked Sendable {
         /// 2f+1 proves every live replica holds the same state, and 1 injects the bug f+1
         /// voting exists to prevent (one lying replica decides what the client believes).
         public var testingRepliesRequired: Int?
+        /// Matching replies that accept a read-only answer; nil means 2f+1. Tests only: 1 injects
+        /// the bug the read quorum exists to prevent (a stale replica's answer is believed).
+        public var testingReadOnlyRepliesRequired: Int?
 
         public init(endpoints: [HostPort], keys: PBFTKeys, id: ClientID) {
             self.endpoints = endpoints
@@ -80,6 +83,7 @@ public final class SynodBFTClient: @unchecked Sendable {
         config.readOnlyOptimization = configuration.readOnlyOptimization
         config.sendToAll = true
         if let n = configuration.testingRepliesRequired { config.writeReplies = n }
+        if let n = configuration.testingReadOnlyRepliesRequired { config.readOnlyReplies = n }
         // Wall-clock microseconds: above every timestamp an earlier run of this client id used
         // (it would have had to send over a million requests a second to get ahead of the clock).
         var now = timespec()

@@ -11,6 +11,10 @@ public struct PBFTClient: Sendable {
         /// the read-only optimization because replicas defer read-only answers while anything they
         /// prepared is unexecuted (see `PBFTReplica.canAnswerReads`, docs/PBFT.md).
         public var writeReplies: Int
+        /// Matching replies that accept a read-only answer: 2f+1, a quorum, so that it includes a
+        /// correct replica that prepared every accepted write. Lowered only by tests, to inject
+        /// the bug the quorum prevents (a replica cut off from its peers answers from its stale state).
+        public var readOnlyReplies: Int
         /// Ticks before the request is retransmitted to every replica.
         public var retransmitTicks: Int = 30
         /// Use the read-only optimization for read-only operations.
@@ -24,6 +28,7 @@ public struct PBFTClient: Sendable {
             self.id = id
             self.replicas = replicas.sorted()
             writeReplies = Quorum.byzantineFaultsTolerated(replicas: replicas.count) + 1
+            readOnlyReplies = Quorum.byzantineQuorum(replicas: replicas.count)
         }
 
         public var f: Int { Quorum.byzantineFaultsTolerated(replicas: replicas.count) }
@@ -83,7 +88,7 @@ public struct PBFTClient: Sendable {
         cur.replies[r.replica] = r
         current = cur
         // A read-only answer must come from a quorum (2f+1 when n = 3f+1) to be linearizable.
-        let needed = r.readOnly ? Quorum.byzantineQuorum(replicas: config.replicas.count) : config.writeReplies
+        let needed = r.readOnly ? config.readOnlyReplies : config.writeReplies
         let matching = cur.replies.values.filter { $0.result == r.result }
         guard matching.count >= needed else { return nil }
         view = max(view, matching.map(\.view).max() ?? view)

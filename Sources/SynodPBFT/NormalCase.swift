@@ -192,18 +192,7 @@ extension PBFTReplica {
     mutating func executeCommitted() {
         var progressed = false
         while fetch == nil, let slot = slots[lastExecuted.next], slot.committedLocal, let pp = slot.prePrepare {
-            let n = lastExecuted.next
-            precondition(n > lowWatermark, "executing below the low watermark")
-            precondition(n <= highWatermark, "executing above the high watermark")
-            lastExecuted = n
-            slots[n]!.executedDigest = pp.digest
-            for r in pp.requests where r.timestamp > lastTimestamp[r.client] ?? 0 { lastTimestamp[r.client] = r.timestamp }
-            let digests = Set(pp.requests.map { crypto.requestDigest($0) })
-            ordered.subtract(digests)
-            pending.removeAll { digests.contains($0.digest) || $0.request.timestamp <= lastTimestamp[$0.request.client] ?? 0 }
-            let checkpoint = n.rawValue % config.checkpointInterval == 0
-            if checkpoint { clientTablesAt[n] = encodeClientTable() }
-            executedOut.append(CommittedBatch(sequence: n, view: pp.view, digest: pp.digest, requests: pp.requests, checkpointAfter: checkpoint))
+            executeNext(pp)
             progressed = true
         }
         serveDeferredReads()
@@ -212,6 +201,23 @@ extension PBFTReplica {
             restartTimerAfterExecution()
             proposeBatches()
         }
+    }
+
+    /// Executes `pp`, the batch decided at `lastExecuted + 1`.
+    mutating func executeNext(_ pp: PrePrepare) {
+        let n = lastExecuted.next
+        precondition(pp.sequence == n, "executing out of order")
+        precondition(n > lowWatermark, "executing below the low watermark")
+        precondition(n <= highWatermark, "executing above the high watermark")
+        lastExecuted = n
+        slots[n, default: Slot()].executedDigest = pp.digest
+        for r in pp.requests where r.timestamp > lastTimestamp[r.client] ?? 0 { lastTimestamp[r.client] = r.timestamp }
+        let digests = Set(pp.requests.map { crypto.requestDigest($0) })
+        ordered.subtract(digests)
+        pending.removeAll { digests.contains($0.digest) || $0.request.timestamp <= lastTimestamp[$0.request.client] ?? 0 }
+        let checkpoint = n.rawValue % config.checkpointInterval == 0
+        if checkpoint { clientTablesAt[n] = encodeClientTable() }
+        executedOut.append(CommittedBatch(sequence: n, view: pp.view, digest: pp.digest, requests: pp.requests, checkpointAfter: checkpoint))
     }
 
     /// The exactly-once table, sorted by client so its encoding is deterministic.

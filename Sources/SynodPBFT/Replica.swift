@@ -56,6 +56,9 @@ public struct PBFTReplica: Sendable {
     var ticksSinceStatus = 0
     /// Read-only requests waiting until nothing this replica committed to is unexecuted.
     var deferredReads: [Request] = []
+    /// While this replica changes views: what the others still decide in older views, above
+    /// `lastExecuted` and inside the window (`observeOlderView`). Emptied when a view is entered.
+    var observed: [SequenceNumber: ObservedSlot] = [:]
 
     // Output, drained by ready()/advance().
     var outbox: [PBFTEnvelope] = []
@@ -154,6 +157,11 @@ public struct PBFTReplica: Sendable {
     /// is what makes replayed old-view messages harmless.
     mutating func admit(_ env: PBFTEnvelope, view v: View) -> Bool {
         if v == view && isViewActive { return true }
+        if v < view {
+            // A replica whose view change nobody joined still follows what the others decide.
+            if !isViewActive { observeOlderView(env.message) }
+            return false
+        }
         if v > view || (v == view && !isViewActive) {
             // Held before their signatures are checked (they are checked in their view), so bounded
             // per sender in count and bytes, and only a view-change horizon ahead: a faulty peer

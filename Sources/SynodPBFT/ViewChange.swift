@@ -203,6 +203,7 @@ extension PBFTReplica {
             }
         }
         for k in slots.keys { slots[k]!.enter(view) }
+        observed = [:]
         ordered = []
         lastAssigned = max(nv.prePrepares.last?.sequence ?? .zero, lastExecuted, lowWatermark)
         for pp in nv.prePrepares where pp.sequence > lowWatermark && pp.sequence <= highWatermark {

@@ -20,14 +20,14 @@ func sequenceThrough(_ log: String) -> UInt64? {
 
 /// The last sequence number replica `n` executed, from `synod status -w json`.
 func executed(_ cluster: Cluster, _ n: Int) -> UInt64? {
-    guard let out = try? runSynod(["--endpoints", cluster.endpoints[n - 1].description, "status", "-w", "json"]).1,
-          let r = out.range(of: "\"applied\":") else { return nil }
-    return UInt64(out[r.upperBound...].drop { $0 == " " || $0 == "\"" }.prefix { $0.isNumber })
+    statusField(cluster, n, "applied").flatMap { UInt64($0) }
 }
 
-func bftCluster(extraArgs: [String] = [], corrupt: Set<Int> = []) throws -> Cluster {
+/// `proxied`: every peer link runs through a `LinkProxy` (`Cluster.proxyEveryLink`).
+func bftCluster(extraArgs: [String] = [], corrupt: Set<Int> = [], proxied: Bool = false) throws -> Cluster {
     try Cluster(size: 4, extraArgs: ["--mode", "bft", "--checkpoint-interval", "8"] + extraArgs,
                 nodeArgs: { n in [] }) { c in
+        if proxied { try c.proxyEveryLink() }
         let (status, _, err) = try runSynod(["bft", "keygen", "--replicas", "4", "--clients", "8", "--out", c.directory + "/keys"])
         guard status == 0 else { throw BenchFailure("keygen failed: \(err)") }
         let dir = c.directory
@@ -59,12 +59,17 @@ struct BenchFailure: Error, CustomStringConvertible {
 }
 
 extension Cluster {
-    func bftClient(_ id: UInt64, group: any EventLoopGroup, timeoutMillis: Int = 20_000, writeReplies: Int? = nil) throws -> SynodBFTClient {
+    /// A client with `synod bft keygen`'s key `client-<id>.key`. `readOnly`: reads use the
+    /// read-only optimization (answered by 2f+1 matching replicas, or `readOnlyReplies`).
+    func bftClient(_ id: UInt64, group: any EventLoopGroup, timeoutMillis: Int = 20_000, writeReplies: Int? = nil,
+                   readOnly: Bool = false, readOnlyReplies: Int? = nil) throws -> SynodBFTClient {
         let data = FileManager.default.contents(atPath: directory + "/keys/client-\(id).key")!
         let (_, keys) = try PBFTKeyring.decode(Array(data))
         var config = SynodBFTClient.Configuration(endpoints: endpoints, keys: keys, id: ClientID(id))
         config.timeoutMillis = timeoutMillis
         config.testingRepliesRequired = writeReplies
+        config.readOnlyOptimization = readOnly
+        config.testingReadOnlyRepliesRequired = readOnlyReplies
         return try SynodBFTClient(config, group: group)
     }
 }

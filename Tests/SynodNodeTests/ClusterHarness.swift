@@ -42,7 +42,8 @@ final class Cluster: @unchecked Sendable {
     deinit {
         stopAll()
         for p in proxies { p.stop() }
-        try? FileManager.default.removeItem(atPath: directory)
+        // SYNOD_TEST_KEEP=1 keeps the data directories and node logs for a post-mortem.
+        if ProcessInfo.processInfo.environment["SYNOD_TEST_KEEP"] == nil { try? FileManager.default.removeItem(atPath: directory) }
     }
 
     func clientPort(_ n: Int) -> Int { basePort + n }

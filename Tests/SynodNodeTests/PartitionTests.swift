@@ -12,18 +12,7 @@ extension RealProcessTests {
 struct PartitionTests {
     /// A three-node cluster whose node i reaches node j through proxy (i, j).
     static func proxiedCluster(extraArgs: [String]) throws -> Cluster {
-        try Cluster(size: 3, extraArgs: extraArgs) { cluster in
-            let base = LoopbackPorts.freeBase(count: 9)
-            var ports: [Int: Int] = [:]
-            for from in 1...3 {
-                for to in 1...3 where from != to {
-                    let port = base + (from - 1) * 3 + (to - 1)
-                    cluster.proxies.append(try LinkProxy(listenPort: port, targetPort: cluster.peerPort(to)))
-                    ports[from * 10 + to] = port
-                }
-            }
-            cluster.dialPort = { from, to in ports[from * 10 + to]! }
-        }
+        try Cluster(size: 3, extraArgs: extraArgs) { try $0.proxyEveryLink() }
     }
 
     /// Blocks (or heals) every link touching `node` whose other end is in `others`, both ways.
@@ -153,6 +142,21 @@ struct PartitionTests {
 }
 
 extension Cluster {
+    /// Call from `beforeStart`: node i dials node j through its own `LinkProxy` (i, j), so a
+    /// test can block any direction of any link (`PartitionTests.cut`).
+    func proxyEveryLink() throws {
+        let base = LoopbackPorts.freeBase(count: size * size)
+        var ports: [Int: Int] = [:]
+        for from in 1...size {
+            for to in 1...size where from != to {
+                let port = base + (from - 1) * size + (to - 1)
+                proxies.append(try LinkProxy(listenPort: port, targetPort: peerPort(to)))
+                ports[from * 100 + to] = port
+            }
+        }
+        dialPort = { from, to in ports[from * 100 + to]! }
+    }
+
     /// Which nodes a proxy joins: (the node that dials through it, the node it reaches).
     func peerEnds(of proxy: LinkProxy) -> (Int, Int) {
         let to = (1...size).first { peerPort($0) == proxy.targetPort }!

@@ -54,6 +54,49 @@ struct CheckpointAndViewChangeTests {
         #expect(c.accepted == [[5]])
     }
 
+    /// Found on real processes (`BFTNemesisTests`): a backup cut off from its peers timed out
+    /// alone and waited in view 1 while the others, never suspecting their primary, went on in
+    /// view 0 — it dropped all of view 0's messages and stayed behind for good.
+    @Test("a backup that changed views alone follows the others' decisions in their view without voting, and rejoins at their next view change")
+    func loneViewChangeFollows() {
+        var c = Cluster()
+        c.replicas[0].propose(c.request(1, [1]))
+        c.run()
+        #expect(c.sequences(3) == [1])
+        // n4 alone holds request 2 and hears nobody: it suspects the primary, by itself.
+        c.filter = without([4])
+        c.replicas[3].propose(c.request(2, [2]))
+        c.tick(120)
+        #expect(c.replicas[3].view == View(1) && !c.replicas[3].isViewActive)
+        #expect(c.replicas[0].view == .zero && c.replicas[0].isViewActive)
+        // Healed: the others order requests 2...5 in view 0; n4 executes them from their commits.
+        c.filter = { _ in true }
+        for t in 2...5 { c.replicas[0].propose(c.request(UInt64(t), [UInt8(t)])) }
+        c.run()
+        for i in 0..<4 { #expect(c.state[i] == [[1], [2], [3], [4], [5]], "replica \(i + 1)") }
+        #expect(c.sequences(3) == c.sequences(0))
+        #expect(c.replicas[3].view == View(1) && !c.replicas[3].isViewActive, "n4 must not return to view 0")
+        // It sent no PREPARE or COMMIT in view 0 after its VIEW-CHANGE.
+        let voted = c.sent.contains { e in
+            switch e.message {
+            case let .prepare(p): return p.replica == NodeID(4) && p.sequence.rawValue > 1
+            case let .commit(m): return m.replica == NodeID(4) && m.sequence.rawValue > 1
+            default: return false
+            }
+        }
+        #expect(!voted)
+        // The primary dies: n2 and n3 join n4's view 1, and all three go on in it.
+        c.filter = without([1])
+        c.replicas[1].propose(c.request(6, [6]))
+        c.replicas[2].propose(c.request(6, [6]))
+        c.replicas[3].propose(c.request(6, [6]))
+        c.tick(120)
+        for i in 1..<4 {
+            #expect(c.replicas[i].view == View(1) && c.replicas[i].isViewActive, "replica \(i + 1)")
+            #expect(c.state[i] == [[1], [2], [3], [4], [5], [6]], "replica \(i + 1)")
+        }
+    }
+
     @Test("a request prepared in view 0 keeps its sequence number and digest in view 1")
     func preparedSurvivesViewChange() {
         var c = Cluster()

@@ -1,0 +1,68 @@
+import SynodCore
+
+/// What a replica changing views has seen of one sequence number in older views.
+struct ObservedSlot: Sendable {
+    /// Batches by digest, at most one per digest and `n` in all (pre-prepares are checked only
+    /// against their digest: the commits below decide which one counts).
+    var batches: [Digest: PrePrepare] = [:]
+    /// Each replica's commit of the highest view it sent one in.
+    var commits: [NodeID: Commit] = [:]
+}
+
+// A replica whose view change nobody joined (it was cut off, timed out alone, and the others
+// never suspected their primary) is stuck: the paper has it wait in its higher view until the
+// others change views for reasons of their own, dropping everything of the view they still run.
+// Until then the cluster has lost one of its f faults' worth of slack, and that replica's state
+// falls behind with nothing to bring it back but state transfers at checkpoints.
+//
+// So while it changes views, the replica follows what the others decide in older views, without
+// voting: 2f+1 matching COMMITs (MAC-authenticated, one per replica) for one view, sequence number
+// and digest mean f+1 correct replicas prepared that batch, so it is the decision at that sequence
+// number in every view (the protocol's safety). It executes such a batch in order once it holds
+// a pre-prepare whose requests hash to that digest — the same batch every correct replica runs.
+//
+// It sends no PREPARE or COMMIT for older views, so the VIEW-CHANGE it already sent still tells
+// the truth about everything it voted for, and the view-change safety argument (any 2f+1
+// VIEW-CHANGEs include a correct replica that prepared each committed batch) is untouched: the
+// replicas that committed these batches are the others. Its timers are left alone too: the
+// NEW-VIEW timer runs only once 2f+1 replicas want its view, as before.
+extension PBFTReplica {
+    mutating func observeOlderView(_ message: PBFTMessage) {
+        switch message {
+        case let .prePrepare(pp):
+            guard pp.sequence > lastExecuted, pp.sequence <= highWatermark, pp.requests.count <= config.batchRequestsMax else { return }
+            let slot = observed[pp.sequence] ?? ObservedSlot()
+            guard slot.batches[pp.digest] == nil, slot.batches.count < config.n, validBatch(pp) else { return }
+            observed[pp.sequence, default: ObservedSlot()].batches[pp.digest] = pp
+        case let .commit(c):
+            // The sender was checked against the commit's replica and its MAC verified in `step`.
+            guard c.sequence > lastExecuted, c.sequence <= highWatermark else { return }
+            if let have = observed[c.sequence]?.commits[c.replica], have.view >= c.view { return }
+            observed[c.sequence, default: ObservedSlot()].commits[c.replica] = c
+        default:
+            return
+        }
+        executeObserved()
+    }
+
+    /// Executes, in order, every batch after `lastExecuted` that 2f+1 replicas committed.
+    mutating func executeObserved() {
+        var progressed = false
+        while fetch == nil, let slot = observed[lastExecuted.next], let decided = Self.decidedDigest(slot, quorum: config.certificateQuorum),
+              let pp = slot.batches[decided] {
+            executeNext(pp)
+            progressed = true
+        }
+        observed = observed.filter { $0.key > lastExecuted && $0.key <= highWatermark }
+        if progressed { serveDeferredReads() }
+    }
+
+    /// The digest `quorum` replicas committed in one view, if any. At most one can be: each
+    /// replica counts once, and two quorums of 2f+1 among 3f+1 replicas would need 4f+2.
+    static func decidedDigest(_ slot: ObservedSlot, quorum: Int) -> Digest? {
+        var votes: [View: [Digest: Int]] = [:]
+        for c in slot.commits.values { votes[c.view, default: [:]][c.digest, default: 0] += 1 }
+        for byDigest in votes.values { for (d, count) in byDigest where count >= quorum { return d } }
+        return nil
+    }
+}
