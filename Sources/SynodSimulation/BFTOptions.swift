@@ -52,6 +52,9 @@ public struct BFTSimulationOptions: Sendable {
     public var byzantineClient: Bool?
     /// nil: decided per seed.
     public var readOnlyOptimization: Bool?
+    /// Clients send each request to every replica, as `SynodBFTClient` does (`PBFTClient.Config
+    /// .sendToAll`), instead of to the primary first. nil: decided per seed.
+    public var clientsSendToAll: Bool?
     public var recordTrace = false
 
     public static let nodesRange = 4...7

@@ -231,10 +231,14 @@ extension BFTSimulation {
         record("liveness phase")
     }
 
-    /// Every client has finished its operations and a view with a correct primary is installed.
+    /// Every client has finished its operations, a view with a correct primary is installed, and
+    /// every correct replica has executed as far as the others: a replica that changed views
+    /// alone (cut off while the others went on) must still catch up, not sit behind for good.
     var isConverged: Bool {
         guard clients.allSatisfy({ !$0.client.isBusy && $0.livenessOpsLeft == 0 }) else { return false }
-        return isCorrectViewInstalled
+        guard isCorrectViewInstalled else { return false }
+        let correct = nodes.filter(\.isCorrect).compactMap(\.core)
+        return correct.count == nodes.filter(\.isCorrect).count && Set(correct.map(\.lastExecuted)).count == 1
     }
 
     /// 2f+1 correct replicas are active in one view whose primary is correct.

@@ -44,6 +44,7 @@ public final class BFTSimulation {
     var clients: [BFTSimClient] = []
     var byzantineClient: ByzantineClient?
     var readOnlyOptimization: Bool
+    var clientsSendToAll: Bool
     var history: [HistoryOp] = []
     var faults: FaultRates
     var faultsOn = true
@@ -79,6 +80,9 @@ public final class BFTSimulation {
         var rng = SeededRandom(seed: options.seed)
         let readOnly = options.readOnlyOptimization ?? rng.chance(1, in: 2)
         readOnlyOptimization = readOnly
+        // Drawn from a generator of its own, so adding it left every other per-seed draw as it was.
+        var sendRNG = SeededRandom(seed: options.seed ^ 0x5E4D_A11C)
+        clientsSendToAll = options.clientsSendToAll ?? sendRNG.chance(1, in: 2)
         // Byzantine replicas: half the seeds include view 0's primary, so primary faults act at once.
         var order = ids
         order.shuffle(using: &rng)
@@ -98,6 +102,7 @@ public final class BFTSimulation {
         for c in 1...options.clients {
             var config = PBFTClient.Config(id: ClientID(UInt64(c)), replicas: ids)
             config.readOnlyOptimization = readOnlyOptimization
+            config.sendToAll = clientsSendToAll
             clients.append(BFTSimClient(client: PBFTClient(config: config, crypto: crypto[.client(ClientID(UInt64(c)))]!),
                                         sim: SimClient(id: UInt64(c), target: 0, keys: options.keys)))
         }
@@ -105,6 +110,7 @@ public final class BFTSimulation {
             let id = ClientID(UInt64(options.clients + 2 + m))
             var config = PBFTClient.Config(id: id, replicas: ids)
             config.readOnlyOptimization = readOnlyOptimization
+            config.sendToAll = clientsSendToAll
             clients.append(BFTSimClient(client: PBFTClient(config: config, crypto: crypto[.client(id)]!),
                                         sim: SimClient(id: id.rawValue, target: 0, keys: options.keys, isMesh: true)))
         }
@@ -123,7 +129,7 @@ public final class BFTSimulation {
     lazy var byzantineSummary: [String] = nodes.compactMap { n in n.byzantine.map { "\(n.id):\($0.rawValue)" } }
 
     public func run() -> BFTSimulationResult {
-        record("start seed=\(options.seed) nodes=\(options.nodes) byzantine=\(byzantineSummary.joined(separator: ",")) client=\(byzantineClient != nil) ro=\(readOnlyOptimization)")
+        record("start seed=\(options.seed) nodes=\(options.nodes) byzantine=\(byzantineSummary.joined(separator: ",")) client=\(byzantineClient != nil) ro=\(readOnlyOptimization) all=\(clientsSendToAll)")
         while now < options.safetyTicks && violations.isEmpty { step() }
         var converged = false
         var verdict: LinearizabilityVerdict?
