@@ -56,6 +56,7 @@ let package = Package(
         // Versioned binary encoding of peer and client messages.
         .target(name: "SynodWire", dependencies: [
             "SynodCore", "SynodRaft", "SynodStateMachine", .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Crypto", package: "swift-crypto"), // snapshot files' SHA-256
         ]),
         // NIO TCP peer links and client server.
         .target(name: "SynodTransport", dependencies: [

@@ -343,7 +343,8 @@ extension NodeLoop {
     }
 
     /// Streams a consistent snapshot of the state tables to a client (`synod snapshot save`):
-    /// a header (applied index, revision), then chunks, all from one LMDB read transaction.
+    /// a header (applied index, revision, and the snapshot's SHA-256, `SnapshotFile.Digest`), then
+    /// chunks, all from one LMDB read transaction.
     /// The read and the encoding run on a background thread (lowest priority): a backup of a
     /// large state must not stall the node for the seconds it takes.
     func streamSnapshot(_ id: UInt64, _ c: ClientConnection) {
@@ -351,11 +352,16 @@ extension NodeLoop {
         readForClient("backup", id, c) {
             do {
                 let (manifest, chunks) = try KVNodeStateMachine.readSnapshot(store, chunkBytesMax: 1 << 20)
+                let revision = try KVStateMachine.revision(inSnapshot: chunks, tables: store.tables)
+                let encoded = chunks.map { SnapshotCodec.encode([$0]) }
+                var digest = SnapshotFile.Digest(appliedIndex: manifest.appliedIndex, revision: revision)
+                for e in encoded { digest.update(e) }
                 var header = ByteWriter()
                 header.u64(manifest.appliedIndex.rawValue)
-                header.u64(UInt64(bitPattern: try KVStateMachine.revision(inSnapshot: chunks, tables: store.tables)))
+                header.u64(UInt64(bitPattern: revision))
+                header.raw(digest.finalize())
                 c.send([ClientResponse(id: id, status: .ok, body: header.bytes)]
-                       + chunks.map { ClientResponse(id: id, status: .snapshotChunk, body: SnapshotCodec.encode([$0])) })
+                       + encoded.map { ClientResponse(id: id, status: .snapshotChunk, body: $0) })
             } catch {
                 c.send(ClientResponse(id: id, status: .internalError, message: "snapshot: \(error)"))
             }

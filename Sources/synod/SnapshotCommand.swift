@@ -36,8 +36,10 @@ struct SnapshotCommand: AsyncParsableCommand {
             do {
                 let (s, records) = try SnapshotFile.decode(Array(data), tableCount: KVStateMachine.tables.count)
                 print(output == .json
-                    ? JSON.object([("file", JSON.string(file)), ("ok", "true"), ("revision", "\(s.revision)"), ("applied_index", "\(s.appliedIndex.rawValue)"), ("chunks", "\(s.chunks.count)"), ("records", "\(records)")])
-                    : "snapshot \(file): ok; revision \(s.revision), applied index \(s.appliedIndex.rawValue), \(s.chunks.count) chunks, \(records) records")
+                    ? JSON.object([("file", JSON.string(file)), ("ok", "true"), ("revision", "\(s.revision)"), ("applied_index", "\(s.appliedIndex.rawValue)"), ("chunks", "\(s.chunks.count)"), ("records", "\(records)"),
+                                   ("sha256", s.checksummed ? JSON.string(SnapshotFile.hex(s.digest)) : "null")])
+                    : "snapshot \(file): ok; revision \(s.revision), applied index \(s.appliedIndex.rawValue), \(s.chunks.count) chunks, \(records) records, "
+                      + (s.checksummed ? "sha256 \(SnapshotFile.hex(s.digest)) verified" : "no checksum (format 1)"))
             } catch {
                 throw fail("\(file) is not a valid snapshot: \(error)", status: 1)
             }

@@ -182,11 +182,22 @@ struct BackupTests {
         #expect(out.contains("snapshot saved"))
         let (checked, report, _) = try runSynod(["snapshot", "status", file])
         #expect(checked == 0)
-        #expect(report.contains("ok"))
+        #expect(report.contains("ok") && report.contains("verified"), "\(report)")
         let data = try #require(FileManager.default.contents(atPath: file))
         let (snapshot, records) = try SnapshotFile.decode(Array(data), tableCount: KVStateMachine.tables.count)
         #expect(records >= 100)
         #expect(snapshot.revision >= 101)
+        #expect(snapshot.checksummed)
+        // One bit flipped inside a record: every record still decodes, so only the SHA-256 can
+        // tell; status and restore refuse the file.
+        var flipped = Array(data)
+        flipped[flipped.count - 3] ^= 0x01
+        try Data(flipped).write(to: URL(fileURLWithPath: file))
+        let (flippedStatus, _, flippedErr) = try runSynod(["snapshot", "status", file])
+        #expect(flippedStatus == 1 && flippedErr.contains("checksum mismatch"), "\(flippedErr)")
+        let (restored, _, restoreErr) = try runSynod(["snapshot", "restore", file, "--data", cluster.directory + "/restored", "--peers", "1=127.0.0.1:1"])
+        #expect(restored == 1 && restoreErr.contains("checksum mismatch"), "\(restoreErr)")
+        #expect(!FileManager.default.fileExists(atPath: cluster.directory + "/restored"))
         var damaged = Array(data)
         damaged[40] ^= 0xFF
         damaged.removeLast(10)
