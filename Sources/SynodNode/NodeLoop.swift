@@ -447,8 +447,19 @@ final class NodeLoop: @unchecked Sendable {
 
     func storageFailed(_ error: any Error) {
         // A node that cannot persist must not answer anyone: its promises would be lies.
-        logger.critical("storage failure; stopping the node", metadata: ["error": "\(error)"])
-        fatalError("synod: storage failure: \(error)")
+        // LMDB reports a disk that filled part-way through a commit as a short write, EIO; the
+        // free space tells the operator which it was.
+        let disk = Self.diskSpace(configuration.dataDirectory)
+        logger.critical("storage failure; stopping the node", metadata: ["error": "\(error)", "disk": "\(disk)"])
+        fatalError("synod: storage failure: \(error); \(disk)")
+    }
+
+    /// "the disk holding DIR is full (N bytes free)" below 1 MiB free, else its free bytes.
+    static func diskSpace(_ directory: String) -> String {
+        var fs = statvfs()
+        guard statvfs(directory, &fs) == 0 else { return "free space of \(directory) unknown" }
+        let free = UInt64(fs.f_bavail) * UInt64(fs.f_frsize)
+        return free < 1 << 20 ? "the disk holding \(directory) is full (\(free) bytes free)" : "\(free) bytes free on the disk holding \(directory)"
     }
 }
 
