@@ -352,7 +352,7 @@ final class BFTLoop: @unchecked Sendable {
     /// The state a checkpoint digests and state transfer ships: the applied index, then every
     /// state table in key order (deterministic: identical on every correct replica).
     func checkpointState() throws -> [UInt8] {
-        let (index, data) = try KVNodeStateMachine.buildSnapshot(store)
+        let (index, data) = try KVNodeStateMachine.buildSnapshot(store, sealed: false)
         var w = ByteWriter(capacity: data.count + 8)
         w.u64(index.rawValue)
         w.raw(data)

@@ -37,10 +37,13 @@ public final class KVNodeStateMachine {
 
     /// Serialises the committed state from one consistent LMDB read transaction, and says which
     /// applied index it holds. Safe on any thread: the node builds snapshots on a background
-    /// thread while it keeps writing (LMDB readers never block the writer).
-    static func buildSnapshot(_ store: LMDBStore) throws -> (index: LogIndex, data: [UInt8]) {
+    /// thread while it keeps writing (LMDB readers never block the writer). `sealed`: with the
+    /// SHA-256 seal a follower checks (`SnapshotSeal`) — Raft snapshots; BFT checkpoint state is
+    /// digested by the protocol itself.
+    static func buildSnapshot(_ store: LMDBStore, sealed: Bool = true) throws -> (index: LogIndex, data: [UInt8]) {
         let (manifest, chunks) = try readSnapshot(store, chunkBytesMax: Self.snapshotChunkBytes)
-        return (manifest.appliedIndex, SnapshotCodec.encode(chunks))
+        let body = SnapshotCodec.encode(chunks)
+        return (manifest.appliedIndex, sealed ? SnapshotSeal.seal(body) : body)
     }
 
     /// Every state table as chunks, from one read transaction, with its manifest.
@@ -52,14 +55,21 @@ public final class KVNodeStateMachine {
 
     /// Replaces the log and all state with a leader's snapshot, in one transaction.
     func install(_ data: [UInt8], checkpoint: Checkpoint) throws {
-        let chunks = try SnapshotCodec.decode(data)
+        let chunks = try SnapshotCodec.decode(try Self.unseal(data))
         try store.installSnapshot(checkpoint, chunks: chunks)
         try kv.reload()
     }
 
+    /// The body of sealed snapshot bytes (unsealed ones as they are). The core checked the seal
+    /// already (`RaftCore.snapshotCheck`); this is the last line, for bytes from elsewhere.
+    static func unseal(_ data: [UInt8]) throws -> [UInt8] {
+        guard let body = SnapshotSeal.open(data) else { throw StoreError.corrupt("snapshot bytes do not match their SHA-256") }
+        return body
+    }
+
     /// Legacy: replaces the state (not the log) with snapshot bytes saved by format-1 nodes.
     func install(_ data: [UInt8], at index: LogIndex) throws {
-        let chunks = try SnapshotCodec.decode(data)
+        let chunks = try SnapshotCodec.decode(try Self.unseal(data))
         try store.installSnapshot(appliedIndex: index, chunks: chunks)
         try kv.reload()
     }

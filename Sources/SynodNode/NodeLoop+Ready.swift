@@ -39,6 +39,7 @@ extension NodeLoop {
         noticeLeadershipChange()
         noticeLeaderForMetrics()
         noticeSnapshotRefusals()
+        noticeDamagedSnapshots()
         try maybeSnapshot()
     }
 
@@ -329,6 +330,15 @@ extension NodeLoop {
                            metadata: ["peer": "\(peer.rawValue)", "bytes": "\(core.latestSnapshot?.data.count ?? 0)"])
         }
         snapshotRefusalsLogged = refusing
+    }
+
+    /// Warns for each snapshot from the leader whose SHA-256 did not match (the core asked for it
+    /// again from the start).
+    func noticeDamagedSnapshots() {
+        guard core.snapshotsRefusedByCheck > damagedSnapshotsLogged else { return }
+        damagedSnapshotsLogged = core.snapshotsRefusedByCheck
+        logger.warning("a snapshot from the leader arrived damaged (its SHA-256 does not match); asked for it again",
+                       metadata: ["leader": "\(core.leader.rawValue)", "damaged_so_far": "\(damagedSnapshotsLogged)"])
     }
 
     /// Serialises the committed state for followers that need a snapshot, on a background thread

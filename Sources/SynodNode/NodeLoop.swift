@@ -110,6 +110,7 @@ final class NodeLoop: @unchecked Sendable {
     var quotaAlarmInFlight: LogPosition?
     /// Followers already logged as refusing the snapshot they need (`noticeSnapshotRefusals`).
     var snapshotRefusalsLogged: [NodeID] = []
+    var damagedSnapshotsLogged = 0
     var lastReplicationLog: Double = 0
     var passStats = PassStats()
     /// Metrics (`NodeMetrics`) and the counters the loop keeps for them between publications.
@@ -153,6 +154,7 @@ final class NodeLoop: @unchecked Sendable {
         let restart = try Self.restartState(configuration: configuration, store: store, stateMachine: stateMachine, logger: logger)
         persistedHardState = restart.hardState
         core = RaftCore(config: raft, random: SeededRandom(seed: configuration.randomSeed ?? (0x5EED &+ configuration.id.rawValue &* 7919)), restart: restart)
+        core.snapshotCheck = { SnapshotSeal.isIntact($0) }
         if restart.compacted.index > .zero {
             // The state on disk (applied through A >= the compaction point) is the snapshot the
             // next interval compacts to.

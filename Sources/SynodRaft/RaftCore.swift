@@ -71,6 +71,14 @@ public struct RaftCore: Sendable {
     var persistedHardState: HardState
     var persistedMembership: Membership
 
+    /// Checks a snapshot gathered from the leader before it replaces anything: false (its bytes
+    /// were damaged on the way, or the leader built them damaged) discards it and asks the leader
+    /// to send it again from the start. A pure function of the bytes (the node checks the
+    /// snapshot's SHA-256, `SnapshotSeal`); nil accepts every snapshot.
+    public var snapshotCheck: (@Sendable ([UInt8]) -> Bool)?
+    /// Snapshots `snapshotCheck` refused, for the shell's log.
+    public internal(set) var snapshotsRefusedByCheck = 0
+
     /// Set instead of trapping when an injected bug breaks an invariant, so the simulator can
     /// report it. Always nil when `config.bugs` is empty (the core traps instead).
     public internal(set) var invariantViolation: String?

@@ -195,6 +195,12 @@ extension RaftCore {
             return
         }
         incomingSnapshot = nil
+        if let check = snapshotCheck, !check(inc.data) {
+            // Damaged: nothing is replaced; the leader starts the transfer over.
+            snapshotsRefusedByCheck += 1
+            replySnapshotProgress(to: m.from, c.position.index, received: 0, gap: true)
+            return
+        }
         restore(inc)
         // Acknowledge only what is known to match the leader: the commit index (now at least
         // the snapshot's). Not our last index: when our log already held the snapshot's last

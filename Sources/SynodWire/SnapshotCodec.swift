@@ -135,3 +135,31 @@ public enum SnapshotFileError: Error, Equatable, CustomStringConvertible {
         }
     }
 }
+
+/// Raft snapshot bytes as a leader sends them: `"SYNSEAL1"`, the SHA-256 of the body, the body
+/// (`SnapshotCodec` chunks). The follower's core checks the seal before the snapshot replaces
+/// anything (`RaftCore.snapshotCheck`) and asks for a damaged one again. Bytes without the magic
+/// (snapshots stored by builds before the seal, BFT checkpoint state) pass through unchecked:
+/// a body begins with chunk sequence 0, four zero bytes, never with the magic.
+public enum SnapshotSeal {
+    static let magic = Array("SYNSEAL1".utf8)
+
+    public static func seal(_ body: [UInt8]) -> [UInt8] {
+        var out = magic
+        out.reserveCapacity(40 + body.count)
+        out += Array(SHA256.hash(data: body))
+        out += body
+        return out
+    }
+
+    /// The body, or nil when the bytes are sealed and do not match their digest.
+    public static func open(_ data: [UInt8]) -> [UInt8]? {
+        guard data.count >= 8, data[0..<8].elementsEqual(magic) else { return data }
+        guard data.count >= 40 else { return nil }
+        let body = Array(data[40...])
+        return Array(SHA256.hash(data: body)).elementsEqual(data[8..<40]) ? body : nil
+    }
+
+    /// Whether `open` would return the body.
+    public static func isIntact(_ data: [UInt8]) -> Bool { open(data) != nil }
+}

@@ -1,5 +1,6 @@
 import SynodCore
 @testable import SynodRaft
+import Synchronization
 import Testing
 
 /// Dissertation §6.4 (ReadIndex), §6.4.1 (leases); Raft §7 (compaction, InstallSnapshot).
@@ -241,6 +242,30 @@ import Testing
         #expect(c[1].snapshotTransferFloor == nil, "no transfer once the follower caught up")
     }
 
+    /// A snapshot the follower's `snapshotCheck` refuses (its SHA-256 does not match, in the
+    /// node) replaces nothing; the follower asks for it from the start and installs the next,
+    /// intact copy.
+    @Test func section7_aDamagedSnapshotIsRefusedAndSentAgain() {
+        var c = clusterWithLaggingFollower()
+        let applied = c[1].appliedIndex
+        let data = (0..<100).map { UInt8($0) }
+        c[1].compact(upTo: applied, snapshotData: data)
+        try! c.stores[0].deletePrefix(through: applied)
+        let arrivals = Counter()
+        // The first complete copy counts as damaged.
+        c.cores[2].snapshotCheck = { bytes in arrivals.next() > 1 && bytes == data }
+        c.heal()
+        c.sent.removeAll()
+        c.tickAll(times: 40)
+        #expect(arrivals.value == 2)
+        #expect(c[3].snapshotsRefusedByCheck == 1)
+        #expect(c.sent.contains { $0.type == .snapshotResponse && $0.from == NodeID(3) && $0.reject && $0.context == 0 }, "asked to start over")
+        let firstChunks = c.sent.filter { $0.type == .snapshot && $0.to == NodeID(3) && $0.snapshot?.offset == 0 }.count
+        #expect(firstChunks >= 2, "sent from the start again")
+        #expect(c[3].latestSnapshot?.data == data)
+        #expect(c[3].commitIndex == c[1].commitIndex)
+    }
+
     /// A follower gathers at most `snapshotBytesMax` bytes of snapshot: a larger one is refused
     /// (memory stays bounded) and the follower does not install it.
     @Test func section7_snapshotOverTheFollowersBoundIsRefused() {
@@ -425,4 +450,11 @@ import Testing
         #expect(ack.index == LogIndex(2), "acknowledge the snapshot, never the stale entries after it")
         #expect(follower.commitIndex == LogIndex(2))
     }
+}
+
+/// A thread-safe counter for `@Sendable` test closures.
+final class Counter: Sendable {
+    private let count = Atomic<Int>(0)
+    var value: Int { count.load(ordering: .relaxed) }
+    func next() -> Int { count.add(1, ordering: .relaxed).newValue }
 }

@@ -216,3 +216,25 @@ import Testing
         }
     }
 }
+
+@Suite struct SnapshotSealTests {
+    @Test("a sealed snapshot opens to its body; any flipped byte fails; unsealed bytes pass through; hostile bytes never trap")
+    func seal() {
+        let body = SnapshotCodec.encode(SnapshotFileTests.sample().chunks)
+        let sealed = SnapshotSeal.seal(body)
+        #expect(SnapshotSeal.open(sealed) == body)
+        for at in 0..<sealed.count {
+            var damaged = sealed
+            damaged[at] ^= 0x04
+            // A flip in the magic makes the bytes unsealed: they then fail to decode as chunks.
+            if at < 8 { #expect(SnapshotSeal.open(damaged) == damaged) } else { #expect(!SnapshotSeal.isIntact(damaged), "flip at \(at)") }
+        }
+        #expect(SnapshotSeal.open(body) == body, "unsealed bytes (older snapshots, BFT state) pass through")
+        #expect(SnapshotSeal.open(Array(sealed.prefix(20))) == nil)
+        var rng = SeededRandom(seed: 9)
+        Fuzzing.randomInputs(count: 2_000, lengthMax: 100, &rng) { junk in
+            _ = SnapshotSeal.open(Array("SYNSEAL1".utf8) + junk)
+            _ = SnapshotSeal.open(junk)
+        }
+    }
+}
