@@ -19,6 +19,10 @@ public struct RaftBugs: OptionSet, Sendable, Hashable {
     /// `ticksMissed` is ignored: a leader's lease counts only delivered ticks, so after a stall
     /// or pause longer than the shell's tick burst it outlives real time (lease reads only).
     public static let leaseIgnoresMissedTicks = RaftBugs(rawValue: 1 << 5)
+    /// A leader that sent TimeoutNow trusts its lease again once it gives the transfer up,
+    /// though the target may still act on that TimeoutNow and win votes past the followers'
+    /// leases (lease reads only).
+    public static let leaseSurvivesTransfer = RaftBugs(rawValue: 1 << 6)
 
     public static let all: [(String, RaftBugs)] = [
         ("commit-previous-term", .commitPreviousTermByCounting),
@@ -27,6 +31,7 @@ public struct RaftBugs: OptionSet, Sendable, Hashable {
         ("keep-conflicting-suffix", .keepConflictingSuffix),
         ("follower-read-without-leader", .followerReadWithoutLeader),
         ("lease-ignores-missed-ticks", .leaseIgnoresMissedTicks),
+        ("lease-survives-transfer", .leaseSurvivesTransfer),
     ]
 }
 

@@ -133,6 +133,7 @@ extension RaftCore {
         role = .leader
         leader = id
         leadTransferee = .none
+        leaseForfeited = false
         resetElectionTimer()
         progress.removeAll()
         for member in membership.allMembers {

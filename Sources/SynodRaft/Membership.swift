@@ -185,6 +185,7 @@ extension RaftCore {
     }
 
     mutating func sendTimeoutNow(to target: NodeID) {
+        if !config.bugs.contains(.leaseSurvivesTransfer) { leaseForfeited = true }
         send(message(.timeoutNow, to: target))
     }
 

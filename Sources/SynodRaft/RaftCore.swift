@@ -44,6 +44,12 @@ public struct RaftCore: Sendable {
     var lastConfigIndex: LogIndex = .zero
     /// Leader only: the voter we are handing leadership to, and for how long we have been trying.
     var leadTransferee: NodeID = .none
+    /// Leader only: this leader sent TimeoutNow in its term, so its lease is gone for the rest of
+    /// the term (`leaseIsValid`). The target's votes pass the followers' leases, and it may act
+    /// on that TimeoutNow long after this leader gave the transfer up (it froze, the message was
+    /// delayed): no heartbeat acknowledgement can rule that out. ReadIndex rounds still work —
+    /// a follower that acknowledges one has not voted yet.
+    var leaseForfeited = false
     var transferElapsed = 0
     /// Candidate only: this campaign was asked for by a leadership transfer.
     var campaignIsTransfer = false

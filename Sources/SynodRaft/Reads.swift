@@ -113,9 +113,11 @@ extension RaftCore {
     /// Lease: a quorum answered heartbeats we sent less than
     /// `electionTimeoutTicks - leaseDriftMarginTicks` ticks ago. Those followers will not vote
     /// for anyone else until an election timeout after they received them (check-quorum), so no
-    /// other leader can exist yet, provided no clock runs faster than the drift margin allows.
+    /// other leader can exist yet, provided no clock runs faster than the drift margin allows —
+    /// and provided this leader sent no TimeoutNow this term (a transfer's votes pass those
+    /// leases; see `leaseForfeited`).
     var leaseIsValid: Bool {
-        guard role == .leader, config.checkQuorum, leadTransferee.isNone else { return false }
+        guard role == .leader, config.checkQuorum, leadTransferee.isNone, !leaseForfeited else { return false }
         let span = UInt64(config.electionTimeoutTicks - config.leaseDriftMarginTicks)
         let now = tickCount + 1
         return Quorum.voteResult(membership: membership) { nid in

@@ -93,6 +93,11 @@ public struct FaultRates: Sendable, Hashable {
     /// lease it no longer held).
     public var pausePerMille = 6
     public var pauseTicksRange: ClosedRange<Int> = 4...40
+    /// When the leader starts a leadership transfer: the target is paused (for `pauseTicksRange`)
+    /// with this probability, as if it froze just as the TimeoutNow reached it — it acts on it
+    /// when it wakes, perhaps after the leader gave the transfer up. 0 in `standard` (its seeds
+    /// stay as they were), on in `heavy`.
+    public var pauseTransferTargetPerMille = 0
 
     public init(dropPerMille: Int = 30, duplicatePerMille: Int = 20, longDelayPerMille: Int = 60, partitionPerMille: Int = 15,
                 healPerMille: Int = 30, crashPerMille: Int = 12, restartPerMille: Int = 60, crashAfterEventPerMille: Int = 30, downTicksRange: ClosedRange<Int> = 5...60) {
@@ -118,6 +123,7 @@ public struct FaultRates: Sendable, Hashable {
         f.membershipChangePerMille = 20
         f.transferPerMille = 8
         f.pausePerMille = 15
+        f.pauseTransferTargetPerMille = 250
         return f
     }()
     public static let none: FaultRates = {

@@ -176,6 +176,43 @@ import Testing
         #expect(answered == injectBug, injectBug ? "the injected bug answers from the stale lease" : "an aged lease needs a round")
     }
 
+    /// A transfer's vote requests pass the followers' leases. A TimeoutNow acted on late — the
+    /// target froze just after it arrived and woke after the leader had given the transfer up —
+    /// elects a second leader while the first, whose followers acknowledged its heartbeats until
+    /// then, still holds a lease by the count. So a leader that sent TimeoutNow keeps no lease
+    /// for the rest of its term; with the injected bug it answers a lease read after the new
+    /// leader committed a write.
+    @Test(arguments: [false, true])
+    func section6_4_1_aTransferForfeitsTheLease(injectBug: Bool) throws {
+        var c = TestCluster(size: 3) {
+            $0.leaseReads = true
+            if injectBug { $0.bugs = .leaseSurvivesTransfer }
+        }
+        for k in 1...3 { c.tick(UInt64(k), times: 10) }   // past the quiet period after start
+        c.elect(1)
+        c.tickAll(times: 2)
+        // Node 2 freezes as the TimeoutNow reaches it: the message is held, not delivered.
+        c.lose = { $0.type == .timeoutNow }
+        try c[1].transferLeadership(to: NodeID(2))
+        c.stabilize()
+        let held = try #require(c.sent.last { $0.type == .timeoutNow })
+        c.lose = { _ in false }
+        // The leader gives the transfer up after an election timeout, heartbeating all along.
+        c.tickAll(times: c[1].config.electionTimeoutTicks + 1)
+        #expect(c[1].role == .leader && c[1].transferTarget.isNone)
+        // Node 2 wakes and campaigns; node 3 grants the transfer vote despite its lease.
+        c.cut = [[1, 2], [2, 1], [1, 3], [3, 1]]
+        c[2].step(held)
+        c.stabilize()
+        #expect(c[2].role == .leader, "the late TimeoutNow elected node 2")
+        c.propose(2, [9])
+        c.stabilize()
+        #expect(c[2].commitIndex > c[1].commitIndex, "the new leader committed a write node 1 never saw")
+        try c[1].readIndex(context: 7)
+        let answered = c[1].ready().readStates.contains { $0.context == 7 }
+        #expect(answered == injectBug, injectBug ? "the injected bug answers from a lease a transfer voided" : "a leader that sent TimeoutNow needs a round")
+    }
+
     /// Three nodes, node 3 cut off while the leader commits ten entries (16-byte snapshot chunks).
     func clusterWithLaggingFollower() -> TestCluster {
         var c = TestCluster(size: 3) { $0.snapshotChunkBytesMax = 16 }
