@@ -79,6 +79,56 @@ struct PartitionTests {
         #expect(run.finalReadsCompleted, "final reads must succeed after the partitions heal")
     }
 
+    /// A leadership transfer to a frozen target: its TimeoutNow waits in the target's socket
+    /// while the leader gives the transfer up; then the leader is cut off, the target wakes,
+    /// campaigns with the transfer's licence to pass the followers' leases, wins and commits a
+    /// write — and a read goes to the old leader, whose follower acknowledged its heartbeats
+    /// until a moment before. With lease reads it must not answer from its lease
+    /// (`leaseForfeited`); the twin runs the nodes with that fix switched off
+    /// (`--testing-raft-bug lease-survives-transfer`) and must read the old value. A quiet
+    /// cluster: under load the frozen target falls behind and no TimeoutNow is ever sent.
+    @Test("a transfer whose frozen target wakes after the leader gave up: the old leader does not answer from its lease", arguments: [false, true])
+    func lateTransfer(injectBug: Bool) async throws {
+        // The twin's stale read must come within the voided lease (~160 ms after the cut): on a
+        // starved machine one run can miss it, so it tries up to three.
+        var stale = try await Self.lateTransferReadsStale(injectBug: injectBug)
+        for _ in 0..<2 where injectBug && !stale { stale = try await Self.lateTransferReadsStale(injectBug: injectBug) }
+        #expect(stale == injectBug, injectBug ? "the injected bug should answer \"old\" from the voided lease"
+                                              : "the old leader answered \"old\" from a lease a transfer had voided")
+    }
+
+    static func lateTransferReadsStale(injectBug: Bool) async throws -> Bool {
+        let cluster = try Self.proxiedCluster(extraArgs: ["--lease-reads"] + (injectBug ? ["--testing-raft-bug", "lease-survives-transfer"] : []))
+        let client = cluster.client()
+        defer { Task { await client.close() } }
+        try await client.put(b("k"), b("old"))
+        let leader = try #require(await cluster.leader(using: client))
+        let target = leader % 3 + 1
+        let caughtUp = try await eventuallyAsync {
+            let l = try await client.status(of: cluster.endpoints[leader - 1]), t = try await client.status(of: cluster.endpoints[target - 1])
+            return t.applied >= l.commit
+        }
+        #expect(caughtUp)
+        cluster.pause(target)
+        // The target is caught up, so the TimeoutNow goes at once and waits in its socket; the
+        // command gives up when the transfer does.
+        let move = Task { try? runSynod(["--endpoints", cluster.endpoints[leader - 1].description, "--timeout", "2", "member", "move-leader", "\(target)"]) }
+        try await Task.sleep(nanoseconds: 400_000_000)   // two election timeouts: the leader gave up
+        Self.cut(cluster, leader, from: (1...3).filter { $0 != leader }, blocked: true)
+        cluster.resume(target)
+        let elected = try await eventuallyAsync(tries: 100) { (try? await client.status(of: cluster.endpoints[target - 1]))?.role == "leader" }
+        #expect(elected, "the woken target never won the transfer's election")
+        let onTarget = cluster.client(deadlineMillis: 2_000, only: target)
+        defer { Task { await onTarget.close() } }
+        try await onTarget.put(b("k"), b("new"))
+        let onOld = cluster.client(deadlineMillis: 300, only: leader)
+        defer { Task { await onOld.close() } }
+        let read = try? await onOld.get(b("k"))
+        Self.healAll(cluster)
+        _ = await move.value
+        return read.map { s($0.value) == "old" } ?? false
+    }
+
     /// Connection churn: every peer connection is reset every 150 ms for 1.5 s, four times,
     /// under load — the links must come back each time, and nothing acknowledged may be lost or
     /// read stale while they flap.
