@@ -113,10 +113,10 @@ final class Cluster: @unchecked Sendable {
         return SynodClient(c)
     }
 
-    /// The node that says it leads, by asking each running node.
+    /// The node that says it leads, by asking each running node (spares included).
     func leader(using client: SynodClient) async -> Int? {
-        for n in 1...size where isRunning(n) {
-            if let s = try? await client.status(of: endpoints[n - 1]), s.role == "leader" { return Int(s.id.rawValue) }
+        for n in 1...(size + spare) where isRunning(n) {
+            if let s = try? await client.status(of: HostPort(host: "127.0.0.1", port: clientPort(n))), s.role == "leader" { return Int(s.id.rawValue) }
         }
         return nil
     }

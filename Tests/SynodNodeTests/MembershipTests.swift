@@ -79,5 +79,63 @@ struct NodeMembershipTests {
         let (refused, _, why) = try runSynod(["member", "move-leader", "9", "--endpoints", cluster.endpointsText])
         #expect(refused == 5 && why.contains("not a voter"), "\(why)")
     }
+
+    /// Membership changes under the nemesis workload: node 4 joins as a learner and is promoted,
+    /// the leader removes itself (it leads until the change commits, then steps down) and is
+    /// stopped, and leadership moves to the newest member — all while clients put, read and
+    /// compare-and-swap. The history must be linearizable and the three remaining members alike.
+    @Test("a member added and promoted, the leader removed and leadership moved under load: history stays linearizable", arguments: [false, true])
+    func membershipChurnUnderLoad(leaseReads: Bool) async throws {
+        let cluster = try Cluster(size: 3, spare: 1, extraArgs: leaseReads ? ["--lease-reads"] : [])
+        let remaining = Remaining()
+        let run = try await NemesisRun.run(cluster, hashEndpoints: { remaining.endpoints(cluster) }, pinnedDeadlineMillis: 2_000) { ctx in
+            var faults: [String] = []
+            try await Task.sleep(nanoseconds: 300_000_000)
+            try cluster.start(4)
+            try await ctx.client.addMember(NodeID(4), peerAddress: "127.0.0.1:\(cluster.peerPort(4))", asLearner: true)
+            let node4 = HostPort(host: "127.0.0.1", port: cluster.clientPort(4))
+            let caughtUp = try await eventuallyAsync(tries: 100) {
+                guard let leader = await cluster.leader(using: ctx.client),
+                      let l = try? await ctx.client.status(of: HostPort(host: "127.0.0.1", port: cluster.clientPort(leader))),
+                      let s = try? await ctx.client.status(of: node4) else { return false }
+                return s.applied + 100 >= l.commit
+            }
+            #expect(caughtUp, "the learner never caught up: \(cluster.log(4).suffix(400))")
+            try await ctx.client.promoteMember(NodeID(4))
+            faults.append("added and promoted 4")
+            try await Task.sleep(nanoseconds: 300_000_000)
+            let leader = try #require(await cluster.leader(using: ctx.client))
+            try await ctx.client.removeMember(NodeID(UInt64(leader)))
+            remaining.remove(leader)
+            faults.append("removed the leader \(leader)")
+            // Until the others have a new leader, the removed one may still be asked: let them
+            // elect, then stop it.
+            let elected = try await eventuallyAsync(tries: 100) { await cluster.leader(using: ctx.client).map { $0 != leader } ?? false }
+            #expect(elected, "no new leader after removing \(leader)")
+            cluster.kill(leader)
+            try await Task.sleep(nanoseconds: 300_000_000)
+            try await ctx.client.moveLeader(to: NodeID(4))
+            faults.append("moved leadership to 4")
+            try await Task.sleep(nanoseconds: 300_000_000)
+            return faults
+        }
+        print("lease reads \(leaseReads): \(run.faults); \(run.history.count) operations, \(run.completed) completed")
+        #expect(run.faults.count == 3, "\(run.faults)")
+        #expect(run.completed > 50)
+        #expect(run.verdict == .linearizable, "\(run.faults)")
+        #expect(run.hashKV.status == 0 && run.hashKV.output.contains("3 of 3 endpoints agree"), "hashkv: \(run.hashKV.output)")
+        #expect(run.finalReadsCompleted, "final reads must succeed")
+    }
 }
+}
+
+/// The members a membership nemesis has left (node ids), for its final `hashkv`.
+final class Remaining: @unchecked Sendable {
+    private let lock = NSLock()
+    private var removed: Set<Int> = []
+    func remove(_ n: Int) { lock.lock(); removed.insert(n); lock.unlock() }
+    func endpoints(_ cluster: Cluster) -> String {
+        lock.lock(); defer { lock.unlock() }
+        return (1...(cluster.size + cluster.spare)).filter { !removed.contains($0) }.map { "127.0.0.1:\(cluster.clientPort($0))" }.joined(separator: ",")
+    }
 }

@@ -54,8 +54,13 @@ struct NemesisRun {
     }
 
     /// Runs the workload on `cluster` while `nemesis` strikes (it returns a description of each
-    /// fault), then heals, reads every key once more and checks the history.
-    static func run(_ cluster: Cluster, nemesis: (Context) async throws -> [String]) async throws -> NemesisRun {
+    /// fault), then heals, reads every key once more and checks the history. `hashEndpoints`:
+    /// the members `synod hashkv` compares at the end (default: the cluster's first `size` nodes;
+    /// a nemesis that changes the membership names the members it left). `pinnedDeadlineMillis`:
+    /// how long a pinned reader retries one read (a nemesis that stops a node for good wants it
+    /// short, or that node's reader waits out every read).
+    static func run(_ cluster: Cluster, hashEndpoints: (() -> String)? = nil, pinnedDeadlineMillis: Int64 = 20_000,
+                    nemesis: (Context) async throws -> [String]) async throws -> NemesisRun {
         let client = cluster.client(deadlineMillis: 20_000)
         defer { Task { await client.close() } }
         try await client.put(b("warmup"), b("1"))
@@ -63,7 +68,7 @@ struct NemesisRun {
         let stop = StopFlag()
         // One reader per node, pinned to it: as a follower it asks the leader for the read
         // index; as a leader (or a deposed leader that has not heard yet) it answers itself.
-        let pinned = (1...cluster.size).map { cluster.client(deadlineMillis: 20_000, only: $0) }
+        let pinned = (1...cluster.size).map { cluster.client(deadlineMillis: pinnedDeadlineMillis, only: $0) }
         defer { for p in pinned { Task { await p.close() } } }
         let readerTasks = pinned.enumerated().map { i, reader in
             Task {
@@ -118,7 +123,7 @@ struct NemesisRun {
         // Every replica holds the same store once it has caught up (retried while one lags).
         var hash: (Int32, String) = (-1, "")
         for _ in 0..<50 where hash.0 != 0 {
-            let (status, out, err) = try runSynod(["hashkv", "--endpoints", cluster.endpointsText])
+            let (status, out, err) = try runSynod(["hashkv", "--endpoints", hashEndpoints?() ?? cluster.endpointsText])
             hash = (status, out + err)
             if status != 0 { try await Task.sleep(nanoseconds: 100_000_000) }
         }
