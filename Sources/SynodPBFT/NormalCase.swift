@@ -195,6 +195,8 @@ extension PBFTReplica {
             executeNext(pp)
             progressed = true
         }
+        // Changing views (a state transfer may just have ended): follow what the others decide.
+        if !isViewActive { executeObserved() }
         serveDeferredReads()
         if progressed {
             if lastAssigned < lastExecuted { lastAssigned = lastExecuted }

@@ -2,8 +2,8 @@ import SynodCore
 
 /// What a replica changing views has seen of one sequence number in older views.
 struct ObservedSlot: Sendable {
-    /// Batches by digest, at most one per digest and `n` in all (pre-prepares are checked only
-    /// against their digest: the commits below decide which one counts).
+    /// Pre-prepares signed by the primary of their view, by digest: the first
+    /// `PBFTReplica.observedBatchesMax`, and the decided one whenever it comes.
     var batches: [Digest: PrePrepare] = [:]
     /// Each replica's commit of the highest view it sent one in.
     var commits: [NodeID: Commit] = [:]
@@ -27,13 +27,22 @@ struct ObservedSlot: Sendable {
 // replicas that committed these batches are the others. Its timers are left alone too: the
 // NEW-VIEW timer runs only once 2f+1 replicas want its view, as before.
 extension PBFTReplica {
+    /// Most pre-prepares kept per sequence number before its decision is known: an equivocating
+    /// primary cannot make a replica hold more (each is at most one batch, `batchBytesMax`).
+    static let observedBatchesMax = 2
+
     mutating func observeOlderView(_ message: PBFTMessage) {
         switch message {
         case let .prePrepare(pp):
-            guard pp.sequence > lastExecuted, pp.sequence <= highWatermark, pp.requests.count <= config.batchRequestsMax else { return }
-            let slot = observed[pp.sequence] ?? ObservedSlot()
-            guard slot.batches[pp.digest] == nil, slot.batches.count < config.n, validBatch(pp) else { return }
-            observed[pp.sequence, default: ObservedSlot()].batches[pp.digest] = pp
+            let n = pp.sequence
+            guard n > lastExecuted, n <= highWatermark, pp.primary == config.primary(of: pp.view),
+                  pp.requests.count <= config.batchRequestsMax,
+                  pp.requests.count == 1 || pp.requests.reduce(0, { $0 + $1.sizeBytes }) <= config.batchBytesMax,
+                  observed[n]?.batches[pp.digest] == nil else { return }
+            let kept = observed[n]?.batches.count ?? 0
+            guard kept < Self.observedBatchesMax || Self.decidedDigest(commits(at: n), quorum: config.certificateQuorum) == pp.digest,
+                  verify(pp.signature, of: pp.signedBytes, by: .replica(pp.primary)), validBatch(pp) else { return }
+            observed[n, default: ObservedSlot()].batches[pp.digest] = pp
         case let .commit(c):
             // The sender was checked against the commit's replica and its MAC verified in `step`.
             guard c.sequence > lastExecuted, c.sequence <= highWatermark else { return }
@@ -45,11 +54,29 @@ extension PBFTReplica {
         executeObserved()
     }
 
-    /// Executes, in order, every batch after `lastExecuted` that 2f+1 replicas committed.
+    /// Each replica's newest commit at `n`: those observed since the view change, over those the
+    /// slot kept from before it (this replica's own among them, if it committed there).
+    func commits(at n: SequenceNumber) -> [NodeID: Commit] {
+        var all = slots[n]?.commits ?? [:]
+        for (r, c) in observed[n]?.commits ?? [:] where c.view >= all[r]?.view ?? .zero { all[r] = c }
+        return all
+    }
+
+    /// The batch with digest `d` at `n`: observed, or the pre-prepare or certificate the slot
+    /// kept from before the view change (both were checked when they came).
+    func batch(at n: SequenceNumber, digest d: Digest) -> PrePrepare? {
+        if let pp = observed[n]?.batches[d] { return pp }
+        if let pp = slots[n]?.prePrepare, pp.digest == d { return pp }
+        if let pp = slots[n]?.certificate?.prePrepare, pp.digest == d { return pp }
+        return nil
+    }
+
+    /// Executes, in order, every batch after `lastExecuted` that 2f+1 replicas committed in one
+    /// view. Also run after a state transfer while changing views (`executeCommitted`).
     mutating func executeObserved() {
         var progressed = false
-        while fetch == nil, let slot = observed[lastExecuted.next], let decided = Self.decidedDigest(slot, quorum: config.certificateQuorum),
-              let pp = slot.batches[decided] {
+        while fetch == nil, let d = Self.decidedDigest(commits(at: lastExecuted.next), quorum: config.certificateQuorum),
+              let pp = batch(at: lastExecuted.next, digest: d) {
             executeNext(pp)
             progressed = true
         }
@@ -59,9 +86,9 @@ extension PBFTReplica {
 
     /// The digest `quorum` replicas committed in one view, if any. At most one can be: each
     /// replica counts once, and two quorums of 2f+1 among 3f+1 replicas would need 4f+2.
-    static func decidedDigest(_ slot: ObservedSlot, quorum: Int) -> Digest? {
+    static func decidedDigest(_ commits: [NodeID: Commit], quorum: Int) -> Digest? {
         var votes: [View: [Digest: Int]] = [:]
-        for c in slot.commits.values { votes[c.view, default: [:]][c.digest, default: 0] += 1 }
+        for c in commits.values { votes[c.view, default: [:]][c.digest, default: 0] += 1 }
         for byDigest in votes.values { for (d, count) in byDigest where count >= quorum { return d } }
         return nil
     }

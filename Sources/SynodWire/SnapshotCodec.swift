@@ -160,6 +160,11 @@ public enum SnapshotSeal {
         return Array(SHA256.hash(data: body)).elementsEqual(data[8..<40]) ? body : nil
     }
 
-    /// Whether `open` would return the body.
-    public static func isIntact(_ data: [UInt8]) -> Bool { open(data) != nil }
+    /// Whether the bytes are fit to install: sealed ones must match their digest; unsealed ones
+    /// (an older leader's) must at least decode as chunks — so a flipped bit in the magic cannot
+    /// pass a sealed snapshot off as an unsealed one.
+    public static func isIntact(_ data: [UInt8]) -> Bool {
+        guard let body = open(data) else { return false }
+        return body.count != data.count || (try? SnapshotCodec.decode(body)) != nil
+    }
 }

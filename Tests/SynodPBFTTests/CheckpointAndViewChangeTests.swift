@@ -97,6 +97,29 @@ struct CheckpointAndViewChangeTests {
         }
     }
 
+    /// The pre-prepare came before the lone view change and the commits after it: the batch is
+    /// taken from the slot the view change left, and the commits from wherever they were kept.
+    @Test("a backup that changed views alone executes a batch whose pre-prepare came before its view change and whose commits came after")
+    func loneViewChangeUsesEarlierPrePrepare() {
+        var c = Cluster()
+        var held: [PBFTEnvelope] = []
+        c.filter = { e in
+            if case .commit = e.message, e.to == .replica(NodeID(4)) { held.append(e); return false }
+            return true
+        }
+        c.replicas[0].propose(c.request(1, [1]))
+        c.run()
+        #expect(c.state[0] == [[1]] && c.state[3] == [])
+        // n4 never sees the batch execute: it suspects the primary, alone.
+        c.tick(120)
+        #expect(c.replicas[3].view == View(1) && !c.replicas[3].isViewActive)
+        #expect(c.replicas[0].view == .zero && c.replicas[0].isViewActive)
+        c.filter = { _ in true }
+        for e in held { c.deliver(e) }
+        c.run()
+        #expect(c.state[3] == [[1]])
+    }
+
     @Test("a request prepared in view 0 keeps its sequence number and digest in view 1")
     func preparedSurvivesViewChange() {
         var c = Cluster()

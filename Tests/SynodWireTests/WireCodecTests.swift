@@ -227,9 +227,11 @@ import Testing
             var damaged = sealed
             damaged[at] ^= 0x04
             // A flip in the magic makes the bytes unsealed: they then fail to decode as chunks.
-            if at < 8 { #expect(SnapshotSeal.open(damaged) == damaged) } else { #expect(!SnapshotSeal.isIntact(damaged), "flip at \(at)") }
+            if at < 8 { #expect(SnapshotSeal.open(damaged) == damaged, "a damaged magic reads as unsealed") }
+            #expect(!SnapshotSeal.isIntact(damaged), "flip at \(at)")
         }
         #expect(SnapshotSeal.open(body) == body, "unsealed bytes (older snapshots, BFT state) pass through")
+        #expect(SnapshotSeal.isIntact(body), "and are fit to install when they decode")
         #expect(SnapshotSeal.open(Array(sealed.prefix(20))) == nil)
         var rng = SeededRandom(seed: 9)
         Fuzzing.randomInputs(count: 2_000, lengthMax: 100, &rng) { junk in
