@@ -1,5 +1,6 @@
 import Foundation
 import SynodClient
+import SynodCore
 import SynodSimulation
 import SynodTestSupport
 import SynodTransport
@@ -127,6 +128,49 @@ struct PartitionTests {
         Self.healAll(cluster)
         _ = await move.value
         return read.map { s($0.value) == "old" } ?? false
+    }
+
+    /// Clock-rate skew, as Jepsen's clock nemesis: nodes 2 and 3 tick every millisecond and
+    /// node 1 every 10 ms (`--tick-ms` stands in for a clock running 10× slow). Node 1 is made
+    /// leader, then cut off; 2 and 3 elect within ~40-80 ms of real time while node 1's lease
+    /// runs ~380 ms by its clock. Reads go to node 1 after the new leader committed a write.
+    /// ReadIndex must stay linearizable under any clock rates; lease reads assume the rates
+    /// differ by less than the drift margin (docs/RAFT.md) and must be caught reading stale here
+    /// — the test shows the assumption is real, not that lease reads are safe.
+    @Test("clocks 10x apart, the slow node leading, then cut off: ReadIndex stays linearizable; lease reads read stale", arguments: [false, true])
+    func clockSkew(leaseReads: Bool) async throws {
+        func attempt() async throws -> NemesisRun {
+            let cluster = try Cluster(size: 3, extraArgs: leaseReads ? ["--lease-reads"] : [], nodeArgs: { n in n == 1 ? ["--tick-ms", "10"] : ["--tick-ms", "1"] }) { try $0.proxyEveryLink() }
+            return try await NemesisRun.run(cluster) { ctx in
+                var faults: [String] = []
+                for round in 0..<6 {
+                    try await Task.sleep(nanoseconds: 300_000_000)
+                    if await cluster.leader(using: ctx.client) != 1 { try? await ctx.client.moveLeader(to: NodeID(1)) }
+                    guard await cluster.leader(using: ctx.client) == 1 else { faults.append("node 1 not leading"); continue }
+                    Self.cut(cluster, 1, from: [2, 3], blocked: true)
+                    faults.append("slow leader 1 cut off")
+                    // The marker write goes to node 2 once 2 or 3 leads (else it would be sent
+                    // on to node 1 and wait out the cut).
+                    _ = try await eventuallyAsync(tries: 100) {
+                        for n in [2, 3] { if (try? await ctx.client.status(of: cluster.endpoints[n - 1]))?.role == "leader" { return true } }
+                        return false
+                    }
+                    try await ctx.markerWriteThenLateReads(struck: 1, round: round, holdNanos: 600_000_000) { Self.healAll(cluster) }
+                }
+                return faults
+            }
+        }
+        if leaseReads {
+            let (run, tries) = try await NemesisRun.firstCatch(attempt)
+            print("clock skew with lease reads: \(run.faults); verdict \(run.verdict) (run \(tries))")
+            #expect(run.verdict != .linearizable, "lease reads survived a 10x clock skew: the test no longer shows the assumption")
+        } else {
+            let run = try await attempt()
+            print("clock skew, ReadIndex: \(run.faults); \(run.history.count) operations, \(run.completed) completed")
+            #expect(run.faults.filter { $0.hasPrefix("slow leader") }.count >= 2, "\(run.faults)")
+            #expect(run.verdict == .linearizable, "marker writes and late reads: \(run.lateOperations)")
+            #expect(run.hashKV.status == 0 && run.hashKV.output.contains("3 of 3 endpoints agree"), "hashkv: \(run.hashKV.output)")
+        }
     }
 
     /// Connection churn: every peer connection is reset every 150 ms for 1.5 s, four times,
