@@ -24,7 +24,7 @@ struct BFTNemesisRun {
     /// key from all four, and the same revision in every replica's status.
     var disagreement: String?
 
-    static let keys: ClosedRange<UInt8> = 0...2
+    static let keys = NemesisRun.keys
 
     /// `readOnlyReplies`: the readers' read-only quorum (nil: 2f+1; 1 injects the bug the quorum
     /// prevents). `nemesis` strikes and returns a description of each fault.
@@ -38,49 +38,9 @@ struct BFTNemesisRun {
         let recorder = HistoryRecorder()
         let stop = StopFlag()
         let readerTasks = readers.enumerated().map { i, reader in
-            Task {
-                var rng = SeededRandom(seed: UInt64(i) + 170)
-                while !stop.isSet {
-                    let key = UInt8(rng.int(in: Int(keys.lowerBound)...Int(keys.upperBound)))
-                    await recorder.run(client: UInt64(10 + i), .get(key: key)) { try await read(reader, key) }
-                }
-            }
+            NemesisWorkload.reader(client: UInt64(10 + i), seed: UInt64(i) + 170, reader, recorder, stop)
         }
-        let writerTasks = writers.enumerated().map { w, client in
-            Task {
-                var rng = SeededRandom(seed: UInt64(w) + 107)
-                var next = UInt64(w + 1) << 32
-                var seen: [UInt8: UInt64] = [:]
-                while !stop.isSet {
-                    let key = UInt8(rng.int(in: Int(keys.lowerBound)...Int(keys.upperBound)))
-                    next += 1
-                    let v = next
-                    switch rng.int(in: 0...2) {
-                    case 0:
-                        await recorder.run(client: UInt64(w), .put(key: key, value: v)) {
-                            _ = try await client.put(b("k\(key)"), b("\(v)"))
-                            return .ok
-                        }
-                    case 1:
-                        let expected = seen[key]
-                        await recorder.run(client: UInt64(w), .compareAndSwap(key: key, expected: expected, new: v)) {
-                            let k = b("k\(key)")
-                            let compare = expected.map { Compare(key: k, .equal, .value(b("\($0)"))) } ?? Compare(key: k, .equal, .exists(false))
-                            let r = try await client.txn(Txn(compares: [compare], success: [.put(key: k, value: b("\(v)"), lease: nil, prevKV: false)]))
-                            return .swapped(r.succeeded)
-                        }
-                    default:
-                        let box = ResultBox()
-                        await recorder.run(client: UInt64(w), .get(key: key)) {
-                            let r = try await read(client, key)
-                            box.set(r)
-                            return r
-                        }
-                        if case let .value(x)? = box.value { seen[key] = x }
-                    }
-                }
-            }
-        }
+        let writerTasks = writers.enumerated().map { w, client in NemesisWorkload.writer(w, seed: UInt64(w) + 107, client, recorder, stop) }
         let faults = try await nemesis(cluster)
         try await Task.sleep(nanoseconds: 500_000_000)
         stop.set()
@@ -127,19 +87,10 @@ struct BFTNemesisRun {
     /// For the bug-injecting twin: runs `attempt` until a history is not linearizable, at most
     /// `tries` times (whose answer a client reads first is a race).
     static func firstCatch(tries: Int = 3, _ attempt: () async throws -> BFTNemesisRun) async throws -> (run: BFTNemesisRun, tries: Int) {
-        var last = try await attempt()
-        var n = 1
-        while last.verdict == .linearizable && n < tries {
-            last = try await attempt()
-            n += 1
-        }
-        return (last, n)
+        try await NemesisWorkload.firstCatch(tries: tries, verdict: \.verdict, attempt)
     }
 
-    static func read(_ c: SynodBFTClient, _ key: UInt8) async throws -> KVResult {
-        let kv = try await c.get(b("k\(key)"))
-        return .value(kv.map { UInt64(s($0.value))! })
-    }
+    static func read(_ c: SynodBFTClient, _ key: UInt8) async throws -> KVResult { try await NemesisWorkload.read(c, key) }
 }
 
 /// A field of replica `n`'s `synod status -w json` (nil while it does not answer).

@@ -71,46 +71,9 @@ struct NemesisRun {
         let pinned = (1...cluster.size).map { cluster.client(deadlineMillis: pinnedDeadlineMillis, only: $0) }
         defer { for p in pinned { Task { await p.close() } } }
         let readerTasks = pinned.enumerated().map { i, reader in
-            Task {
-                var rng = SeededRandom(seed: UInt64(i) + 70)
-                while !stop.isSet {
-                    let key = UInt8(rng.int(in: Int(keys.lowerBound)...Int(keys.upperBound)))
-                    await recorder.run(client: UInt64(10 + i), .get(key: key)) { try await read(reader, key) }
-                }
-            }
+            NemesisWorkload.reader(client: UInt64(10 + i), seed: UInt64(i) + 70, reader, recorder, stop)
         }
-        let workers = (0..<3).map { w in
-            Task {
-                var rng = SeededRandom(seed: UInt64(w) + 7)
-                var next = UInt64(w + 1) << 32
-                var seen: [UInt8: UInt64] = [:]
-                while !stop.isSet {
-                    let key = UInt8(rng.int(in: Int(keys.lowerBound)...Int(keys.upperBound)))
-                    next += 1
-                    let v = next
-                    switch rng.int(in: 0...2) {
-                    case 0:
-                        await recorder.run(client: UInt64(w), .put(key: key, value: v)) {
-                            try await client.put(b("k\(key)"), b("\(v)"))
-                            return .ok
-                        }
-                    case 1:
-                        let expected = seen[key]
-                        await recorder.run(client: UInt64(w), .compareAndSwap(key: key, expected: expected, new: v)) {
-                            try await compareAndSwap(client, key, expected: expected, new: v)
-                        }
-                    default:
-                        let box = ResultBox()
-                        await recorder.run(client: UInt64(w), .get(key: key)) {
-                            let r = try await read(client, key)
-                            box.set(r)
-                            return r
-                        }
-                        if case let .value(x)? = box.value { seen[key] = x }
-                    }
-                }
-            }
-        }
+        let workers = (0..<3).map { w in NemesisWorkload.writer(w, seed: UInt64(w) + 7, client, recorder, stop) }
         let faults = try await nemesis(Context(cluster: cluster, client: client, pinned: pinned, recorder: recorder))
         try await Task.sleep(nanoseconds: 500_000_000)
         stop.set()
@@ -135,25 +98,101 @@ struct NemesisRun {
     /// `tries` times. Whether a struck node takes its clients' bytes or its peers' first when it
     /// wakes is a race, so one run can miss a bug that the next shows (it happened in CI).
     static func firstCatch(tries: Int = 3, _ attempt: () async throws -> NemesisRun) async throws -> (run: NemesisRun, tries: Int) {
+        try await NemesisWorkload.firstCatch(tries: tries, verdict: \.verdict, attempt)
+    }
+
+    static func read(_ c: SynodClient, _ key: UInt8) async throws -> KVResult { try await NemesisWorkload.read(c, key) }
+}
+
+/// What the workload needs of a client, Raft's or BFT's.
+protocol NemesisKV: Sendable {
+    func nemesisPut(_ key: [UInt8], _ value: [UInt8]) async throws
+    func nemesisTxn(_ t: Txn) async throws -> TxnResult
+    /// A linearizable read (for a BFT client: ordered, or read-only if it was configured so).
+    func nemesisGet(_ key: [UInt8]) async throws -> KeyValue?
+}
+
+extension SynodClient: NemesisKV {
+    func nemesisPut(_ key: [UInt8], _ value: [UInt8]) async throws { try await put(key, value) }
+    func nemesisTxn(_ t: Txn) async throws -> TxnResult { try await txn(t) }
+    func nemesisGet(_ key: [UInt8]) async throws -> KeyValue? { try await get(key) }
+}
+
+extension SynodBFTClient: NemesisKV {
+    func nemesisPut(_ key: [UInt8], _ value: [UInt8]) async throws { _ = try await put(key, value) }
+    func nemesisTxn(_ t: Txn) async throws -> TxnResult { try await txn(t) }
+    func nemesisGet(_ key: [UInt8]) async throws -> KeyValue? { try await get(key) }
+}
+
+/// The clients of a nemesis run, shared by `NemesisRun` (Raft) and `BFTNemesisRun`.
+enum NemesisWorkload {
+    /// Reads random keys until `stop`, each recorded as client `client`.
+    static func reader(client: UInt64, seed: UInt64, _ c: some NemesisKV, _ recorder: HistoryRecorder, _ stop: StopFlag) -> Task<Void, Never> {
+        Task {
+            var rng = SeededRandom(seed: seed)
+            while !stop.isSet {
+                let key = UInt8(rng.int(in: Int(NemesisRun.keys.lowerBound)...Int(NemesisRun.keys.upperBound)))
+                await recorder.run(client: client, .get(key: key)) { try await read(c, key) }
+            }
+        }
+    }
+
+    /// Worker `w` until `stop`: puts, compare-and-swaps against the value it last read, and
+    /// reads, on random keys; its values are `(w + 1) << 32` onwards, unique across workers.
+    static func writer(_ w: Int, seed: UInt64, _ c: some NemesisKV, _ recorder: HistoryRecorder, _ stop: StopFlag) -> Task<Void, Never> {
+        Task {
+            var rng = SeededRandom(seed: seed)
+            var next = UInt64(w + 1) << 32
+            var seen: [UInt8: UInt64] = [:]
+            while !stop.isSet {
+                let key = UInt8(rng.int(in: Int(NemesisRun.keys.lowerBound)...Int(NemesisRun.keys.upperBound)))
+                next += 1
+                let v = next
+                switch rng.int(in: 0...2) {
+                case 0:
+                    await recorder.run(client: UInt64(w), .put(key: key, value: v)) {
+                        try await c.nemesisPut(b("k\(key)"), b("\(v)"))
+                        return .ok
+                    }
+                case 1:
+                    let expected = seen[key]
+                    await recorder.run(client: UInt64(w), .compareAndSwap(key: key, expected: expected, new: v)) {
+                        try await compareAndSwap(c, key, expected: expected, new: v)
+                    }
+                default:
+                    let box = ResultBox()
+                    await recorder.run(client: UInt64(w), .get(key: key)) {
+                        let r = try await read(c, key)
+                        box.set(r)
+                        return r
+                    }
+                    if case let .value(x)? = box.value { seen[key] = x }
+                }
+            }
+        }
+    }
+
+    /// Runs `attempt` until `verdict` says a history is not linearizable, at most `tries` times.
+    static func firstCatch<Run>(tries: Int, verdict: (Run) -> LinearizabilityVerdict, _ attempt: () async throws -> Run) async throws -> (run: Run, tries: Int) {
         var last = try await attempt()
         var n = 1
-        while last.verdict == .linearizable && n < tries {
+        while verdict(last) == .linearizable && n < tries {
             last = try await attempt()
             n += 1
         }
         return (last, n)
     }
 
-    static func read(_ c: SynodClient, _ key: UInt8) async throws -> KVResult {
-        let kv = try await c.get(b("k\(key)"))
+    static func read(_ c: some NemesisKV, _ key: UInt8) async throws -> KVResult {
+        let kv = try await c.nemesisGet(b("k\(key)"))
         return .value(kv.map { UInt64(s($0.value))! })
     }
 
     /// A compare-and-swap as a transaction: the value equals `expected` (or the key is absent).
-    static func compareAndSwap(_ c: SynodClient, _ key: UInt8, expected: UInt64?, new: UInt64) async throws -> KVResult {
+    static func compareAndSwap(_ c: some NemesisKV, _ key: UInt8, expected: UInt64?, new: UInt64) async throws -> KVResult {
         let k = b("k\(key)")
         let compare = expected.map { Compare(key: k, .equal, .value(b("\($0)"))) } ?? Compare(key: k, .equal, .exists(false))
-        let r = try await c.txn(Txn(compares: [compare], success: [.put(key: k, value: b("\(new)"), lease: nil, prevKV: false)]))
+        let r = try await c.nemesisTxn(Txn(compares: [compare], success: [.put(key: k, value: b("\(new)"), lease: nil, prevKV: false)]))
         return .swapped(r.succeeded)
     }
 }

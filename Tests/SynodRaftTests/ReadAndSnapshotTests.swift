@@ -136,11 +136,21 @@ import Testing
         #expect(c[1].ready().readStates.map(\.context) == [9])
     }
 
-    @Test func section6_4_1_leaseReadIsServedWithoutARoundWhileTheLeaseHolds() throws {
-        var c = TestCluster(size: 3) { $0.leaseReads = true }
-        for k in 1...3 { c.tick(UInt64(k), times: 10) }   // past the quiet period after start
+    /// Three nodes with lease reads (and `bugs`), past the quiet period after start, node 1
+    /// elected and its lease established by two rounds of heartbeats.
+    static func leaseLeader(bugs: RaftBugs) -> TestCluster {
+        var c = TestCluster(size: 3) {
+            $0.leaseReads = true
+            $0.bugs = bugs
+        }
+        for k in 1...3 { c.tick(UInt64(k), times: 10) }
         c.elect(1)
         c.tickAll(times: 2)
+        return c
+    }
+
+    @Test func section6_4_1_leaseReadIsServedWithoutARoundWhileTheLeaseHolds() throws {
+        var c = Self.leaseLeader(bugs: [])
         try c[1].readIndex(context: 5)
         #expect(c[1].ready().readStates.map(\.context) == [5])
         c.isolate(1)
@@ -157,13 +167,7 @@ import Testing
     /// injected bug it answers at once, as the real-process pause test saw.
     @Test(arguments: [false, true])
     func section6_4_1_missedTicksAgeTheLease(injectBug: Bool) throws {
-        var c = TestCluster(size: 3) {
-            $0.leaseReads = true
-            if injectBug { $0.bugs = .leaseIgnoresMissedTicks }
-        }
-        for k in 1...3 { c.tick(UInt64(k), times: 10) }   // past the quiet period after start
-        c.elect(1)
-        c.tickAll(times: 2)
+        var c = Self.leaseLeader(bugs: injectBug ? .leaseIgnoresMissedTicks : [])
         try c[1].readIndex(context: 5)
         #expect(c[1].ready().readStates.map(\.context) == [5], "the lease holds")
         // Frozen for four election timeouts: the shell delivers a burst of 2 ticks and reports the rest.
@@ -184,13 +188,7 @@ import Testing
     /// leader committed a write.
     @Test(arguments: [false, true])
     func section6_4_1_aTransferForfeitsTheLease(injectBug: Bool) throws {
-        var c = TestCluster(size: 3) {
-            $0.leaseReads = true
-            if injectBug { $0.bugs = .leaseSurvivesTransfer }
-        }
-        for k in 1...3 { c.tick(UInt64(k), times: 10) }   // past the quiet period after start
-        c.elect(1)
-        c.tickAll(times: 2)
+        var c = Self.leaseLeader(bugs: injectBug ? .leaseSurvivesTransfer : [])
         // Node 2 freezes as the TimeoutNow reaches it: the message is held, not delivered.
         c.lose = { $0.type == .timeoutNow }
         try c[1].transferLeadership(to: NodeID(2))
