@@ -14,6 +14,13 @@ public struct PBFTBugs: OptionSet, Sendable, Hashable {
     public static let dropPreparedInNewView = PBFTBugs(rawValue: 1 << 2)
     /// Accept VIEW-CHANGE messages (alone or inside NEW-VIEW) without checking signatures.
     public static let skipViewChangeSignatureCheck = PBFTBugs(rawValue: 1 << 3)
+    /// A replica changing views drops everything of older views, as the paper has it, instead
+    /// of executing what 2f+1 others committed there (`observeOlderView`): one that timed out
+    /// alone stays behind while the others go on in the view it left.
+    public static let ignoreOlderViews = PBFTBugs(rawValue: 1 << 4)
+    /// STATUS from a peer changing to a later view alone gets no retransmission of this view's
+    /// log: what it missed while cut off never reaches its observer.
+    public static let skipRetransmitToLaterView = PBFTBugs(rawValue: 1 << 5)
 }
 
 /// What a replica that restarted without its protocol state may have voted for before: every

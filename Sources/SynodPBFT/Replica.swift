@@ -159,7 +159,7 @@ public struct PBFTReplica: Sendable {
         if v == view && isViewActive { return true }
         if v < view {
             // A replica whose view change nobody joined still follows what the others decide.
-            if !isViewActive { observeOlderView(env.message) }
+            if !isViewActive && !config.bugs.contains(.ignoreOlderViews) { observeOlderView(env.message) }
             return false
         }
         if v > view || (v == view && !isViewActive) {

@@ -21,7 +21,13 @@ extension PBFTReplica {
         if s.lastExecuted < lowWatermark, !stableProof.isEmpty {
             for c in stableProof { send(.checkpoint(c), to: peer) }
         }
-        guard s.view == view, s.viewActive, isViewActive else { return }
+        // A peer installed in our view, or one changing to a later view alone while ours goes
+        // on: its observer executes what 2f+1 of us committed here (`observeOlderView`), but
+        // only from messages it receives — what it missed while cut off must come again, or it
+        // stays behind until the next stable checkpoint (in a quiet cluster, for good).
+        let samePage = s.view == view && s.viewActive
+        let changingAlone = s.view > view && !s.viewActive && !config.bugs.contains(.skipRetransmitToLaterView)
+        guard samePage || changingAlone, isViewActive else { return }
         var n = max(s.lastExecuted, lowWatermark).next
         while n <= highWatermark, let slot = slots[n] {
             if let pp = slot.prePrepare {

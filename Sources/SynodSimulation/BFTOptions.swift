@@ -56,6 +56,13 @@ public struct BFTSimulationOptions: Sendable {
     /// .sendToAll`), instead of to the primary first. nil: decided per seed.
     public var clientsSendToAll: Bool?
     public var recordTrace = false
+    /// Per tick: one correct backup is cut off from every peer (clients still reach it) for
+    /// `loneIsolationTicksRange` ticks, long enough for its view-change timer to fire while the
+    /// others keep their view — it then changes views alone and must still follow what they
+    /// decide once healed (`PBFTBugs.ignoreOlderViews`). 0: never (the default keeps seeds as
+    /// they were).
+    public var loneIsolationPerMille = 0
+    public var loneIsolationTicksRange: ClosedRange<Int> = 30...60
 
     public static let nodesRange = 4...7
 

@@ -197,7 +197,29 @@ extension BFTSimulation {
         record("\(nodes[k].id) restart view=\(nodes[k].durable.view.rawValue) exec=\(nodes[k].durable.lastExecuted.rawValue)")
     }
 
+    /// Cuts one correct backup (not the primary of the newest active view) off from its peers,
+    /// or heals it when its time is up; see `BFTSimulationOptions.loneIsolationPerMille`.
+    func maybeIsolateLoneBackup() {
+        if let lone = loneIsolation {
+            guard now >= lone.until else { return }
+            loneIsolation = nil
+            network.heal()
+            record("heal n\(lone.node + 1) (lone)")
+            return
+        }
+        guard options.loneIsolationPerMille > 0, !network.isPartitioned,
+              random.chance(options.loneIsolationPerMille, in: 1000) else { return }
+        let primary = nodes.compactMap(\.core).filter(\.isViewActive).max { $0.view < $1.view }?.primary
+        let backups = nodes.indices.filter { nodes[$0].isUp && nodes[$0].isCorrect && nodes[$0].id != primary }
+        guard !backups.isEmpty else { return }
+        let k = backups[random.int(in: 0...(backups.count - 1))]
+        loneIsolation = (k, now + random.int(in: options.loneIsolationTicksRange))
+        network.split(sideA: [k])
+        record("isolate n\(k + 1) from its peers until \(loneIsolation!.until)")
+    }
+
     func maybePartition() {
+        if loneIsolation != nil { return }
         if network.isPartitioned && random.chance(faults.healPerMille, in: 1000) {
             network.heal()
             record("heal")

@@ -49,6 +49,9 @@ public final class BFTSimulation {
     var faults: FaultRates
     var faultsOn = true
     var now = 0
+    /// A backup cut off from its peers alone (`BFTSimulationOptions.loneIsolationPerMille`),
+    /// and the tick its links heal.
+    var loneIsolation: (node: Int, until: Int)?
     var eventClock = 0
     var digest = FNV1a64()
     var trace: [String] = []
@@ -193,6 +196,7 @@ public final class BFTSimulation {
         for i in nodes.indices { processReady(i) }
         if faultsOn {
             byzantineActs()
+            maybeIsolateLoneBackup()
             maybePartition()
             maybeRestart()
         }

@@ -16,6 +16,8 @@ struct SimNetwork<Payload: SimRoutable> {
         var deliverAt: Int
         var seq: UInt64
         var payload: Payload
+        /// Already in the receiver's socket buffer: no partition can take it away.
+        var received = false
     }
 
     static var delayTicksRange: ClosedRange<Int> { 1...2 }
@@ -61,7 +63,7 @@ struct SimNetwork<Payload: SimRoutable> {
         for f in inFlight { if f.deliverAt <= now { ready.append(f) } else { rest.append(f) } }
         inFlight = rest
         ready.sort { ($0.deliverAt, $0.seq) < ($1.deliverAt, $1.seq) }
-        return ready.map(\.payload).filter { !isBlocked($0) }
+        return ready.filter { $0.received || !isBlocked($0.payload) }.map(\.payload)
     }
 
     mutating func heal() {
@@ -78,9 +80,10 @@ struct SimNetwork<Payload: SimRoutable> {
     mutating func blockOneWay(from a: Int, to b: Int) { blocked[a][b] = true }
 
     /// Queues `p` for delivery at tick `at`, without faults (a woken node reading its sockets).
-    mutating func deliver(_ p: Payload, at tick: Int) {
+    /// With `received`, `p` had reached the receiver already: partitions made since do not drop it.
+    mutating func deliver(_ p: Payload, at tick: Int, received: Bool = false) {
         seq += 1
-        inFlight.append(InFlight(deliverAt: tick, seq: seq, payload: p))
+        inFlight.append(InFlight(deliverAt: tick, seq: seq, payload: p, received: received))
     }
 
     /// Keeps only the in-flight messages `keep` accepts (called in send order).

@@ -32,6 +32,10 @@ public struct SimulationOptions: Sendable {
     public var driftSpacingTicks = 5
     /// The cores' lease drift margin (see `RaftConfig.leaseDriftMarginTicks`).
     public var leaseDriftMarginTicks = 2
+    /// The cores' election timeout (`RaftConfig.electionTimeoutTicks`). Longer timeouts make
+    /// leases long next to the network's 1–2 tick delays; raise `leaseDriftMarginTicks` with it
+    /// (clock drift may run 1 tick in `driftSpacingTicks` fast).
+    public var electionTimeoutTicks = 10
     /// A node compacts its log once this many applied entries sit above its snapshot.
     public var compactionThresholdEntries: Int = 24
     /// Keep the trace lines in memory (the digest is computed either way).
@@ -93,11 +97,17 @@ public struct FaultRates: Sendable, Hashable {
     /// lease it no longer held).
     public var pausePerMille = 6
     public var pauseTicksRange: ClosedRange<Int> = 4...40
-    /// When the leader starts a leadership transfer: the target is paused (for `pauseTicksRange`)
-    /// with this probability, as if it froze just as the TimeoutNow reached it — it acts on it
-    /// when it wakes, perhaps after the leader gave the transfer up. 0 in `standard` (its seeds
-    /// stay as they were), on in `heavy`.
+    /// When a TimeoutNow reaches its target: the target freezes just then (for
+    /// `pauseTicksRange`) with this probability, holding the message — it acts on it when it
+    /// wakes, perhaps after the leader gave the transfer up. 0 in `standard` (its seeds stay as
+    /// they were), on in `heavy`.
     public var pauseTransferTargetPerMille = 0
+    /// Such a paused target wakes, instead, the moment the leader that sent it the TimeoutNow
+    /// gives the transfer up, and that leader is cut off from its peers (until the next heal),
+    /// with this probability: it keeps the lease its followers granted while the target
+    /// campaigns, as in `PartitionTests.lateTransfer` on real processes (and the bug
+    /// `RaftBugs.leaseSurvivesTransfer`). 0 in `standard`.
+    public var isolateTransferSenderPerMille = 0
 
     public init(dropPerMille: Int = 30, duplicatePerMille: Int = 20, longDelayPerMille: Int = 60, partitionPerMille: Int = 15,
                 healPerMille: Int = 30, crashPerMille: Int = 12, restartPerMille: Int = 60, crashAfterEventPerMille: Int = 30, downTicksRange: ClosedRange<Int> = 5...60) {
@@ -124,6 +134,7 @@ public struct FaultRates: Sendable, Hashable {
         f.transferPerMille = 8
         f.pausePerMille = 15
         f.pauseTransferTargetPerMille = 250
+        f.isolateTransferSenderPerMille = 300
         return f
     }()
     public static let none: FaultRates = {

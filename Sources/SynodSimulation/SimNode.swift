@@ -37,6 +37,13 @@ struct SimNode {
     /// What reached a paused node: peer messages, and the clients (indexes) whose requests wait.
     var heldMessages: [Message] = []
     var heldSubmits: [Int] = []
+    /// Paused as a TimeoutNow from this leader reached it.
+    var pausedAsTargetOf: NodeID?
+    /// ... and wakes the moment that leader gives the transfer up, which is then cut off
+    /// (`FaultRates.isolateTransferSenderPerMille`).
+    var wakesWhenSenderGivesUp = false
+    /// The tick this node last woke from a pause (what it held arrives the tick after).
+    var wokeAt = 0
 
     var isPaused: Bool { pausedUntil > 0 }
 
@@ -92,5 +99,7 @@ struct SimNode {
         pausedTicks = 0
         heldMessages = []
         heldSubmits = []
+        pausedAsTargetOf = nil
+        wakesWhenSenderGivesUp = false
     }
 }

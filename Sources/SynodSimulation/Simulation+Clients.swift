@@ -33,7 +33,7 @@ extension Simulation {
                     // Some clients pick any node (a load balancer, a stale leader cache).
                     clients[c].target = random.int(in: 0...(nodes.count - 1))
                 }
-                record("c\(clients[c].id) invoke seq=\(clients[c].seq) \(op)\(viaReadIndex ? " readindex" : "")")
+                record("c\(clients[c].id) invoke seq=\(clients[c].seq) \(op)\(viaReadIndex ? " readindex" : "") at n\(clients[c].target + 1)")
                 submit(c)
             }
         }

@@ -19,11 +19,6 @@ extension Simulation {
             if (try? core.transferLeadership(to: target)) != nil {
                 transfers += 1
                 record("\(core.id) transfer leadership to \(target)")
-                if faults.pauseTransferTargetPerMille > 0, random.chance(faults.pauseTransferTargetPerMille, in: 1000),
-                   let t = nodes.firstIndex(where: { $0.id == target }), nodes[t].isUp, !nodes[t].isPaused {
-                    nodes[t].pausedUntil = now + random.int(in: faults.pauseTicksRange)
-                    record("\(target) pause until \(nodes[t].pausedUntil) (transfer target)")
-                }
             }
             nodes[k].core = core
             return

@@ -198,20 +198,47 @@ extension Simulation {
     /// loop wakes: a burst of at most `tickBurstMax` ticks, the rest reported missed; then its
     /// clients' waiting requests; what its peers sent arrives from the next tick on.
     func resumePaused() {
-        for k in nodes.indices where nodes[k].isPaused && (nodes[k].pausedUntil <= now || !faultsOn) {
+        for k in nodes.indices where nodes[k].isPaused {
+            let senderGaveUp = faultsOn && nodes[k].wakesWhenSenderGivesUp && nodes[k].pausedAsTargetOf.map(gaveUpTransfer) == true
+            guard nodes[k].pausedUntil <= now || !faultsOn || senderGaveUp else { continue }
+            if senderGaveUp, let sender = nodes[k].pausedAsTargetOf {
+                network.isolate(sender)
+                record("isolate \(sender) (gave up its transfer to \(nodes[k].id), which wakes)")
+            }
             let elapsed = nodes[k].pausedTicks
             let fire = min(elapsed, options.tickBurstMax)
             nodes[k].pausedUntil = 0
             nodes[k].pausedTicks = 0
+            nodes[k].wokeAt = now
             for _ in 0..<fire { nodes[k].core!.tick() }
             nodes[k].core!.ticksMissed(elapsed - fire)
             record("\(nodes[k].id) resume after \(elapsed) ticks")
             let waiting = nodes[k].heldSubmits
             nodes[k].heldSubmits = []
             for c in waiting where clients[c].current != nil && clients[c].target == k { submit(c) }
-            for m in nodes[k].heldMessages { network.deliver(m, at: now + 1) }
+            nodes[k].pausedAsTargetOf = nil
+            nodes[k].wakesWhenSenderGivesUp = false
+            for m in nodes[k].heldMessages { network.deliver(m, at: now + 1, received: true) }
             nodes[k].heldMessages = []
         }
+    }
+
+    /// A TimeoutNow reaches node `k`: with `pauseTransferTargetPerMille` it freezes just then,
+    /// holding the message; it acts on it when it wakes, perhaps after `sender` gave the transfer up.
+    func maybePauseTransferTarget(_ k: Int, sender: NodeID) {
+        // Not again for the TimeoutNow it held, which arrives the tick after it woke.
+        guard faultsOn, faults.pauseTransferTargetPerMille > 0, !nodes[k].isPaused, now > nodes[k].wokeAt + 1,
+              random.chance(faults.pauseTransferTargetPerMille, in: 1000) else { return }
+        nodes[k].pausedUntil = now + random.int(in: faults.pauseTicksRange)
+        nodes[k].pausedAsTargetOf = sender
+        nodes[k].wakesWhenSenderGivesUp = random.chance(faults.isolateTransferSenderPerMille, in: 1000)
+        record("\(nodes[k].id) pause until \(nodes[k].pausedUntil) (TimeoutNow from \(sender))")
+    }
+
+    /// Whether `sender` still leads and has given up its leadership transfer.
+    func gaveUpTransfer(_ sender: NodeID) -> Bool {
+        guard let s = nodes.firstIndex(where: { $0.id == sender }), let core = nodes[s].core, !nodes[s].isPaused else { return false }
+        return core.role == .leader && core.transferTarget.isNone
     }
 
     func maybePartition() {

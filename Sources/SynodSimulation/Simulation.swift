@@ -52,6 +52,7 @@ public final class Simulation {
         var c = RaftConfig(id: id)
         c.leaseReads = options.leaseReads
         c.leaseDriftMarginTicks = options.leaseDriftMarginTicks
+        c.electionTimeoutTicks = options.electionTimeoutTicks
         c.bugs = options.bugs
         c.preVote = options.preVote
         c.checkQuorum = options.checkQuorum
@@ -114,6 +115,7 @@ public final class Simulation {
         for m in network.due(now: now) {
             let k = Int(m.to.rawValue) - 1
             guard nodes[k].core != nil else { continue }
+            if m.type == .timeoutNow { maybePauseTransferTarget(k, sender: m.from) }
             if nodes[k].isPaused {
                 nodes[k].heldMessages.append(m)
                 continue

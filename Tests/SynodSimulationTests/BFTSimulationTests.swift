@@ -123,3 +123,39 @@ struct BFTSimulationTests {
         if let (seed, v) = found { print("skipViewChangeSignatureCheck caught at seed \(seed): \(v)") }
     }
 }
+
+/// A backup cut off alone long enough to time out changes views alone; the others keep theirs.
+/// Once healed it must still execute what they decide (docs/PBFT.md, "A replica that changed
+/// views alone"). Without that (`PBFTBugs.ignoreOlderViews`) it stays behind for good, which
+/// the liveness check's "every correct replica caught up" reports.
+@Suite("BFT simulation: lone view changes")
+struct BFTLoneViewChangeTests {
+    static func options(_ seed: UInt64, bugs: PBFTBugs = []) -> BFTSimulationOptions {
+        var o = BFTSimulationTests.options(seed, byzantine: 0, bugs: bugs)
+        o.safetyTicks = 300
+        o.clientsSendToAll = true
+        o.loneIsolationPerMille = 20
+        return o
+    }
+
+    @Test("isolated backups: 40 seeds pass")
+    func passes() {
+        for seed in UInt64(1)...40 {
+            let r = BFTSimulation.run(Self.options(seed))
+            #expect(r.passed, "seed \(seed): \(r.violations.first ?? "")")
+        }
+    }
+
+    /// Each half of following older views: the lone replica's observer, and its peers
+    /// retransmitting to it what it missed while cut off.
+    @Test("injected bugs: a lone replica left behind is caught", arguments: [PBFTBugs.ignoreOlderViews, .skipRetransmitToLaterView])
+    func leftBehindIsCaught(bug: PBFTBugs) {
+        var caught: (UInt64, String)?
+        for seed in UInt64(1)...40 where caught == nil {
+            let r = BFTSimulation.run(Self.options(seed, bugs: bug))
+            if let v = r.violations.first { caught = (seed, v) }
+        }
+        print("bug \(bug.rawValue):", caught.map { "seed \($0.0): \($0.1)" } ?? "never")
+        #expect(caught != nil)
+    }
+}

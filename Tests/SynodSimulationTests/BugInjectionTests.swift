@@ -152,9 +152,41 @@ import Testing
         #expect(caught != nil)
     }
 
+    /// Lease reads and leadership transfers whose target freezes as the TimeoutNow reaches it,
+    /// and wakes the moment the leader gives the transfer up, which is then cut off: it keeps
+    /// the lease its follower granted while the target wins that follower's vote — a transfer's
+    /// vote requests pass leases. A leader that trusts its lease again after giving up (the
+    /// injected bug) answers reads the new leader's writes have overtaken. An 80-tick election
+    /// timeout makes the lease outlast the clients' 30-tick request timeout, so clients stuck
+    /// at the old leader move on, write through the new one, and some read at the old one
+    /// inside its lease (caught in 43 of seeds 1–100 when written).
+    static func transferSettings(_ o: inout SimulationOptions) {
+        o.nodes = 3
+        o.spareNodes = 0
+        o.clients = 24
+        o.safetyTicks = 1000
+        o.leaseReads = true
+        o.electionTimeoutTicks = 80
+        o.leaseDriftMarginTicks = 16   // clock drift runs at most 1 tick in 5 fast
+        o.faults = FaultRates(dropPerMille: 10, partitionPerMille: 0, healPerMille: 5, crashPerMille: 0, crashAfterEventPerMille: 0)
+        o.faults.membershipChangePerMille = 0
+        o.faults.transferPerMille = 5
+        o.faults.pausePerMille = 0
+        o.faults.pauseTicksRange = 85...100
+        o.faults.pauseTransferTargetPerMille = 1000
+        o.faults.isolateTransferSenderPerMille = 1000
+    }
+
+    @Test func leaseSurvivingTransferIsCaught() {
+        let caught = Self.firstCaught(.leaseSurvivesTransfer, settings: Self.transferSettings)
+        print("lease-survives-transfer:", Self.describe(caught))
+        #expect(caught != nil)
+    }
+
     /// The same sharpened settings without a bug must pass: the catches above are the bugs'.
-    @Test(arguments: 0..<6) func sharpenedSettingsWithoutBugsPass(profile: Int) {
-        let settings = [Self.figure8Settings, Self.voteSettings, Self.readSettings, Self.asyncWriteSettings, Self.followerReadSettings, Self.pauseSettings][profile]
+    @Test(arguments: 0..<7) func sharpenedSettingsWithoutBugsPass(profile: Int) {
+        let settings = [Self.figure8Settings, Self.voteSettings, Self.readSettings, Self.asyncWriteSettings, Self.followerReadSettings, Self.pauseSettings,
+                        Self.transferSettings][profile]
         for seed in UInt64(1)...25 {
             var o = SimulationOptions(seed: seed)
             settings(&o)
