@@ -128,7 +128,11 @@ extension PBFTReplica {
     }
 
     mutating func onFetchState(_ m: FetchState) {
-        guard let own = ownCheckpoints[m.sequence], m.sequence == lowWatermark else { return }
+        // Any checkpoint we computed, stable here or not: the asker holds a 2f+1 proof for it
+        // (perhaps with a vote we never got, a faulty replica's MAC to us being bad) and checks
+        // the state against that digest. Serving only our stable one left it fetching forever.
+        guard let own = ownCheckpoints[m.sequence], m.sequence >= lowWatermark,
+              !config.bugs.contains(.serveOnlyStableCheckpoint) || m.sequence == lowWatermark else { return }
         send(.stateTransfer(StateTransfer(sequence: m.sequence, state: own.state, replica: config.id)), to: m.replica)
     }
 

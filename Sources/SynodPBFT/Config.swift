@@ -21,6 +21,9 @@ public struct PBFTBugs: OptionSet, Sendable, Hashable {
     /// STATUS from a peer changing to a later view alone gets no retransmission of this view's
     /// log: what it missed while cut off never reaches its observer.
     public static let skipRetransmitToLaterView = PBFTBugs(rawValue: 1 << 5)
+    /// FETCH-STATE is answered only for this replica's own stable checkpoint, not for one it
+    /// computed but has not seen 2f+1 votes for.
+    public static let serveOnlyStableCheckpoint = PBFTBugs(rawValue: 1 << 6)
 }
 
 /// What a replica that restarted without its protocol state may have voted for before: every

@@ -282,11 +282,16 @@ extension PBFTReplica {
 
 extension PBFTReplica {
     /// What this replica holds for sequence number `n`, for traces and debugging.
+    /// A state transfer in progress, for diagnosis (it holds execution back).
+    var fetchSummary: String {
+        fetch.map { " fetching \($0.sequence) from \($0.proof.map(\.replica.description).joined(separator: ",")) (attempt \($0.attempt))" } ?? ""
+    }
+
     public func slotSummary(_ n: SequenceNumber) -> String {
-        guard let s = slots[n] else { return "\(n): none" }
+        guard let s = slots[n] else { return "\(n): none\(fetchSummary)" }
         let pp = s.prePrepare.map { "pp \($0.view) \($0.digest)" } ?? "no pp"
         let prepares = s.prepares.values.sorted { $0.replica < $1.replica }.map { "\($0.replica)@\($0.view)/\($0.digest)" }
         let commits = s.commits.values.sorted { $0.replica < $1.replica }.map { "\($0.replica)@\($0.view)/\($0.digest)" }
-        return "\(n): \(pp) prepares[\(prepares.joined(separator: " "))] commits[\(commits.joined(separator: " "))] sentCommit=\(s.sentCommit) cert=\(s.certificate.map { "\($0.prePrepare.view)" } ?? "-")"
+        return "\(n): \(pp) prepares[\(prepares.joined(separator: " "))] commits[\(commits.joined(separator: " "))] sentCommit=\(s.sentCommit) cert=\(s.certificate.map { "\($0.prePrepare.view)" } ?? "-")\(fetchSummary)"
     }
 }

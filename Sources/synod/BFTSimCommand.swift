@@ -12,11 +12,12 @@ extension SimCommand {
         o.clients = clients
         if let meshClients { o.meshClients = meshClients }
         o.recordTrace = trace
+        if faults == "heavy" { o.loneIsolationPerMille = 10 }
         return o
     }
 
     func bftReplayCommand(_ s: UInt64) -> String {
-        "synod sim --mode bft --nodes \(nodes) --byzantine \(byzantine ?? (nodes - 1) / 3) --steps \(steps) --clients \(clients)\(meshClients.map { " --mesh-clients \($0)" } ?? "") --seed \(s) --trace"
+        "synod sim --mode bft --nodes \(nodes) --byzantine \(byzantine ?? (nodes - 1) / 3) --steps \(steps) --clients \(clients)\(meshClients.map { " --mesh-clients \($0)" } ?? "")\(faults == "heavy" ? " --faults heavy" : "") --seed \(s) --trace"
     }
 
     func runBFT() throws {

@@ -244,6 +244,35 @@ struct CheckpointAndViewChangeTests {
         #expect(c.state[3] == c.state[0])
     }
 
+    /// n4 holds 2f+1 CHECKPOINT votes for 4 that the others never collected (each got only
+    /// its own: as when a faulty replica's MACs to them are bad but to n4 good). They must still
+    /// serve the state they computed, or n4 fetches forever and, fetching, executes nothing.
+    /// Found by the BFT simulator (f=1, a forging replica: seed 293).
+    @Test("a lagging replica fetches a checkpoint its certifiers have not seen become stable", arguments: [false, true])
+    func fetchesCheckpointNotYetStableElsewhere(bug: Bool) {
+        var c = Cluster { $0.checkpointInterval = 4; $0.logWindow = 8; $0.inflightBatchesMax = 1; if bug { $0.bugs = .serveOnlyStableCheckpoint } }
+        c.filter = { e in
+            let toL = e.to.replicaID == NodeID(4), fromL = e.from.replicaID == NodeID(4)
+            switch e.message {
+            case .checkpoint: return toL
+            case .fetchState: return fromL
+            case .stateTransfer: return toL
+            default: return !toL && !fromL
+            }
+        }
+        Self.drive(&c, 4)
+        c.tick(40)
+        #expect(c.replicas[0].lastExecuted == SequenceNumber(4))
+        #expect(c.replicas[0].lowWatermark == .zero, "n1 never saw 4 become stable")
+        if bug {
+            #expect(c.replicas[3].isFetchingState && c.replicas[3].stateTransfers == 0)
+        } else {
+            #expect(c.replicas[3].stateTransfers == 1)
+            #expect(c.replicas[3].lastExecuted == SequenceNumber(4))
+            #expect(c.state[3] == c.state[0])
+        }
+    }
+
     @Test("fetched state that does not match the certified digest is refused")
     func corruptStateRefused() {
         var c = Cluster { $0.checkpointInterval = 4; $0.logWindow = 8; $0.inflightBatchesMax = 1 }
