@@ -82,11 +82,17 @@ extension SynodNode {
         var options = LMDBOptions()
         options.unsafeNoSync = configuration.unsafeNoSync
         options.mapSizeBytes = configuration.mapSizeMiB << 20
+        // Before the store opens, and until shutdown: one process per member directory.
+        let lock = try DataDirectoryLock.acquire(configuration.dataDirectory)
         let store = try LMDBStore(directory: configuration.dataDirectory, tables: KVNodeStateMachine.tables, options: options)
         let stateMachine = try KVNodeStateMachine(store: store)
         stateMachine.kv.testingCorruptPuts = configuration.testingCorruptPuts
         let node = try SynodNode(configuration: configuration, store: store, stateMachine: stateMachine, logger: logger)
-        try await node.bind()
+        node.dataLock = lock
+        do { try await node.bind() } catch {
+            lock.release()   // this process may try again (an embedding program), not only a new one
+            throw error
+        }
         node.startThread()
         node.startCorruptionChecks()
         return node

@@ -33,6 +33,8 @@ public final class SynodNode: @unchecked Sendable {
     let clientTLS: NIOSSLContext?
     /// The port clients connect to (resolved when the configuration asked for port 0).
     public private(set) var clientPort: Int = 0
+    /// Held from before the store opened until `shutdown` has stopped the loop.
+    var dataLock: DataDirectoryLock?
     /// Whether this node knows a leader (as of its last metrics publication, at most half a
     /// second old) and its loop still publishes (a loop silent for 3 s counts as unhealthy):
     /// what `/health` reports. Safe from any thread.
@@ -89,6 +91,7 @@ public final class SynodNode: @unchecked Sendable {
         await peers.shutdown()
         try? await group.shutdownGracefully()
         try? await clientGroup.shutdownGracefully()
+        dataLock?.release()
         logger.info("node stopped", metadata: ["id": "\(configuration.id.rawValue)"])
     }
 }
