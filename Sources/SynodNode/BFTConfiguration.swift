@@ -30,6 +30,9 @@ public struct BFTConfiguration: Sendable {
     /// Test only: this replica sends every client a wrong result (a Byzantine replica that
     /// lies to clients); clients must still accept only results f+1 replicas agree on.
     public var testingCorruptReplies: Bool = false
+    /// Tests only: protocol bugs switched on in this replica's core (`PBFTBugs`), to show that
+    /// the real-process tests catch them. Never set in production.
+    public var testingPBFTBugs: PBFTBugs = []
     /// Set by `BFTNode.start` from the directory's promise record when the replica restarts.
     var amnesia: PBFTAmnesia?
 

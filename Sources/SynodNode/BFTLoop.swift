@@ -77,6 +77,7 @@ final class BFTLoop: @unchecked Sendable {
         config.inflightBatchesMax = configuration.inflightBatchesMax
         config.pendingRequestsMax = 8192
         config.viewChangeTimeoutTicks = configuration.viewChangeTimeoutTicks
+        config.bugs = configuration.testingPBFTBugs
         config.viewChangeTimeoutTicksMax = configuration.viewChangeTimeoutTicks * 16
         config.futureMessagesMax = 8192
         config.futureBytesMax = 64 << 20

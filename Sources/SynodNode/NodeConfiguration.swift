@@ -102,6 +102,9 @@ public struct NodeConfiguration: Sendable {
     /// Tests only: classic Raft bugs switched on in this node's core (`RaftBugs`), to show that
     /// the real-process tests catch them. Never set in production: each one breaks safety.
     public var testingRaftBugs: RaftBugs = []
+    /// Tests only: the SHA-256 this node announces for a streamed backup has one byte flipped,
+    /// as if the bytes had changed on the way: `synod snapshot save` must refuse them.
+    public var testingDamageBackups: Bool = false
     /// Join an existing cluster instead of bootstrapping a new one: start with no membership and
     /// wait for the leader (after `synod member add`) to send the log.
     public var join: Bool = false

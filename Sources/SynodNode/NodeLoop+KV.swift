@@ -349,6 +349,7 @@ extension NodeLoop {
     /// large state must not stall the node for the seconds it takes.
     func streamSnapshot(_ id: UInt64, _ c: ClientConnection) {
         let store = self.store
+        let damage = configuration.testingDamageBackups
         readForClient("backup", id, c) {
             do {
                 let (manifest, chunks) = try KVNodeStateMachine.readSnapshot(store, chunkBytesMax: 1 << 20)
@@ -359,7 +360,9 @@ extension NodeLoop {
                 var header = ByteWriter()
                 header.u64(manifest.appliedIndex.rawValue)
                 header.u64(UInt64(bitPattern: revision))
-                header.raw(digest.finalize())
+                var announced = digest.finalize()
+                if damage { announced[0] ^= 0x01 }
+                header.raw(announced)
                 c.send([ClientResponse(id: id, status: .ok, body: header.bytes)]
                        + encoded.map { ClientResponse(id: id, status: .snapshotChunk, body: $0) })
             } catch {

@@ -24,6 +24,17 @@ public struct PBFTBugs: OptionSet, Sendable, Hashable {
     /// FETCH-STATE is answered only for this replica's own stable checkpoint, not for one it
     /// computed but has not seen 2f+1 votes for.
     public static let serveOnlyStableCheckpoint = PBFTBugs(rawValue: 1 << 6)
+
+    /// Names for `synod serve --mode bft --testing-pbft-bug` (real-process tests).
+    public static let all: [(String, PBFTBugs)] = [
+        ("quorum-of-2f", .quorumOfTwoF),
+        ("skip-prepare-digest-check", .skipPrepareDigestCheck),
+        ("drop-prepared-in-new-view", .dropPreparedInNewView),
+        ("skip-view-change-signature-check", .skipViewChangeSignatureCheck),
+        ("ignore-older-views", .ignoreOlderViews),
+        ("skip-retransmit-to-later-view", .skipRetransmitToLaterView),
+        ("serve-only-stable-checkpoint", .serveOnlyStableCheckpoint),
+    ]
 }
 
 /// What a replica that restarted without its protocol state may have voted for before: every

@@ -5,6 +5,7 @@ import Logging
 import SynodCore
 import SynodLMDB
 import SynodNode
+import SynodPBFT
 import SynodRaft
 import SynodTransport
 
@@ -49,6 +50,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("testing-raft-bug"), help: .hidden) var testingRaftBugs: [String] = []
     @Flag(name: .customLong("testing-unconfirmed-keepalives"), help: .hidden) var testingUnconfirmedKeepAlives = false
     @Option(name: .customLong("testing-stall-file"), help: .hidden) var testingStallFile: String?
+    @Flag(name: .customLong("testing-damage-backups"), help: .hidden) var testingDamageBackups = false
+    @Option(name: .customLong("testing-pbft-bug"), help: .hidden) var testingPBFTBugs: [String] = []
 
     /// `--peers` and `--listen-client`, parsed (both modes).
     func addresses() throws -> (peers: [(NodeID, HostPort)], client: HostPort) {
@@ -73,6 +76,12 @@ struct ServeCommand: AsyncParsableCommand {
         c.mapSizeMiB = mapSizeMb
         c.checkpointInterval = checkpointInterval
         c.testingCorruptReplies = testingCorruptReplies
+        for name in testingPBFTBugs {
+            guard let bug = PBFTBugs.all.first(where: { $0.0 == name }) else {
+                throw ValidationError("--testing-pbft-bug must be one of \(PBFTBugs.all.map(\.0).joined(separator: ", "))")
+            }
+            c.testingPBFTBugs.insert(bug.1)
+        }
         do { try c.validate() } catch { throw ValidationError("\(error)") }
         return c
     }
@@ -107,6 +116,7 @@ struct ServeCommand: AsyncParsableCommand {
         c.testingCorruptPuts = testingCorruptPuts
         c.testingUnconfirmedKeepAlives = testingUnconfirmedKeepAlives
         c.testingStallFile = testingStallFile
+        c.testingDamageBackups = testingDamageBackups
         for name in testingRaftBugs {
             guard let bug = RaftBugs.all.first(where: { $0.0 == name }) else {
                 throw ValidationError("--testing-raft-bug must be one of \(RaftBugs.all.map(\.0).joined(separator: ", "))")

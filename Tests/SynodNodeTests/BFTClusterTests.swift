@@ -24,8 +24,8 @@ func executed(_ cluster: Cluster, _ n: Int) -> UInt64? {
 }
 
 /// `proxied`: every peer link runs through a `LinkProxy` (`Cluster.proxyEveryLink`).
-func bftCluster(extraArgs: [String] = [], corrupt: Set<Int> = [], proxied: Bool = false) throws -> Cluster {
-    try Cluster(size: 4, extraArgs: ["--mode", "bft", "--checkpoint-interval", "8"] + extraArgs,
+func bftCluster(extraArgs: [String] = [], corrupt: Set<Int> = [], proxied: Bool = false, checkpointInterval: Int = 8) throws -> Cluster {
+    try Cluster(size: 4, extraArgs: ["--mode", "bft", "--checkpoint-interval", "\(checkpointInterval)"] + extraArgs,
                 nodeArgs: { n in [] }) { c in
         if proxied { try c.proxyEveryLink() }
         let (status, _, err) = try runSynod(["bft", "keygen", "--replicas", "4", "--clients", "8", "--out", c.directory + "/keys"])

@@ -207,6 +207,23 @@ struct BackupTests {
         #expect(badErr.contains("not a valid snapshot"))
     }
 
+    /// The streamed bytes must hash to what the node announced: a node that announces another
+    /// digest (`--testing-damage-backups`, as if the stream changed on the way) gets no file
+    /// written. Without the client's check this save would succeed.
+    @Test("snapshot save refuses a stream whose bytes differ from the digest the node announced, and writes nothing")
+    func damagedStreamRefused() async throws {
+        let cluster = try Cluster(size: 1, extraArgs: ["--testing-damage-backups"])
+        let client = cluster.client()
+        defer { Task { await client.close() } }
+        for i in 0..<20 { try await client.put(b("backup-\(i)"), b("\(i)")) }
+        let file = NSTemporaryDirectory() + "synod-damaged-\(getpid()).snap"
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let (saved, _, err) = try runSynod(["--endpoints", cluster.endpointsText, "snapshot", "save", file])
+        #expect(saved == 1, "\(err)")
+        #expect(err.contains("snapshot stream damaged"), "\(err)")
+        #expect(!FileManager.default.fileExists(atPath: file))
+    }
+
     @Test("snapshot restore starts a new cluster with the saved keys, revisions and history, and refuses a used directory")
     func snapshotRestore() async throws {
         let file = NSTemporaryDirectory() + "synod-restore-\(getpid()).snap"
