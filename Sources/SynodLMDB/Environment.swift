@@ -231,6 +231,17 @@ public final class LMDBEnvironment: @unchecked Sendable {
         }
     }
 
+    /// Writes a compacted copy of the environment (free pages left out, the live ones packed in
+    /// order: LMDB's `MDB_CP_COMPACT`) to the new file `path`, fsynced. Readers may run meanwhile;
+    /// it is one consistent read view. The file must not exist.
+    public func copyCompacted(toFile path: String) throws(LMDBError) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw LMDBError(code: errno, operation: "open \(path)") }
+        defer { close(fd) }
+        try LMDBError.check(mdb_env_copyfd2(env, fd, UInt32(MDB_CP_COMPACT)), "mdb_env_copyfd2 \(path)")
+        guard fsync(fd) == 0 else { throw LMDBError(code: errno, operation: "fsync \(path)") }
+    }
+
     /// Flushes to disk (meaningful only with `unsafeNoSync`).
     public func sync() throws(LMDBError) {
         try LMDBError.check(mdb_env_sync(env, 1), "mdb_env_sync")

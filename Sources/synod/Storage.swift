@@ -2,13 +2,14 @@ import ArgumentParser
 import Foundation
 import SynodCore
 import SynodLMDB
+import SynodNode
 
 /// `synod storage ...`: inspect and exercise a node's LMDB store.
 struct StorageCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "storage",
-        abstract: "Inspect or self-check a node's LMDB store.",
-        subcommands: [StorageCheck.self, StorageSelfCheck.self, CrashWriter.self]
+        abstract: "Inspect, compact or self-check a node's LMDB store.",
+        subcommands: [StorageCheck.self, StorageCompact.self, StorageSelfCheck.self, CrashWriter.self]
     )
 }
 
@@ -48,6 +49,30 @@ struct StorageCheck: ParsableCommand {
             print("ok")
         } catch {
             throw failStore(error)
+        }
+    }
+}
+
+/// `synod storage compact`: etcd's defragment, offline (`OfflineCompaction`).
+struct StorageCompact: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compact",
+        abstract: "Shrink a stopped node's data.mdb to the pages it uses (etcd's defrag; the node must not be running).",
+        discussion: "LMDB reuses freed pages but never returns them to the filesystem. This writes a compacted copy beside data.mdb, checks it opens, and renames it over the original. Refused while a node holds the directory."
+    )
+
+    @Option(name: .long, help: "The node's data directory.")
+    var data: String
+
+    func run() throws {
+        do {
+            let r = try OfflineCompaction.compact(directory: data)
+            print("compacted \(data)/data.mdb: \(r.bytesBefore) -> \(r.bytesAfter) bytes (\(r.bytesBefore >> 20) -> \(r.bytesAfter >> 20) MiB)")
+        } catch let e as StoreError {
+            throw failStore(e)
+        } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw ExitCode(1)
         }
     }
 }

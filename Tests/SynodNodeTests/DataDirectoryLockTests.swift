@@ -1,5 +1,6 @@
 import Foundation
 import SynodClient
+import SynodStateMachine
 import SynodTestSupport
 import SynodTransport
 import Testing
@@ -8,7 +9,7 @@ extension RealProcessTests {
 /// One process per member directory (`DataDirectoryLock`). Before it, a second `synod serve`
 /// on a running node's directory started and both acted as the same member (checked by hand on
 /// the tenth session's build: both processes ran, the second logged "node started").
-@Suite("Data directory lock")
+@Suite("Data directory: lock and offline compaction")
 struct DataDirectoryLockTests {
     /// Runs `synod` with `arguments`, killing it after `seconds` if it has not exited: a second
     /// serve that is not refused would otherwise run forever. Returns (exit status or nil when
@@ -50,6 +51,43 @@ struct DataDirectoryLockTests {
         let after = cluster.client()
         defer { Task { await after.close() } }
         #expect(try await after.get(b("k")).map { s($0.value) } == "v2")
+    }
+
+    /// etcd's defragment, offline: after deletes and a history compaction the file keeps its
+    /// size; `synod storage compact` shrinks it, is refused while the node runs, and the node
+    /// restarts on the compacted file with its data and revision.
+    @Test("storage compact shrinks a stopped node's data.mdb, is refused while it runs, and the node restarts with its data")
+    func offlineCompaction() async throws {
+        let cluster = try Cluster(size: 1)
+        let client = cluster.client()
+        defer { Task { await client.close() } }
+        let value = [UInt8](repeating: 0x78, count: 4000)
+        for i in 0..<300 { try await client.put(b("big-\(i)"), value) }
+        _ = try await client.deleteRange(from: b("big-"), to: KeyRange.prefixEnd(b("big-")))
+        try await client.put(b("keep"), b("yes"))
+        let revision = try #require(try await client.get(b("keep"))).modRevision
+        _ = try await client.compact(revision: revision)
+        let dir = cluster.dataDirectory(1)
+        let (running, _, runningErr) = try runSynod(["storage", "compact", "--data", dir])
+        #expect(running == 1 && runningErr.contains("is in use by another synod process"), "\(runningErr)")
+        cluster.kill(1)
+        let before = try #require(try FileManager.default.attributesOfItem(atPath: dir + "/data.mdb")[.size] as? NSNumber).int64Value
+        let (status, out, err) = try runSynod(["storage", "compact", "--data", dir])
+        #expect(status == 0, "\(err)")
+        let after = try #require(try FileManager.default.attributesOfItem(atPath: dir + "/data.mdb")[.size] as? NSNumber).int64Value
+        #expect(after < before * 3 / 4, "\(before) -> \(after): \(out)")
+        #expect(out.contains("compacted"))
+        #expect(!FileManager.default.fileExists(atPath: dir + "/data.mdb.compact"))
+        try cluster.start(1)
+        let again = cluster.client()
+        defer { Task { await again.close() } }
+        let kept = try #require(try await again.get(b("keep")))
+        #expect(s(kept.value) == "yes" && kept.modRevision == revision)
+        #expect(try await again.get(b("big-1")) == nil)
+        try await again.put(b("after"), b("ok"))
+        // Nothing to compact in a directory without a store.
+        let (missing, _, missingErr) = try runSynod(["storage", "compact", "--data", cluster.directory + "/none"])
+        #expect(missing == 1 && !missingErr.isEmpty)
     }
 }
 }

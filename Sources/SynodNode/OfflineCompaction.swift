@@ -1,0 +1,80 @@
+import Foundation
+import SynodCore
+import SynodLMDB
+
+/// Shrinks a stopped node's `data.mdb` (`synod storage compact`, etcd's defragment).
+///
+/// LMDB reuses the pages that deletes, history compaction and log compaction free, but never
+/// gives them back to the filesystem: after a burst of data the file stays as large as it
+/// grew. This writes a compacted copy (`LMDBEnvironment.copyCompacted`) beside it, fsyncs it,
+/// renames it over `data.mdb` and fsyncs the directory — a crash at any point leaves either the
+/// old file or the new one, and at worst a stale `data.mdb.compact` that the next run removes.
+///
+/// The node must be stopped: this takes the data directory's lock (`DataDirectoryLock`) and
+/// fails with `DataDirectoryInUse` while a node holds it.
+public enum OfflineCompaction {
+    public struct Result: Sendable {
+        /// `data.mdb`'s size before and after, in bytes.
+        public let bytesBefore: Int64
+        public let bytesAfter: Int64
+    }
+
+    public static func compact(directory: String) throws -> Result {
+        let data = directory + "/data.mdb"
+        guard FileManager.default.fileExists(atPath: data) else { throw StoreError.noStore(path: directory) }
+        let lock = try DataDirectoryLock.acquire(directory)
+        defer { lock.release() }
+        let copy = data + ".compact"
+        if FileManager.default.fileExists(atPath: copy) { try FileManager.default.removeItem(atPath: copy) }
+        let before = try size(data)
+        if let failure = writeCopy(of: directory, to: copy) {
+            try? FileManager.default.removeItem(atPath: copy)
+            throw StoreError(failure)
+        }
+        // The copy must open as a Synod store before it replaces anything.
+        try verify(copy: copy, in: directory)
+        guard rename(copy, data) == 0 else {
+            throw StoreError.system(operation: "rename", path: copy, errno: errno, message: String(cString: strerror(errno)))
+        }
+        let dfd = open(directory, O_RDONLY | O_CLOEXEC)
+        if dfd >= 0 { _ = fsync(dfd); close(dfd) }
+        return Result(bytesBefore: before, bytesAfter: try size(data))
+    }
+
+    /// The environment is opened, copied and closed here, before the rename (its map is the old file).
+    static func writeCopy(of directory: String, to copy: String) -> LMDBError? {
+        do throws(LMDBError) {
+            let environment = try LMDBEnvironment(directory: directory, options: LMDBOptions())
+            try environment.copyCompacted(toFile: copy)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    /// Opens the copy alone in a scratch directory (LMDB opens `data.mdb` by name) and reads its
+    /// hard state, format and membership; removes the scratch directory either way.
+    static func verify(copy: String, in directory: String) throws {
+        let scratch = directory + "/compact-check"
+        try? FileManager.default.removeItem(atPath: scratch)
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        guard link(copy, scratch + "/data.mdb") == 0 else {
+            throw StoreError.system(operation: "link", path: copy, errno: errno, message: String(cString: strerror(errno)))
+        }
+        do {
+            let store = try LMDBStore(directory: scratch, tables: KVNodeStateMachine.tables, create: false)
+            _ = try store.hardState()
+            _ = try store.membership()
+            _ = try store.lastIndex()
+        } catch {
+            try? FileManager.default.removeItem(atPath: copy)
+            throw error
+        }
+    }
+
+    static func size(_ path: String) throws -> Int64 {
+        let attributes = try FileManager.default.attributesOfItem(atPath: path)
+        return (attributes[.size] as? NSNumber)?.int64Value ?? 0
+    }
+}
