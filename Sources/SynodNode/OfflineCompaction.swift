@@ -22,6 +22,11 @@ public enum OfflineCompaction {
     public static func compact(directory: String) throws -> Result {
         let data = directory + "/data.mdb"
         guard FileManager.default.fileExists(atPath: data) else { throw StoreError.noStore(path: directory) }
+        // A BFT replica's store is a working copy its restart throws away (`BFTPromises`), and
+        // its lock is another file: nothing to gain, and no lock of ours to keep it safe.
+        guard !FileManager.default.fileExists(atPath: directory + "/" + BFTPromises.marker) else {
+            throw StoreError.invalidArgument("\(directory) is a BFT replica's directory: its store is rebuilt by state transfer at every restart, so there is nothing to compact")
+        }
         let lock = try DataDirectoryLock.acquire(directory)
         defer { lock.release() }
         let copy = data + ".compact"

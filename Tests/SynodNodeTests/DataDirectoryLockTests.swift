@@ -88,6 +88,12 @@ struct DataDirectoryLockTests {
         // Nothing to compact in a directory without a store.
         let (missing, _, missingErr) = try runSynod(["storage", "compact", "--data", cluster.directory + "/none"])
         #expect(missing == 1 && !missingErr.isEmpty)
+        // Nor in a BFT replica's, whose store is rebuilt at every restart.
+        let bft = cluster.directory + "/bft"
+        try FileManager.default.createDirectory(atPath: bft, withIntermediateDirectories: true)
+        for name in ["BFT_REPLICA", "data.mdb"] { _ = FileManager.default.createFile(atPath: bft + "/" + name, contents: Data()) }
+        let (bftStatus, _, bftErr) = try runSynod(["storage", "compact", "--data", bft])
+        #expect(bftStatus == 1 && bftErr.contains("BFT replica"), "\(bftErr)")
     }
 }
 }
