@@ -30,11 +30,15 @@ public final class BFTNode: @unchecked Sendable {
     let loop: BFTLoop
     let stopped = StopLatch()
     public private(set) var clientPort: Int = 0
+    /// Held from before the directory was prepared until `shutdown` has stopped the loop.
+    var dataLock: DataDirectoryLock?
 
     /// Starts a replica: empties its working directory, binds its ports, starts its loop.
     public static func start(_ configuration: BFTConfiguration, logger: Logger = Logger(label: "synod-bft")) async throws -> BFTNode {
         try configuration.validate()
         var configuration = configuration
+        // Before the directory is touched, and until shutdown: one replica per directory.
+        let lock = try DataDirectoryLock.acquire(configuration.dataDirectory, fileName: BFTPromises.lockFile)
         configuration.amnesia = try BFTPromises.prepareDirectory(configuration.dataDirectory)
         if let a = configuration.amnesia {
             logger.notice("restarted without protocol state: voting again from the next view, and in view changes once past the sequence numbers it may have voted on (if every replica restarted, the cluster's data is gone: start them all on empty directories)",
@@ -45,7 +49,11 @@ public final class BFTNode: @unchecked Sendable {
         options.mapSizeBytes = configuration.mapSizeMiB << 20
         let store = try LMDBStore(directory: configuration.dataDirectory, tables: KVNodeStateMachine.tables, options: options)
         let node = try BFTNode(configuration: configuration, store: store, logger: logger)
-        try await node.bind()
+        node.dataLock = lock
+        do { try await node.bind() } catch {
+            lock.release()
+            throw error
+        }
         node.startThread()
         return node
     }
@@ -84,6 +92,7 @@ public final class BFTNode: @unchecked Sendable {
         await peers.shutdown()
         try? await group.shutdownGracefully()
         try? await clientGroup.shutdownGracefully()
+        dataLock?.release()
         logger.info("BFT replica stopped", metadata: ["id": "\(configuration.id.rawValue)"])
     }
 }

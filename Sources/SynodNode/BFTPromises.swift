@@ -14,17 +14,19 @@ import SynodPBFT
 /// directory it did not create).
 enum BFTPromises {
     static let marker = "BFT_REPLICA"
+    /// Locked (`DataDirectoryLock`) while a replica runs: a second replica started on the
+    /// directory would empty the first one's working copy and vote with the same keys.
+    static let lockFile = "BFT_LOCK"
     static let file = "BFT_PROMISES"
     static let magic = Array("SYNODBFT".utf8)
 
     /// Makes `directory` ready for a replica: creates it, or empties the working copy of a
     /// replica that ran there before (returning what it may have voted for). A directory holding
-    /// anything else is refused, never emptied.
+    /// anything else is refused, never emptied. The caller holds the directory's `lockFile`.
     static func prepareDirectory(_ directory: String) throws -> PBFTAmnesia? {
         let fm = FileManager.default
         try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let names = try fm.contentsOfDirectory(atPath: directory).filter { $0 != "BFT_LOCK" }
-        try lock(directory)
+        let names = try fm.contentsOfDirectory(atPath: directory).filter { $0 != lockFile }
         if names.isEmpty {
             try write(sequence: .zero, view: .zero, in: directory)
             try Data().write(to: URL(fileURLWithPath: directory + "/" + marker))
@@ -75,17 +77,5 @@ enum BFTPromises {
         guard dfd >= 0 else { throw StoreError.system(operation: "open", path: directory, errno: errno, message: String(cString: strerror(errno))) }
         defer { close(dfd) }
         guard fsync(dfd) == 0 else { throw StoreError.system(operation: "fsync", path: directory, errno: errno, message: String(cString: strerror(errno))) }
-    }
-
-    /// Holds an exclusive lock on the directory for the life of the process: a second replica
-    /// started on it would empty the first one's working copy and vote with the same keys.
-    static func lock(_ directory: String) throws {
-        let fd = open(directory + "/BFT_LOCK", O_RDWR | O_CREAT, 0o600)
-        guard fd >= 0 else { throw StoreError.system(operation: "open", path: directory + "/BFT_LOCK", errno: errno, message: String(cString: strerror(errno))) }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            close(fd)
-            throw ConfigurationError.invalid("another replica is running on \(directory)")
-        }
-        // Deliberately never closed: the lock lasts as long as the process.
     }
 }

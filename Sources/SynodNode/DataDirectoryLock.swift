@@ -8,7 +8,7 @@ import SynodCore
 /// on the same directory — a supervisor restarting a node whose old process still runs, two
 /// containers given one volume — started, and two processes acted as one member, each from its
 /// own memory: two votes in one term, promises made twice. (etcd locks its WAL files for the
-/// same reason; BFT replicas hold `BFTPromises`' lock.)
+/// same reason.) BFT replicas hold the same kind of lock on `BFT_LOCK`.
 ///
 /// `flock` on `synod.lock` in the directory: released when the descriptor closes, so a crashed
 /// process never leaves it held. The holder's pid is written into the file for the error a
@@ -22,7 +22,8 @@ final class DataDirectoryLock: @unchecked Sendable {
     private init(fd: Int32) { self.fd = fd }
 
     /// Takes the lock (creating the directory if missing), or throws `DataDirectoryInUse`.
-    static func acquire(_ directory: String) throws -> DataDirectoryLock {
+    /// BFT replicas lock `BFTPromises.lockFile` instead (the name their directories had).
+    static func acquire(_ directory: String, fileName: String = DataDirectoryLock.fileName) throws -> DataDirectoryLock {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let path = directory + "/" + fileName
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)

@@ -53,6 +53,22 @@ struct DataDirectoryLockTests {
         #expect(try await after.get(b("k")).map { s($0.value) } == "v2")
     }
 
+    /// BFT replicas take the same lock (on `BFT_LOCK`): a second replica would empty the first
+    /// one's working copy and vote with its keys.
+    @Test("a second BFT replica on a running replica's directory is refused, naming the holder")
+    func secondBFTReplicaRefused() async throws {
+        let cluster = try bftCluster()
+        let holder = cluster.processes[1]!.processIdentifier
+        let own = LoopbackPorts.freeBase(count: 2)
+        let peers = (["1=127.0.0.1:\(own)"] + (2...4).map { "\($0)=127.0.0.1:\(cluster.peerPort($0))" }).joined(separator: ",")
+        _ = try await eventually { statusField(cluster, 1, "role") != nil }
+        let (status, stderr) = try Self.runBounded(["serve", "--mode", "bft", "--id", "1", "--keys", cluster.directory + "/keys/replica-1.key",
+                                                    "--data", cluster.dataDirectory(1), "--peers", peers, "--listen-client", "127.0.0.1:\(own + 1)"], seconds: 10)
+        #expect(status != nil && status != 0, "the second replica was not refused: \(stderr)")
+        #expect(stderr.contains("is in use by another synod process (pid \(holder))"), "stderr: \(stderr)")
+        #expect(FileManager.default.fileExists(atPath: cluster.dataDirectory(1) + "/data.mdb"), "the running replica's working copy was emptied")
+    }
+
     /// etcd's defragment, offline: after deletes and a history compaction the file keeps its
     /// size; `synod storage compact` shrinks it, is refused while the node runs, and the node
     /// restarts on the compacted file with its data and revision.
