@@ -87,6 +87,7 @@ extension SynodNode {
         let store = try LMDBStore(directory: configuration.dataDirectory, tables: KVNodeStateMachine.tables, options: options)
         let stateMachine = try KVNodeStateMachine(store: store)
         stateMachine.kv.testingCorruptPuts = configuration.testingCorruptPuts
+        stateMachine.kv.testingApplyRetriesAgain = configuration.testingApplyRetriesAgain
         let node = try SynodNode(configuration: configuration, store: store, stateMachine: stateMachine, logger: logger)
         node.dataLock = lock
         do { try await node.bind() } catch {

@@ -105,6 +105,9 @@ public struct NodeConfiguration: Sendable {
     /// Tests only: the SHA-256 this node announces for a streamed backup has one byte flipped,
     /// as if the bytes had changed on the way: `synod snapshot save` must refuse them.
     public var testingDamageBackups: Bool = false
+    /// Tests only: the state machine applies a retried command again instead of answering it
+    /// from the client's session (`KVStateMachine.testingApplyRetriesAgain`).
+    public var testingApplyRetriesAgain: Bool = false
     /// Join an existing cluster instead of bootstrapping a new one: start with no membership and
     /// wait for the leader (after `synod member add`) to send the log.
     public var join: Bool = false

@@ -61,6 +61,10 @@ public final class KVStateMachine {
     /// Test-only: puts store their value with the last byte flipped — a replica that diverges,
     /// which `synod hashkv` must report (`HashKVTests`). Never set outside tests.
     public var testingCorruptPuts = false
+    /// Test-only: a command retried under the same session sequence number is applied again
+    /// instead of answered from the session record — the double apply `ExactlyOnceTests` must
+    /// catch. Never set outside tests.
+    public var testingApplyRetriesAgain = false
 
     /// Opens the state machine over `store`, loading its revision counters.
     /// Throws `StoreError.invalidArgument` if the store lacks one of `KVStateMachine.tables`.
@@ -136,7 +140,8 @@ public final class KVStateMachine {
             return AppliedEntry(index: entry.index, response: .failure(.malformedCommand("\(error)")), events: [])
         }
         let stored = try envelope.session.map { try ctx.session($0.clientID) } ?? nil
-        if let session = envelope.session, let answer = try ctx.sessionAnswer(session, stored: stored) {
+        let retriedAgain = testingApplyRetriesAgain && stored?.sequence == envelope.session?.sequence
+        if let session = envelope.session, !retriedAgain, let answer = try ctx.sessionAnswer(session, stored: stored) {
             return AppliedEntry(index: entry.index, response: answer, events: [])
         }
         ctx.beginCommand()

@@ -51,6 +51,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(name: .customLong("testing-unconfirmed-keepalives"), help: .hidden) var testingUnconfirmedKeepAlives = false
     @Option(name: .customLong("testing-stall-file"), help: .hidden) var testingStallFile: String?
     @Flag(name: .customLong("testing-damage-backups"), help: .hidden) var testingDamageBackups = false
+    @Flag(name: .customLong("testing-apply-retries-again"), help: .hidden) var testingApplyRetriesAgain = false
     @Option(name: .customLong("testing-pbft-bug"), help: .hidden) var testingPBFTBugs: [String] = []
 
     /// `--peers` and `--listen-client`, parsed (both modes).
@@ -117,6 +118,7 @@ struct ServeCommand: AsyncParsableCommand {
         c.testingUnconfirmedKeepAlives = testingUnconfirmedKeepAlives
         c.testingStallFile = testingStallFile
         c.testingDamageBackups = testingDamageBackups
+        c.testingApplyRetriesAgain = testingApplyRetriesAgain
         for name in testingRaftBugs {
             guard let bug = RaftBugs.all.first(where: { $0.0 == name }) else {
                 throw ValidationError("--testing-raft-bug must be one of \(RaftBugs.all.map(\.0).joined(separator: ", "))")
