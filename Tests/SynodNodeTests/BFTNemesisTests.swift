@@ -195,10 +195,7 @@ struct BFTNemesisTests {
         #expect(alone, "replica \(lone) never changed views alone")
         // A long partition loses what was in flight (TCP gives up on the connections): the
         // proxies' held bytes go with a reset, the nodes dial again, and only then does it heal.
-        for p in cluster.proxies {
-            let ends = cluster.peerEnds(of: p)
-            if ends.0 == lone || ends.1 == lone { p.resetConnections() }
-        }
+        PartitionTests.resetLinks(cluster, of: lone)
         PartitionTests.healAll(cluster)
         func revisions() -> [String] { (1...4).map { statusField(cluster, $0, "revision") ?? "?" } }
         let caughtUp = try await eventually(tries: 50) { Set(revisions()).count == 1 }
