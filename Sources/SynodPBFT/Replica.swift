@@ -281,12 +281,12 @@ extension PBFTReplica {
 }
 
 extension PBFTReplica {
-    /// What this replica holds for sequence number `n`, for traces and debugging.
     /// A state transfer in progress, for diagnosis (it holds execution back).
     var fetchSummary: String {
         fetch.map { " fetching \($0.sequence) from \($0.proof.map(\.replica.description).joined(separator: ",")) (attempt \($0.attempt))" } ?? ""
     }
 
+    /// What this replica holds for sequence number `n`, for traces and debugging.
     public func slotSummary(_ n: SequenceNumber) -> String {
         guard let s = slots[n] else { return "\(n): none\(fetchSummary)" }
         let pp = s.prePrepare.map { "pp \($0.view) \($0.digest)" } ?? "no pp"
