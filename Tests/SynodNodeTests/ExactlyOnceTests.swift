@@ -37,6 +37,7 @@ struct ExactlyOnceTests {
         let client = SynodClient(configuration)
         try await client.put(b("warmup"), b("1"))
         let stop = StopFlag()
+        defer { stop.set() }   // on any throw too: the resetter holds the cluster, whose deinit stops the nodes
         let resetter = Task.detached { () -> Int in
             var resets = 0
             while !stop.isSet {
