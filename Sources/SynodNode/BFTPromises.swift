@@ -30,7 +30,7 @@ enum BFTPromises {
         if names.isEmpty {
             try write(sequence: .zero, view: .zero, in: directory)
             try Data().write(to: URL(fileURLWithPath: directory + "/" + marker))
-            try syncDirectory(directory)
+            try DurableFile.syncDirectory(directory)
             return nil
         }
         guard names.contains(marker) else {
@@ -52,30 +52,12 @@ enum BFTPromises {
         return (SequenceNumber(s), View(v))
     }
 
-    /// Writes the record durably: a temporary file, fsync, rename over the old one, fsync the
-    /// directory.
+    /// Writes the record durably (`DurableFile.replace`): the caller sends votes only after this.
     static func write(sequence: SequenceNumber, view: View, in directory: String) throws {
         var w = ByteWriter(capacity: 24)
         w.raw(magic)
         w.u64(sequence.rawValue)
         w.u64(view.rawValue)
-        let tmp = directory + "/" + file + ".tmp"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        guard fd >= 0 else { throw StoreError.system(operation: "open", path: tmp, errno: errno, message: String(cString: strerror(errno))) }
-        let ok = w.bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) } == w.bytes.count && fsync(fd) == 0
-        close(fd)
-        guard ok, rename(tmp, directory + "/" + file) == 0 else {
-            throw StoreError.system(operation: "write", path: directory + "/" + file, errno: errno, message: String(cString: strerror(errno)))
-        }
-        try syncDirectory(directory)
-    }
-
-    /// Makes a rename or a new file in `directory` durable; an error is thrown, not ignored (the
-    /// caller sends votes only after this).
-    static func syncDirectory(_ directory: String) throws {
-        let dfd = open(directory, O_RDONLY)
-        guard dfd >= 0 else { throw StoreError.system(operation: "open", path: directory, errno: errno, message: String(cString: strerror(errno))) }
-        defer { close(dfd) }
-        guard fsync(dfd) == 0 else { throw StoreError.system(operation: "fsync", path: directory, errno: errno, message: String(cString: strerror(errno))) }
+        try DurableFile.replace(directory + "/" + file, with: w.bytes, mode: 0o600)
     }
 }

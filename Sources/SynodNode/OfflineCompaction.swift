@@ -39,10 +39,9 @@ public enum OfflineCompaction {
         // The copy must open as a Synod store before it replaces anything.
         try verify(copy: copy, in: directory)
         guard rename(copy, data) == 0 else {
-            throw StoreError.system(operation: "rename", path: copy, errno: errno, message: String(cString: strerror(errno)))
+            throw DurableFile.failure("rename", copy)
         }
-        let dfd = open(directory, O_RDONLY | O_CLOEXEC)
-        if dfd >= 0 { _ = fsync(dfd); close(dfd) }
+        try DurableFile.syncDirectory(directory)
         return Result(bytesBefore: before, bytesAfter: try size(data))
     }
 
@@ -65,7 +64,7 @@ public enum OfflineCompaction {
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: false)
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         guard link(copy, scratch + "/data.mdb") == 0 else {
-            throw StoreError.system(operation: "link", path: copy, errno: errno, message: String(cString: strerror(errno)))
+            throw DurableFile.failure("link", copy)
         }
         do {
             let store = try LMDBStore(directory: scratch, tables: KVNodeStateMachine.tables, create: false)

@@ -18,36 +18,14 @@ struct SnapshotCommand: AsyncParsableCommand {
         func run() async throws {
             let snapshot = try await withClient(globals) { try await $0.snapshot() }
             let bytes = snapshot.encode()
-            do { try SnapshotCommand.writeDurably(bytes, to: file) } catch { throw fail("cannot write \(file): \(error)", status: 1) }
+            // Named only once whole and on disk, as etcdctl does (`DurableFile`).
+            do { try DurableFile.replace(file, with: bytes) } catch { throw fail("cannot write \(file): \(error)", status: 1) }
             if globals.output == .json {
                 print(JSON.object([("file", JSON.string(file)), ("bytes", "\(bytes.count)"), ("revision", "\(snapshot.revision)"), ("applied_index", "\(snapshot.appliedIndex.rawValue)")]))
             } else {
                 print("snapshot saved to \(file): \(bytes.count) bytes, revision \(snapshot.revision), applied index \(snapshot.appliedIndex.rawValue)")
             }
         }
-    }
-
-    /// Names the file only once it is whole and on disk (as etcdctl does): written to
-    /// `FILE.part`, fsynced, renamed, and the directory fsynced. A crash or a full disk never
-    /// leaves a truncated backup under the name given.
-    static func writeDurably(_ bytes: [UInt8], to file: String) throws {
-        struct WriteError: Error, CustomStringConvertible { let description: String }
-        func failure(_ what: String) -> WriteError { WriteError(description: "\(what): \(String(cString: strerror(errno)))") }
-        let part = file + ".part"
-        let fd = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw failure("open \(part)") }
-        var written = 0
-        while written < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, bytes.count - written) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { let e = failure("write \(part)"); close(fd); unlink(part); throw e }
-            written += n
-        }
-        guard fsync(fd) == 0 else { let e = failure("fsync \(part)"); close(fd); unlink(part); throw e }
-        close(fd)
-        guard rename(part, file) == 0 else { let e = failure("rename \(part)"); unlink(part); throw e }
-        let dir = open((file as NSString).deletingLastPathComponent.isEmpty ? "." : (file as NSString).deletingLastPathComponent, O_RDONLY | O_CLOEXEC)
-        if dir >= 0 { _ = fsync(dir); close(dir) }
     }
 
     struct Status: ParsableCommand {
