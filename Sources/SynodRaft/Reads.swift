@@ -84,7 +84,24 @@ extension RaftCore {
             pendingReads.append(PendingRead(heartbeatContext: context, index: log.committed, acks: [id], request: r))
             last = context
         }
-        broadcastHeartbeat(context: last)
+        broadcastReadHeartbeat(context: last)
+    }
+
+    /// One heartbeat round for every read registered before the shell next takes the messages:
+    /// a heartbeat to a peer still queued (not yet handed to the shell) carries `context` instead
+    /// of a second heartbeat joining it. Safe: that heartbeat leaves after every read it now
+    /// confirms was registered, and an answer to it confirms each earlier pending read too
+    /// (`acknowledgeRead`). Without this a leader sent a round per forwarded ReadIndex request —
+    /// each follower's per pass, on top of its own reads'. Its send tick stays: a lease counts
+    /// from the earlier time, never a later one.
+    mutating func broadcastReadHeartbeat(context: UInt64) {
+        for p in peers {
+            if let at = messages.lastIndex(where: { $0.type == .heartbeat && $0.to == p }) {
+                messages[at].context = context
+            } else {
+                send(heartbeat(to: p, context: context))
+            }
+        }
     }
 
     /// A confirmed read: a `ReadState` for our own, a `.readIndexResponse` for a follower's.

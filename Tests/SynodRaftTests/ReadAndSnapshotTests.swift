@@ -52,6 +52,36 @@ import Testing
         #expect(!rounds.isEmpty, "the leader confirmed its leadership with a heartbeat round")
     }
 
+    /// Reads that reach a leader together share one heartbeat round: three followers' ReadIndex
+    /// requests and the leader's own, stepped before the leader's next Ready, send one heartbeat
+    /// per peer (before: one round per request, four here), and that round answers all four.
+    @Test func section6_4_readsArrivingTogetherShareOneHeartbeatRound() throws {
+        var c = TestCluster(size: 5)
+        c.elect(1)
+        c.propose(1)
+        c.stabilize()
+        let commit = c[1].commitIndex
+        for f in [UInt64(2), 3, 4] {
+            try c[f].readIndex(context: 100 + f)
+            c.processReady(f)
+        }
+        let requests = c.queue
+        c.queue = []
+        #expect(requests.count == 3 && requests.allSatisfy { $0.type == .readIndex && $0.to == NodeID(1) })
+        for m in requests { c[1].step(m) }
+        try c[1].readIndex(context: 7)
+        let sentBefore = c.sent.count
+        c.processReady(1)
+        let heartbeats = c.sent[sentBefore...].filter { $0.type == .heartbeat }
+        #expect(heartbeats.count == 4, "one heartbeat to each of the four peers, not one round per read")
+        #expect(Set(heartbeats.map(\.to.rawValue)) == [2, 3, 4, 5])
+        c.stabilize()
+        #expect(c.readStatesSeen[1] == [ReadState(context: 7, index: commit)])
+        for f in [UInt64(2), 3, 4] { #expect(c.readStatesSeen[f] == [ReadState(context: 100 + f, index: commit)]) }
+        let rounds = c.sent[sentBefore...].filter { $0.type == .heartbeat }.count
+        #expect(rounds == 4, "no further round was needed")
+    }
+
     /// Leader 1 of three, with node 3 cut off and node 2's heartbeat answers lost: node 2's
     /// requests reach the leader, but no quorum can confirm that it still leads.
     static func leaderWithoutQuorum(_ configure: (inout RaftConfig) -> Void = { _ in }) -> TestCluster {
