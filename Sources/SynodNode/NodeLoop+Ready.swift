@@ -333,8 +333,14 @@ extension NodeLoop {
     }
 
     /// Warns for each snapshot from the leader whose SHA-256 did not match (the core asked for it
-    /// again from the start).
+    /// again from the start), and, on a leader, for each a follower refused (its bytes are built
+    /// again from the state).
     func noticeDamagedSnapshots() {
+        if core.snapshotsReportedDamaged > damagedSnapshotsReported {
+            damagedSnapshotsReported = core.snapshotsReportedDamaged
+            logger.warning("a follower found the snapshot we sent damaged (its SHA-256 does not match); building it again",
+                           metadata: ["reported_so_far": "\(damagedSnapshotsReported)"])
+        }
         guard core.snapshotsRefusedByCheck > damagedSnapshotsLogged else { return }
         damagedSnapshotsLogged = core.snapshotsRefusedByCheck
         logger.warning("a snapshot from the leader arrived damaged (its SHA-256 does not match); asked for it again",

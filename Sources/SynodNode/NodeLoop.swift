@@ -111,6 +111,7 @@ final class NodeLoop: @unchecked Sendable {
     /// Followers already logged as refusing the snapshot they need (`noticeSnapshotRefusals`).
     var snapshotRefusalsLogged: [NodeID] = []
     var damagedSnapshotsLogged = 0
+    var damagedSnapshotsReported = 0
     var lastReplicationLog: Double = 0
     var passStats = PassStats()
     /// Metrics (`NodeMetrics`) and the counters the loop keeps for them between publications.

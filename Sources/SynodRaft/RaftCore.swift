@@ -84,6 +84,9 @@ public struct RaftCore: Sendable {
     public var snapshotCheck: (@Sendable ([UInt8]) -> Bool)?
     /// Snapshots `snapshotCheck` refused, for the shell's log.
     public internal(set) var snapshotsRefusedByCheck = 0
+    /// Leader: snapshots a follower's check refused, whose bytes this core then dropped to be
+    /// built again (`snapshotDataWanted`), for the shell's log.
+    public internal(set) var snapshotsReportedDamaged = 0
 
     /// Set instead of trapping when an injected bug breaks an invariant, so the simulator can
     /// report it. Always nil when `config.bugs` is empty (the core traps instead).

@@ -164,6 +164,20 @@ extension RaftCore {
             progress[m.from]!.snapshotRefused = true
             return
         }
+        if m.reject && m.context == Self.snapshotDamagedContext {
+            // The follower gathered every byte and its check refused them. What it checks is what
+            // we hold (damage on the way is caught by TCP's and TLS's own checks first), so
+            // sending the same bytes again could go on forever: drop them — they are built
+            // again from the state (`snapshotDataWanted`) — and start over with the new ones,
+            // paced by heartbeat answers (`sendSnapshotChunk` waits while there are no bytes).
+            progress[m.from]!.snapshotOffset = 0
+            snapshotsReportedDamaged += 1
+            if var s = snapshot, s.position.index == m.index, !s.data.isEmpty {
+                s.data = []
+                snapshot = s
+            }
+            return
+        }
         let received = Int(clamping: m.context)
         guard m.reject || received > pr.snapshotOffset else { return }
         progress[m.from]!.snapshotOffset = received

@@ -196,9 +196,13 @@ extension RaftCore {
         }
         incomingSnapshot = nil
         if let check = snapshotCheck, !check(inc.data) {
-            // Damaged: nothing is replaced; the leader starts the transfer over.
+            // Damaged: nothing is replaced; the leader builds its bytes again and starts over.
             snapshotsRefusedByCheck += 1
-            replySnapshotProgress(to: m.from, c.position.index, received: 0, gap: true)
+            var r = message(.snapshotResponse, to: m.from)
+            r.index = c.position.index
+            r.reject = true
+            r.context = Self.snapshotDamagedContext
+            send(r)
             return
         }
         restore(inc)
@@ -212,6 +216,10 @@ extension RaftCore {
 
     /// The `context` of a `snapshotResponse` refusing a snapshot outright (too large).
     static let snapshotRefusedContext = UInt64.max
+    /// The `context` of a `snapshotResponse` reporting that the whole snapshot arrived and
+    /// `snapshotCheck` refused it. (A leader from before this existed reads it as a gap past its
+    /// end, sends an empty last chunk, is told of a gap at 0, and starts over: as before.)
+    static let snapshotDamagedContext = UInt64.max - 1
 
     /// Tells the leader how many bytes of snapshot `index` we hold. `gap` (sent as `reject`):
     /// resume from `received` even if that is behind what you sent; otherwise the report only
