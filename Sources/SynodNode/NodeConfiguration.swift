@@ -105,6 +105,9 @@ public struct NodeConfiguration: Sendable {
     /// Tests only: the SHA-256 this node announces for a streamed backup has one byte flipped,
     /// as if the bytes had changed on the way: `synod snapshot save` must refuse them.
     public var testingDamageBackups: Bool = false
+    /// Tests only (`--testing-skip-peer-identity`): a TLS peer may claim any member id — the
+    /// hole `PeerIdentity` closes (`TLSTests.peerIdentityChecked` shows it caught).
+    public var testingSkipPeerIdentity: Bool = false
     /// Tests only: the state machine applies a retried command again instead of answering it
     /// from the client's session (`KVStateMachine.testingApplyRetriesAgain`).
     public var testingApplyRetriesAgain: Bool = false

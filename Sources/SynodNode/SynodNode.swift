@@ -50,7 +50,8 @@ public final class SynodNode: @unchecked Sendable {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         clientGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         peers = PeerTransport(id: configuration.id, clusterID: configuration.clusterID, clientAddress: configuration.advertisedClientAddress.description,
-                              peers: configuration.peers, group: group, logger: logger, tls: try configuration.peerTLS.map { try PeerTLS($0) })
+                              peers: configuration.peers, group: group, logger: logger, tls: try configuration.peerTLS.map { try PeerTLS($0) },
+                              testingSkipPeerIdentity: configuration.testingSkipPeerIdentity)
         clientTLS = try configuration.clientTLS.map { try $0.serverContext(requireClientCertificates: configuration.clientCertAuth) }
         clients = ClientServer(group: clientGroup, logger: logger)
         loop = try NodeLoop(configuration: configuration, store: store, stateMachine: stateMachine, transport: peers, inbox: inbox, logger: logger)

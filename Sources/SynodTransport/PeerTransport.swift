@@ -35,13 +35,17 @@ public final class PeerTransport: Sendable {
     private let server: NIOLockedValueBox<(any Channel)?> = NIOLockedValueBox(nil)
     private let hello: PeerHello
     private let tls: PeerTLS?
+    private let checksPeerIdentity: Bool
 
+    /// `testingSkipPeerIdentity` (tests only) accepts any member id a TLS peer claims: the hole
+    /// `PeerIdentity` closes, so a test can show it is caught.
     public init(id: NodeID, clusterID: UInt64, clientAddress: String, peers: [(NodeID, HostPort)], group: any EventLoopGroup, logger: Logger,
-                tls: PeerTLS? = nil) {
+                tls: PeerTLS? = nil, testingSkipPeerIdentity: Bool = false) {
         self.id = id
         self.group = group
         self.logger = logger
         self.tls = tls
+        self.checksPeerIdentity = !testingSkipPeerIdentity
         let hello = PeerHello(from: id, clusterID: clusterID, clientAddress: clientAddress)
         self.hello = hello
         var links: [NodeID: PeerLink] = [:]
@@ -75,6 +79,8 @@ public final class PeerTransport: Sendable {
         let logger = self.logger
         let clusterID = hello.clusterID
         let serverTLS = tls?.server
+        // Under TLS a hello's member id must be backed by the certificate (`PeerIdentity`).
+        let identity: PeerInboundHandler.IdentityCheck? = serverTLS == nil || !checksPeerIdentity ? nil : Self.identityCheck(links)
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -83,13 +89,22 @@ public final class PeerTransport: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addServerTLS(serverTLS)
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(frameBytesMax: WireProtocol.peerFrameBytesMax)))
-                    try channel.pipeline.syncOperations.addHandler(PeerInboundHandler(clusterID: clusterID, delegate: delegate, logger: logger))
+                    try channel.pipeline.syncOperations.addHandler(PeerInboundHandler(clusterID: clusterID, delegate: delegate, logger: logger, identity: identity))
                 }
             }
             .bind(host: address.host, port: address.port).get()
         server.withLockedValue { $0 = channel }
         started.withLockedValue { $0 = true }
         for link in links.withLockedValue({ Array($0.values) }) { link.connect() }
+    }
+
+    /// Checks a hello's member id against the certificate, by the address known for that member.
+    private static func identityCheck(_ links: NIOLockedValueBox<[NodeID: PeerLink]>) -> PeerInboundHandler.IdentityCheck {
+        { (peer: NodeID, certificate: NIOSSLCertificate?) -> String? in
+            let address: HostPort? = links.withLockedValue { $0[peer]?.address }
+            guard let address else { return "no peer address is known for member \(peer)" }
+            return PeerIdentity.refusal(certificate: certificate, host: address.host)
+        }
     }
 
     /// Sends messages now: one write per peer, one event-loop hop per loop.
@@ -261,16 +276,20 @@ final class PeerInboundHandler: ChannelInboundHandler {
     let clusterID: UInt64
     let delegate: any PeerTransportDelegate
     let logger: Logger
+    /// Why the TLS peer's certificate does not back the member id it claims, or nil if it does.
+    typealias IdentityCheck = @Sendable (NodeID, NIOSSLCertificate?) -> String?
+    let identity: IdentityCheck?
     var peer: NodeID?
     /// Raft messages of unknown types dropped on this link.
     var unknownTypesDropped = 0
     /// Message types above this are a newer build's (0 and gaps below it are malformed).
     static let newestMessageType: UInt8 = MessageType.allCases.map(\.rawValue).max()!
 
-    init(clusterID: UInt64, delegate: any PeerTransportDelegate, logger: Logger) {
+    init(clusterID: UInt64, delegate: any PeerTransportDelegate, logger: Logger, identity: IdentityCheck? = nil) {
         self.clusterID = clusterID
         self.delegate = delegate
         self.logger = logger
+        self.identity = identity
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -283,6 +302,15 @@ final class PeerInboundHandler: ChannelInboundHandler {
                     logger.warning("peer from another cluster; closing", metadata: ["cluster": "\(hello.clusterID)"])
                     context.close(promise: nil)
                     return
+                }
+                if let identity {
+                    let certificate = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self).peerCertificate
+                    if let why = identity(hello.from, certificate) {
+                        logger.warning("peer refused: its certificate does not back the member id it claims; closing",
+                                       metadata: ["claimed": "\(hello.from)", "why": "\(why)", "remote": "\(context.remoteAddress.map { "\($0)" } ?? "?")"])
+                        context.close(promise: nil)
+                        return
+                    }
                 }
                 peer = hello.from
                 delegate.peerTransport(peer: hello.from, clientAddress: hello.clientAddress, version: hello.version)

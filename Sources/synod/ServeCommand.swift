@@ -51,6 +51,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(name: .customLong("testing-unconfirmed-keepalives"), help: .hidden) var testingUnconfirmedKeepAlives = false
     @Option(name: .customLong("testing-stall-file"), help: .hidden) var testingStallFile: String?
     @Flag(name: .customLong("testing-damage-backups"), help: .hidden) var testingDamageBackups = false
+    @Flag(name: .customLong("testing-skip-peer-identity"), help: .hidden) var testingSkipPeerIdentity = false
     @Flag(name: .customLong("testing-apply-retries-again"), help: .hidden) var testingApplyRetriesAgain = false
     @Option(name: .customLong("testing-pbft-bug"), help: .hidden) var testingPBFTBugs: [String] = []
 
@@ -118,6 +119,7 @@ struct ServeCommand: AsyncParsableCommand {
         c.testingUnconfirmedKeepAlives = testingUnconfirmedKeepAlives
         c.testingStallFile = testingStallFile
         c.testingDamageBackups = testingDamageBackups
+        c.testingSkipPeerIdentity = testingSkipPeerIdentity
         c.testingApplyRetriesAgain = testingApplyRetriesAgain
         for name in testingRaftBugs {
             guard let bug = RaftBugs.all.first(where: { $0.0 == name }) else {

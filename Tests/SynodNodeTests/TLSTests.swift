@@ -1,4 +1,7 @@
 import Foundation
+import Logging
+import NIOPosix
+import SynodRaft
 import SynodClient
 import SynodCore
 import SynodTestSupport
@@ -59,5 +62,53 @@ struct TLSTests {
         await #expect(throws: (any Error).self) { _ = try await byAddress.get(b("k")) }
         await byAddress.close()
     }
+
+    /// `PeerIdentity`: a client certificate of the same CA (which names no member's address)
+    /// dials a follower's peer port, says it is the leader, and sends a heartbeat fifty terms
+    /// ahead. Checked, the link is closed and the follower's term does not move; with the check
+    /// off (`--testing-skip-peer-identity`) the follower takes the forged term — the hole closed.
+    @Test("under peer TLS a link's member id must be backed by its certificate", arguments: [false, true])
+    func peerIdentityChecked(skipCheck: Bool) async throws {
+        let certs = try TestCertificates(in: NSTemporaryDirectory() + "synod-tls-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        var args = ["--peer-cert-file", certs.nodeCert, "--peer-key-file", certs.nodeKey, "--peer-trusted-ca-file", certs.ca]
+        if skipCheck { args.append("--testing-skip-peer-identity") }
+        let cluster = try Cluster(size: 3, extraArgs: args)
+        let client = cluster.client()
+        defer { Task { await client.close() } }
+        try await client.put(b("k"), b("v"))
+        let leader = try #require(await cluster.leader(using: client))
+        let follower = leader == 1 ? 2 : 1
+        let followerEndpoint = HostPort(host: "127.0.0.1", port: cluster.clientPort(follower))
+        let term = try await client.status(of: followerEndpoint).term
+        let forged = term + 50
+
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let impostor = PeerTransport(id: NodeID(UInt64(leader)), clusterID: 1, clientAddress: "127.0.0.1:1",
+                                     peers: [(NodeID(UInt64(follower)), HostPort(host: "127.0.0.1", port: cluster.peerPort(follower)))],
+                                     group: group, logger: Logger(label: "impostor"),
+                                     tls: try PeerTLS(TLSFiles(certificate: certs.clientCert, privateKey: certs.clientKey, trustedCA: certs.ca)))
+        try await impostor.start(listen: HostPort(host: "127.0.0.1", port: 0), delegate: SilentPeer())
+        var seen = term
+        for _ in 0..<30 where seen < forged {
+            var m = Message(type: .heartbeat, from: NodeID(UInt64(leader)), to: NodeID(UInt64(follower)), term: Term(forged))
+            m.commit = .zero
+            impostor.send([m])
+            try await Task.sleep(for: .milliseconds(100))
+            seen = max(seen, (try? await client.status(of: followerEndpoint).term) ?? 0)
+        }
+        await impostor.shutdown()
+        try await group.shutdownGracefully()
+        if skipCheck {
+            #expect(seen >= forged, "without the check the forged heartbeat is taken (term \(seen))")
+        } else {
+            #expect(seen < forged, "the follower took a heartbeat from a certificate that is not the leader's (term \(seen))")
+            #expect(cluster.log(follower).contains("does not back the member id"), "the refusal is logged")
+        }
+    }
 }
+}
+
+/// Receives nothing of interest: the impostor only sends.
+final class SilentPeer: PeerTransportDelegate {
+    func peerTransport(peer: NodeID, clientAddress: String, version: UInt16) {}
 }
