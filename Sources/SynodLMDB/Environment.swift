@@ -32,7 +32,9 @@ public struct Database: Hashable, Sendable {
 /// exclusively. Handles never leave the closures that use them, which is what makes the
 /// `@unchecked Sendable` sound.
 public final class LMDBEnvironment: @unchecked Sendable {
-    let env: OpaquePointer
+    /// Replaced only by `reopen(after:)`, under `resizeLock` held exclusively; every other use is
+    /// on the writing thread or inside a transaction (which holds the lock shared).
+    private(set) var env: OpaquePointer
     public let path: String
     public let options: LMDBOptions
     private let resizeLock = RWLock()
@@ -41,16 +43,25 @@ public final class LMDBEnvironment: @unchecked Sendable {
     /// See `write(hold:_:)`. Touched only by the writing thread.
     private var held: Transaction?
     static let growAttemptsMax = 40
+    /// Every named database opened, in order, with its handle: `reopen(after:)` opens them again
+    /// in the same order (LMDB numbers handles by opening order) and checks the numbers match.
+    private var openedDatabases: [(name: String?, dbi: MDB_dbi)] = []
 
     /// Opens (creating files if needed) the environment in the existing directory `path`.
     public init(directory path: String, options: LMDBOptions) throws(LMDBError) {
+        self.env = try Self.openEnvironment(path, options, mapSizeBytes: options.mapSizeBytes)
+        self.path = path
+        self.options = options
+    }
+
+    private static func openEnvironment(_ path: String, _ options: LMDBOptions, mapSizeBytes: Int) throws(LMDBError) -> OpaquePointer {
         var handle: OpaquePointer?
         try LMDBError.check(mdb_env_create(&handle), "mdb_env_create")
         guard let handle else { throw LMDBError(code: ENOMEM, operation: "mdb_env_create") }
         do {
             try LMDBError.check(mdb_env_set_maxdbs(handle, options.databasesMax), "mdb_env_set_maxdbs")
             try LMDBError.check(mdb_env_set_maxreaders(handle, options.readersMax), "mdb_env_set_maxreaders")
-            try LMDBError.check(mdb_env_set_mapsize(handle, options.mapSizeBytes), "mdb_env_set_mapsize")
+            try LMDBError.check(mdb_env_set_mapsize(handle, mapSizeBytes), "mdb_env_set_mapsize")
             var flags = UInt32(MDB_NOTLS) | UInt32(MDB_NORDAHEAD)
             if options.unsafeNoSync { flags |= UInt32(MDB_NOSYNC) }
             try LMDBError.check(mdb_env_open(handle, path, flags, 0o644), "mdb_env_open \(path)")
@@ -58,9 +69,49 @@ public final class LMDBEnvironment: @unchecked Sendable {
             mdb_env_close(handle)
             throw error
         }
-        self.env = handle
-        self.path = path
-        self.options = options
+        return handle
+    }
+
+    /// Closes the environment, runs `replace` (which may put another `data.mdb` in its place —
+    /// a compacted copy of this one, `synod defrag`), and opens it again with the same map size
+    /// and the same database handles, all while no transaction of this process runs (the resize
+    /// lock held exclusively: readers on other threads finish first, new ones wait). If `replace`
+    /// throws, the file it left is opened again and the error rethrown.
+    ///
+    /// The new file must hold every named database this environment opened (a compacted copy
+    /// does). No other process may have the environment open meanwhile: LMDB rebuilds its lock
+    /// file only when it is the only user, and a copy restarts the transaction ids.
+    public func reopen(after replace: () throws -> Void) throws {
+        try commitHeld()
+        try resizeLock.withExclusive { () throws in
+            let mapSize = mapSizeBytes
+            mdb_env_close(env)
+            var failure: (any Error)?
+            do { try replace() } catch { failure = error }
+            // The old handle is gone: without a new one every later use would touch freed memory.
+            // The caller checked the new file opens (StorageCompaction.verify) before replacing.
+            do { env = try Self.openEnvironment(path, options, mapSizeBytes: mapSize) } catch {
+                preconditionFailure("LMDB environment \(path) could not be opened again after its file was replaced: \(error); restart the node")
+            }
+            try reopenDatabases()
+            if let failure { throw failure }
+        }
+    }
+
+    /// Opens `openedDatabases` again in order, in one write transaction; their handles must come
+    /// out as before (values held by stores keep naming them).
+    private func reopenDatabases() throws(LMDBError) {
+        guard !openedDatabases.isEmpty else { return }
+        let txn = try begin(readOnly: false)
+        for (name, dbi) in openedDatabases {
+            var again: MDB_dbi = 0
+            let rc = mdb_dbi_open(txn.txn, name, 0, &again)
+            guard rc == 0, again == dbi else {
+                mdb_txn_abort(txn.txn)
+                throw LMDBError(code: rc == 0 ? MDB_BAD_DBI : rc, operation: "mdb_dbi_open \(name ?? "<main>") after reopen (handle \(again), was \(dbi))")
+            }
+        }
+        try LMDBError.check(mdb_txn_commit(txn.txn), "mdb_txn_commit (reopen)")
     }
 
     deinit {
@@ -90,6 +141,7 @@ public final class LMDBEnvironment: @unchecked Sendable {
         var dbi: MDB_dbi = 0
         let flags = create ? UInt32(MDB_CREATE) : 0
         try LMDBError.check(mdb_dbi_open(txn.txn, name, flags, &dbi), "mdb_dbi_open \(name ?? "<main>")")
+        if !openedDatabases.contains(where: { $0.dbi == dbi }) { openedDatabases.append((name, dbi)) }
         return Database(dbi: dbi)
     }
 

@@ -327,6 +327,7 @@ final class NodeLoop: @unchecked Sendable {
         case let .member(body): handleMember(body, request.id, c)
         case .snapshot: streamSnapshot(request.id, c)
         case let .hashKV(revision): hashKV(revision, request.id, c)
+        case .defragment: defragment(request.id, c)
         }
     }
 

@@ -34,6 +34,9 @@ public enum ClientRequestBody: Sendable, Hashable {
     /// `status` with the storage fields (`NodeStatus.storage`). Nodes before it answer
     /// `badRequest`; a client then asks `status`.
     case statusDetail
+    /// Compact this node's storage file while it runs (`synod defrag`, etcd's defragment): the
+    /// answer is `DefragResult`. Nodes before it answer `badRequest`.
+    case defragment
 
     var tag: UInt8 {
         switch self {
@@ -47,6 +50,7 @@ public enum ClientRequestBody: Sendable, Hashable {
         case .snapshot: return 8
         case .hashKV: return 9
         case .statusDetail: return 10
+        case .defragment: return 11
         }
     }
 }
@@ -71,7 +75,7 @@ public struct ClientRequest: Sendable, Hashable {
             case let .read(c, bytes):
                 b.writeInteger(c.rawValue)
                 b.writeBytesPrefixed(bytes)
-            case .status, .snapshot, .statusDetail: break
+            case .status, .snapshot, .statusDetail, .defragment: break
             case let .leaseKeepAlive(lease): b.writeInteger(lease)
             case let .cancelWatch(watch): b.writeInteger(watch)
             case let .hashKV(revision): b.writeInteger(revision)
@@ -97,6 +101,7 @@ public struct ClientRequest: Sendable, Hashable {
         case 8: body = .snapshot
         case 9: body = .hashKV(revision: try buffer.read("hash revision"))
         case 10: body = .statusDetail
+        case 11: body = .defragment
         default: throw .unknownValue(what: "request kind", value: UInt64(tag))
         }
         try buffer.expectEnd()
@@ -332,5 +337,33 @@ public struct NodeStatus: Sendable, Hashable {
                                 lastIndex: last, revision: revision, voters: lists[0], learners: lists[1])
         status.storage = storage
         return status
+    }
+}
+
+/// What `defragment` did: the node's `data.mdb` size before and after, and how long the node
+/// was blocked.
+public struct DefragResult: Sendable, Hashable {
+    public var bytesBefore: Int64
+    public var bytesAfter: Int64
+    public var millis: Int64
+    public init(bytesBefore: Int64, bytesAfter: Int64, millis: Int64) {
+        (self.bytesBefore, self.bytesAfter, self.millis) = (bytesBefore, bytesAfter, millis)
+    }
+
+    public func encode() -> [UInt8] {
+        var w = ByteWriter()
+        w.u64(UInt64(bitPattern: bytesBefore))
+        w.u64(UInt64(bitPattern: bytesAfter))
+        w.u64(UInt64(bitPattern: millis))
+        return w.bytes
+    }
+
+    public static func decode(_ bytes: [UInt8]) throws(DecodeError) -> DefragResult {
+        var r = ByteReader(bytes)
+        let result = DefragResult(bytesBefore: Int64(bitPattern: try r.u64("defrag bytes before")),
+                                  bytesAfter: Int64(bitPattern: try r.u64("defrag bytes after")),
+                                  millis: Int64(bitPattern: try r.u64("defrag millis")))
+        try r.expectEnd()
+        return result
     }
 }

@@ -53,7 +53,7 @@ struct StorageCheck: ParsableCommand {
     }
 }
 
-/// `synod storage compact`: etcd's defragment, offline (`OfflineCompaction`).
+/// `synod storage compact`: etcd's defragment, offline (`StorageCompaction`).
 struct StorageCompact: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "compact",
@@ -66,7 +66,7 @@ struct StorageCompact: ParsableCommand {
 
     func run() throws {
         do {
-            let r = try OfflineCompaction.compact(directory: data)
+            let r = try StorageCompaction.compact(directory: data)
             print("compacted \(data)/data.mdb: \(r.bytesBefore) -> \(r.bytesAfter) bytes (\(r.bytesBefore >> 20) -> \(r.bytesAfter >> 20) MiB)")
         } catch let e as StoreError {
             throw failStore(e)

@@ -2,17 +2,19 @@ import Foundation
 import SynodCore
 import SynodLMDB
 
-/// Shrinks a stopped node's `data.mdb` (`synod storage compact`, etcd's defragment).
+/// Shrinks a node's `data.mdb`: etcd's defragment, offline (`synod storage compact`, `compact`)
+/// or on a running node (`synod defrag`, `compactRunning`).
 ///
 /// LMDB reuses the pages that deletes, history compaction and log compaction free, but never
 /// gives them back to the filesystem: after a burst of data the file stays as large as it
 /// grew. This writes a compacted copy (`LMDBEnvironment.copyCompacted`) beside it, fsyncs it,
-/// renames it over `data.mdb` and fsyncs the directory — a crash at any point leaves either the
-/// old file or the new one, and at worst a stale `data.mdb.compact` that the next run removes.
+/// checks it opens as a Synod store, renames it over `data.mdb` and fsyncs the directory — a
+/// crash at any point leaves either the old file or the new one, and at worst a stale
+/// `data.mdb.compact` that the next run removes.
 ///
-/// The node must be stopped: this takes the data directory's lock (`DataDirectoryLock`) and
-/// fails with `DataDirectoryInUse` while a node holds it.
-public enum OfflineCompaction {
+/// Offline, the node must be stopped: `compact` takes the data directory's lock
+/// (`DataDirectoryLock`) and fails with `DataDirectoryInUse` while a node holds it.
+public enum StorageCompaction {
     public struct Result: Sendable {
         /// `data.mdb`'s size before and after, in bytes.
         public let bytesBefore: Int64
@@ -45,12 +47,43 @@ public enum OfflineCompaction {
         return Result(bytesBefore: before, bytesAfter: try size(data))
     }
 
+    /// Compacts the store of a running node, from its writing thread (the node loop), which it
+    /// blocks meanwhile — as etcd's defragment blocks its member. What the loop held is committed
+    /// first; the copy is one read view of everything committed; the environment is closed,
+    /// the copy renamed over `data.mdb` and the environment opened again with the same database
+    /// handles (`LMDBEnvironment.reopen`), waiting for readers on other threads to finish.
+    public static func compactRunning(_ store: LMDBStore) throws -> Result {
+        let directory = store.environment.path
+        let data = directory + "/data.mdb"
+        let copy = data + ".compact"
+        if FileManager.default.fileExists(atPath: copy) { try FileManager.default.removeItem(atPath: copy) }
+        try store.environment.commitHeld()
+        let before = try size(data)
+        if let failure = copyCompacted(store.environment, to: copy) {
+            try? FileManager.default.removeItem(atPath: copy)
+            throw StoreError(failure)
+        }
+        try verify(copy: copy, in: directory)
+        try store.environment.reopen {
+            guard rename(copy, data) == 0 else { throw DurableFile.failure("rename", copy) }
+            try DurableFile.syncDirectory(directory)
+        }
+        return Result(bytesBefore: before, bytesAfter: try size(data))
+    }
+
+    static func copyCompacted(_ environment: LMDBEnvironment, to copy: String) -> LMDBError? {
+        do throws(LMDBError) {
+            try environment.copyCompacted(toFile: copy)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
     /// The environment is opened, copied and closed here, before the rename (its map is the old file).
     static func writeCopy(of directory: String, to copy: String) -> LMDBError? {
         do throws(LMDBError) {
-            let environment = try LMDBEnvironment(directory: directory, options: LMDBOptions())
-            try environment.copyCompacted(toFile: copy)
-            return nil
+            return copyCompacted(try LMDBEnvironment(directory: directory, options: LMDBOptions()), to: copy)
         } catch {
             return error
         }
