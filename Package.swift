@@ -114,7 +114,9 @@ let package = Package(
             name: "SynodBench",
             dependencies: [
                 "SynodCore", "SynodClient", "SynodStateMachine", "SynodWire", "SynodTransport", "SynodPBFT", "SynodCrypto",
-                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                // `--tls` makes a throwaway CA and certificates with openssl (TestCertificates).
+                "SynodTestSupport",
+                .product(name: "Histogram", package: "hdrhistogram-swift"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

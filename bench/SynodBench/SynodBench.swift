@@ -5,6 +5,7 @@ import Foundation
 import NIOCore
 import NIOPosix
 import SynodClient
+import SynodTestSupport
 import SynodTransport
 import SynodWire
 
@@ -37,6 +38,10 @@ struct SynodBench: AsyncParsableCommand {
     @Flag(help: "Start the cluster with lease reads (opt-in linearizable reads without a heartbeat round).") var leaseReads = false
     @Option(name: .customLong("read-from"), help: "get with the wire driver: send reads only to the leader (leader, default), or to every node in turn (all: followers ask the leader for the read index, as etcd's benchmark spreads ranges over all members).") var readFrom: String = "leader"
     @Option(help: "Load generator: wire (NIO handlers on the protocol, lightest; default) or client (SynodClient's async API). watch always uses client.") var driver: String = "wire"
+    @Flag(help: "Start the cluster with TLS everywhere: client TLS with client certificates required, mutual peer TLS (a throwaway CA and certificates made with openssl).") var tls = false
+    @Option(help: "With --endpoints: TLS, trusting this CA (PEM), as etcd's benchmark --cacert.") var cacert: String?
+    @Option(help: "With --endpoints: the client certificate (PEM) for clusters that require one.") var cert: String?
+    @Option(help: "With --endpoints: the client certificate's private key (PEM).") var key: String?
 
     func validate() throws {
         guard (1...7).contains(nodeCount) else { throw ValidationError("--nodes must be 1...7") }
@@ -60,6 +65,12 @@ struct SynodBench: AsyncParsableCommand {
             guard Driver(rawValue: driver) == .wire, mode == "raft" else { throw ValidationError("--workload keepalive needs --driver wire and --mode raft") }
         }
         if let conns { guard (1...10_000).contains(conns) else { throw ValidationError("--conns must be 1...10000") } }
+        if tls || cacert != nil || cert != nil || key != nil {
+            guard mode == "raft" else { throw ValidationError("TLS is for --mode raft (BFT mode signs and MACs its messages instead)") }
+            guard !tls || endpoints == nil else { throw ValidationError("--tls starts a TLS cluster; for --endpoints give --cacert (and --cert, --key)") }
+            guard tls || endpoints != nil else { throw ValidationError("--cacert, --cert and --key are for --endpoints; --tls starts a TLS cluster") }
+            guard (cert == nil) == (key == nil) else { throw ValidationError("--cert and --key go together") }
+        }
         if sweep != nil { _ = try sweepValues() }
     }
 
@@ -87,16 +98,27 @@ struct SynodBench: AsyncParsableCommand {
     func run() async throws {
         var cluster: BenchCluster?
         let eps: [HostPort]
+        var clientTLS: TLSFiles? = cacert.map { TLSFiles(certificate: cert, privateKey: key, trustedCA: $0) }
+        let certificateDirectory = NSTemporaryDirectory() + "synod-bench-tls-\(getpid())"
+        defer { if tls { try? FileManager.default.removeItem(atPath: certificateDirectory) } }
         if let endpoints {
             eps = try endpoints.split(separator: ",").map { try HostPort(parsing: String($0)) }
         } else {
             let synod = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("synod").path
             guard FileManager.default.isExecutableFile(atPath: synod) else { throw ValidationError("no synod binary at \(synod); build with swift build -c release") }
-            cluster = try BenchCluster(nodes: nodeCount, synod: synod, extraArgs: (unsafeNoFsync ? ["--unsafe-no-fsync"] : []) + (leaseReads ? ["--lease-reads"] : []) + serveOptions,
+            var tlsArgs: [String] = []
+            if tls {
+                let c = try TestCertificates(in: certificateDirectory)
+                tlsArgs = ["--cert-file", c.nodeCert, "--key-file", c.nodeKey, "--trusted-ca-file", c.ca, "--client-cert-auth",
+                           "--peer-cert-file", c.nodeCert, "--peer-key-file", c.nodeKey, "--peer-trusted-ca-file", c.ca]
+                clientTLS = TLSFiles(certificate: c.clientCert, privateKey: c.clientKey, trustedCA: c.ca)
+            }
+            cluster = try BenchCluster(nodes: nodeCount, synod: synod, extraArgs: (unsafeNoFsync ? ["--unsafe-no-fsync"] : []) + (leaseReads ? ["--lease-reads"] : []) + tlsArgs + serveOptions,
                                        bftClients: mode == "bft" ? try sweepValues().max()! : nil)
             eps = cluster!.endpoints
         }
         defer { cluster?.stop() }
+        let wireTLS = try clientTLS.map { try $0.clientContext() }
         let loadBefore = loadAverage()
         var results: [RunResult] = []
         for c in try sweepValues() {
@@ -113,16 +135,17 @@ struct SynodBench: AsyncParsableCommand {
                 var config = ClientConfiguration(endpoints: eps)
                 config.retryDeadlineMillis = 30_000
                 config.requestTimeoutMillis = 10_000
+                config.tls = clientTLS
                 return SynodClient(config, group: group)
             }
             // Wait for a leader.
             _ = try? await clients[0].put(Array("bench-ready".utf8), [1])
-            var wire: (targets: [HostPort], group: any EventLoopGroup)?
+            var wire: WireTargets?
             if Driver(rawValue: driver) == .wire && s.kind != .watch {
                 guard let leader = await findLeader(eps, client: clients[0]) else { throw ValidationError("no leader found among \(eps)") }
                 // Writes go to the leader; pure reads to every node when asked (connection c to node c mod n).
                 let spread = s.kind == .get && readFrom == "all"
-                wire = (spread ? [leader] + eps.filter { $0 != leader } : [leader], group)
+                wire = WireTargets(targets: spread ? [leader] + eps.filter { $0 != leader } : [leader], group: group, tls: wireTLS)
             }
             let r = s.kind == .watch
                 ? await runWatchWorkload(s, clients: clients, pids: cluster?.pids ?? [], live: output == "table")
@@ -166,7 +189,7 @@ struct SynodBench: AsyncParsableCommand {
     func json(_ r: RunResult, load: String) -> String {
         func q(_ s: String) -> String { "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }
         let fields: [(String, String)] = [
-            ("workload", q(r.spec.kind.rawValue)), ("mode", q(mode)), ("driver", q(mode == "bft" ? "bft-client" : r.spec.kind == .watch ? "client" : driver)), ("nodes", "\(nodesDriven)"), ("clients", "\(r.spec.clients)"), ("conns", "\(r.spec.conns)"),
+            ("workload", q(r.spec.kind.rawValue)), ("mode", q(mode)), ("tls", tls || cacert != nil ? "true" : "false"), ("driver", q(mode == "bft" ? "bft-client" : r.spec.kind == .watch ? "client" : driver)), ("nodes", "\(nodesDriven)"), ("clients", "\(r.spec.clients)"), ("conns", "\(r.spec.conns)"),
             ("key_size", "\(r.spec.keySize)"), ("value_size", "\(r.spec.valueSize)"), ("ops", "\(r.ops)"), ("seconds", String(format: "%.3f", r.seconds)),
             ("ops_per_s", String(format: "%.1f", r.opsPerSecond)), ("p50_ms", String(format: "%.3f", r.ms(50))), ("p90_ms", String(format: "%.3f", r.ms(90))),
             ("p99_ms", String(format: "%.3f", r.ms(99))), ("p999_ms", String(format: "%.3f", r.ms(99.9))), ("max_ms", String(format: "%.3f", r.maxMs)),

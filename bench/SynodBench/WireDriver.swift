@@ -3,6 +3,7 @@ import Histogram
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOSSL
 import SynodCore
 import SynodStateMachine
 import SynodTransport
@@ -164,9 +165,17 @@ struct BenchError: Error, CustomStringConvertible {
     init(_ d: String) { description = d }
 }
 
-/// Runs `spec` with the wire driver against `targets` (connection c to `targets[c % count]`)
-/// and returns its measurements.
-func measureWire(_ spec: WorkloadSpec, targets: [HostPort], group: any EventLoopGroup, value: [UInt8], pids: [Int32], live: Bool) async -> RunResult {
+/// Where the wire driver connects: connection c to `targets[c % count]`, on `group`, over TLS
+/// when `tls` is set (verifying each node's certificate against the address dialled).
+struct WireTargets {
+    var targets: [HostPort]
+    var group: any EventLoopGroup
+    var tls: NIOSSLContext?
+}
+
+/// Runs `spec` with the wire driver against `wire` and returns its measurements.
+func measureWire(_ spec: WorkloadSpec, _ wire: WireTargets, value: [UInt8], pids: [Int32], live: Bool) async -> RunResult {
+    let (targets, group, tls) = (wire.targets, wire.group, wire.tls)
     let maker = WireRequestMaker(spec: spec, value: value)
     var seed = SystemRandomNumberGenerator()
     let sessionBase = UInt64.random(in: 1...(UInt64.max >> 24), using: &seed) << 20
@@ -181,17 +190,19 @@ func measureWire(_ spec: WorkloadSpec, targets: [HostPort], group: any EventLoop
             let firstClient = first
             first += slots
             futures.append(finished.futureResult)
+            let target = targets[c % targets.count]
             let bootstrap = ClientBootstrap(group: loop)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .connectTimeout(.seconds(2))
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addClientTLS(tls, host: target.host)
                         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(frameBytesMax: WireProtocol.clientFrameBytesMax)))
                         try channel.pipeline.syncOperations.addHandler(WireLoadHandler(maker: maker, firstClient: firstClient, slots: slots, sessionBase: sessionBase,
                                                                                       deadline: deadline, perSlot: perSlot, progress: progress, finished: finished))
                     }
                 }
-            Dial.connect(bootstrap, host: targets[c % targets.count].host, port: targets[c % targets.count].port)
+            Dial.connect(bootstrap, host: target.host, port: target.port)
                 .whenFailure { error in
                     progress.add(ok: false, error: error)
                     finished.succeed(Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three))

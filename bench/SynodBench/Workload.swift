@@ -113,7 +113,7 @@ enum Driver: String, CaseIterable, Sendable {
 /// Runs one workload against `clients` (one per connection) and returns its measurements.
 /// With `wire` targets, the measured phases use the wire driver against them (the leader first;
 /// connections take the targets in turn).
-func runWorkload(_ spec: WorkloadSpec, clients: [SynodClient], wire: (targets: [HostPort], group: any EventLoopGroup)?, pids: [Int32], live: Bool) async -> RunResult {
+func runWorkload(_ spec: WorkloadSpec, clients: [SynodClient], wire: WireTargets?, pids: [Int32], live: Bool) async -> RunResult {
     let value = [UInt8](repeating: 0x61, count: spec.valueSize)
     if spec.kind == .get || spec.kind == .mixed {
         // Reads need something to read: fill the key space once.
@@ -138,12 +138,12 @@ func runWorkload(_ spec: WorkloadSpec, clients: [SynodClient], wire: (targets: [
         warm.durationSeconds = spec.warmupSeconds
         warm.total = nil
         if let wire {
-            _ = await measureWire(warm, targets: wire.targets, group: wire.group, value: value, pids: pids, live: false)
+            _ = await measureWire(warm, wire, value: value, pids: pids, live: false)
         } else {
             _ = await measure(warm, clients: clients, value: value, pids: pids, live: false)
         }
     }
-    if let wire { return await measureWire(spec, targets: wire.targets, group: wire.group, value: value, pids: pids, live: live) }
+    if let wire { return await measureWire(spec, wire, value: value, pids: pids, live: live) }
     return await measure(spec, clients: clients, value: value, pids: pids, live: live)
 }
 
