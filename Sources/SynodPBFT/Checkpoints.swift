@@ -112,6 +112,19 @@ extension PBFTReplica {
         tickStateFetch()
     }
 
+    /// A fetch does not stop execution: batches this replica decided itself are as good as the
+    /// certified state, which is then compared with its own checkpoint (`tryStabilize`). Before,
+    /// a fetching replica executed nothing, and one whose certifiers had garbage-collected that
+    /// checkpoint waited for the next stable one even while holding every commit it needed.
+    var mayExecuteWhileFetching: Bool { fetch == nil || !config.bugs.contains(.noExecutionWhileFetching) }
+
+    /// Executing reached the checkpoint being fetched: the fetch is moot. (A transfer arriving
+    /// later finds no fetch and is dropped.) The own checkpoint the shell reports at that number
+    /// makes it stable, once checked against the certified digest (`tryStabilize`).
+    mutating func endFetchIfCaughtUp() {
+        if let f = fetch, lastExecuted >= f.sequence { fetch = nil }
+    }
+
     /// Asks one certifying replica at a time, moving on after `stateFetchRetryTicks`.
     mutating func tickStateFetch() {
         guard var f = fetch else { return }

@@ -24,6 +24,9 @@ public struct PBFTBugs: OptionSet, Sendable, Hashable {
     /// FETCH-STATE is answered only for this replica's own stable checkpoint, not for one it
     /// computed but has not seen 2f+1 votes for.
     public static let serveOnlyStableCheckpoint = PBFTBugs(rawValue: 1 << 6)
+    /// A replica fetching state executes nothing, even the batches it committed itself: one
+    /// whose certifiers no longer serve that checkpoint waits for a newer stable one.
+    public static let noExecutionWhileFetching = PBFTBugs(rawValue: 1 << 7)
 
     /// Names for `synod serve --mode bft --testing-pbft-bug` (real-process tests).
     public static let all: [(String, PBFTBugs)] = [
@@ -34,6 +37,7 @@ public struct PBFTBugs: OptionSet, Sendable, Hashable {
         ("ignore-older-views", .ignoreOlderViews),
         ("skip-retransmit-to-later-view", .skipRetransmitToLaterView),
         ("serve-only-stable-checkpoint", .serveOnlyStableCheckpoint),
+        ("no-execution-while-fetching", .noExecutionWhileFetching),
     ]
 }
 

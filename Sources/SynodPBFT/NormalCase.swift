@@ -188,13 +188,15 @@ extension PBFTReplica {
         executeCommitted()
     }
 
-    /// Hands every committed batch after `lastExecuted` to the shell, strictly in order.
+    /// Hands every committed batch after `lastExecuted` to the shell, strictly in order — also
+    /// while a state fetch is under way (`endFetchIfCaughtUp`).
     mutating func executeCommitted() {
         var progressed = false
-        while fetch == nil, let slot = slots[lastExecuted.next], slot.committedLocal, let pp = slot.prePrepare {
+        while mayExecuteWhileFetching, let slot = slots[lastExecuted.next], slot.committedLocal, let pp = slot.prePrepare {
             executeNext(pp)
             progressed = true
         }
+        endFetchIfCaughtUp()
         // Changing views (a state transfer may just have ended): follow what the others decide.
         if !isViewActive { executeObserved() }
         serveDeferredReads()

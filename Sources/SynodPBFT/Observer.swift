@@ -75,11 +75,12 @@ extension PBFTReplica {
     /// view. Also run after a state transfer while changing views (`executeCommitted`).
     mutating func executeObserved() {
         var progressed = false
-        while fetch == nil, let d = Self.decidedDigest(commits(at: lastExecuted.next), quorum: config.certificateQuorum),
+        while mayExecuteWhileFetching, let d = Self.decidedDigest(commits(at: lastExecuted.next), quorum: config.certificateQuorum),
               let pp = batch(at: lastExecuted.next, digest: d) {
             executeNext(pp)
             progressed = true
         }
+        endFetchIfCaughtUp()
         observed = observed.filter { $0.key > lastExecuted && $0.key <= highWatermark }
         if progressed { serveDeferredReads() }
     }

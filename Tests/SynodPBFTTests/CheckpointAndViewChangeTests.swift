@@ -273,6 +273,43 @@ struct CheckpointAndViewChangeTests {
         }
     }
 
+    /// n4 learns that checkpoint 4 is certified (2f+1 CHECKPOINT votes) before it holds the
+    /// batches, and no certifier will answer its FETCH-STATE. Retransmitted, the batches commit
+    /// at n4: it must execute them while still fetching, reach 4 itself, and make 4 stable from
+    /// its own checkpoint (checked against the certified digest). With the bug it executes
+    /// nothing while fetching and stays behind.
+    @Test("a replica fetching state still executes the batches it commits itself", arguments: [false, true])
+    func executesWhileFetching(bug: Bool) {
+        var c = Cluster { $0.checkpointInterval = 4; $0.logWindow = 8; $0.inflightBatchesMax = 1; if bug { $0.bugs = .noExecutionWhileFetching } }
+        c.filter = { e in
+            let toL = e.to.replicaID == NodeID(4), fromL = e.from.replicaID == NodeID(4)
+            if case .checkpoint = e.message { return toL }
+            return !toL && !fromL
+        }
+        Self.drive(&c, 4)
+        c.tick(2)
+        #expect(c.replicas[3].isFetchingState && c.replicas[3].lastExecuted == .zero, "n4 knows 4 is certified and holds nothing")
+        // Everything flows again but checkpoints to the others (they never see 4 stable) and
+        // state transfer (no certifier serves it).
+        c.filter = { e in
+            switch e.message {
+            case .checkpoint: return e.to.replicaID == NodeID(4)
+            case .fetchState, .stateTransfer: return false
+            default: return true
+            }
+        }
+        c.tick(40)
+        if bug {
+            #expect(c.replicas[3].isFetchingState && c.replicas[3].lastExecuted == .zero)
+        } else {
+            #expect(!c.replicas[3].isFetchingState)
+            #expect(c.replicas[3].stateTransfers == 0, "it got there by executing, not by a transfer")
+            #expect(c.replicas[3].lastExecuted == SequenceNumber(4))
+            #expect(c.replicas[3].lowWatermark == SequenceNumber(4), "its own checkpoint matched the certified one")
+            #expect(c.state[3] == c.state[0])
+        }
+    }
+
     @Test("fetched state that does not match the certified digest is refused")
     func corruptStateRefused() {
         var c = Cluster { $0.checkpointInterval = 4; $0.logWindow = 8; $0.inflightBatchesMax = 1 }
