@@ -1,7 +1,7 @@
 import SynodCore
 
 /// Classic Raft bugs that tests switch on to prove the simulator's checkers catch them.
-/// Never set outside tests: every one of these breaks safety.
+/// Never set outside tests: every one of these breaks safety (one, liveness).
 public struct RaftBugs: OptionSet, Sendable, Hashable {
     public let rawValue: UInt32
     public init(rawValue: UInt32) { self.rawValue = rawValue }
@@ -23,6 +23,10 @@ public struct RaftBugs: OptionSet, Sendable, Hashable {
     /// though the target may still act on that TimeoutNow and win votes past the followers'
     /// leases (lease reads only).
     public static let leaseSurvivesTransfer = RaftBugs(rawValue: 1 << 6)
+    /// A follower whose `snapshotCheck` refused a whole snapshot asks for it from the start,
+    /// as for any gap, instead of reporting it damaged: a leader whose own copy is damaged then
+    /// sends the same bytes without end (a liveness bug, the only one here).
+    public static let resendDamagedSnapshot = RaftBugs(rawValue: 1 << 7)
 
     public static let all: [(String, RaftBugs)] = [
         ("commit-previous-term", .commitPreviousTermByCounting),
@@ -32,6 +36,7 @@ public struct RaftBugs: OptionSet, Sendable, Hashable {
         ("follower-read-without-leader", .followerReadWithoutLeader),
         ("lease-ignores-missed-ticks", .leaseIgnoresMissedTicks),
         ("lease-survives-transfer", .leaseSurvivesTransfer),
+        ("resend-damaged-snapshot", .resendDamagedSnapshot),
     ]
 }
 

@@ -198,6 +198,10 @@ extension RaftCore {
         if let check = snapshotCheck, !check(inc.data) {
             // Damaged: nothing is replaced; the leader builds its bytes again and starts over.
             snapshotsRefusedByCheck += 1
+            if config.bugs.contains(.resendDamagedSnapshot) {
+                replySnapshotProgress(to: m.from, c.position.index, received: 0, gap: true)
+                return
+            }
             var r = message(.snapshotResponse, to: m.from)
             r.index = c.position.index
             r.reject = true

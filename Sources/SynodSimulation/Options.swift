@@ -108,6 +108,11 @@ public struct FaultRates: Sendable, Hashable {
     /// campaigns, as in `PartitionTests.lateTransfer` on real processes (and the bug
     /// `RaftBugs.leaseSurvivesTransfer`). 0 in `standard`.
     public var isolateTransferSenderPerMille = 0
+    /// Snapshot damage: a chunk sent has one byte flipped on the way, and a leader's snapshot
+    /// is kept damaged in its memory (its disk copy intact) — each with this probability. The
+    /// follower's check must refuse it, and the leader build its bytes again (what
+    /// `RaftBugs.resendDamagedSnapshot` breaks). 0 in `standard`.
+    public var damageSnapshotPerMille = 0
 
     public init(dropPerMille: Int = 30, duplicatePerMille: Int = 20, longDelayPerMille: Int = 60, partitionPerMille: Int = 15,
                 healPerMille: Int = 30, crashPerMille: Int = 12, restartPerMille: Int = 60, crashAfterEventPerMille: Int = 30, downTicksRange: ClosedRange<Int> = 5...60) {
@@ -135,6 +140,7 @@ public struct FaultRates: Sendable, Hashable {
         f.pausePerMille = 15
         f.pauseTransferTargetPerMille = 250
         f.isolateTransferSenderPerMille = 300
+        f.damageSnapshotPerMille = 100
         return f
     }()
     public static let none: FaultRates = {

@@ -63,6 +63,7 @@ struct SimNode {
         precondition(core == nil, "node already running")
         let state = try! RaftRestartState.load(from: disk, snapshot: durableSnapshot)
         core = RaftCore(config: config, random: random, restart: state)
+        core!.snapshotCheck = Self.snapshotIntact
         if let s = durableSnapshot {
             restore(s)
         } else {
@@ -74,19 +75,39 @@ struct SimNode {
         lastRole = .follower
     }
 
-    /// Replaces both state machines with what snapshot `s` holds.
+    /// Replaces both state machines with what snapshot `s` holds (checked by `snapshotIntact`
+    /// before it got here).
     mutating func restore(_ s: Snapshot) {
-        var r = ByteReader(s.data)
+        precondition(Self.snapshotIntact(s.data), "restoring a damaged snapshot")
+        var r = ByteReader(Array(s.data.dropLast(8)))
         kv = try! KVStateMachine.decode(try! r.lengthPrefixed("kv state", limit: 1 << 24))
         mesh = try! meshBugs.map { try MeshReplica(snapshot: r.rest(), at: s.position.index, bugs: $0) }
     }
 
-    /// This node's state as snapshot data (see `restore`).
+    /// This node's state as snapshot data (see `restore`), sealed with a checksum of the rest
+    /// (the node seals with SHA-256; the simulator's damage faults flip bytes it must catch).
     func snapshotData() -> [UInt8] {
         var w = ByteWriter()
         w.lengthPrefixed(kv.encode())
         if let mesh { w.raw(try! mesh.snapshotBytes()) }
-        return w.bytes
+        var sealed = w.bytes
+        let sum = Self.checksum(sealed[...])
+        for k in 0..<8 { sealed.append(UInt8(truncatingIfNeeded: sum >> (8 * UInt64(k)))) }
+        return sealed
+    }
+
+    /// The core's `snapshotCheck`: the seal matches.
+    @Sendable static func snapshotIntact(_ bytes: [UInt8]) -> Bool {
+        guard bytes.count >= 8 else { return false }
+        var sum: UInt64 = 0
+        for (k, b) in bytes.suffix(8).enumerated() { sum |= UInt64(b) << (8 * UInt64(k)) }
+        return checksum(bytes.dropLast(8)) == sum
+    }
+
+    static func checksum(_ bytes: ArraySlice<UInt8>) -> UInt64 {
+        var h = FNV1a64()
+        for b in bytes { h.add(byte: b) }
+        return h.value
     }
 
     /// Crash: everything not on the disk is gone, including any `Ready` not yet persisted.

@@ -38,7 +38,12 @@ extension Simulation {
             persist(i, write, rd.entries, prevTerm: prevTerm)
         }
         // 3. Send.
-        for m in rd.messages { network.send(m, now: now, faults: faults, random: &random) }
+        for var m in rd.messages {
+            if m.type == .snapshot, let c = m.snapshot, !c.data.isEmpty, random.chance(faults.damageSnapshotPerMille, in: 1000) {
+                m.snapshot!.data[random.int(in: 0...(c.data.count - 1))] ^= 0x20   // damaged on the way
+            }
+            network.send(m, now: now, faults: faults, random: &random)
+        }
         // 4. Apply.
         for e in rd.committedEntries {
             checker.applied(e, node: core.id)
@@ -57,6 +62,17 @@ extension Simulation {
         if faultsOn && interesting && random.chance(faults.crashAfterEventPerMille, in: 1000) { nodes[i].crashSoon = true }
         serveReads(i)
         maybeCompact(i)
+        rebuildSnapshotIfWanted(i)
+    }
+
+    /// A leader that dropped its snapshot bytes (a follower found them damaged) builds them
+    /// again from its state, as the node does on a background thread.
+    func rebuildSnapshotIfWanted(_ i: Int) {
+        guard var core = nodes[i].core, core.role == .leader, core.snapshotDataWanted,
+              nodes[i].kv.appliedIndex == core.appliedIndex else { return }
+        core.attachSnapshot(at: core.appliedIndex, data: nodes[i].snapshotData())
+        nodes[i].core = core
+        record("\(core.id) rebuilt snapshot bytes at \(core.appliedIndex.rawValue)")
     }
 
     func persist(_ i: Int, _ write: LogWrite, _ entries: [Entry], prevTerm: Term) {
@@ -88,8 +104,17 @@ extension Simulation {
         guard applied.rawValue >= core.compactedPosition.index.rawValue + UInt64(options.compactionThresholdEntries),
               applied <= core.persistedLastIndex, applied <= (try? nodes[i].disk.lastIndex()) ?? .zero,
               nodes[i].kv.appliedIndex == applied else { return }
-        core.compact(upTo: applied, snapshotData: nodes[i].snapshotData())
-        nodes[i].durableSnapshot = core.latestSnapshot
+        let data = nodes[i].snapshotData()
+        if faultsOn && random.chance(faults.damageSnapshotPerMille, in: 1000) {
+            // Damaged in memory after it was sealed; the copy on disk is intact.
+            var damaged = data
+            damaged[random.int(in: 0...(data.count - 1))] ^= 0x01
+            core.compact(upTo: applied, snapshotData: damaged)
+            nodes[i].durableSnapshot = Snapshot(position: core.latestSnapshot!.position, membership: core.latestSnapshot!.membership, data: data)
+        } else {
+            core.compact(upTo: applied, snapshotData: data)
+            nodes[i].durableSnapshot = core.latestSnapshot
+        }
         try! nodes[i].disk.deletePrefix(through: applied)
         nodes[i].core = core
     }
