@@ -96,7 +96,7 @@ extension RaftCore {
     /// from the earlier time, never a later one.
     mutating func broadcastReadHeartbeat(context: UInt64) {
         for p in peers {
-            if let at = messages.lastIndex(where: { $0.type == .heartbeat && $0.to == p }) {
+            if let at = messages.lastIndex(where: { $0.type == .heartbeat && $0.to == p && $0.term == term }) {
                 messages[at].context = context
             } else {
                 send(heartbeat(to: p, context: context))

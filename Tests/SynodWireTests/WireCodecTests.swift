@@ -103,12 +103,14 @@ import Testing
         var out = try messages().map(raft)
         let hello = try frame { PeerHello(from: NodeID(1), clusterID: 1, clientAddress: "h:1").encode(into: &$0) }
         out.append(Array(hello.payload.readableBytesView))
-        for body: ClientRequestBody in [.write([1, 2]), .read(.linearizable, [3]), .status, .leaseKeepAlive(id: 5), .watch([7]), .cancelWatch(id: 2), .member([1]), .snapshot] {
+        for body: ClientRequestBody in [.write([1, 2]), .read(.linearizable, [3]), .status, .leaseKeepAlive(id: 5), .watch([7]), .cancelWatch(id: 2), .member([1]), .snapshot,
+                                        .hashKV(revision: 9), .statusDetail, .defragment] {
             let f = try frame { ClientRequest(id: 4, body: body).encode(into: &$0) }
             out.append(Array(f.payload.readableBytesView))
         }
         let r = try frame { ClientResponse(id: 4, status: .notLeader, leader: NodeID(2), leaderAddress: "h:2", message: "m", body: [9]).encode(into: &$0) }
         out.append(Array(r.payload.readableBytesView))
+        out.append(DefragResult(bytesBefore: 2_707_456, bytesAfter: 1_368_064, millis: 8).encode())
         return out
     }
 
@@ -124,6 +126,20 @@ import Testing
         _ = try? ClientResponse.decode(&d)
         var e = ByteBuffer(bytes: bytes)
         _ = try? FrameDecoder.next(from: &e, frameBytesMax: 1 << 16)
+        _ = try? DefragResult.decode(bytes)
+        _ = try? KVHash.decode(bytes)
+        _ = try? NodeStatus.decode(bytes)
+    }
+
+    @Test("defragment request and result round-trip; a short or long result is refused")
+    func defragRoundTrip() throws {
+        let f = try Self.frame { ClientRequest(id: 7, body: .defragment).encode(into: &$0) }
+        var payload = f.payload
+        #expect(try ClientRequest.decode(&payload) == ClientRequest(id: 7, body: .defragment))
+        let r = DefragResult(bytesBefore: 10, bytesAfter: 4, millis: 3)
+        #expect(try DefragResult.decode(r.encode()) == r)
+        #expect(throws: DecodeError.self) { try DefragResult.decode(Array(r.encode().dropLast())) }
+        #expect(throws: DecodeError.self) { try DefragResult.decode(r.encode() + [0]) }
     }
 
     @Test("random bytes", arguments: 0..<4)
