@@ -14,13 +14,23 @@ struct DefragCommand: AsyncParsableCommand {
         discussion: "LMDB reuses freed pages but never returns them to the filesystem. Each node writes a compacted copy of data.mdb, checks it, and swaps it in; it serves nothing meanwhile, so endpoints are done one after another. Exit 5 if any endpoint refused or failed, 3 if one was unreachable.")
     @OptionGroup var globals: GlobalOptions
     @Option(help: "Seconds to wait for each endpoint (a large store takes longer to copy).") var waitSeconds: Int = 120
+    @Flag(help: "Defragment every member of the cluster (its member list's client addresses), not just --endpoints, as etcdctl defrag --cluster.") var cluster = false
 
     func validate() throws { guard (1...3600).contains(waitSeconds) else { throw ValidationError("--wait-seconds must be 1...3600") } }
 
     func run() async throws {
-        let endpoints = try globals.parsedEndpoints()
+        var endpoints = try globals.parsedEndpoints()
         let client = try globals.client()
         defer { Task { await client.close() } }
+        if cluster {
+            let members: [MemberInfo]
+            do { members = try await client.members() } catch { throw clientFailure("defrag --cluster: member list", error) }
+            endpoints = try members.filter { !$0.clientAddress.isEmpty }.map { m in
+                do { return try HostPort(parsing: m.clientAddress) } catch {
+                    throw fail("member \(m.id) has no usable client address (\(m.clientAddress))")
+                }
+            }
+        }
         var failures: [(HostPort, any Error)] = []
         var items: [String] = []
         for e in endpoints {

@@ -151,6 +151,9 @@ struct DataDirectoryLockTests {
         #expect(!acknowledged.isEmpty)
         for i in acknowledged { #expect(try await client.get(b("w-\(i)"))?.value == b("\(i)"), "acknowledged w-\(i) lost") }
         #expect(try runSynod(["--endpoints", cluster.endpointsText, "hashkv"]).0 == 0)
+        // --cluster: every member, from one endpoint's member list.
+        let (all, allOut, allErr) = try runSynod(["--endpoints", cluster.endpoints[0].description, "defrag", "--cluster", "-w", "json"])
+        #expect(all == 0 && allOut.components(separatedBy: "\"bytes_after\"").count == 4, "\(allOut) \(allErr)")
         // A node killed after its defrag restarts from the compacted file and catches up.
         cluster.kill(2)
         try await client.put(b("while-down"), b("1"))
