@@ -114,8 +114,6 @@ let package = Package(
             name: "SynodBench",
             dependencies: [
                 "SynodCore", "SynodClient", "SynodStateMachine", "SynodWire", "SynodTransport", "SynodPBFT", "SynodCrypto",
-                // `--tls` makes a throwaway CA and certificates with openssl (TestCertificates).
-                "SynodTestSupport",
                 .product(name: "Histogram", package: "hdrhistogram-swift"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "NIOCore", package: "swift-nio"),
@@ -126,7 +124,7 @@ let package = Package(
         // Runnable embedding example (README, "Embedding").
         .executableTarget(name: "EmbeddedExample", dependencies: ["Synod"], path: "Examples/Embedded"),
         // Helpers shared by the test targets that run real processes.
-        .target(name: "SynodTestSupport", dependencies: ["SynodCore"], path: "Tests/SynodTestSupport"),
+        .target(name: "SynodTestSupport", dependencies: ["SynodCore", "SynodTransport"], path: "Tests/SynodTestSupport"),
         .testTarget(name: "SynodCoreTests", dependencies: ["SynodCore", "SynodTestSupport"]),
         .testTarget(name: "SynodLMDBTests", dependencies: ["SynodCore", "SynodLMDB", "CLMDB", "synod", "SynodTestSupport"]),
         .testTarget(name: "SynodRaftTests", dependencies: ["SynodCore", "SynodRaft"]),

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Synchronization
+import SynodTransport
 
 /// `synod dev`: a local cluster of `synod serve` child processes, stopped together on Ctrl-C.
 struct DevCommand: AsyncParsableCommand {
@@ -14,6 +15,7 @@ struct DevCommand: AsyncParsableCommand {
     @Option(help: "First metrics port (raft mode; node N serves /metrics and /health on PORT+N-1; 0 = none).") var metricsPort: Int = 7201
     @Flag(name: .customLong("unsafe-no-fsync"), help: "UNSAFE: start the nodes without fsync (benchmarks only).") var unsafeNoFsync = false
     @Option(help: "Extra arguments for every `synod serve` (quoted).") var serveArgs: String = ""
+    @Flag(help: "TLS everywhere (raft mode): a throwaway CA and certificates in DATA/tls (made with openssl, kept across restarts), client certificates required, mutual TLS between peers.") var tls = false
 
     var data: String { dataOption ?? (mode == "bft" ? "./data-bft" : "./data") }
 
@@ -23,6 +25,7 @@ struct DevCommand: AsyncParsableCommand {
         guard ["raft", "bft"].contains(mode) else { throw ValidationError("--mode must be raft or bft") }
         guard (1...7).contains(count) else { throw ValidationError("--nodes must be 1...7") }
         guard mode == "raft" || count >= 4 else { throw ValidationError("--mode bft needs at least 4 nodes (3f+1)") }
+        guard !tls || mode == "raft" else { throw ValidationError("--tls is for raft mode (BFT mode signs and MACs its messages instead)") }
         let nodes = count
         guard (1...65000).contains(clientPort), (1...65000).contains(peerPort) else { throw ValidationError("ports must be 1...65000") }
         guard abs(clientPort - peerPort) >= nodes else { throw ValidationError("client and peer port ranges overlap") }
@@ -54,6 +57,15 @@ struct DevCommand: AsyncParsableCommand {
                 try FileManager.default.removeItem(atPath: "\(data)/n\(n)")
             }
         }
+        var tlsArgs: [String] = []
+        var certificates: DevCertificates?
+        if tls {
+            let c: DevCertificates
+            do { c = try DevCertificates(in: "\(data)/tls") } catch { throw fail("--tls: \(error)", status: 1) }
+            tlsArgs = ["--cert-file", c.nodeCert, "--key-file", c.nodeKey, "--trusted-ca-file", c.ca, "--client-cert-auth",
+                       "--peer-cert-file", c.nodeCert, "--peer-key-file", c.nodeKey, "--peer-trusted-ca-file", c.ca]
+            certificates = c
+        }
         var children: [Process] = []
         for n in 1...nodes {
             let p = Process()
@@ -62,6 +74,7 @@ struct DevCommand: AsyncParsableCommand {
             if mode == "bft" { args += ["--mode", "bft", "--keys", "\(keys)/replica-\(n).key"] }
             if mode != "bft" && metricsPort != 0 { args += ["--listen-metrics", "127.0.0.1:\(metricsPort + n - 1)"] }
             if unsafeNoFsync { args.append("--unsafe-no-fsync") }
+            args += tlsArgs
             p.arguments = args + serveArgs.split(separator: " ").map(String.init)
             let logPath = "\(data)/n\(n).log"
             _ = FileManager.default.createFile(atPath: logPath, contents: nil)
@@ -88,10 +101,12 @@ struct DevCommand: AsyncParsableCommand {
                 Ctrl-C stops every node.
                 """)
         } else {
+        let tlsExports = certificates.map { c in
+            "\n  export SYNOD_CACERT=\(Self.absolute(c.ca)) SYNOD_CERT=\(Self.absolute(c.clientCert)) SYNOD_KEY=\(Self.absolute(c.clientKey))" } ?? ""
         say("""
 
             Try, in another shell:
-              export SYNOD_ENDPOINTS=\(endpoints)
+              export SYNOD_ENDPOINTS=\(endpoints)\(tlsExports)
               synod put greeting hello
               synod get greeting
               synod status
@@ -115,6 +130,13 @@ struct DevCommand: AsyncParsableCommand {
 /// A reader that went away (`synod mesh agent | head -1`) makes the write fail with EPIPE (NIO
 /// ignores SIGPIPE); Foundation's non-throwing `write` traps on that, so this one records it in
 /// `StandardOutput.isClosed` and writes nothing more: a mesh agent then leaves the mesh.
+extension DevCommand {
+    /// `path` made absolute against the working directory, for the printed exports.
+    static func absolute(_ path: String) -> String {
+        path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + (path.hasPrefix("./") ? String(path.dropFirst(2)) : path)
+    }
+}
+
 func say(_ line: String) {
     guard !StandardOutput.isClosed.load(ordering: .relaxed) else { return }
     do { try FileHandle.standardOutput.write(contentsOf: Data((line + "\n").utf8)) } catch {

@@ -16,9 +16,9 @@ struct GlobalOptions: ParsableArguments {
     @Option(name: [.customShort("w"), .customLong("write-out")], help: "Output format: simple or json.")
     var output: OutputFormat = .simple
 
-    @Option(name: .long, help: "TLS: CA certificates (PEM) the nodes' certificates chain to (turns TLS on).") var cacert: String?
-    @Option(name: .long, help: "TLS: this client's certificate (PEM), for nodes that require one.") var cert: String?
-    @Option(name: .long, help: "TLS: the client certificate's private key (PEM).") var key: String?
+    @Option(name: .long, help: "TLS: CA certificates (PEM) the nodes' certificates chain to (turns TLS on). Default: $SYNOD_CACERT.") var cacert: String?
+    @Option(name: .long, help: "TLS: this client's certificate (PEM), for nodes that require one. Default: $SYNOD_CERT.") var cert: String?
+    @Option(name: .long, help: "TLS: the client certificate's private key (PEM). Default: $SYNOD_KEY.") var key: String?
     @Option(name: .long, help: "Give up after this many seconds of retrying (1...600).")
     var timeout: Int = 15
 
@@ -40,8 +40,11 @@ struct GlobalOptions: ParsableArguments {
         var config = ClientConfiguration(endpoints: try parsedEndpoints())
         config.retryDeadlineMillis = Int64(timeout) * 1000
         config.requestTimeoutMillis = min(3000, Int64(timeout) * 1000)
+        // As etcdctl's ETCDCTL_CACERT, ETCDCTL_CERT and ETCDCTL_KEY: flags win over the environment.
+        let environment = ProcessInfo.processInfo.environment
+        let (cacert, cert, key) = (cacert ?? environment["SYNOD_CACERT"], cert ?? environment["SYNOD_CERT"], key ?? environment["SYNOD_KEY"])
         if cacert != nil || cert != nil || key != nil {
-            guard (cert == nil) == (key == nil) else { throw ValidationError("--cert and --key go together") }
+            guard (cert == nil) == (key == nil) else { throw ValidationError("--cert and --key go together ($SYNOD_CERT and $SYNOD_KEY too)") }
             config.tls = TLSFiles(certificate: cert, privateKey: key, trustedCA: cacert)
         }
         return SynodClient(config)

@@ -108,6 +108,56 @@ struct TLSTests {
 }
 }
 
+extension RealProcessTests.TLSTests {
+    /// `synod dev --tls`: a local cluster with TLS everywhere, whose printed exports are all a
+    /// client needs; a plain client is refused; stopping `dev` stops its nodes.
+    @Test("synod dev --tls starts a TLS cluster; its printed exports make the CLI work; plain clients are refused")
+    func devTLS() async throws {
+        let directory = NSTemporaryDirectory() + "synod-devtls-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { if ProcessInfo.processInfo.environment["SYNOD_TEST_KEEP"] == nil { try? FileManager.default.removeItem(atPath: directory) } }
+        let base = LoopbackPorts.freeBase(count: 6)
+        let dev = Process()
+        dev.executableURL = URL(fileURLWithPath: synodExecutable())
+        dev.arguments = ["dev", "--tls", "--data", directory + "/data", "--client-port", "\(base)", "--peer-port", "\(base + 3)", "--metrics-port", "0"]
+        let out = Pipe()
+        dev.standardOutput = out
+        dev.standardError = FileHandle.nullDevice
+        try dev.run()
+        defer {
+            if dev.isRunning { kill(dev.processIdentifier, SIGTERM) }
+            dev.waitUntilExit()
+        }
+        // The banner ends with "Ctrl-C stops every node."
+        var banner = ""
+        let deadline = Date().addingTimeInterval(20)
+        while !banner.contains("Ctrl-C") && Date() < deadline {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            banner += String(decoding: chunk, as: UTF8.self)
+        }
+        let exports = try #require(banner.split(separator: "\n").first { $0.contains("SYNOD_CACERT=") }, "\(banner)")
+        var environment: [String: String] = [:]
+        for pair in exports.split(separator: " ") where pair.contains("=") {
+            let kv = pair.split(separator: "=", maxSplits: 1)
+            environment[String(kv[0])] = String(kv[1])
+        }
+        environment["SYNOD_ENDPOINTS"] = (0..<3).map { "127.0.0.1:\(base + $0)" }.joined(separator: ",")
+        #expect(environment.keys.sorted() == ["SYNOD_CACERT", "SYNOD_CERT", "SYNOD_ENDPOINTS", "SYNOD_KEY"])
+        #expect(try runSynod(["put", "greeting", "hello"], environment: environment).0 == 0)
+        #expect(try runSynod(["get", "greeting"], environment: environment).1 == "hello\n")
+        var plain = environment
+        plain["SYNOD_CACERT"] = nil; plain["SYNOD_CERT"] = nil; plain["SYNOD_KEY"] = nil
+        #expect(try runSynod(["--timeout", "2", "get", "greeting"], environment: plain).0 == 3, "a plain client must be refused")
+        let pids = try (1...3).map { n in try String(contentsOfFile: "\(directory)/data/n\(n)/synod.lock", encoding: .utf8) }
+        kill(dev.processIdentifier, SIGTERM)
+        dev.waitUntilExit()
+        for text in pids {
+            guard let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) else { continue }
+            #expect(kill(pid, 0) != 0, "node \(pid) outlived synod dev")
+        }
+    }
+}
+
 /// Receives nothing of interest: the impostor only sends.
 final class SilentPeer: PeerTransportDelegate {
     func peerTransport(peer: NodeID, clientAddress: String, version: UInt16) {}

@@ -5,7 +5,6 @@ import Foundation
 import NIOCore
 import NIOPosix
 import SynodClient
-import SynodTestSupport
 import SynodTransport
 import SynodWire
 
@@ -108,7 +107,7 @@ struct SynodBench: AsyncParsableCommand {
             guard FileManager.default.isExecutableFile(atPath: synod) else { throw ValidationError("no synod binary at \(synod); build with swift build -c release") }
             var tlsArgs: [String] = []
             if tls {
-                let c = try TestCertificates(in: certificateDirectory)
+                let c = try DevCertificates(in: certificateDirectory)
                 tlsArgs = ["--cert-file", c.nodeCert, "--key-file", c.nodeKey, "--trusted-ca-file", c.ca, "--client-cert-auth",
                            "--peer-cert-file", c.nodeCert, "--peer-key-file", c.nodeKey, "--peer-trusted-ca-file", c.ca]
                 clientTLS = TLSFiles(certificate: c.clientCert, privateKey: c.clientKey, trustedCA: c.ca)
