@@ -28,6 +28,8 @@ final class NodeMetrics {
     let noSpace = Gauge(label: "synod_server_alarm_nospace")
     let corrupt = Gauge(label: "synod_server_alarm_corrupt")
     let commitDuration = Timer(label: "synod_disk_backend_commit_duration_seconds")
+    let defragDuration = Timer(label: "synod_disk_defrag_duration_seconds")
+    let peerLinksRefused = Gauge(label: "synod_network_peer_links_refused_total")
 
     /// Whether this node knows a leader, for `/health`, and whether it leads, for the corruption
     /// check (read from other threads).
@@ -71,6 +73,7 @@ extension NodeLoop {
         m.quotaBytes.record(configuration.quotaBytes)
         m.noSpace.record(sm.kv.alarms.contains(.noSpace) ? 1 : 0)
         m.corrupt.record(sm.kv.alarms.contains(.corrupt) ? 1 : 0)
+        m.peerLinksRefused.record(transport.peerLinksRefused)
         // `stateBytes` is recorded where the pages are measured (`checkQuota`).
     }
 }

@@ -36,6 +36,8 @@ public final class PeerTransport: Sendable {
     private let hello: PeerHello
     private let tls: PeerTLS?
     private let checksPeerIdentity: Bool
+    /// Inbound links closed because the certificate did not back the member id claimed.
+    private let identityRefusals = NIOLockedValueBox(0)
 
     /// `testingSkipPeerIdentity` (tests only) accepts any member id a TLS peer claims: the hole
     /// `PeerIdentity` closes, so a test can show it is caught.
@@ -80,7 +82,7 @@ public final class PeerTransport: Sendable {
         let clusterID = hello.clusterID
         let serverTLS = tls?.server
         // Under TLS a hello's member id must be backed by the certificate (`PeerIdentity`).
-        let identity: PeerInboundHandler.IdentityCheck? = serverTLS == nil || !checksPeerIdentity ? nil : Self.identityCheck(links)
+        let identity: PeerInboundHandler.IdentityCheck? = serverTLS == nil || !checksPeerIdentity ? nil : Self.identityCheck(links, refusals: identityRefusals)
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -99,13 +101,19 @@ public final class PeerTransport: Sendable {
     }
 
     /// Checks a hello's member id against the certificate, by the address known for that member.
-    private static func identityCheck(_ links: NIOLockedValueBox<[NodeID: PeerLink]>) -> PeerInboundHandler.IdentityCheck {
+    private static func identityCheck(_ links: NIOLockedValueBox<[NodeID: PeerLink]>, refusals: NIOLockedValueBox<Int>) -> PeerInboundHandler.IdentityCheck {
         { (peer: NodeID, certificate: NIOSSLCertificate?) -> String? in
             let address: HostPort? = links.withLockedValue { $0[peer]?.address }
-            guard let address else { return "no peer address is known for member \(peer)" }
-            return PeerIdentity.refusal(certificate: certificate, host: address.host)
+            let why = address.map { PeerIdentity.refusal(certificate: certificate, host: $0.host) } ?? "no peer address is known for member \(peer)"
+            if why != nil { refusals.withLockedValue { $0 += 1 } }
+            return why
         }
     }
+
+    /// Inbound peer links refused so far because the certificate did not back the member id
+    /// claimed (`PeerIdentity`): a misconfigured member, or someone else with a certificate of
+    /// the peer CA (`synod_network_peer_links_refused_total`).
+    public var peerLinksRefused: Int { identityRefusals.withLockedValue { $0 } }
 
     /// Sends messages now: one write per peer, one event-loop hop per loop.
     public func send(_ messages: [Message]) {

@@ -72,7 +72,8 @@ struct TLSTests {
         let certs = try TestCertificates(in: NSTemporaryDirectory() + "synod-tls-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         var args = ["--peer-cert-file", certs.nodeCert, "--peer-key-file", certs.nodeKey, "--peer-trusted-ca-file", certs.ca]
         if skipCheck { args.append("--testing-skip-peer-identity") }
-        let cluster = try Cluster(size: 3, extraArgs: args)
+        let metricsBase = LoopbackPorts.freeBase(count: 3)
+        let cluster = try Cluster(size: 3, extraArgs: args, nodeArgs: { ["--listen-metrics", "127.0.0.1:\(metricsBase + $0 - 1)"] })
         let client = cluster.client()
         defer { Task { await client.close() } }
         try await client.put(b("k"), b("v"))
@@ -103,6 +104,14 @@ struct TLSTests {
         } else {
             #expect(seen < forged, "the follower took a heartbeat from a certificate that is not the leader's (term \(seen))")
             #expect(cluster.log(follower).contains("does not back the member id"), "the refusal is logged")
+            var refused: Double?
+            for _ in 0..<20 where (refused ?? 0) < 1 {
+                let text = httpGet(port: metricsBase + follower - 1, path: "/metrics")?.body ?? ""
+                refused = text.split(separator: "\n").first { $0.hasPrefix("synod_network_peer_links_refused_total ") }
+                    .flatMap { Double($0.split(separator: " ")[1]) }
+                if (refused ?? 0) < 1 { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            #expect((refused ?? 0) >= 1, "the refusal is counted in /metrics")
         }
     }
 }
