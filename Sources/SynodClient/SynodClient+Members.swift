@@ -24,6 +24,12 @@ extension SynodClient {
         _ = try await send(.member(MemberRequest(operation: .remove, node: id).encode()))
     }
 
+    /// Gives member `id` a new peer address (etcd's `member update`): every node dials it
+    /// there once the change commits. Restart the member listening at that address.
+    public func updateMember(_ id: NodeID, peerAddress: String) async throws {
+        _ = try await send(.member(MemberRequest(operation: .update, node: id, peerAddress: peerAddress).encode()))
+    }
+
     /// Hands leadership to voter `id` (etcd's `move-leader`); returns once it leads. Before
     /// taking the leader's machine down for maintenance, this avoids an election timeout's
     /// worth of unavailability.

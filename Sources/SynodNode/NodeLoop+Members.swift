@@ -31,6 +31,7 @@ extension NodeLoop {
         guard core.role == .leader else { return respond(c, notLeader(id)) }
         guard !request.node.isNone else { return respond(c, ClientResponse(id: id, status: .badRequest, message: "member id must be at least 1")) }
         if request.operation == .moveLeader { return moveLeader(to: request.node, id, c) }
+        if request.operation == .update { return updateMember(request.node, peerAddress: request.peerAddress, id, c) }
         let change: MembershipChange
         switch request.operation {
         case .addLearner, .addVoter:
@@ -45,10 +46,31 @@ extension NodeLoop {
             change = request.operation == .addLearner ? .addLearner(request.node) : .addVoter(request.node)
         case .promote: change = .promoteLearner(request.node)
         case .remove: change = core.membership.learners.contains(request.node) ? .removeLearner(request.node) : .removeVoter(request.node)
-        case .list, .moveLeader: return
+        case .list, .moveLeader, .update: return
         }
         do {
             let position = try core.proposeMembershipChange(change)
+            pendingWrites[position.index.rawValue] = Pending(term: position.term, connection: c, requestID: id)
+        } catch {
+            respond(c, refusal(error, id))
+        }
+    }
+
+    /// `synod member update ID HOST:PORT` (etcd's `member update`): replicates member `node`'s
+    /// new peer address through the member directory; each node moves its link to it when the
+    /// entry applies (`learnAddress`), and a restarted node reads it back. Answered once it is
+    /// committed. The member itself must listen there (restart it with the new address).
+    func updateMember(_ node: NodeID, peerAddress: String, _ id: UInt64, _ c: ClientConnection) {
+        let m = core.membership
+        guard m.voters.contains(node) || m.learners.contains(node) || m.outgoingVoters.contains(node) else {
+            return respond(c, ClientResponse(id: id, status: .badRequest, message: "member \(node.rawValue) is not in the cluster"))
+        }
+        guard let address = try? HostPort(parsing: peerAddress) else {
+            return respond(c, ClientResponse(id: id, status: .badRequest, message: "peer address '\(peerAddress)' is not host:port"))
+        }
+        let put = CommandEnvelope(command: .put(key: MemberDirectory.key(node), value: Array(address.description.utf8), lease: nil, prevKV: false))
+        do {
+            let position = try core.propose(put.encode())
             pendingWrites[position.index.rawValue] = Pending(term: position.term, connection: c, requestID: id)
         } catch {
             respond(c, refusal(error, id))

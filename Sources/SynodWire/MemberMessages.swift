@@ -6,10 +6,13 @@ public struct MemberRequest: Sendable, Hashable {
         case list = 1, addLearner, addVoter, promote, remove
         /// Hand leadership to `node` (etcd's `move-leader`); answered once it leads.
         case moveLeader
+        /// Give member `node` a new peer address (etcd's `member update`); answered once the
+        /// address is committed. Nodes before it answer `badRequest`.
+        case update
     }
     public var operation: Operation
     public var node: NodeID
-    /// The new member's peer address (`host:port`), for add operations.
+    /// The member's peer address (`host:port`), for add and update operations.
     public var peerAddress: String
 
     public init(operation: Operation, node: NodeID = .none, peerAddress: String = "") {

@@ -6,13 +6,13 @@ import SynodWire
 
 struct MemberCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "member", abstract: "List, add, promote or remove cluster members; move the leadership.",
+        commandName: "member", abstract: "List, add, promote, update or remove cluster members; move the leadership.",
         discussion: """
             To grow a cluster: start the new node with `synod serve --join --id N --peers <all, including itself> ...`, \
             then `synod member add N HOST:PEERPORT` (as a learner), wait until `synod status` shows it caught up, \
             then `synod member promote N`.
             """,
-        subcommands: [List.self, Add.self, Promote.self, Remove.self, MoveLeader.self])
+        subcommands: [List.self, Add.self, Promote.self, Update.self, Remove.self, MoveLeader.self])
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "list", abstract: "List members and their roles.")
@@ -51,6 +51,22 @@ struct MemberCommand: AsyncParsableCommand {
         func run() async throws {
             try await withClient(globals) { try await $0.promoteMember(NodeID(id)) }
             print(globals.output == .json ? JSON.object([("id", "\(id)"), ("promoted", "true")]) : "member \(id) promoted to voter")
+        }
+    }
+
+    struct Update: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "update", abstract: "Give a member a new peer address (etcd's member update); then restart it listening there.")
+        @OptionGroup var globals: GlobalOptions
+        @Argument(help: "Member id.") var id: UInt64
+        @Argument(help: "The member's new peer address, host:port.") var peerAddress: String
+        func validate() throws {
+            guard id >= 1 else { throw ValidationError("member id must be at least 1") }
+            do { _ = try HostPort(parsing: peerAddress) } catch { throw ValidationError("\(error)") }
+        }
+        func run() async throws {
+            try await withClient(globals) { try await $0.updateMember(NodeID(id), peerAddress: peerAddress) }
+            print(globals.output == .json ? JSON.object([("id", "\(id)"), ("peer_address", JSON.string(peerAddress))]) : "member \(id) now at \(peerAddress)")
         }
     }
 

@@ -80,6 +80,50 @@ struct NodeMembershipTests {
         #expect(refused == 5 && why.contains("not a voter"), "\(why)")
     }
 
+    /// `synod member update` (etcd's `member update`): nodes 1 and 2 reach node 3 through proxy
+    /// A. After `member update 3 B` (B, a second proxy to node 3) A is cut both ways: writes
+    /// still reach node 3 — through B, which every member now dials — and the member list names
+    /// B. Without the update node 3 would be cut off. A non-member is refused.
+    @Test("synod member update moves a member's peer address: the others dial it there")
+    func updateMovesPeerAddress() async throws {
+        var first: LinkProxy?
+        let cluster = try Cluster(size: 3) { c in
+            let a = try LinkProxy(listenPort: LoopbackPorts.freeBase(count: 1), targetPort: c.peerPort(3))
+            c.proxies.append(a)
+            first = a
+            c.dialPort = { [unowned c] _, to in to == 3 ? a.listenPort : c.peerPort(to) }
+        }
+        let proxyA = try #require(first)
+        let client = cluster.client()
+        defer { Task { await client.close() } }
+        try await client.put(b("before"), b("1"))
+        let proxyB = try LinkProxy(listenPort: LoopbackPorts.freeBase(count: 1), targetPort: cluster.peerPort(3))
+        cluster.proxies.append(proxyB)
+        let moved = "127.0.0.1:\(proxyB.listenPort)"
+        let (status, out, err) = try runSynod(["--endpoints", cluster.endpointsText, "member", "update", "3", moved])
+        #expect(status == 0 && out.contains("member 3 now at \(moved)"), "\(out) \(err)")
+        proxyA.setBlocked(forward: true, backward: true)
+        proxyA.resetConnections()
+        for i in 0..<20 { try await client.put(b("after-\(i)"), b("\(i)")) }
+        let three = cluster.client(only: 3)
+        defer { Task { await three.close() } }
+        var reached = false
+        for _ in 0..<50 where !reached {
+            reached = (try? await three.get(b("after-19"), consistency: .serializable))?.value == b("19")
+            if !reached { try await Task.sleep(for: .milliseconds(200)) }
+        }
+        #expect(reached, "node 3 did not get the writes made after its move")
+        #expect(proxyB.connectionsRelayed > 0)
+        for n in 1...2 {
+            let one = cluster.client(only: n)
+            let members = try await one.members()
+            await one.close()
+            #expect(members.first { $0.id == NodeID(3) }?.peerAddress == moved, "node \(n): \(members)")
+        }
+        let (refused, _, why) = try runSynod(["--endpoints", cluster.endpointsText, "member", "update", "9", "127.0.0.1:1"])
+        #expect(refused == 5 && why.contains("not in the cluster"), "\(why)")
+    }
+
     /// Membership changes under the nemesis workload: node 4 joins as a learner and is promoted,
     /// the leader removes itself (it leads until the change commits, then steps down) and is
     /// stopped, and leadership moves to the newest member — all while clients put, read and
