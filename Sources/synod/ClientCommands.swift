@@ -12,6 +12,8 @@ enum ExitStatus {
     static let refused: Int32 = 5
     /// `synod hashkv`: two nodes at the same compaction point hash the same revision differently.
     static let diverged: Int32 = 6
+    /// `synod health`: an endpoint cannot serve a linearizable read, or reports an alarm.
+    static let unhealthy: Int32 = 7
 }
 
 /// Runs a client call, mapping failures to a message and an exit status.

@@ -19,18 +19,9 @@ struct DefragCommand: AsyncParsableCommand {
     func validate() throws { guard (1...3600).contains(waitSeconds) else { throw ValidationError("--wait-seconds must be 1...3600") } }
 
     func run() async throws {
-        var endpoints = try globals.parsedEndpoints()
         let client = try globals.client()
         defer { Task { await client.close() } }
-        if cluster {
-            let members: [MemberInfo]
-            do { members = try await client.members() } catch { throw clientFailure("defrag --cluster: member list", error) }
-            endpoints = try members.filter { !$0.clientAddress.isEmpty }.map { m in
-                do { return try HostPort(parsing: m.clientAddress) } catch {
-                    throw fail("member \(m.id) has no usable client address (\(m.clientAddress))")
-                }
-            }
-        }
+        let endpoints = try await globals.endpoints(cluster: cluster, using: client)
         var failures: [(HostPort, any Error)] = []
         var items: [String] = []
         for e in endpoints {

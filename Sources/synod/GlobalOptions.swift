@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SynodClient
 import SynodTransport
+import SynodWire
 
 /// Output format of client commands.
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
@@ -35,11 +36,15 @@ struct GlobalOptions: ParsableArguments {
         return out
     }
 
-    func client() throws -> SynodClient {
-        guard (1...600).contains(timeout) else { throw ValidationError("--timeout must be 1...600 seconds") }
-        var config = ClientConfiguration(endpoints: try parsedEndpoints())
-        config.retryDeadlineMillis = Int64(timeout) * 1000
-        config.requestTimeoutMillis = min(3000, Int64(timeout) * 1000)
+    func client() throws -> SynodClient { try client(endpoints: try parsedEndpoints(), timeoutSeconds: timeout) }
+
+    /// A client of `endpoints` only (TLS as the options and environment say), giving up after
+    /// `timeoutSeconds` of retrying.
+    func client(endpoints: [HostPort], timeoutSeconds: Int) throws -> SynodClient {
+        guard (1...600).contains(timeoutSeconds) else { throw ValidationError("--timeout must be 1...600 seconds") }
+        var config = ClientConfiguration(endpoints: endpoints)
+        config.retryDeadlineMillis = Int64(timeoutSeconds) * 1000
+        config.requestTimeoutMillis = min(3000, Int64(timeoutSeconds) * 1000)
         // As etcdctl's ETCDCTL_CACERT, ETCDCTL_CERT and ETCDCTL_KEY: flags win over the environment.
         let environment = ProcessInfo.processInfo.environment
         let (cacert, cert, key) = (cacert ?? environment["SYNOD_CACERT"], cert ?? environment["SYNOD_CERT"], key ?? environment["SYNOD_KEY"])
@@ -101,4 +106,19 @@ enum JSON {
     }
 
     static func array(_ items: [String]) -> String { "[" + items.joined(separator: ",") + "]" }
+}
+
+extension GlobalOptions {
+    /// `--endpoints`, or with `cluster` every member's client address from the member list (as
+    /// etcdctl's `--cluster`).
+    func endpoints(cluster: Bool, using client: SynodClient) async throws -> [HostPort] {
+        guard cluster else { return try parsedEndpoints() }
+        let members: [MemberInfo]
+        do { members = try await client.members() } catch { throw clientFailure("member list", error) }
+        return try members.filter { !$0.clientAddress.isEmpty }.map { m in
+            do { return try HostPort(parsing: m.clientAddress) } catch {
+                throw fail("member \(m.id) has no usable client address (\(m.clientAddress))")
+            }
+        }
+    }
 }

@@ -26,6 +26,9 @@ struct QuotaTests {
         let first = try #require(refusedAt, "no write was refused in 3,000 puts of 8 KiB over a 1 MiB quota")
         #expect(first >= 64, "refused after \(first) puts: below the quota")
         #expect(try await client.alarms() == [.noSpace])
+        // `synod health` (etcdctl endpoint health) reports the alarm on every endpoint, exit 7.
+        let (sick, sickOut, _) = try runSynod(["--endpoints", cluster.endpointsText, "health"])
+        #expect(sick == 7 && sickOut.components(separatedBy: "is unhealthy: active alarm(s): NOSPACE").count == 4, "\(sickOut)")
         // Every node refuses alike: the alarm is replicated state.
         for n in 1...3 {
             let node = SynodClient(ClientConfiguration(endpoints: [cluster.endpoints[n - 1]]))
@@ -57,6 +60,8 @@ struct QuotaTests {
         #expect(try await client.alarms() == [])
         try await client.put(b("q/after"), b("fits"))
         #expect(try await client.get(b("q/after"))?.value == b("fits"))
+        let (well, wellOut, _) = try runSynod(["--endpoints", cluster.endpoints[0].description, "health", "--cluster"])
+        #expect(well == 0 && wellOut.components(separatedBy: "is healthy").count == 4, "\(wellOut)")
     }
 }
 }
