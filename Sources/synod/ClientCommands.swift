@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SynodClient
+import SynodTransport
 import SynodStateMachine
 import SynodWire
 
@@ -187,10 +188,15 @@ struct StatusCommand: AsyncParsableCommand {
             : bytes >= 1 << 20 ? String(format: "%.1f MB", Double(bytes) / Double(1 << 20)) : "\(bytes / 1024) kB"
     }
     @OptionGroup var globals: GlobalOptions
+    @Flag(help: "Show every member of the cluster (its member list's client addresses), not just --endpoints.") var cluster = false
 
     func run() async throws {
-        let endpoints = try globals.parsedEndpoints()
         let client = try globals.client()
+        let endpoints: [HostPort]
+        do { endpoints = try await globals.endpoints(cluster: cluster, using: client) } catch {
+            await client.close()
+            throw error
+        }
         var rows: [(String, Result<NodeStatus, any Error>)] = []
         for e in endpoints {
             do { rows.append((e.description, .success(try await client.detailedStatus(of: e)))) } catch { rows.append((e.description, .failure(error))) }

@@ -13,6 +13,7 @@ struct HashKVCommand: AsyncParsableCommand {
         abstract: "Hash every endpoint's key-value history at one revision and check that the replicas agree (exit 6 if they do not).")
     @OptionGroup var globals: GlobalOptions
     @Option(help: "Revision to hash at (default: the lowest current revision among the endpoints).") var rev: Int64?
+    @Flag(help: "Hash every member of the cluster (its member list's client addresses), not just --endpoints.") var cluster = false
 
     func validate() throws { if let rev, rev < 1 { throw ValidationError("--rev must be at least 1") } }
 
@@ -20,9 +21,9 @@ struct HashKVCommand: AsyncParsableCommand {
     static let attemptsMax = 5
 
     func run() async throws {
-        let endpoints = try globals.parsedEndpoints()
         let client = try globals.client()
         defer { Task { await client.close() } }
+        let endpoints = try await globals.endpoints(cluster: cluster, using: client)
         var revision = rev ?? 0
         if revision == 0 {
             var revisions: [Int64] = []

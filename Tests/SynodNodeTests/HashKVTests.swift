@@ -46,6 +46,12 @@ struct HashKVTests {
         }
         #expect(status == 0, "hashkv: \(out)")
         #expect(out.contains("3 of 3 endpoints agree"), "\(out)")
+        // --cluster (etcdctl's): every member from one endpoint's member list, for hashkv and status.
+        let one = cluster.endpoints[0].description
+        let (all, allOut, allErr) = try runSynod(["hashkv", "--cluster", "--endpoints", one])
+        #expect(all == 0 && allOut.contains("3 of 3 endpoints agree"), "\(allOut) \(allErr)")
+        let (st, stOut, _) = try runSynod(["status", "--cluster", "--endpoints", one])
+        #expect(st == 0 && stOut.split(separator: "\n").count == 4, "\(stOut)")
     }
 
     @Test("a replica whose state machine corrupts values is reported (injected bug), exit 6")
