@@ -31,7 +31,7 @@ struct DefragCommand: AsyncParsableCommand {
                     items.append(JSON.object([("endpoint", JSON.string(e.description)), ("bytes_before", "\(r.bytesBefore)"),
                                               ("bytes_after", "\(r.bytesAfter)"), ("ms", "\(r.millis)")]))
                 } else {
-                    print("defragmented \(e): \(r.bytesBefore) -> \(r.bytesAfter) bytes (\(Self.mib(r.bytesBefore)) -> \(Self.mib(r.bytesAfter)) MiB) in \(r.millis) ms")
+                    print("defragmented \(e): \(r.bytesBefore) -> \(r.bytesAfter) bytes (\(StatusCommand.size(r.bytesBefore)) -> \(StatusCommand.size(r.bytesAfter))) in \(r.millis) ms")
                 }
             } catch {
                 failures.append((e, error))
@@ -48,6 +48,4 @@ struct DefragCommand: AsyncParsableCommand {
         throw fail("\(failures.count) of \(endpoints.count) endpoints not defragmented (first: \(first.0))",
                    status: unreachable ? ExitStatus.unreachable : ExitStatus.refused)
     }
-
-    static func mib(_ bytes: Int64) -> String { String(format: "%.1f", Double(bytes) / 1_048_576) }
 }

@@ -69,6 +69,22 @@ struct DataDirectoryLockTests {
         #expect(FileManager.default.fileExists(atPath: cluster.dataDirectory(1) + "/data.mdb"), "the running replica's working copy was emptied")
     }
 
+    /// 300 puts of 4 KB, deleted and their history compacted away: pages LMDB will reuse but
+    /// never give back to the filesystem. Returns the revision of the one key kept (`keep`).
+    static func leaveFreedPages(_ client: SynodClient) async throws -> Int64 {
+        let value = [UInt8](repeating: 0x78, count: 4000)
+        for i in 0..<300 { try await client.put(b("big-\(i)"), value) }
+        _ = try await client.deleteRange(from: b("big-"), to: KeyRange.prefixEnd(b("big-")))
+        try await client.put(b("keep"), b("yes"))
+        let revision = try #require(try await client.get(b("keep"))).modRevision
+        _ = try await client.compact(revision: revision)
+        return revision
+    }
+
+    static func fileSize(_ path: String) throws -> Int64 {
+        try #require(try FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber).int64Value
+    }
+
     /// etcd's defragment, offline: after deletes and a history compaction the file keeps its
     /// size; `synod storage compact` shrinks it, is refused while the node runs, and the node
     /// restarts on the compacted file with its data and revision.
@@ -77,20 +93,15 @@ struct DataDirectoryLockTests {
         let cluster = try Cluster(size: 1)
         let client = cluster.client()
         defer { Task { await client.close() } }
-        let value = [UInt8](repeating: 0x78, count: 4000)
-        for i in 0..<300 { try await client.put(b("big-\(i)"), value) }
-        _ = try await client.deleteRange(from: b("big-"), to: KeyRange.prefixEnd(b("big-")))
-        try await client.put(b("keep"), b("yes"))
-        let revision = try #require(try await client.get(b("keep"))).modRevision
-        _ = try await client.compact(revision: revision)
+        let revision = try await Self.leaveFreedPages(client)
         let dir = cluster.dataDirectory(1)
         let (running, _, runningErr) = try runSynod(["storage", "compact", "--data", dir])
         #expect(running == 1 && runningErr.contains("is in use by another synod process"), "\(runningErr)")
         cluster.kill(1)
-        let before = try #require(try FileManager.default.attributesOfItem(atPath: dir + "/data.mdb")[.size] as? NSNumber).int64Value
+        let before = try Self.fileSize(dir + "/data.mdb")
         let (status, out, err) = try runSynod(["storage", "compact", "--data", dir])
         #expect(status == 0, "\(err)")
-        let after = try #require(try FileManager.default.attributesOfItem(atPath: dir + "/data.mdb")[.size] as? NSNumber).int64Value
+        let after = try Self.fileSize(dir + "/data.mdb")
         #expect(after < before * 3 / 4, "\(before) -> \(after): \(out)")
         #expect(out.contains("compacted"))
         #expect(!FileManager.default.fileExists(atPath: dir + "/data.mdb.compact"))
@@ -120,15 +131,8 @@ struct DataDirectoryLockTests {
         let cluster = try Cluster(size: 3)
         let client = cluster.client()
         defer { Task { await client.close() } }
-        let value = [UInt8](repeating: 0x78, count: 4000)
-        for i in 0..<300 { try await client.put(b("big-\(i)"), value) }
-        _ = try await client.deleteRange(from: b("big-"), to: KeyRange.prefixEnd(b("big-")))
-        try await client.put(b("keep"), b("yes"))
-        let revision = try #require(try await client.get(b("keep"))).modRevision
-        _ = try await client.compact(revision: revision)
-        func size(_ n: Int) throws -> Int64 {
-            try #require(try FileManager.default.attributesOfItem(atPath: cluster.dataDirectory(n) + "/data.mdb")[.size] as? NSNumber).int64Value
-        }
+        _ = try await Self.leaveFreedPages(client)
+        func size(_ n: Int) throws -> Int64 { try Self.fileSize(cluster.dataDirectory(n) + "/data.mdb") }
         let before = try (1...3).map(size)
         let writer = Task { () -> [Int] in
             let w = cluster.client()
