@@ -160,7 +160,13 @@ struct PartitionTests {
                 var faults: [String] = []
                 for round in 0..<6 {
                     try await Task.sleep(nanoseconds: 300_000_000)
-                    if await cluster.leader(using: ctx.client) != 1 { try? await ctx.client.moveLeader(to: NodeID(1)) }
+                    if await cluster.leader(using: ctx.client) != 1 {
+                        try? await ctx.client.moveLeader(to: NodeID(1))
+                        // A new leader's lease starts with its first heartbeat round answered
+                        // (every 3 of node 1's 10 ms ticks): cut at once and it has none to
+                        // read from, and a lease-read round catches nothing.
+                        try await Task.sleep(nanoseconds: 120_000_000)
+                    }
                     guard await cluster.leader(using: ctx.client) == 1 else { faults.append("node 1 not leading"); continue }
                     Self.cut(cluster, 1, from: [2, 3], blocked: true)
                     faults.append("slow leader 1 cut off")
