@@ -4,13 +4,43 @@ import SynodStateMachine
 import SynodTransport
 import SynodWire
 
+/// What a watch stream carries (`SynodClient.watchUpdates`).
+public enum WatchUpdate: Sendable, Hashable {
+    /// One change, in revision order, each exactly once.
+    case event(WatchEvent)
+    /// Every change in the watch's range up to and including `revision` has been delivered
+    /// (etcd's progress notification): a cache fed by this watch is current to `revision`.
+    case progress(revision: Int64)
+}
+
 extension SynodClient {
     /// Watches `[key, rangeEnd)` (etcd range rules; `rangeEnd` empty = the key alone) from
     /// `fromRevision` (0: changes after now). Events arrive in revision order, each exactly once:
     /// if the serving node goes away the watch resumes on another node from the next revision.
     /// Ends with `ClientError.kv(.compacted)` when the start revision was compacted.
     public func watch(_ key: [UInt8], rangeEnd: [UInt8] = [], fromRevision: Int64 = 0, prevKV: Bool = false) -> AsyncThrowingStream<WatchEvent, any Error> {
+        let updates = watchUpdates(key, rangeEnd: rangeEnd, fromRevision: fromRevision, prevKV: prevKV, progressNotify: false)
         let (stream, continuation) = AsyncThrowingStream<WatchEvent, any Error>.makeStream()
+        let task = Task {
+            do {
+                for try await u in updates { if case let .event(e) = u { continuation.yield(e) } }
+                continuation.finish()
+            } catch {
+                continuation.finish(throwing: error)
+            }
+        }
+        continuation.onTermination = { _ in task.cancel() }
+        return stream
+    }
+
+    /// `watch`, with progress notifications when `progressNotify` is set: while nothing in the
+    /// range changes, the serving node sends `.progress(revision:)` once per its
+    /// `--watch-progress-notify-interval-ms` (10 s by default). A progress revision also moves
+    /// where the watch resumes after a failover, so the next node replays less history. A node
+    /// older than progress notifications refuses such a watch (`ClientError.rejected`).
+    public func watchUpdates(_ key: [UInt8], rangeEnd: [UInt8] = [], fromRevision: Int64 = 0, prevKV: Bool = false,
+                             progressNotify: Bool) -> AsyncThrowingStream<WatchUpdate, any Error> {
+        let (stream, continuation) = AsyncThrowingStream<WatchUpdate, any Error>.makeStream()
         let task = Task {
             var next = fromRevision
             var target = preferredEndpoint()
@@ -19,7 +49,7 @@ extension SynodClient {
                 do {
                     let conn = try await connection(to: target)
                     let (responses, feed) = AsyncStream<ClientResponse>.makeStream()
-                    let request = WatchRequest(key: key, rangeEnd: rangeEnd, startRevision: next, prevKV: prevKV)
+                    let request = WatchRequest(key: key, rangeEnd: rangeEnd, startRevision: next, prevKV: prevKV, progressNotify: progressNotify)
                     let id = conn.stream(.watch(request.encode())) { r in
                         feed.yield(r)
                         if r.status == .watchEnded || r.status == .shuttingDown { feed.finish() }
@@ -38,9 +68,22 @@ extension SynodClient {
                             // node never splits a revision across batches: SlowWatcherTests.)
                             let from = next
                             for e in try WatchEvents.decode(r.body) where e.revision >= from {
-                                continuation.yield(e)
+                                continuation.yield(.event(e))
                                 next = e.revision + 1
                             }
+                        case .watchProgress:
+                            var reader = ByteReader(r.body)
+                            let revision = Int64(bitPattern: try reader.u64("progress revision"))
+                            try reader.expectEnd()
+                            // A node that knows less than an earlier one (a lagging follower
+                            // after a failover) may name an older revision: progress never goes back.
+                            if revision + 1 >= next {
+                                next = revision + 1
+                                continuation.yield(.progress(revision: revision))
+                            }
+                        case .badRequest:
+                            continuation.finish(throwing: ClientError.rejected(status: r.status, message: r.message))
+                            return
                         case .watchEnded:
                             if r.message.contains("compacted") || r.message.contains("revision") {
                                 continuation.finish(throwing: ClientError.rejected(status: .watchEnded, message: r.message))

@@ -184,7 +184,7 @@ public final class SynodClient: Sendable {
                     lastError = "no leader"
                 case .busy, .shuttingDown, .unknownOutcome:
                     lastError = r.message
-                case .badRequest, .internalError, .watchEvents, .watchEnded, .snapshotChunk:
+                case .badRequest, .internalError, .watchEvents, .watchEnded, .watchProgress, .snapshotChunk:
                     throw ClientError.rejected(status: r.status, message: r.message)
                 }
             } catch let e as ClientError {

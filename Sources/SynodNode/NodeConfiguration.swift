@@ -34,6 +34,10 @@ public struct NodeConfiguration: Sendable {
     public var electionTimeoutTicks: Int = 30
     /// Heartbeat interval in ticks.
     public var heartbeatIntervalTicks: Int = 3
+    /// How long a watch that asked for progress notifications (`WatchRequest.progressNotify`)
+    /// may go without a message before it gets one. etcd's default is 10 minutes; Kubernetes
+    /// runs etcd at 5 s so its watch caches can answer consistent reads. 10 s here.
+    public var watchProgressNotifyIntervalMillis: Int = 10_000
     /// The shortest lease TTL granted: 1.5 election timeouts, as in etcd. A shorter requested
     /// TTL is raised to it before the grant is proposed (`CommandEnvelope.raisingLeaseTTL`), and
     /// the grant's answer carries the TTL granted.

@@ -23,6 +23,9 @@ struct Watcher {
     /// while its connection is writable (`catchUpLaggingWatchers`). What the node holds for a
     /// slow watcher is then bounded by the connection's watermark, not by the event rate.
     var lagging = false
+    /// When a progress notification is next due (uptime seconds), if the watch asked for them:
+    /// pushed back whenever events go out, since each batch shows progress too.
+    var progressDue: Double?
 }
 
 extension NodeLoop {
@@ -77,7 +80,8 @@ extension NodeLoop {
         // "From now" means after everything this node knows to be committed.
         do { try applyDeferred() } catch { storageFailed(error) }
         let start = request.startRevision == 0 ? sm.revision + 1 : request.startRevision
-        var w = Watcher(request: request, connection: c, requestID: id, nextRevision: start)
+        var w = Watcher(request: request, connection: c, requestID: id, nextRevision: start,
+                        progressDue: request.progressNotify ? ProcessInfo.processInfo.systemUptime + progressInterval : nil)
         // Established: the body says the revision the watch starts from.
         var b = ByteWriter()
         b.u64(UInt64(bitPattern: start))
@@ -135,7 +139,29 @@ extension NodeLoop {
                 batch.append(event)
             }
             if let last = events.last { w.nextRevision = max(w.nextRevision, last.revision + 1) }
-            if !batch.isEmpty { respond(w.connection, ClientResponse(id: w.requestID, status: .watchEvents, body: WatchEvents.encode(batch))) }
+            if !batch.isEmpty {
+                respond(w.connection, ClientResponse(id: w.requestID, status: .watchEvents, body: WatchEvents.encode(batch)))
+                if w.progressDue != nil { w.progressDue = ProcessInfo.processInfo.systemUptime + progressInterval }
+            }
+            watchers[key] = w
+        }
+    }
+
+    var progressInterval: Double { Double(configuration.watchProgressNotifyIntervalMillis) / 1000 }
+
+    /// Each pass (looked at every ~100 ms at most): a progress notification to every watch that
+    /// asked for them, keeps up, and was sent nothing for the interval. Its revision is the last
+    /// one the watch has been handed in full, `nextRevision - 1` (`Watcher`'s invariant); a
+    /// lagging watch gets none until it caught up, since history is still on its way.
+    func notifyWatchProgress(_ now: Double) {
+        guard !watchers.isEmpty, now >= progressCheckAt else { return }
+        progressCheckAt = now + min(0.1, progressInterval)
+        for (key, var w) in watchers {
+            guard let due = w.progressDue, now >= due, !w.lagging, w.connection.isWritable else { continue }
+            var b = ByteWriter()
+            b.u64(UInt64(bitPattern: w.nextRevision - 1))
+            respond(w.connection, ClientResponse(id: w.requestID, status: .watchProgress, body: b.bytes))
+            w.progressDue = now + progressInterval
             watchers[key] = w
         }
     }

@@ -91,6 +91,8 @@ final class NodeLoop: @unchecked Sendable {
     var snapshotRetryAfter: Double = 0
     /// Watches served by this node, by (connection, request id).
     var watchers: [WatchKey: Watcher] = [:]
+    /// When `notifyWatchProgress` next looks at the watches (uptime seconds).
+    var progressCheckAt: Double = 0
     /// True when some watch may be lagging (see `Watcher.lagging`).
     var anyWatcherLagging = false
     /// Leader only: when each lease runs out (system uptime, seconds), and expiries proposed.
@@ -264,6 +266,7 @@ final class NodeLoop: @unchecked Sendable {
         publishMetrics(now)
         expireForwardedReads(now)
         catchUpLaggingWatchers()
+        notifyWatchProgress(now)
         flushOutbox()
         if holding { inbox.wake(at: heldSince + Self.heldSecondsMax) }
         if !deferredApplies.isEmpty { inbox.wake(at: deferredDue) }

@@ -132,6 +132,10 @@ public enum ClientStatus: UInt8, Sendable, Hashable, CaseIterable {
     case watchEnded = 9
     /// One chunk of a streamed snapshot (body: u32 sequence, u8 last, records).
     case snapshotChunk = 10
+    /// A watch's progress notification (streams under the watch's request id; sent only to a
+    /// watch that asked, `WatchRequest.progressNotify`): body u64 revision R — every event of
+    /// the watch's range with revision <= R has been sent on this stream.
+    case watchProgress = 11
 }
 
 /// One response frame.

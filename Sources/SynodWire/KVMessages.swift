@@ -98,35 +98,43 @@ public struct WatchRequest: Sendable, Hashable {
     public var rangeEnd: [UInt8]
     public var startRevision: Int64
     public var prevKV: Bool
+    /// Ask for progress notifications (etcd's `WithProgressNotify`): while no event is sent
+    /// for the node's progress interval, it sends a `.watchProgress` naming the revision the
+    /// watch has seen everything up to. Encoded as version 2; a request without it stays
+    /// version 1, which every node decodes.
+    public var progressNotify: Bool
 
-    public init(key: [UInt8], rangeEnd: [UInt8] = [], startRevision: Int64 = 0, prevKV: Bool = false) {
+    public init(key: [UInt8], rangeEnd: [UInt8] = [], startRevision: Int64 = 0, prevKV: Bool = false, progressNotify: Bool = false) {
         self.key = key
         self.rangeEnd = rangeEnd
         self.startRevision = startRevision
         self.prevKV = prevKV
+        self.progressNotify = progressNotify
     }
 
     public func encode() -> [UInt8] {
         var w = ByteWriter()
-        w.u8(1)
+        w.u8(progressNotify ? 2 : 1)
         w.lengthPrefixed(key)
         w.lengthPrefixed(rangeEnd)
         w.u64(UInt64(bitPattern: startRevision))
         w.u8(prevKV ? 1 : 0)
+        if progressNotify { w.u8(1) }
         return w.bytes
     }
 
     public static func decode(_ bytes: [UInt8]) throws(DecodeError) -> WatchRequest {
         var r = ByteReader(bytes)
         let v = try r.u8("watch version")
-        guard v == 1 else { throw .unknownValue(what: "watch version", value: UInt64(v)) }
+        guard v == 1 || v == 2 else { throw .unknownValue(what: "watch version", value: UInt64(v)) }
         let key = try r.lengthPrefixed("watch key", limit: StateLimits.keyBytesMax)
         let end = try r.lengthPrefixed("watch range end", limit: StateLimits.keyBytesMax)
         let start = Int64(bitPattern: try r.u64("start revision"))
         let prev = try r.u8("prevKV") == 1
+        let progress = v == 2 ? try r.u8("progress notify") == 1 : false
         try r.expectEnd()
         guard start >= 0 else { throw .invalid("negative start revision") }
-        return WatchRequest(key: key, rangeEnd: end, startRevision: start, prevKV: prev)
+        return WatchRequest(key: key, rangeEnd: end, startRevision: start, prevKV: prev, progressNotify: progress)
     }
 
     /// True when `key` falls in this watch's range.

@@ -6,20 +6,27 @@ import SynodWire
 
 struct WatchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "watch", abstract: "Print changes to a key (or prefix) as they happen, until Ctrl-C.",
-                                                    discussion: "Each event prints three lines: PUT or DELETE, the key, the value.")
+                                                    discussion: "Each event prints three lines: PUT or DELETE, the key, the value. With --progress-notify, a progress notification prints one line, PROGRESS and the revision.")
     @OptionGroup var globals: GlobalOptions
     @Argument(help: "The key (or prefix with --prefix).") var key: String
     @Flag(help: "Watch every key starting with KEY.") var prefix = false
     @Option(help: "Start from this revision (replaying history); default: from now.") var rev: Int64 = 0
     @Option(help: "Stop after this many events (0: never).") var count: Int = 0
     @Flag(help: "Include the previous value.") var prevKV = false
+    @Flag(help: "Ask for progress notifications: while nothing changes, the node says which revision the watch is current to (PROGRESS REV; etcd's --progress-notify).") var progressNotify = false
 
     func run() async throws {
         let client = try globals.client()
         let end = prefix ? KeyRange.prefixEnd(bytes(key)) : []
         var seen = 0
         do {
-            for try await e in client.watch(bytes(key), rangeEnd: end, fromRevision: rev, prevKV: prevKV) {
+            for try await update in client.watchUpdates(bytes(key), rangeEnd: end, fromRevision: rev, prevKV: prevKV, progressNotify: progressNotify) {
+                guard case let .event(e) = update else {
+                    if case let .progress(revision) = update {
+                        say(globals.output == .json ? JSON.object([("type", JSON.string("PROGRESS")), ("revision", "\(revision)")]) : "PROGRESS \(revision)")
+                    }
+                    continue
+                }
                 if globals.output == .json {
                     say(JSON.object([("type", JSON.string(e.type == .put ? "PUT" : "DELETE")), ("revision", "\(e.revision)"), ("kv", json(e.kv)),
                                      ("prev_kv", e.prevKV.map(json) ?? "null")]))

@@ -21,6 +21,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Milliseconds per Raft tick.") var tickMs: Int = 10
     @Option(help: "Election timeout in ticks.") var electionTicks: Int = 30
     @Option(help: "Heartbeat interval in ticks.") var heartbeatTicks: Int = 3
+    @Option(name: .customLong("watch-progress-notify-interval-ms"), help: "A watch that asked for progress notifications gets one after this long without a message (etcd's --experimental-watch-progress-notify-interval; 10-86,400,000).") var watchProgressNotifyIntervalMs: Int = 10_000
     @Option(help: "Snapshot after this many applied entries (etcd 3.4 uses 100,000 too).") var snapshotEntries: Int = 100_000
     @Option(help: "Revisions of history to keep; older ones are compacted away as writes go on (etcd's revision-mode auto-compaction; 0 = off).") var autoCompactRevisions: Int64 = 1_000_000
     @Option(help: "Space quota for the state in bytes (etcd's --quota-backend-bytes): above it the leader raises the NOSPACE alarm and writes that add data are refused until space is freed and `synod alarm disarm` runs. 0 = off; at most 8 GiB.") var quotaBytes: Int64 = 768 << 20
@@ -94,6 +95,10 @@ struct ServeCommand: AsyncParsableCommand {
         c.tickMillis = tickMs
         c.electionTimeoutTicks = electionTicks
         c.heartbeatIntervalTicks = heartbeatTicks
+        guard (10...86_400_000).contains(watchProgressNotifyIntervalMs) else {
+            throw ValidationError("--watch-progress-notify-interval-ms must be 10 to 86,400,000 (one day)")
+        }
+        c.watchProgressNotifyIntervalMillis = watchProgressNotifyIntervalMs
         c.snapshotEveryEntries = snapshotEntries
         c.autoCompactRevisions = autoCompactRevisions
         c.quotaBytes = quotaBytes

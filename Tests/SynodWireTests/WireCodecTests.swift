@@ -111,6 +111,8 @@ import Testing
         let r = try frame { ClientResponse(id: 4, status: .notLeader, leader: NodeID(2), leaderAddress: "h:2", message: "m", body: [9]).encode(into: &$0) }
         out.append(Array(r.payload.readableBytesView))
         out.append(DefragResult(bytesBefore: 2_707_456, bytesAfter: 1_368_064, millis: 8).encode())
+        out.append(WatchRequest(key: [1, 2], rangeEnd: [3], startRevision: 5, prevKV: true).encode())
+        out.append(WatchRequest(key: [1], startRevision: 0, progressNotify: true).encode())
         return out
     }
 
@@ -129,6 +131,20 @@ import Testing
         _ = try? DefragResult.decode(bytes)
         _ = try? KVHash.decode(bytes)
         _ = try? NodeStatus.decode(bytes)
+        _ = try? WatchRequest.decode(bytes)
+    }
+
+    @Test("watch requests round-trip; without progress notifications they stay version 1, which older nodes decode")
+    func watchRequestVersions() throws {
+        let plain = WatchRequest(key: [1, 2], rangeEnd: [3], startRevision: 5, prevKV: true)
+        #expect(plain.encode().first == 1)
+        #expect(try WatchRequest.decode(plain.encode()) == plain)
+        let progress = WatchRequest(key: [1], startRevision: 7, progressNotify: true)
+        #expect(progress.encode().first == 2)
+        #expect(try WatchRequest.decode(progress.encode()) == progress)
+        #expect(throws: DecodeError.self) { try WatchRequest.decode(Array(progress.encode().dropLast())) }
+        #expect(throws: DecodeError.self) { try WatchRequest.decode(plain.encode() + [1]) }
+        #expect(throws: DecodeError.self) { try WatchRequest.decode([3] + plain.encode().dropFirst()) }
     }
 
     @Test("defragment request and result round-trip; a short or long result is refused")
