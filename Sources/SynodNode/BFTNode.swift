@@ -102,7 +102,7 @@ final class BFTInboxDelegate: PeerTransportDelegate, ClientService, Sendable {
     let inbox: Inbox
     init(inbox: Inbox) { self.inbox = inbox }
 
-    func peerTransport(peer: NodeID, clientAddress: String, version: UInt16) {}
+    func peerTransport(hello: PeerHello) {}
     func peerTransport(receivedPBFT bytes: [UInt8], from peer: NodeID) -> Bool {
         inbox.put(.pbftPeer(bytes, peer)) // a full inbox drops it: pBFT retransmits
         return true

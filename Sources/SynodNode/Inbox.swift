@@ -10,7 +10,7 @@ enum NodeEvent {
     case raft(Message)
     case request(ClientRequest, ClientConnection)
     /// A peer's hello: its client address and peer protocol version.
-    case peerHello(NodeID, String, UInt16)
+    case peerHello(PeerHello)
     case connectionClosed(ClientConnection)
     /// A background snapshot build finished (see `NodeLoop.maybeSnapshot`).
     case snapshotBuilt(Result<(index: LogIndex, data: [UInt8]), any Error>)

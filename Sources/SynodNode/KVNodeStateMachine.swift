@@ -88,6 +88,13 @@ extension SynodNode {
         let stateMachine = try KVNodeStateMachine(store: store)
         stateMachine.kv.testingCorruptPuts = configuration.testingCorruptPuts
         stateMachine.kv.testingApplyRetriesAgain = configuration.testingApplyRetriesAgain
+        stateMachine.kv.supportedClusterVersion = configuration.supportedClusterVersion
+        // A store the cluster moved past this build's rules: applying anything more would use
+        // rules this build does not have (a downgrade after the cluster version moved).
+        if stateMachine.kv.clusterVersion > configuration.supportedClusterVersion {
+            lock.release()
+            throw ClusterVersionUnsupported(clusterVersion: stateMachine.kv.clusterVersion, supported: configuration.supportedClusterVersion)
+        }
         let node = try SynodNode(configuration: configuration, store: store, stateMachine: stateMachine, logger: logger)
         node.dataLock = lock
         do { try await node.bind() } catch {

@@ -1,5 +1,6 @@
 import SynodCore
 import SynodRaft
+import SynodStateMachine
 import SynodTransport
 
 /// Everything one node needs to start.
@@ -115,6 +116,12 @@ public struct NodeConfiguration: Sendable {
     /// Tests only: the state machine applies a retried command again instead of answering it
     /// from the client's session (`KVStateMachine.testingApplyRetriesAgain`).
     public var testingApplyRetriesAgain: Bool = false
+    /// Tests only (`--testing-cluster-version N`): the cluster version this node claims to
+    /// support, as a node of an older (lower) or newer (higher) build would. Nil: this build's
+    /// `KVStateMachine.clusterVersionSupported`.
+    public var testingClusterVersion: UInt16?
+    /// The highest cluster version this node announces and applies under.
+    public var supportedClusterVersion: UInt16 { testingClusterVersion ?? KVStateMachine.clusterVersionSupported }
     /// Join an existing cluster instead of bootstrapping a new one: start with no membership and
     /// wait for the leader (after `synod member add`) to send the log.
     public var join: Bool = false

@@ -32,6 +32,9 @@ final class NodeLoop: @unchecked Sendable {
     var peerClientAddresses: [NodeID: String] = [:]
     /// The peer protocol each peer announced in its hello (absent: not heard from yet).
     var peerVersions: [NodeID: UInt16] = [:]
+    /// The cluster version each peer's build supports, from its latest hello (0: a build from
+    /// before cluster versions). The leader moves the cluster to the lowest (`checkClusterVersion`).
+    var peerClusterVersions: [NodeID: UInt16] = [:]
 
     struct Pending {
         var term: Term
@@ -110,6 +113,10 @@ final class NodeLoop: @unchecked Sendable {
     /// The state's pages in use at that measurement (`synod status`).
     var lastStateBytes: Int64 = 0
     var quotaAlarmInFlight: LogPosition?
+    /// When the leader last compared the members' cluster versions (`checkClusterVersion`),
+    /// and its proposal still being applied.
+    var lastClusterVersionCheck: Double = 0
+    var clusterVersionInFlight: LogPosition?
     /// Followers already logged as refusing the snapshot they need (`noticeSnapshotRefusals`).
     var snapshotRefusalsLogged: [NodeID] = []
     var damagedSnapshotsLogged = 0
@@ -251,6 +258,7 @@ final class NodeLoop: @unchecked Sendable {
         checkLeases()
         checkAutoCompaction()
         checkQuota(now)
+        checkClusterVersion(now)
         logReplication(now)
         do {
             try drainReady()
@@ -286,9 +294,10 @@ final class NodeLoop: @unchecked Sendable {
         switch event {
         case let .raft(m): core.step(m)
         case let .request(r, c): handle(r, from: c)
-        case let .peerHello(peer, address, version):
-            peerClientAddresses[peer] = address
-            peerVersions[peer] = version
+        case let .peerHello(hello):
+            peerClientAddresses[hello.from] = hello.clientAddress
+            peerVersions[hello.from] = hello.version
+            peerClusterVersions[hello.from] = hello.clusterVersion
         case let .connectionClosed(c): dropConnection(c)
         case let .snapshotBuilt(result):
             do { try snapshotBuilt(result) } catch { storageFailed(error) }
@@ -336,6 +345,9 @@ final class NodeLoop: @unchecked Sendable {
 
     func propose(_ payload: [UInt8], _ id: UInt64, _ c: ClientConnection) {
         guard core.role == .leader else { return respond(c, notLeader(id)) }
+        guard !CommandEnvelope.movesClusterVersion(payload) else {
+            return respond(c, ClientResponse(id: id, status: .badRequest, message: "the cluster version is moved by the leader only, once every member supports it"))
+        }
         guard pendingWrites.count + proposals.count < configuration.pendingRequestsMax else {
             return respond(c, ClientResponse(id: id, status: .busy, message: "too many writes in flight"))
         }
@@ -456,6 +468,12 @@ final class NodeLoop: @unchecked Sendable {
         // A node that cannot persist must not answer anyone: its promises would be lies.
         // LMDB reports a disk that filled part-way through a commit as a short write, EIO; the
         // free space tells the operator which it was.
+        if let unsupported = error as? ClusterVersionUnsupported {
+            // Not a damaged disk: the log moved the cluster past this build. Nothing of the
+            // batch was applied; a newer build takes over from here.
+            logger.critical("stopping: \(unsupported)", metadata: ["cluster_version": "\(unsupported.clusterVersion)", "supported": "\(unsupported.supported)"])
+            exit(78)   // ExitStatus.clusterVersionUnsupported
+        }
         let disk = Self.diskSpace(configuration.dataDirectory)
         logger.critical("storage failure; stopping the node", metadata: ["error": "\(error)", "disk": "\(disk)"])
         fatalError("synod: storage failure: \(error); \(disk)")

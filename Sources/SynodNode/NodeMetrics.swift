@@ -27,6 +27,9 @@ final class NodeMetrics {
     let quotaBytes = Gauge(label: "synod_server_quota_backend_bytes")
     let noSpace = Gauge(label: "synod_server_alarm_nospace")
     let corrupt = Gauge(label: "synod_server_alarm_corrupt")
+    /// The cluster version in force (replicated) and the highest this node's build supports.
+    let clusterVersion = Gauge(label: "synod_cluster_version")
+    let clusterVersionSupported = Gauge(label: "synod_cluster_version_supported")
     let commitDuration = Timer(label: "synod_disk_backend_commit_duration_seconds")
     let defragDuration = Timer(label: "synod_disk_defrag_duration_seconds")
     let peerLinksRefused = Gauge(label: "synod_network_peer_links_refused_total")
@@ -73,6 +76,8 @@ extension NodeLoop {
         m.quotaBytes.record(configuration.quotaBytes)
         m.noSpace.record(sm.kv.alarms.contains(.noSpace) ? 1 : 0)
         m.corrupt.record(sm.kv.alarms.contains(.corrupt) ? 1 : 0)
+        m.clusterVersion.record(Int(sm.kv.clusterVersion))
+        m.clusterVersionSupported.record(Int(sm.kv.supportedClusterVersion))
         m.peerLinksRefused.record(transport.peerLinksRefused)
         // `stateBytes` is recorded where the pages are measured (`checkQuota`).
     }

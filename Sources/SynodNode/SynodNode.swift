@@ -51,7 +51,7 @@ public final class SynodNode: @unchecked Sendable {
         clientGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         peers = PeerTransport(id: configuration.id, clusterID: configuration.clusterID, clientAddress: configuration.advertisedClientAddress.description,
                               peers: configuration.peers, group: group, logger: logger, tls: try configuration.peerTLS.map { try PeerTLS($0) },
-                              testingSkipPeerIdentity: configuration.testingSkipPeerIdentity)
+                              testingSkipPeerIdentity: configuration.testingSkipPeerIdentity, clusterVersion: configuration.supportedClusterVersion)
         clientTLS = try configuration.clientTLS.map { try $0.serverContext(requireClientCertificates: configuration.clientCertAuth) }
         clients = ClientServer(group: clientGroup, logger: logger)
         loop = try NodeLoop(configuration: configuration, store: store, stateMachine: stateMachine, transport: peers, inbox: inbox, logger: logger)
@@ -103,7 +103,7 @@ final class InboxDelegate: PeerTransportDelegate, ClientService, Sendable {
     init(inbox: Inbox) { self.inbox = inbox }
 
     func peerTransport(received message: Message) { inbox.put(.raft(message)) }
-    func peerTransport(peer: NodeID, clientAddress: String, version: UInt16) { inbox.putAlways(.peerHello(peer, clientAddress, version)) }
+    func peerTransport(hello: PeerHello) { inbox.putAlways(.peerHello(hello)) }
 
     func handle(_ request: ClientRequest, from connection: ClientConnection) {
         if !inbox.put(.request(request, connection)) {

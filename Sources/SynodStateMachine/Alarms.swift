@@ -63,7 +63,7 @@ extension Command {
             case .join, .submit: return true
             default: return false
             }
-        case .delete, .deleteRange, .leaseRevoke, .leaseExpire, .compact, .alarm: return false
+        case .delete, .deleteRange, .leaseRevoke, .leaseExpire, .compact, .alarm, .clusterVersion: return false
         }
     }
 }
@@ -86,6 +86,7 @@ extension ApplyContext {
     func alarmRefusal(_ command: Command) -> KVError? {
         guard !testingAlarmsIgnored else { return nil }
         if case .alarm = command { return nil }
+        if case .clusterVersion = command { return nil }
         if alarms.contains(.corrupt) { return .corruptCluster }
         if alarms.contains(.noSpace), command.addsData { return .noSpace }
         return nil

@@ -29,6 +29,12 @@ final class ApplyContext {
     /// The raised alarms, ascending; `alarmsChanged` once a command of this batch changed them.
     var alarms: [AlarmKind]
     var alarmsChanged = false
+    /// The cluster version in force (`ClusterVersion.swift`); `clusterVersionChanged` once a
+    /// command of this batch raised it.
+    var clusterVersion: UInt16 = 0
+    var clusterVersionChanged = false
+    /// The highest version this replica may apply under (`KVStateMachine.supportedClusterVersion`).
+    var clusterVersionSupported: UInt16 = KVStateMachine.clusterVersionSupported
     /// See `KVStateMachine.testingAlarmsIgnored`.
     var testingAlarmsIgnored = false
     /// See `KVStateMachine.testingCorruptPuts`.
@@ -138,5 +144,6 @@ final class ApplyContext {
         try w.put(Tables.meta, MetaKey.compacted, IndexKey.encode(UInt64(bitPattern: compacted)))
         try w.put(Tables.meta, MetaKey.sessionCount, IndexKey.encode(UInt64(bitPattern: sessionCount)))
         if alarmsChanged { try w.put(Tables.meta, MetaKey.alarms, StoredAlarms.encode(alarms)) }
+        if clusterVersionChanged { try w.put(Tables.meta, MetaKey.clusterVersion, [UInt8(clusterVersion >> 8), UInt8(clusterVersion & 0xff)]) }
     }
 }

@@ -6,12 +6,14 @@ import SynodCore
 extension ByteWriter {
     mutating func i64(_ v: Int64) { u64(UInt64(bitPattern: v)) }
     mutating func bool(_ v: Bool) { u8(v ? 1 : 0) }
+    mutating func u16(_ v: UInt16) { u8(UInt8(v >> 8)); u8(UInt8(v & 0xff)) }
     mutating func count(_ n: Int) { u32(UInt32(n)) }
     mutating func text(_ s: String) { lengthPrefixed(Array(s.utf8.prefix(KVLimits.messageBytesMax))) }
 }
 
 extension ByteReader {
     mutating func i64(_ what: String) throws(DecodeError) -> Int64 { Int64(bitPattern: try u64(what)) }
+    mutating func u16(_ what: String) throws(DecodeError) -> UInt16 { UInt16(try u8(what)) << 8 | UInt16(try u8(what)) }
 
     mutating func bool(_ what: String) throws(DecodeError) -> Bool {
         switch try u8(what) {

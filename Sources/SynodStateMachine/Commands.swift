@@ -103,6 +103,10 @@ public enum Command: Hashable, Sendable {
     /// Raises or disarms a cluster alarm (`AlarmKind`). The leader raises `noSpace` when the
     /// state is over its quota; an operator disarms it (`synod alarm disarm`) after freeing space.
     case alarm(AlarmKind, raised: Bool)
+    /// Moves the cluster to this version of the replicated rules (`ClusterVersion.swift`).
+    /// Proposed by the leader only, once every member supports it; a client's (any command
+    /// with a session) is refused.
+    case clusterVersion(UInt16)
 }
 
 /// What a log entry's payload carries: the command and, for exactly-once apply, the client session.
@@ -155,6 +159,14 @@ public struct CommandEnvelope: Hashable, Sendable {
     /// however often its owner sent keep-alives (etcd raises TTLs below 1.5 election timeouts to
     /// that for the same reason). The leader raises the TTL before proposing, so the log carries
     /// the TTL every replica applies and the grant's answer reports.
+    /// Whether `payload` is a `clusterVersion` command (its tag read only): clients may not send
+    /// one (the leader proposes it once every member supports the version).
+    public static func movesClusterVersion(_ payload: [UInt8]) -> Bool {
+        guard payload.count >= 3, payload[0] == encodingVersion else { return false }
+        let tagAt = payload[1] == 0 ? 2 : 18
+        return payload.count > tagAt && payload[tagAt] == CommandTag.clusterVersion.rawValue
+    }
+
     public static func raisingLeaseTTL(_ payload: [UInt8], toAtLeast minimumMillis: Int64) -> [UInt8] {
         // version, has-session flag, [client id, sequence], command tag
         guard payload.count >= 3, payload[0] == encodingVersion else { return payload }
@@ -195,7 +207,7 @@ public enum KeyRange {
 // MARK: - Encoding
 
 enum CommandTag: UInt8 {
-    case put = 1, delete, deleteRange, txn, leaseGrant, leaseRevoke, leaseExpire, compact, mesh, alarm
+    case put = 1, delete, deleteRange, txn, leaseGrant, leaseRevoke, leaseExpire, compact, mesh, alarm, clusterVersion
 }
 
 enum TxnOpTag: UInt8 {
@@ -240,6 +252,9 @@ extension Command {
             w.u8(CommandTag.alarm.rawValue)
             w.u8(kind.rawValue)
             w.bool(raised)
+        case let .clusterVersion(version):
+            w.u8(CommandTag.clusterVersion.rawValue)
+            w.u16(version)
         }
     }
 
@@ -277,6 +292,8 @@ extension Command {
             let raw = try r.u8("alarm kind")
             guard let kind = AlarmKind(rawValue: raw) else { throw .unknownValue(what: "alarm kind", value: UInt64(raw)) }
             return .alarm(kind, raised: try r.bool("alarm raised"))
+        case .clusterVersion:
+            return .clusterVersion(try r.u16("cluster version"))
         }
     }
 }

@@ -43,6 +43,13 @@ public final class KVStateMachine {
     private var sessionCount: Int64 = 0
     /// The raised alarms, ascending (`AlarmKind`; replicated state, like the revision).
     public private(set) var alarms: [AlarmKind] = []
+    /// The cluster version the log is applied under (`ClusterVersion.swift`; replicated state).
+    public private(set) var clusterVersion: UInt16 = 0
+    /// The highest cluster version this replica applies under: `clusterVersionSupported`,
+    /// lowered or raised only by tests (`synod serve --testing-cluster-version`) to play a
+    /// node of an older or newer build. `apply` throws `ClusterVersionUnsupported` rather than
+    /// apply an entry that moves the cluster past it.
+    public var supportedClusterVersion: UInt16 = KVStateMachine.clusterVersionSupported
     /// Whether applied events carry the previous value of a changed key (`WatchEvent.prevKV`'s
     /// value; its metadata is always there). Values are stored once, in `revisions`, so each
     /// overwrite then costs one more lookup: a node turns this off while nobody watches. Never
@@ -94,7 +101,12 @@ public final class KVStateMachine {
             guard let bytes = try r.get(Tables.meta, MetaKey.alarms) else { return [] }
             do throws(DecodeError) { return try StoredAlarms.decode(bytes) } catch { throw corrupt(Tables.meta, error) }
         }
-        (revision, compactedRevision, sessionCount, alarms) = (rev, compacted, sessions, raised)
+        let version = try store.read { r throws -> UInt16 in
+            guard let bytes = try r.get(Tables.meta, MetaKey.clusterVersion) else { return 0 }
+            guard bytes.count == 2 else { throw StoreError.corrupt("sm_meta holds a cluster version of \(bytes.count) bytes") }
+            return UInt16(bytes[0]) << 8 | UInt16(bytes[1])
+        }
+        (revision, compactedRevision, sessionCount, alarms, clusterVersion) = (rev, compacted, sessions, raised, version)
     }
 
     /// The highest log index applied to the tables.
@@ -114,7 +126,7 @@ public final class KVStateMachine {
             throw StoreError.invalidArgument("entries out of order: \(a.index.rawValue) then \(b.index.rawValue)")
         }
         var results: [AppliedEntry] = []
-        var final = (revision, compactedRevision, sessionCount, alarms)
+        var final = (revision, compactedRevision, sessionCount, alarms, clusterVersion)
         try store.apply(through: last.index) { w in
             // Built from scratch on every run of the body (the store may retry it).
             let ctx = ApplyContext(writer: w, revision: revision, compacted: compactedRevision, sessionCount: sessionCount,
@@ -124,12 +136,14 @@ public final class KVStateMachine {
             ctx.testingMeshKeepsTasksOfFailed = testingMeshKeepsTasksOfFailed
             ctx.testingMeshSlowHeartbeats = testingMeshSlowHeartbeats
             ctx.testingMeshHashOrder = testingMeshHashOrder
+            ctx.clusterVersion = clusterVersion
+            ctx.clusterVersionSupported = supportedClusterVersion
             results = []
             for entry in fresh { results.append(try applyOne(entry, ctx)) }
             try ctx.writeMeta()
-            final = (ctx.revision, ctx.compacted, ctx.sessionCount, ctx.alarms)
+            final = (ctx.revision, ctx.compacted, ctx.sessionCount, ctx.alarms, ctx.clusterVersion)
         }
-        (revision, compactedRevision, sessionCount, alarms) = final
+        (revision, compactedRevision, sessionCount, alarms, clusterVersion) = final
         return results
     }
 
@@ -138,6 +152,9 @@ public final class KVStateMachine {
         let envelope: CommandEnvelope
         do { envelope = try CommandEnvelope.decode(entry.payload) } catch {
             return AppliedEntry(index: entry.index, response: .failure(.malformedCommand("\(error)")), events: [])
+        }
+        if case .clusterVersion = envelope.command, envelope.session != nil {
+            return AppliedEntry(index: entry.index, response: .failure(.invalidRequest("the cluster version is moved by the leader only")), events: [])
         }
         let stored = try envelope.session.map { try ctx.session($0.clientID) } ?? nil
         let retriedAgain = testingApplyRetriesAgain && stored?.sequence == envelope.session?.sequence
@@ -243,6 +260,7 @@ extension ApplyContext {
         case let .compact(rev): return try applyCompact(rev)
         case let .mesh(command, ifVersion): return try applyMesh(command, ifVersion: ifVersion)
         case let .alarm(kind, raised): return applyAlarm(kind, raised: raised)
+        case let .clusterVersion(version): return try applyClusterVersion(version)
         }
     }
 }

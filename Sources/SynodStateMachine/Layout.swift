@@ -28,6 +28,8 @@ enum MetaKey {
     static let sessionCount = Array("session_count".utf8)
     /// The raised alarms (`StoredAlarms`); absent when none ever was.
     static let alarms = Array("alarms".utf8)
+    /// The cluster version (u16 big-endian); absent: 0, a store from before versions.
+    static let clusterVersion = Array("cluster_version".utf8)
 }
 
 /// Position of one change: the store revision and its index within that revision's changes.

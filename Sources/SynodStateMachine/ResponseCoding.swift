@@ -49,6 +49,7 @@ extension Response {
         case let .failure(e): w.u8(9); e.encode(into: &w)
         case let .mesh(m): w.u8(10); m.encode(into: &w)
         case let .alarm(a): w.u8(11); w.i64(a.revision); w.lengthPrefixed(StoredAlarms.encode(a.alarms))
+        case let .clusterVersion(c): w.u8(12); w.i64(c.revision); w.u16(c.version)
         }
     }
 
@@ -82,6 +83,7 @@ extension Response {
         case 11:
             let revision = try r.i64("revision")
             return .alarm(AlarmResult(revision: revision, alarms: try StoredAlarms.decode(try r.lengthPrefixed("alarms", limit: AlarmKind.allCases.count))))
+        case 12: return .clusterVersion(ClusterVersionResult(revision: try r.i64("revision"), version: try r.u16("cluster version")))
         case let v: throw .unknownValue(what: "response tag", value: UInt64(v))
         }
     }

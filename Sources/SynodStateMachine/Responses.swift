@@ -145,6 +145,7 @@ public enum Response: Hashable, Sendable {
     case compact(CompactResult)
     case mesh(MeshResult)
     case alarm(AlarmResult)
+    case clusterVersion(ClusterVersionResult)
     case failure(KVError)
 
     /// The store revision the response carries (nil for a failure).
@@ -159,6 +160,7 @@ public enum Response: Hashable, Sendable {
         case let .compact(c): return c.revision
         case let .mesh(m): return m.revision
         case let .alarm(a): return a.revision
+        case let .clusterVersion(c): return c.revision
         case .failure: return nil
         }
     }

@@ -10,8 +10,9 @@ import SynodWire
 /// Receives what peer links deliver. Called on NIO event-loop threads.
 public protocol PeerTransportDelegate: AnyObject, Sendable {
     func peerTransport(received message: Message)
-    /// A peer's hello: where it serves clients, and the peer protocol it speaks.
-    func peerTransport(peer: NodeID, clientAddress: String, version: UInt16)
+    /// A peer's hello (from an accepted link): who it is, where it serves clients, the peer
+    /// protocol it speaks and the cluster version its build supports.
+    func peerTransport(hello: PeerHello)
     /// One pBFT envelope's bytes from `peer`'s link (BFT mode). Return false to refuse the frame
     /// (the link is closed); the default refuses, so a Raft node drops BFT peers.
     func peerTransport(receivedPBFT bytes: [UInt8], from peer: NodeID) -> Bool
@@ -42,13 +43,13 @@ public final class PeerTransport: Sendable {
     /// `testingSkipPeerIdentity` (tests only) accepts any member id a TLS peer claims: the hole
     /// `PeerIdentity` closes, so a test can show it is caught.
     public init(id: NodeID, clusterID: UInt64, clientAddress: String, peers: [(NodeID, HostPort)], group: any EventLoopGroup, logger: Logger,
-                tls: PeerTLS? = nil, testingSkipPeerIdentity: Bool = false) {
+                tls: PeerTLS? = nil, testingSkipPeerIdentity: Bool = false, clusterVersion: UInt16 = 0) {
         self.id = id
         self.group = group
         self.logger = logger
         self.tls = tls
         self.checksPeerIdentity = !testingSkipPeerIdentity
-        let hello = PeerHello(from: id, clusterID: clusterID, clientAddress: clientAddress)
+        let hello = PeerHello(from: id, clusterID: clusterID, clientAddress: clientAddress, clusterVersion: clusterVersion)
         self.hello = hello
         var links: [NodeID: PeerLink] = [:]
         for (peer, address) in peers where peer != id {
@@ -321,7 +322,7 @@ final class PeerInboundHandler: ChannelInboundHandler {
                     }
                 }
                 peer = hello.from
-                delegate.peerTransport(peer: hello.from, clientAddress: hello.clientAddress, version: hello.version)
+                delegate.peerTransport(hello: hello)
             case let (.raft, .some(from)):
                 if let type = frame.payload.getInteger(at: frame.payload.readerIndex, as: UInt8.self), type > Self.newestMessageType {
                     // A newer peer's message kind: Raft tolerates a lost message, so drop it and

@@ -195,6 +195,9 @@ public struct PeerHello: Sendable, Hashable {
     public var clientAddress: String
     /// The peer protocol the sender speaks (`PeerHello.protocolVersion` for this build).
     public var version: UInt16
+    /// The highest cluster version (of the replicated rules) the sender's build supports; 0 from
+    /// a build before cluster versions (which sends no such field).
+    public var clusterVersion: UInt16
 
     /// 1: Raft messages of types 1-11. 2: also `readIndex` / `readIndexResponse` (types 12, 13:
     /// followers serving linearizable reads).
@@ -202,11 +205,12 @@ public struct PeerHello: Sendable, Hashable {
     /// The first version that carries follower read-index requests.
     public static let followerReadsVersion: UInt16 = 2
 
-    public init(from: NodeID, clusterID: UInt64, clientAddress: String, version: UInt16 = PeerHello.protocolVersion) {
+    public init(from: NodeID, clusterID: UInt64, clientAddress: String, version: UInt16 = PeerHello.protocolVersion, clusterVersion: UInt16 = 0) {
         self.from = from
         self.clusterID = clusterID
         self.clientAddress = clientAddress
         self.version = version
+        self.clusterVersion = clusterVersion
     }
 
     public func encode(into buffer: inout ByteBuffer) {
@@ -215,6 +219,7 @@ public struct PeerHello: Sendable, Hashable {
             b.writeInteger(clusterID)
             b.writeStringPrefixed(clientAddress)
             b.writeInteger(version)
+            b.writeInteger(clusterVersion)
         }
     }
 
@@ -224,9 +229,10 @@ public struct PeerHello: Sendable, Hashable {
         let address = try buffer.readString("client address", limit: 256)
         let version: UInt16 = buffer.readableBytes == 0 ? 1 : try buffer.read("protocol version")
         guard version >= 1 else { throw .invalid("peer protocol version 0") }
+        let clusterVersion: UInt16 = buffer.readableBytes < 2 ? 0 : try buffer.read("cluster version")
         // Fields a newer build appended: not ours to read.
         buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
-        return PeerHello(from: from, clusterID: clusterID, clientAddress: address, version: version)
+        return PeerHello(from: from, clusterID: clusterID, clientAddress: address, version: version, clusterVersion: clusterVersion)
     }
 }
 

@@ -15,6 +15,9 @@ enum ExitStatus {
     static let diverged: Int32 = 6
     /// `synod health`: an endpoint cannot serve a linearizable read, or reports an alarm.
     static let unhealthy: Int32 = 7
+    /// `synod serve`: the cluster runs a cluster version above what this build supports
+    /// (`ClusterVersionUnsupported`); a node stopping for it at run time exits with it too.
+    static let clusterVersionUnsupported: Int32 = 78
 }
 
 /// Runs a client call, mapping failures to a message and an exit status.

@@ -7,6 +7,7 @@ import SynodLMDB
 import SynodNode
 import SynodPBFT
 import SynodRaft
+import SynodStateMachine
 import SynodTransport
 
 /// `synod serve`: runs one node until SIGTERM or SIGINT.
@@ -53,6 +54,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("testing-stall-file"), help: .hidden) var testingStallFile: String?
     @Flag(name: .customLong("testing-damage-backups"), help: .hidden) var testingDamageBackups = false
     @Flag(name: .customLong("testing-skip-peer-identity"), help: .hidden) var testingSkipPeerIdentity = false
+    @Option(name: .customLong("testing-cluster-version"), help: .hidden) var testingClusterVersion: UInt16?
     @Flag(name: .customLong("testing-apply-retries-again"), help: .hidden) var testingApplyRetriesAgain = false
     @Option(name: .customLong("testing-pbft-bug"), help: .hidden) var testingPBFTBugs: [String] = []
 
@@ -125,6 +127,7 @@ struct ServeCommand: AsyncParsableCommand {
         c.testingStallFile = testingStallFile
         c.testingDamageBackups = testingDamageBackups
         c.testingSkipPeerIdentity = testingSkipPeerIdentity
+        c.testingClusterVersion = testingClusterVersion
         c.testingApplyRetriesAgain = testingApplyRetriesAgain
         for name in testingRaftBugs {
             guard let bug = RaftBugs.all.first(where: { $0.0 == name }) else {
@@ -173,6 +176,8 @@ struct ServeCommand: AsyncParsableCommand {
             node = try await SynodNode.start(try configurationValue(), logger: logger)
         } catch let e as StoreError {
             throw fail("\(e)", status: 1)
+        } catch let e as ClusterVersionUnsupported {
+            throw fail("cannot start: \(e)", status: ExitStatus.clusterVersionUnsupported)
         } catch {
             throw fail("cannot start: \(error)", status: 1)
         }

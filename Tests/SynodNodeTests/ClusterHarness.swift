@@ -95,6 +95,10 @@ final class Cluster: @unchecked Sendable {
 
     func isRunning(_ n: Int) -> Bool { processes[n]?.isRunning ?? false }
 
+    /// The exit status of node `n` once it exited by itself (nil while it runs, or if it was
+    /// never started or was killed through `kill`).
+    func exitStatus(_ n: Int) -> Int32? { processes[n].flatMap { $0.isRunning ? nil : $0.terminationStatus } }
+
     func stopAll() {
         // A paused node would keep SIGTERM pending: let it run first.
         for (_, p) in processes where p.isRunning { Glibc.kill(p.processIdentifier, SIGCONT); Glibc.kill(p.processIdentifier, SIGTERM) }

@@ -6,6 +6,7 @@ import SynodClient
 import SynodCore
 import SynodTestSupport
 import SynodTransport
+import SynodWire
 import Testing
 
 extension RealProcessTests {
@@ -169,5 +170,5 @@ extension RealProcessTests.TLSTests {
 
 /// Receives nothing of interest: the impostor only sends.
 final class SilentPeer: PeerTransportDelegate {
-    func peerTransport(peer: NodeID, clientAddress: String, version: UInt16) {}
+    func peerTransport(hello: PeerHello) {}
 }

@@ -1,0 +1,58 @@
+import SynodCore
+
+// The cluster version (etcd's): which version of the replicated rules — how a command changes
+// the tables — every replica applies the log under. A build supports the versions up to its
+// `KVStateMachine.clusterVersionSupported`; the leader proposes a higher version only once
+// every member has announced (in its peer hello) that it supports it, so a rule that changes in
+// a later build can be switched on by a log entry, at the same index on every replica, instead
+// of by whichever build a replica happens to run. Rolling upgrades need exactly that.
+//
+// Invariant: the stored version never decreases, and a replica never applies an entry under a
+// version above what its build supports — it stops instead (`ClusterVersionUnsupported`).
+
+/// The answer to `Command.clusterVersion`: the version in force after it.
+public struct ClusterVersionResult: Hashable, Sendable {
+    public var revision: Int64
+    public var version: UInt16
+    public init(revision: Int64, version: UInt16) {
+        self.revision = revision
+        self.version = version
+    }
+}
+
+/// Thrown by `KVStateMachine.apply` (nothing of the batch applied) and at open: the log or the
+/// store moved the cluster to a version this build does not support. The node must stop; an
+/// operator upgrades it (or, to go back, restores a snapshot taken before the version moved).
+public struct ClusterVersionUnsupported: Error, Hashable, CustomStringConvertible {
+    public var clusterVersion: UInt16
+    public var supported: UInt16
+    public init(clusterVersion: UInt16, supported: UInt16) {
+        self.clusterVersion = clusterVersion
+        self.supported = supported
+    }
+    public var description: String {
+        "the cluster runs version \(clusterVersion) of the replicated rules; this build supports up to \(supported): upgrade this node"
+    }
+}
+
+extension KVStateMachine {
+    /// The highest cluster version this build applies the log under. Version 1 is the rules as
+    /// of the cluster version's introduction; a store that never saw a version entry is at 0,
+    /// whose rules are the same as 1's.
+    public static let clusterVersionSupported: UInt16 = 1
+}
+
+extension ApplyContext {
+    /// Raises the stored version to `version` (never lowers it). Above `supported` it throws:
+    /// this replica cannot know the rules the entries after it are applied under.
+    func applyClusterVersion(_ version: UInt16) throws -> Response {
+        if version > clusterVersion {
+            guard version <= clusterVersionSupported else {
+                throw ClusterVersionUnsupported(clusterVersion: version, supported: clusterVersionSupported)
+            }
+            clusterVersion = version
+            clusterVersionChanged = true
+        }
+        return .clusterVersion(ClusterVersionResult(revision: revision, version: clusterVersion))
+    }
+}
