@@ -17,16 +17,16 @@ struct ComposedNemesisTests {
     /// them as soon as it has restarted, before it can have heard of that write.
     enum Fault: CaseIterable {
         case killLeader, killFollower, pauseLeader, pauseFollower, isolateLeader, isolateFollower,
-             leaderUnheard, killFollowerThenIsolateLeader, killAll
+             leaderUnheard, killFollowerThenIsolateLeader, killAll, defragLeader, killFollowerInDefrag
     }
 
-    /// Ten rounds under the `NemesisRun` load (puts, compare-and-swaps, reads pinned to every
+    /// Eleven rounds (every kind once) under the `NemesisRun` load (puts, compare-and-swaps, reads pinned to every
     /// node): the history must be linearizable — so no acknowledged write was lost to a kill,
     /// even with all three nodes killed at once — and the replicas must agree at the end.
     @Test("kills, pauses and partitions drawn from a seed, under load: linearizable, nothing acknowledged lost, replicas agree",
           arguments: [(seed: UInt64(1), leaseReads: false), (seed: UInt64(2), leaseReads: true)])
     func composedUnderLoad(seed: UInt64, leaseReads: Bool) async throws {
-        let run = try await Self.composedRun(seed: seed, rounds: 10, extraArgs: leaseReads ? ["--lease-reads"] : [])
+        let run = try await Self.composedRun(seed: seed, rounds: Fault.allCases.count, extraArgs: leaseReads ? ["--lease-reads"] : [])
         print("composed nemesis seed \(seed), lease reads \(leaseReads): \(run.faults); \(run.history.count) operations, \(run.completed) completed")
         #expect(run.faults.filter { $0.hasPrefix("kill") }.count >= 2, "faults: \(run.faults)")
         #expect(run.completed > 100, "only \(run.completed) operations completed: \(run.faults)")
@@ -55,7 +55,7 @@ struct ComposedNemesisTests {
         let count = UInt64(env["SYNOD_NEMESIS_SOAK"] ?? "") ?? 0
         let first = UInt64(env["SYNOD_NEMESIS_SOAK_FROM"] ?? "") ?? 1000
         for seed in first..<(first + count) {
-            let run = try await Self.composedRun(seed: seed, rounds: 10, extraArgs: seed % 2 == 1 ? ["--lease-reads"] : [])
+            let run = try await Self.composedRun(seed: seed, rounds: Fault.allCases.count, extraArgs: seed % 2 == 1 ? ["--lease-reads"] : [])
             let agree = run.hashKV.status == 0 && run.hashKV.output.contains("3 of 3 endpoints agree")
             print("soak seed \(seed): \(run.verdict), hashkv \(agree ? "agrees" : run.hashKV.output), \(run.completed) operations; \(run.faults)")
             #expect(run.verdict == .linearizable && agree && run.finalReadsCompleted, "seed \(seed): \(run.faults)")
@@ -77,14 +77,16 @@ struct ComposedNemesisTests {
                 guard let leader = await Self.awaitLeader(cluster, ctx.client) else { faults.append("no leader"); continue }
                 let followers = (1...3).filter { $0 != leader }
                 let follower = followers[rng.int(in: 0...1)]
-                faults.append(try await strike(fault, leader: leader, follower: follower, round: round, ctx))
+                let delayMillis = rng.int(in: 0...30)
+                faults.append(try await strike(fault, leader: leader, follower: follower, round: round, delayMillis: delayMillis, ctx))
             }
             return faults
         }
     }
 
     /// Carries out one fault and ends it; returns its description.
-    static func strike(_ fault: Fault, leader: Int, follower: Int, round: Int, _ ctx: NemesisRun.Context) async throws -> String {
+    /// `delayMillis`: how long after starting a defrag a kill strikes (drawn from the seed).
+    static func strike(_ fault: Fault, leader: Int, follower: Int, round: Int, delayMillis: Int, _ ctx: NemesisRun.Context) async throws -> String {
         let cluster = ctx.cluster
         let others = { (n: Int) in (1...3).filter { $0 != n } }
         // A struck leader needs the others to elect a new one first (tick 5 ms, election
@@ -139,6 +141,22 @@ struct ComposedNemesisTests {
             try await Task.sleep(nanoseconds: 100_000_000)
             for n in 1...3 { try cluster.start(n) }
             return "kill -9 all, restart"
+        case .defragLeader:
+            // The leader's loop is blocked while it compacts and swaps its file (etcd's defrag
+            // blocks its member too): writes wait, nothing acknowledged may be lost.
+            let endpoint = cluster.endpoints[leader - 1].description
+            let (status, out, err) = try await Task.detached { try runSynod(["--endpoints", endpoint, "defrag"]) }.value
+            return "defrag leader \(leader): \(status == 0 ? "done" : "failed (\(out) \(err))")"
+        case .killFollowerInDefrag:
+            // SIGKILL somewhere in the follower's defrag — before the copy, while it is written,
+            // around the rename — then the usual late reads, answered once it restarted.
+            let endpoint = cluster.endpoints[follower - 1].description
+            let defrag = Task.detached { try? runSynod(["--endpoints", endpoint, "--timeout", "3", "defrag"]) }
+            try await Task.sleep(nanoseconds: UInt64(delayMillis) * 1_000_000)
+            cluster.kill(follower)
+            _ = await defrag.value
+            try await ctx.markerWriteThenLateReads(struck: follower, round: round, holdNanos: 200_000_000) { try? cluster.start(follower) }
+            return "kill -9 follower \(follower) \(delayMillis) ms into its defrag, restart"
         }
     }
 
