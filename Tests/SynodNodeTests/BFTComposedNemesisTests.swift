@@ -28,10 +28,10 @@ struct BFTComposedNemesisTests {
     }
 
     /// The schedule: eight faults drawn from seed 11 (every kind once before any repeats).
-    /// No injected-bug twin here: the view-change bug `drop-prepared-in-new-view` went unnoticed
-    /// in 3 of 3 runs of this schedule (a batch must be prepared at the primary's death and
-    /// executed by some replicas only), and the stale-read twin of `BFTNemesisTests` already
-    /// shows `BFTNemesisRun`'s checks can fail.
+    /// No injected-bug twin here: `drop-prepared-in-new-view` went unnoticed in 3 of 3 runs of
+    /// this schedule and `quorum-of-2f` in 2 of 2 (both need a batch prepared or committed at
+    /// too few replicas when the primary dies, or a lying replica), and the stale-read twin of
+    /// `BFTNemesisTests` already shows `BFTNemesisRun`'s checks can fail.
     static func composedRun(extraArgs: [String]) async throws -> BFTNemesisRun {
         let cluster = try bftCluster(extraArgs: extraArgs, proxied: true)
         var rng = SeededRandom(seed: 11)
