@@ -41,6 +41,8 @@ final class NodeMetrics {
     /// When the loop last published (milliseconds of system uptime): a loop that stopped
     /// publishing (stuck in a sync, or waiting for a lock) is not healthy whatever it last said.
     let publishedAtMillis = Atomic<Int64>(0)
+    /// The cluster version in force as of the last publication, for `/version`.
+    let clusterVersionInForce = Atomic<Int>(0)
     /// How stale the last publication may be for `/health` to still believe it.
     static let healthStaleMillis: Int64 = 3_000
 }
@@ -77,6 +79,7 @@ extension NodeLoop {
         m.noSpace.record(sm.kv.alarms.contains(.noSpace) ? 1 : 0)
         m.corrupt.record(sm.kv.alarms.contains(.corrupt) ? 1 : 0)
         m.clusterVersion.record(Int(sm.kv.clusterVersion))
+        m.clusterVersionInForce.store(Int(sm.kv.clusterVersion), ordering: .relaxed)
         m.clusterVersionSupported.record(Int(sm.kv.supportedClusterVersion))
         m.peerLinksRefused.record(transport.peerLinksRefused)
         // `stateBytes` is recorded where the pages are measured (`checkQuota`).

@@ -38,6 +38,13 @@ public final class SynodNode: @unchecked Sendable {
     /// Whether this node knows a leader (as of its last metrics publication, at most half a
     /// second old) and its loop still publishes (a loop silent for 3 s counts as unhealthy):
     /// what `/health` reports. Safe from any thread.
+    /// The cluster version in force as this node last published its metrics (at most half a
+    /// second old), and the highest its build supports (docs/OPERATIONS.md, "Upgrades"). Safe
+    /// from any thread.
+    public var clusterVersion: (inForce: UInt16, supported: UInt16) {
+        (UInt16(clamping: loop.metrics.clusterVersionInForce.load(ordering: .relaxed)), configuration.supportedClusterVersion)
+    }
+
     public var knowsLeader: Bool {
         let m = loop.metrics
         let age = Int64(ProcessInfo.processInfo.systemUptime * 1000) - m.publishedAtMillis.load(ordering: .relaxed)

@@ -10,7 +10,9 @@ import SynodTransport
 /// `synod serve --listen-metrics HOST:PORT`: an HTTP endpoint for monitoring, as etcd's
 /// `--listen-metrics-urls`. `GET /metrics` is the node's swift-metrics (`NodeMetrics`) in
 /// Prometheus' text format; `GET /health` answers 200 `{"health":"true"}` while the node knows
-/// a leader and 503 otherwise (for load balancers). Anything else is 404 (405 for other
+/// a leader and 503 otherwise (for load balancers); `GET /version` answers, as etcd's does, the
+/// build's version and the cluster version in force and supported
+/// (`{"synod":"…","cluster_version":1,"cluster_version_supported":1}`). Anything else is 404 (405 for other
 /// methods). Each connection gets one answer and is closed; request heads are bounded by NIO's
 /// HTTP parser, bodies are ignored.
 enum MetricsServer {
@@ -27,14 +29,16 @@ enum MetricsServer {
         return registry
     }
 
-    static func start(_ address: HostPort, registry: PrometheusCollectorRegistry, healthy: @escaping @Sendable () -> Bool) async throws -> any Channel {
+    /// `version`: the body of `/version` (etcd's: the server's and the cluster's versions).
+    static func start(_ address: HostPort, registry: PrometheusCollectorRegistry, version: @escaping @Sendable () -> String = { "{}" },
+                      healthy: @escaping @Sendable () -> Bool) async throws -> any Channel {
         try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 16)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(MetricsHTTPHandler(registry: registry, healthy: healthy))
+                    try channel.pipeline.syncOperations.addHandler(MetricsHTTPHandler(registry: registry, version: version, healthy: healthy))
                 }
             }
             .bind(host: address.host, port: address.port).get()
@@ -47,10 +51,12 @@ final class MetricsHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
 
     let registry: PrometheusCollectorRegistry
     let healthy: @Sendable () -> Bool
+    let version: @Sendable () -> String
     var head: HTTPRequestHead?
 
-    init(registry: PrometheusCollectorRegistry, healthy: @escaping @Sendable () -> Bool) {
+    init(registry: PrometheusCollectorRegistry, version: @escaping @Sendable () -> String, healthy: @escaping @Sendable () -> Bool) {
         self.registry = registry
+        self.version = version
         self.healthy = healthy
     }
 
@@ -77,7 +83,8 @@ final class MetricsHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
         case "/health":
             return healthy() ? (.ok, "application/json", Array(#"{"health":"true"}"#.utf8))
                              : (.serviceUnavailable, "application/json", Array(#"{"health":"false","reason":"no leader"}"#.utf8))
-        default: return (.notFound, "text/plain", Array("not found: try /metrics or /health\n".utf8))
+        case "/version": return (.ok, "application/json", Array(version().utf8))
+        default: return (.notFound, "text/plain", Array("not found: try /metrics, /health or /version\n".utf8))
         }
     }
 }

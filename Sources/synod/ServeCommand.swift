@@ -184,7 +184,11 @@ struct ServeCommand: AsyncParsableCommand {
         var metricsChannel: (any Channel)?
         if let listenMetrics, let registry {
             do {
-                metricsChannel = try await MetricsServer.start(try HostPort(parsing: listenMetrics), registry: registry) { node.knowsLeader }
+                let version: @Sendable () -> String = {
+                    let v = node.clusterVersion
+                    return JSON.object([("synod", JSON.string(SynodVersion.string)), ("cluster_version", "\(v.inForce)"), ("cluster_version_supported", "\(v.supported)")])
+                }
+                metricsChannel = try await MetricsServer.start(try HostPort(parsing: listenMetrics), registry: registry, version: version) { node.knowsLeader }
                 logger.info("serving metrics", metadata: ["address": "\(listenMetrics)"])
             } catch {
                 await node.shutdown()

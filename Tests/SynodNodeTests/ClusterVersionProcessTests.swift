@@ -50,6 +50,8 @@ struct ClusterVersionProcessTests {
         let atTwo = try await eventuallyAsync(tries: 80) { Self.versions(metricsBase) == [2, 2, 2] }
         #expect(atTwo, "versions \(Self.versions(metricsBase))")
         #expect((1...3).contains { cluster.log($0).contains("every member supports cluster version 2") })
+        let version = httpGet(port: metricsBase, path: "/version")
+        #expect(version?.status == 200 && version?.body.contains(#""cluster_version":2,"cluster_version_supported":2"#) == true, "\(String(describing: version))")
         // Downgrade node 3: it must not apply the log under rules it does not have.
         cluster.kill(3, signal: SIGTERM)
         node3Version = "1"
