@@ -58,6 +58,14 @@ public final class KVNodeStateMachine {
         let chunks = try SnapshotCodec.decode(try Self.unseal(data))
         try store.installSnapshot(checkpoint, chunks: chunks)
         try kv.reload()
+        try checkClusterVersion()
+    }
+
+    /// A snapshot from a cluster past this build's rules: stop, as applying that version's
+    /// entry would (`ClusterVersionUnsupported`); at restart the start-up check refuses too.
+    func checkClusterVersion() throws {
+        guard kv.clusterVersion > kv.supportedClusterVersion else { return }
+        throw ClusterVersionUnsupported(clusterVersion: kv.clusterVersion, supported: kv.supportedClusterVersion)
     }
 
     /// The body of sealed snapshot bytes (unsealed ones as they are). The core checked the seal
@@ -72,6 +80,7 @@ public final class KVNodeStateMachine {
         let chunks = try SnapshotCodec.decode(try Self.unseal(data))
         try store.installSnapshot(appliedIndex: index, chunks: chunks)
         try kv.reload()
+        try checkClusterVersion()
     }
 }
 
@@ -91,9 +100,9 @@ extension SynodNode {
         stateMachine.kv.supportedClusterVersion = configuration.supportedClusterVersion
         // A store the cluster moved past this build's rules: applying anything more would use
         // rules this build does not have (a downgrade after the cluster version moved).
-        if stateMachine.kv.clusterVersion > configuration.supportedClusterVersion {
+        do { try stateMachine.checkClusterVersion() } catch {
             lock.release()
-            throw ClusterVersionUnsupported(clusterVersion: stateMachine.kv.clusterVersion, supported: configuration.supportedClusterVersion)
+            throw error
         }
         let node = try SynodNode(configuration: configuration, store: store, stateMachine: stateMachine, logger: logger)
         node.dataLock = lock
