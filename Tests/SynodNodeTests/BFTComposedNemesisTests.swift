@@ -27,14 +27,27 @@ struct BFTComposedNemesisTests {
         #expect(run.disagreement == nil, "\(run.disagreement ?? "")")
     }
 
+    /// A soak, off unless asked for: `SYNOD_BFT_NEMESIS_SOAK=N` runs seeds 1000…1000+N−1 and names
+    /// every seed whose history or replicas went wrong (`SYNOD_BFT_NEMESIS_SOAK_FROM` moves the first).
+    @Test("soak: many BFT composed-nemesis seeds (SYNOD_BFT_NEMESIS_SOAK=N)", .enabled(if: ProcessInfo.processInfo.environment["SYNOD_BFT_NEMESIS_SOAK"] != nil))
+    func soak() async throws {
+        let count = UInt64(ProcessInfo.processInfo.environment["SYNOD_BFT_NEMESIS_SOAK"] ?? "") ?? 0
+        let first = UInt64(ProcessInfo.processInfo.environment["SYNOD_BFT_NEMESIS_SOAK_FROM"] ?? "") ?? 1000
+        for seed in first..<(first + count) {
+            let run = try await Self.composedRun(extraArgs: [], seed: seed)
+            print("BFT soak seed \(seed): \(run.verdict), \(run.disagreement ?? "replicas agree"), \(run.completed) operations; \(run.faults)")
+            #expect(run.verdict == .linearizable && run.disagreement == nil && !run.faults.contains { $0.hasSuffix("still amnesiac") }, "seed \(seed): \(run.faults)")
+        }
+    }
+
     /// The schedule: eight faults drawn from seed 11 (every kind once before any repeats).
     /// No injected-bug twin here: `drop-prepared-in-new-view` went unnoticed in 3 of 3 runs of
     /// this schedule and `quorum-of-2f` in 2 of 2 (both need a batch prepared or committed at
     /// too few replicas when the primary dies, or a lying replica), and the stale-read twin of
     /// `BFTNemesisTests` already shows `BFTNemesisRun`'s checks can fail.
-    static func composedRun(extraArgs: [String]) async throws -> BFTNemesisRun {
+    static func composedRun(extraArgs: [String], seed: UInt64 = 11) async throws -> BFTNemesisRun {
         let cluster = try bftCluster(extraArgs: extraArgs, proxied: true)
-        var rng = SeededRandom(seed: 11)
+        var rng = SeededRandom(seed: seed)
         var schedule: [Fault] = []
         while schedule.count < 8 { schedule += Fault.allCases.shuffled(using: &rng) }
         return try await BFTNemesisRun.run(cluster) { cluster in
