@@ -151,15 +151,16 @@ extension NodeLoop {
 
     /// Each pass (looked at every ~100 ms at most): a progress notification to every watch that
     /// asked for them, keeps up, and was sent nothing for the interval. Its revision is the last
-    /// one the watch has been handed in full, `nextRevision - 1` (`Watcher`'s invariant); a
-    /// lagging watch gets none until it caught up, since history is still on its way.
+    /// one the watch has been handed in full, `nextRevision - 1` (`Watcher`'s invariant), and
+    /// never above the store's (a watch that starts at a future revision is current only to
+    /// now); a lagging watch gets none until it caught up, since history is still on its way.
     func notifyWatchProgress(_ now: Double) {
         guard !watchers.isEmpty, now >= progressCheckAt else { return }
         progressCheckAt = now + min(0.1, progressInterval)
         for (key, var w) in watchers {
             guard let due = w.progressDue, now >= due, !w.lagging, w.connection.isWritable else { continue }
             var b = ByteWriter()
-            b.u64(UInt64(bitPattern: w.nextRevision - 1))
+            b.u64(UInt64(bitPattern: min(w.nextRevision - 1, sm.revision)))
             respond(w.connection, ClientResponse(id: w.requestID, status: .watchProgress, body: b.bytes))
             w.progressDue = now + progressInterval
             watchers[key] = w
