@@ -19,15 +19,11 @@ extension SynodClient {
     /// if the serving node goes away the watch resumes on another node from the next revision.
     /// Ends with `ClientError.kv(.compacted)` when the start revision was compacted.
     public func watch(_ key: [UInt8], rangeEnd: [UInt8] = [], fromRevision: Int64 = 0, prevKV: Bool = false) -> AsyncThrowingStream<WatchEvent, any Error> {
-        let updates = watchUpdates(key, rangeEnd: rangeEnd, fromRevision: fromRevision, prevKV: prevKV, progressNotify: false)
         let (stream, continuation) = AsyncThrowingStream<WatchEvent, any Error>.makeStream()
         let task = Task {
-            do {
-                for try await u in updates { if case let .event(e) = u { continuation.yield(e) } }
-                continuation.finish()
-            } catch {
-                continuation.finish(throwing: error)
-            }
+            await runWatch(key, rangeEnd: rangeEnd, fromRevision: fromRevision, prevKV: prevKV, progressNotify: false,
+                           deliver: { if case let .event(e) = $0 { continuation.yield(e) } },
+                           finish: { continuation.finish(throwing: $0) })
         }
         continuation.onTermination = { _ in task.cancel() }
         return stream
@@ -42,74 +38,82 @@ extension SynodClient {
                              progressNotify: Bool) -> AsyncThrowingStream<WatchUpdate, any Error> {
         let (stream, continuation) = AsyncThrowingStream<WatchUpdate, any Error>.makeStream()
         let task = Task {
-            var next = fromRevision
-            var target = preferredEndpoint()
-            var failures = 0
-            while !Task.isCancelled {
-                do {
-                    let conn = try await connection(to: target)
-                    let (responses, feed) = AsyncStream<ClientResponse>.makeStream()
-                    let request = WatchRequest(key: key, rangeEnd: rangeEnd, startRevision: next, prevKV: prevKV, progressNotify: progressNotify)
-                    let id = conn.stream(.watch(request.encode())) { r in
-                        feed.yield(r)
-                        if r.status == .watchEnded || r.status == .shuttingDown { feed.finish() }
-                    }
-                    defer { conn.endStream(id) }
-                    for await r in responses {
-                        if Task.isCancelled { break }
-                        switch r.status {
-                        case .ok:
-                            failures = 0
-                            if next == 0, r.body.count == 8 { next = Int64(bitPattern: r.body.reduce(0) { ($0 << 8) | UInt64($1) }) }
-                        case .watchEvents:
-                            // Skip only what an earlier connection delivered: compare with
-                            // where this batch starts, not with `next` as it moves, or every
-                            // change after the first of a multi-change revision is lost. (A
-                            // node never splits a revision across batches: SlowWatcherTests.)
-                            let from = next
-                            for e in try WatchEvents.decode(r.body) where e.revision >= from {
-                                continuation.yield(.event(e))
-                                next = e.revision + 1
-                            }
-                        case .watchProgress:
-                            var reader = ByteReader(r.body)
-                            let revision = Int64(bitPattern: try reader.u64("progress revision"))
-                            try reader.expectEnd()
-                            // A node that knows less than an earlier one (a lagging follower
-                            // after a failover) may name an older revision: progress never goes back.
-                            if revision + 1 >= next {
-                                next = revision + 1
-                                continuation.yield(.progress(revision: revision))
-                            }
-                        case .badRequest:
-                            continuation.finish(throwing: ClientError.rejected(status: r.status, message: r.message))
-                            return
-                        case .watchEnded:
-                            if r.message.contains("compacted") || r.message.contains("revision") {
-                                continuation.finish(throwing: ClientError.rejected(status: .watchEnded, message: r.message))
-                            } else {
-                                continuation.finish()
-                            }
-                            return
-                        default:
-                            break // connection lost or node shutting down: resume elsewhere
-                        }
-                    }
-                    if Task.isCancelled { break }
-                } catch {
-                    failures += 1
-                    if failures > 50 {
-                        continuation.finish(throwing: error)
-                        return
-                    }
-                }
-                drop(target)
-                target = nextEndpoint(after: target)
-                try? await Task.sleep(nanoseconds: 100_000_000)
-            }
-            continuation.finish()
+            await runWatch(key, rangeEnd: rangeEnd, fromRevision: fromRevision, prevKV: prevKV, progressNotify: progressNotify,
+                           deliver: { continuation.yield($0) }, finish: { continuation.finish(throwing: $0) })
         }
         continuation.onTermination = { _ in task.cancel() }
         return stream
+    }
+
+    /// The watch loop behind `watch` and `watchUpdates`: hands each update to `deliver` in
+    /// order and calls `finish` once (nil: cancelled or ended by the node).
+    private func runWatch(_ key: [UInt8], rangeEnd: [UInt8], fromRevision: Int64, prevKV: Bool, progressNotify: Bool,
+                          deliver: (WatchUpdate) -> Void, finish: ((any Error)?) -> Void) async {
+        var next = fromRevision
+        var target = preferredEndpoint()
+        var failures = 0
+        while !Task.isCancelled {
+            do {
+                let conn = try await connection(to: target)
+                let (responses, feed) = AsyncStream<ClientResponse>.makeStream()
+                let request = WatchRequest(key: key, rangeEnd: rangeEnd, startRevision: next, prevKV: prevKV, progressNotify: progressNotify)
+                let id = conn.stream(.watch(request.encode())) { r in
+                    feed.yield(r)
+                    if r.status == .watchEnded || r.status == .shuttingDown { feed.finish() }
+                }
+                defer { conn.endStream(id) }
+                for await r in responses {
+                    if Task.isCancelled { break }
+                    switch r.status {
+                    case .ok:
+                        failures = 0
+                        if next == 0, r.body.count == 8 { next = Int64(bitPattern: r.body.reduce(0) { ($0 << 8) | UInt64($1) }) }
+                    case .watchEvents:
+                        // Skip only what an earlier connection delivered: compare with
+                        // where this batch starts, not with `next` as it moves, or every
+                        // change after the first of a multi-change revision is lost. (A
+                        // node never splits a revision across batches: SlowWatcherTests.)
+                        let from = next
+                        for e in try WatchEvents.decode(r.body) where e.revision >= from {
+                            deliver(.event(e))
+                            next = e.revision + 1
+                        }
+                    case .watchProgress:
+                        var reader = ByteReader(r.body)
+                        let revision = Int64(bitPattern: try reader.u64("progress revision"))
+                        try reader.expectEnd()
+                        // A node that knows less than an earlier one (a lagging follower
+                        // after a failover) may name an older revision: progress never goes back.
+                        if revision + 1 >= next {
+                            next = revision + 1
+                            deliver(.progress(revision: revision))
+                        }
+                    case .badRequest:
+                        finish(ClientError.rejected(status: r.status, message: r.message))
+                        return
+                    case .watchEnded:
+                        if r.message.contains("compacted") || r.message.contains("revision") {
+                            finish(ClientError.rejected(status: .watchEnded, message: r.message))
+                        } else {
+                            finish(nil)
+                        }
+                        return
+                    default:
+                        break // connection lost or node shutting down: resume elsewhere
+                    }
+                }
+                if Task.isCancelled { break }
+            } catch {
+                failures += 1
+                if failures > 50 {
+                    finish(error)
+                    return
+                }
+            }
+            drop(target)
+            target = nextEndpoint(after: target)
+            try? await Task.sleep(nanoseconds: 100_000_000)
+        }
+        finish(nil)
     }
 }

@@ -144,6 +144,10 @@ final class ApplyContext {
         try w.put(Tables.meta, MetaKey.compacted, IndexKey.encode(UInt64(bitPattern: compacted)))
         try w.put(Tables.meta, MetaKey.sessionCount, IndexKey.encode(UInt64(bitPattern: sessionCount)))
         if alarmsChanged { try w.put(Tables.meta, MetaKey.alarms, StoredAlarms.encode(alarms)) }
-        if clusterVersionChanged { try w.put(Tables.meta, MetaKey.clusterVersion, [UInt8(clusterVersion >> 8), UInt8(clusterVersion & 0xff)]) }
+        if clusterVersionChanged {
+            var b = ByteWriter()
+            b.u16(clusterVersion)
+            try w.put(Tables.meta, MetaKey.clusterVersion, b.bytes)
+        }
     }
 }

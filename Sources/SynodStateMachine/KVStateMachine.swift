@@ -103,8 +103,12 @@ public final class KVStateMachine {
         }
         let version = try store.read { r throws -> UInt16 in
             guard let bytes = try r.get(Tables.meta, MetaKey.clusterVersion) else { return 0 }
-            guard bytes.count == 2 else { throw StoreError.corrupt("sm_meta holds a cluster version of \(bytes.count) bytes") }
-            return UInt16(bytes[0]) << 8 | UInt16(bytes[1])
+            var r = ByteReader(bytes)
+            do throws(DecodeError) {
+                let version = try r.u16("cluster version")
+                try r.expectEnd()
+                return version
+            } catch { throw corrupt(Tables.meta, error) }
         }
         (revision, compactedRevision, sessionCount, alarms, clusterVersion) = (rev, compacted, sessions, raised, version)
     }
