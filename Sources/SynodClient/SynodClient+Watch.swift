@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import SynodCore
 import SynodStateMachine
@@ -45,9 +46,26 @@ extension SynodClient {
         return stream
     }
 
-    /// The watch loop behind `watch` and `watchUpdates`: hands each update to `deliver` in
-    /// order and calls `finish` once (nil: cancelled or ended by the node).
+    /// `watchUpdates` with a handle: iterate the returned `SynodWatch` for the same updates, and
+    /// call its `requestProgress()` to learn at once how far the watch is current (etcd's
+    /// `RequestProgress`), with or without periodic notifications (`progressNotify`).
+    public func openWatch(_ key: [UInt8], rangeEnd: [UInt8] = [], fromRevision: Int64 = 0, prevKV: Bool = false,
+                          progressNotify: Bool = false) -> SynodWatch {
+        let (stream, continuation) = AsyncThrowingStream<WatchUpdate, any Error>.makeStream()
+        let serving = NIOLockedValueBox<SynodWatch.Serving?>(nil)
+        let task = Task {
+            await runWatch(key, rangeEnd: rangeEnd, fromRevision: fromRevision, prevKV: prevKV, progressNotify: progressNotify,
+                           serving: serving, deliver: { continuation.yield($0) }, finish: { continuation.finish(throwing: $0) })
+        }
+        continuation.onTermination = { _ in task.cancel() }
+        return SynodWatch(updates: stream, serving: serving, client: self)
+    }
+
+    /// The watch loop behind `watch`, `watchUpdates` and `openWatch`: hands each update to
+    /// `deliver` in order and calls `finish` once (nil: cancelled or ended by the node). While a
+    /// node serves the watch, `serving` names its connection and the watch's request id.
     private func runWatch(_ key: [UInt8], rangeEnd: [UInt8], fromRevision: Int64, prevKV: Bool, progressNotify: Bool,
+                          serving: NIOLockedValueBox<SynodWatch.Serving?>? = nil,
                           deliver: (WatchUpdate) -> Void, finish: ((any Error)?) -> Void) async {
         var next = fromRevision
         var target = preferredEndpoint()
@@ -61,7 +79,11 @@ extension SynodClient {
                     feed.yield(r)
                     if r.status == .watchEnded || r.status == .shuttingDown { feed.finish() }
                 }
-                defer { conn.endStream(id) }
+                serving?.withLockedValue { $0 = SynodWatch.Serving(connection: conn, id: id) }
+                defer {
+                    serving?.withLockedValue { $0 = nil }
+                    conn.endStream(id)
+                }
                 for await r in responses {
                     if Task.isCancelled { break }
                     switch r.status {
@@ -115,5 +137,38 @@ extension SynodClient {
             try? await Task.sleep(nanoseconds: 100_000_000)
         }
         finish(nil)
+    }
+}
+
+/// A watch opened with `SynodClient.openWatch`: an `AsyncSequence` of its updates (as
+/// `watchUpdates` yields them) that can also ask for progress on demand.
+public struct SynodWatch: AsyncSequence, Sendable {
+    public typealias Element = WatchUpdate
+    public typealias AsyncIterator = AsyncThrowingStream<WatchUpdate, any Error>.AsyncIterator
+
+    /// The node connection serving the watch right now, and the watch's request id on it.
+    struct Serving: Sendable {
+        var connection: Connection
+        var id: UInt64
+    }
+
+    let updates: AsyncThrowingStream<WatchUpdate, any Error>
+    let serving: NIOLockedValueBox<Serving?>
+    let client: SynodClient
+
+    public func makeAsyncIterator() -> AsyncIterator { updates.makeAsyncIterator() }
+
+    /// etcd's `RequestProgress`: asks the node serving the watch for a progress notification
+    /// now. It arrives in the sequence as `.progress(revision:)` as soon as the watch has caught
+    /// up (at once if it keeps up; after its history if it is replaying) and means every change
+    /// in the range up to that revision has been delivered. The revision is the serving node's:
+    /// to wait for a revision read elsewhere, ask again until it is reached. Throws
+    /// `ClientError.connectionLost` while the watch is moving to another node (retry), and
+    /// `ClientError.rejected` from a node that predates it.
+    public func requestProgress() async throws {
+        guard let current = serving.withLockedValue({ $0 }) else { throw ClientError.connectionLost }
+        let r = try await client.withTimeout(current.connection.request(.requestWatchProgress(id: current.id)),
+                                             client.configuration.requestTimeoutMillis)
+        guard r.status == .ok else { throw ClientError.rejected(status: r.status, message: r.message) }
     }
 }

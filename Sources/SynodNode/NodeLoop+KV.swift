@@ -26,6 +26,9 @@ struct Watcher {
     /// When a progress notification is next due (uptime seconds), if the watch asked for them:
     /// pushed back whenever events go out, since each batch shows progress too.
     var progressDue: Double?
+    /// The client asked for a progress notification (`requestWatchProgress`) that has not been
+    /// sent: it goes out as soon as the watch keeps up and its connection takes writes.
+    var progressRequested = false
 }
 
 extension NodeLoop {
@@ -150,21 +153,47 @@ extension NodeLoop {
     var progressInterval: Double { Double(configuration.watchProgressNotifyIntervalMillis) / 1000 }
 
     /// Each pass (looked at every ~100 ms at most): a progress notification to every watch that
-    /// asked for them, keeps up, and was sent nothing for the interval. Its revision is the last
-    /// one the watch has been handed in full, `nextRevision - 1` (`Watcher`'s invariant), and
-    /// never above the store's (a watch that starts at a future revision is current only to
-    /// now); a lagging watch gets none until it caught up, since history is still on its way.
+    /// asked for them and was sent nothing for the interval, or that asked for one on demand.
     func notifyWatchProgress(_ now: Double) {
         guard !watchers.isEmpty, now >= progressCheckAt else { return }
         progressCheckAt = now + min(0.1, progressInterval)
         for (key, var w) in watchers {
-            guard let due = w.progressDue, now >= due, !w.lagging, w.connection.isWritable else { continue }
-            var b = ByteWriter()
-            b.u64(UInt64(bitPattern: min(w.nextRevision - 1, sm.revision)))
-            respond(w.connection, ClientResponse(id: w.requestID, status: .watchProgress, body: b.bytes))
-            w.progressDue = now + progressInterval
-            watchers[key] = w
+            guard w.progressRequested || w.progressDue.map({ now >= $0 }) == true else { continue }
+            if sendProgress(&w, now) { watchers[key] = w }
         }
+    }
+
+    /// Sends `w` a progress notification if it keeps up and its connection takes writes; false
+    /// (and nothing sent) otherwise. Its revision is the last one the watch has been handed in
+    /// full, `nextRevision - 1` (`Watcher`'s invariant), never above the store's (a watch that
+    /// starts at a future revision is current only to now); a lagging watch gets none until it
+    /// caught up, since history is still on its way.
+    func sendProgress(_ w: inout Watcher, _ now: Double) -> Bool {
+        guard !w.lagging, w.connection.isWritable else { return false }
+        var b = ByteWriter()
+        b.u64(UInt64(bitPattern: min(w.nextRevision - 1, sm.revision)))
+        respond(w.connection, ClientResponse(id: w.requestID, status: .watchProgress, body: b.bytes))
+        if w.progressDue != nil { w.progressDue = now + progressInterval }
+        w.progressRequested = false
+        return true
+    }
+
+    /// etcd's `RequestProgress` for one watch on the asking connection: answered `ok` at once,
+    /// the notification itself goes out under the watch's id — now if the watch keeps up (after
+    /// applying what this node knows to be committed, as a new watch does), else once it has
+    /// caught up (`catchUpLaggingWatchers`, `notifyWatchProgress`).
+    func requestWatchProgress(_ key: WatchKey, _ id: UInt64, _ c: ClientConnection) {
+        guard var w = watchers[key] else {
+            return respond(c, ClientResponse(id: id, status: .badRequest, message: "no watch \(key.request) on this connection"))
+        }
+        respond(c, ClientResponse(id: id, status: .ok))
+        do { try applyDeferred() } catch { storageFailed(error) }
+        // Applying may have ended or moved the watch.
+        guard let current = watchers[key] else { return }
+        w = current
+        w.progressRequested = true
+        _ = sendProgress(&w, ProcessInfo.processInfo.systemUptime)
+        watchers[key] = w
     }
 
     /// After a snapshot install the state jumped: every watch catches up from history.
@@ -179,7 +208,12 @@ extension NodeLoop {
         anyWatcherLagging = false
         for (key, var w) in watchers where w.lagging {
             if w.connection.isWritable {
-                watchers[key] = replay(&w) ? w : nil
+                guard replay(&w) else {
+                    watchers[key] = nil
+                    continue
+                }
+                if w.progressRequested { _ = sendProgress(&w, ProcessInfo.processInfo.systemUptime) }
+                watchers[key] = w
             } else {
                 anyWatcherLagging = true
             }

@@ -336,6 +336,7 @@ final class NodeLoop: @unchecked Sendable {
             readBatch.append(PendingRead(query: [], connection: c, requestID: request.id, keepAlive: lease))
         case let .watch(body): startWatch(body, request.id, c)
         case let .cancelWatch(id): cancelWatch(WatchKey(connection: c.number, request: id), c)
+        case let .requestWatchProgress(id): requestWatchProgress(WatchKey(connection: c.number, request: id), request.id, c)
         case let .member(body): handleMember(body, request.id, c)
         case .snapshot: streamSnapshot(request.id, c)
         case let .hashKV(revision): hashKV(revision, request.id, c)

@@ -37,6 +37,11 @@ public enum ClientRequestBody: Sendable, Hashable {
     /// Compact this node's storage file while it runs (`synod defrag`, etcd's defragment): the
     /// answer is `DefragResult`. Nodes before it answer `badRequest`.
     case defragment
+    /// Ask for a progress notification on the watch started by request `id` on this connection
+    /// (etcd's `RequestProgress`): the node answers `ok` (or `badRequest` if there is no such
+    /// watch), then sends that watch `watchProgress` as soon as it has caught up — at once for a
+    /// watch that keeps up. Nodes before it answer `badRequest`.
+    case requestWatchProgress(id: UInt64)
 
     var tag: UInt8 {
         switch self {
@@ -51,6 +56,7 @@ public enum ClientRequestBody: Sendable, Hashable {
         case .hashKV: return 9
         case .statusDetail: return 10
         case .defragment: return 11
+        case .requestWatchProgress: return 12
         }
     }
 }
@@ -77,7 +83,7 @@ public struct ClientRequest: Sendable, Hashable {
                 b.writeBytesPrefixed(bytes)
             case .status, .snapshot, .statusDetail, .defragment: break
             case let .leaseKeepAlive(lease): b.writeInteger(lease)
-            case let .cancelWatch(watch): b.writeInteger(watch)
+            case let .cancelWatch(watch), let .requestWatchProgress(watch): b.writeInteger(watch)
             case let .hashKV(revision): b.writeInteger(revision)
             }
         }
@@ -102,6 +108,7 @@ public struct ClientRequest: Sendable, Hashable {
         case 9: body = .hashKV(revision: try buffer.read("hash revision"))
         case 10: body = .statusDetail
         case 11: body = .defragment
+        case 12: body = .requestWatchProgress(id: try buffer.read("watch id"))
         default: throw .unknownValue(what: "request kind", value: UInt64(tag))
         }
         try buffer.expectEnd()

@@ -6,7 +6,7 @@ import SynodWire
 
 struct WatchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "watch", abstract: "Print changes to a key (or prefix) as they happen, until Ctrl-C.",
-                                                    discussion: "Each event prints three lines: PUT or DELETE, the key, the value. With --progress-notify, a progress notification prints one line, PROGRESS and the revision.")
+                                                    discussion: "Each event prints three lines: PUT or DELETE, the key, the value. With --progress-notify or --request-progress, a progress notification prints one line, PROGRESS and the revision.")
     @OptionGroup var globals: GlobalOptions
     @Argument(help: "The key (or prefix with --prefix).") var key: String
     @Flag(help: "Watch every key starting with KEY.") var prefix = false
@@ -15,12 +15,17 @@ struct WatchCommand: AsyncParsableCommand {
     @Flag(help: "Include the previous value.") var prevKV = false
     @Flag(help: "Ask for progress notifications: while nothing changes, the node says which revision the watch is current to (PROGRESS REV; etcd's --progress-notify).") var progressNotify = false
 
+    @Flag(help: "Ask once, when the watch starts, which revision it is current to (PROGRESS REV once any history from --rev is printed; etcd's RequestProgress).") var requestProgress = false
+
     func run() async throws {
         let client = try globals.client()
         let end = prefix ? KeyRange.prefixEnd(bytes(key)) : []
         var seen = 0
+        let watch = client.openWatch(bytes(key), rangeEnd: end, fromRevision: rev, prevKV: prevKV, progressNotify: progressNotify)
+        let asking = requestProgress ? Task { await Self.askProgress(watch) } : nil
+        defer { asking?.cancel() }
         do {
-            for try await update in client.watchUpdates(bytes(key), rangeEnd: end, fromRevision: rev, prevKV: prevKV, progressNotify: progressNotify) {
+            for try await update in watch {
                 guard case let .event(e) = update else {
                     if case let .progress(revision) = update {
                         say(globals.output == .json ? JSON.object([("type", JSON.string("PROGRESS")), ("revision", "\(revision)")]) : "PROGRESS \(revision)")
@@ -44,6 +49,22 @@ struct WatchCommand: AsyncParsableCommand {
             throw fail("\(error)", status: ExitStatus.refused)
         }
         await client.close()
+    }
+
+    /// Asks for progress until a node serving the watch takes the request (the watch may still
+    /// be connecting, or moving to another node), for at most about 10 s.
+    static func askProgress(_ watch: SynodWatch) async {
+        for _ in 0..<100 where !Task.isCancelled {
+            do {
+                try await watch.requestProgress()
+                return
+            } catch ClientError.rejected(_, let message) {
+                FileHandle.standardError.write(Data("error: progress request refused: \(message)\n".utf8))
+                return
+            } catch {
+                try? await Task.sleep(nanoseconds: 100_000_000)
+            }
+        }
     }
 }
 

@@ -114,6 +114,75 @@ struct WatchProgressTests {
         }
     }
 
+    /// Asks for progress until the watch is connected (`connectionLost` until then).
+    static func requestProgress(_ watch: SynodWatch) async throws {
+        for attempt in 0..<50 {
+            do { return try await watch.requestProgress() } catch ClientError.connectionLost where attempt < 49 {
+                try await Task.sleep(nanoseconds: 50_000_000)
+            }
+        }
+    }
+
+    /// etcd's RequestProgress, with periodic notifications 10 minutes apart (never, here): a
+    /// watch that keeps up learns at once the revision it is current to; a watch still replaying
+    /// 10,000 events of history learns it only once it has delivered all of them, and the
+    /// revision then covers exactly what was delivered; progress for a watch that never asked
+    /// for notifications is fine too.
+    @Test("on request, a watch that keeps up learns its revision at once; one replaying history learns it after the history")
+    func requestedProgress() async throws {
+        let cluster = try Cluster(size: 3, extraArgs: ["--watch-progress-notify-interval-ms", "600000"])
+        let client = cluster.client()
+        defer { Task { await client.close() } }
+        var last: Int64 = 0
+        for i in 0..<20 { last = try await client.put(b("other-\(i)"), b("\(i)")).revision }
+        let quiet = client.openWatch(b("quiet"))
+        let quietLog = UpdateLog()
+        let a = Task { do { for try await u in quiet { quietLog.append(u) } } catch {} }
+        defer { a.cancel() }
+        try await Self.requestProgress(quiet)
+        let learned = try await eventuallyAsync(tries: 20) { !quietLog.progress.isEmpty }
+        #expect(learned && quietLog.progress == [last], "progress \(quietLog.progress), last write \(last)")
+        last = try await client.put(b("other-x"), b("x")).revision
+        try await quiet.requestProgress()
+        let again = try await eventuallyAsync(tries: 20) { quietLog.progress.count == 2 }
+        #expect(again && quietLog.progress.last == last, "progress \(quietLog.progress), last write \(last)")
+        #expect(quietLog.events.isEmpty)
+
+        // History to replay (10,000 events of 1 kB: ten batches, over ten passes or more).
+        let big = [UInt8](repeating: 0x61, count: 1_000)
+        for t in 0..<100 {
+            last = try await client.txn(Txn(compares: [], success: (0..<100).map { .put(key: b("p/\(t)-\($0)"), value: big, lease: nil, prevKV: false) })).revision
+        }
+        let replaying = client.openWatch(b("p/"), rangeEnd: KeyRange.prefixEnd(b("p/")), fromRevision: 1)
+        let log = UpdateLog()
+        let c = Task { do { for try await u in replaying { log.append(u) } } catch {} }
+        defer { c.cancel() }
+        try await Self.requestProgress(replaying)
+        let caughtUp = try await eventuallyAsync(tries: 100) { !log.progress.isEmpty }
+        #expect(caughtUp, "no progress after \(log.events.count) events")
+        let beforeProgress = log.all.prefix { if case .event = $0 { true } else { false } }.count
+        #expect(log.progress.first == last, "progress \(log.progress), last write \(last)")
+        #expect(beforeProgress == 10_000, "progress came after \(beforeProgress) of 10,000 events")
+    }
+
+    /// The CLI: `synod watch --request-progress` prints the revision it is current to at once,
+    /// with no periodic notifications configured.
+    @Test("synod watch --request-progress prints PROGRESS REV at once, then the event")
+    func cliRequestsProgress() async throws {
+        let cluster = try Cluster(size: 3, extraArgs: ["--watch-progress-notify-interval-ms", "600000"])
+        let client = cluster.client()
+        defer { Task { await client.close() } }
+        let rev = try await client.put(b("other"), b("1")).revision
+        let endpoints = cluster.endpointsText
+        let cli = Task.detached { try runSynod(["watch", "cli-key", "--request-progress", "--count", "1", "--endpoints", endpoints]) }
+        try await Task.sleep(nanoseconds: 800_000_000)
+        _ = try await client.put(b("cli-key"), b("v"))
+        let (status, out, err) = try await cli.value
+        #expect(status == 0, "\(err)")
+        let lines = out.split(separator: "\n").map(String.init)
+        #expect(lines == ["PROGRESS \(rev)", "PUT", "cli-key", "v"], "\(lines)")
+    }
+
     /// The CLI: `synod watch --progress-notify` prints PROGRESS lines until the key changes.
     @Test("synod watch --progress-notify prints PROGRESS REV lines, then the event")
     func cliPrintsProgress() async throws {

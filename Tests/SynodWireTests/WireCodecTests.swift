@@ -104,7 +104,7 @@ import Testing
         let hello = try frame { PeerHello(from: NodeID(1), clusterID: 1, clientAddress: "h:1").encode(into: &$0) }
         out.append(Array(hello.payload.readableBytesView))
         for body: ClientRequestBody in [.write([1, 2]), .read(.linearizable, [3]), .status, .leaseKeepAlive(id: 5), .watch([7]), .cancelWatch(id: 2), .member([1]), .snapshot,
-                                        .hashKV(revision: 9), .statusDetail, .defragment] {
+                                        .hashKV(revision: 9), .statusDetail, .defragment, .requestWatchProgress(id: 3)] {
             let f = try frame { ClientRequest(id: 4, body: body).encode(into: &$0) }
             out.append(Array(f.payload.readableBytesView))
         }
