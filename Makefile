@@ -9,6 +9,9 @@ deps:
 	@dpkg -s liblmdb-dev >/dev/null 2>&1 || { \
 	  echo "installing liblmdb-dev (LMDB headers and library)"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq liblmdb-dev; }
+	@command -v curl >/dev/null 2>&1 || { \
+	  echo "installing curl (the JSON gateway tests drive it)"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq curl; }
 
 build: deps
 	$(SWIFT) build --build-tests

@@ -69,6 +69,13 @@ final class Connection: Sendable {
 
     func endStream(_ id: UInt64) { _ = state.withLockedValue { $0.streams.removeValue(forKey: id) } }
 
+    /// Sends a request whose answer nobody waits for (a watch's cancellation: the node answers
+    /// under the watch's id, whose stream has ended).
+    func post(_ body: ClientRequestBody) {
+        let id = register { _, _ in }
+        _ = write(ClientRequest(id: id, body: body))
+    }
+
     var isActive: Bool { channel.isActive }
 
     func close() { channel.close(promise: nil) }

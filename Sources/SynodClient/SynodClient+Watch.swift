@@ -80,9 +80,13 @@ extension SynodClient {
                     if r.status == .watchEnded || r.status == .shuttingDown { feed.finish() }
                 }
                 serving?.withLockedValue { $0 = SynodWatch.Serving(connection: conn, id: id) }
+                var endedByNode = false
                 defer {
                     serving?.withLockedValue { $0 = nil }
                     conn.endStream(id)
+                    // A watch its consumer stopped (cancelled, or the stream dropped) is
+                    // cancelled on the node too: the connection is shared and lives on.
+                    if !endedByNode && conn.isActive { conn.post(.cancelWatch(id: id)) }
                 }
                 for await r in responses {
                     if Task.isCancelled { break }
@@ -111,9 +115,11 @@ extension SynodClient {
                             deliver(.progress(revision: revision))
                         }
                     case .badRequest:
+                        endedByNode = true
                         finish(ClientError.rejected(status: r.status, message: r.message))
                         return
                     case .watchEnded:
+                        endedByNode = true
                         if r.message.contains("compacted") || r.message.contains("revision") {
                             finish(ClientError.rejected(status: .watchEnded, message: r.message))
                         } else {

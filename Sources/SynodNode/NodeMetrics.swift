@@ -43,6 +43,8 @@ final class NodeMetrics {
     let publishedAtMillis = Atomic<Int64>(0)
     /// The cluster version in force as of the last publication, for `/version`.
     let clusterVersionInForce = Atomic<Int>(0)
+    /// The term as of the last publication, for the JSON gateway's response headers.
+    let termPublished = Atomic<UInt64>(0)
     /// How stale the last publication may be for `/health` to still believe it.
     static let healthStaleMillis: Int64 = 3_000
 }
@@ -67,6 +69,7 @@ extension NodeLoop {
         m.leading.store(leading, ordering: .relaxed)
         m.publishedAtMillis.store(Int64(now * 1000), ordering: .relaxed)
         m.term.record(Int64(bitPattern: core.term.rawValue))
+        m.termPublished.store(core.term.rawValue, ordering: .relaxed)
         m.committed.record(Int64(bitPattern: core.commitIndex.rawValue))
         m.applied.record(Int64(bitPattern: sm.appliedIndex.rawValue))
         m.pending.record(pendingWrites.count)

@@ -35,9 +35,6 @@ public final class SynodNode: @unchecked Sendable {
     public private(set) var clientPort: Int = 0
     /// Held from before the store opened until `shutdown` has stopped the loop.
     var dataLock: DataDirectoryLock?
-    /// Whether this node knows a leader (as of its last metrics publication, at most half a
-    /// second old) and its loop still publishes (a loop silent for 3 s counts as unhealthy):
-    /// what `/health` reports. Safe from any thread.
     /// The cluster version in force as this node last published its metrics (at most half a
     /// second old), and the highest its build supports (docs/OPERATIONS.md, "Upgrades"). Safe
     /// from any thread.
@@ -45,6 +42,13 @@ public final class SynodNode: @unchecked Sendable {
         (UInt16(clamping: loop.metrics.clusterVersionInForce.load(ordering: .relaxed)), configuration.supportedClusterVersion)
     }
 
+    /// The node's Raft term as of its last metrics publication (at most half a second old).
+    /// Safe from any thread.
+    public var term: UInt64 { loop.metrics.termPublished.load(ordering: .relaxed) }
+
+    /// Whether this node knows a leader (as of its last metrics publication, at most half a
+    /// second old) and its loop still publishes (a loop silent for 3 s counts as unhealthy):
+    /// what `/health` reports. Safe from any thread.
     public var knowsLeader: Bool {
         let m = loop.metrics
         let age = Int64(ProcessInfo.processInfo.systemUptime * 1000) - m.publishedAtMillis.load(ordering: .relaxed)

@@ -149,6 +149,14 @@ public struct CommandEnvelope: Hashable, Sendable {
         return CommandEnvelope(session: session, command: command)
     }
 
+    /// Whether `payload` is a `clusterVersion` command (its tag read only): clients may not send
+    /// one (the leader proposes it once every member supports the version).
+    public static func movesClusterVersion(_ payload: [UInt8]) -> Bool {
+        guard payload.count >= 3, payload[0] == encodingVersion else { return false }
+        let tagAt = payload[1] == 0 ? 2 : 18
+        return payload.count > tagAt && payload[tagAt] == CommandTag.clusterVersion.rawValue
+    }
+
     /// `payload` with a lease grant's TTL raised to `minimumMillis`, or `payload` itself when it
     /// is not a lease grant, its TTL is already long enough or not positive (apply refuses that),
     /// or it does not decode (apply answers that). Only the command's tag is read unless it is a
@@ -159,14 +167,6 @@ public struct CommandEnvelope: Hashable, Sendable {
     /// however often its owner sent keep-alives (etcd raises TTLs below 1.5 election timeouts to
     /// that for the same reason). The leader raises the TTL before proposing, so the log carries
     /// the TTL every replica applies and the grant's answer reports.
-    /// Whether `payload` is a `clusterVersion` command (its tag read only): clients may not send
-    /// one (the leader proposes it once every member supports the version).
-    public static func movesClusterVersion(_ payload: [UInt8]) -> Bool {
-        guard payload.count >= 3, payload[0] == encodingVersion else { return false }
-        let tagAt = payload[1] == 0 ? 2 : 18
-        return payload.count > tagAt && payload[tagAt] == CommandTag.clusterVersion.rawValue
-    }
-
     public static func raisingLeaseTTL(_ payload: [UInt8], toAtLeast minimumMillis: Int64) -> [UInt8] {
         // version, has-session flag, [client id, sequence], command tag
         guard payload.count >= 3, payload[0] == encodingVersion else { return payload }

@@ -13,6 +13,7 @@ struct DevCommand: AsyncParsableCommand {
     @Option(help: "First client port; node N listens on PORT+N-1.") var clientPort: Int = 7001
     @Option(help: "First peer port; node N listens on PORT+N-1.") var peerPort: Int = 7101
     @Option(help: "First metrics port (raft mode; node N serves /metrics and /health on PORT+N-1; 0 = none).") var metricsPort: Int = 7201
+    @Option(help: "First JSON gateway port (raft mode; node N serves etcd's /v3 HTTP API on PORT+N-1; 0 = none).") var httpPort: Int = 7301
     @Flag(name: .customLong("unsafe-no-fsync"), help: "UNSAFE: start the nodes without fsync (benchmarks only).") var unsafeNoFsync = false
     @Option(help: "Extra arguments for every `synod serve` (quoted).") var serveArgs: String = ""
     @Flag(help: "TLS everywhere (raft mode): a throwaway CA and certificates in DATA/tls (made with openssl, kept across restarts), client certificates required, mutual TLS between peers.") var tls = false
@@ -32,6 +33,12 @@ struct DevCommand: AsyncParsableCommand {
         if metricsPort != 0 {
             guard (1...65000).contains(metricsPort) else { throw ValidationError("ports must be 1...65000") }
             guard abs(metricsPort - clientPort) >= nodes, abs(metricsPort - peerPort) >= nodes else { throw ValidationError("the metrics port range overlaps the client or peer ports") }
+        }
+        if httpPort != 0 {
+            guard (1...65000).contains(httpPort) else { throw ValidationError("ports must be 1...65000") }
+            guard abs(httpPort - clientPort) >= nodes, abs(httpPort - peerPort) >= nodes, metricsPort == 0 || abs(httpPort - metricsPort) >= nodes else {
+                throw ValidationError("the JSON gateway port range overlaps the client, peer or metrics ports")
+            }
         }
     }
 
@@ -73,6 +80,7 @@ struct DevCommand: AsyncParsableCommand {
             var args = ["serve", "--id", "\(n)", "--data", "\(data)/n\(n)", "--peers", peers, "--listen-client", "127.0.0.1:\(clientPort + n - 1)"]
             if mode == "bft" { args += ["--mode", "bft", "--keys", "\(keys)/replica-\(n).key"] }
             if mode != "bft" && metricsPort != 0 { args += ["--listen-metrics", "127.0.0.1:\(metricsPort + n - 1)"] }
+            if mode != "bft" && httpPort != 0 { args += ["--listen-http", "127.0.0.1:\(httpPort + n - 1)"] }
             if unsafeNoFsync { args.append("--unsafe-no-fsync") }
             args += tlsArgs
             p.arguments = args + serveArgs.split(separator: " ").map(String.init)
@@ -88,7 +96,8 @@ struct DevCommand: AsyncParsableCommand {
         say("synod dev: \(nodes) nodes running (logs in \(data)/nN.log)")
         for n in 1...nodes {
             let metrics = mode != "bft" && metricsPort != 0 ? "  metrics http://127.0.0.1:\(metricsPort + n - 1)/metrics" : ""
-            say("  node \(n): client 127.0.0.1:\(clientPort + n - 1)  peer 127.0.0.1:\(peerPort + n - 1)\(metrics)  pid \(children[n - 1].processIdentifier)")
+            let http = mode != "bft" && httpPort != 0 ? "  JSON \(tls ? "https" : "http")://127.0.0.1:\(httpPort + n - 1)/v3/" : ""
+            say("  node \(n): client 127.0.0.1:\(clientPort + n - 1)  peer 127.0.0.1:\(peerPort + n - 1)\(metrics)\(http)  pid \(children[n - 1].processIdentifier)")
         }
         if mode == "bft" {
             say("""
@@ -111,7 +120,7 @@ struct DevCommand: AsyncParsableCommand {
               synod get greeting
               synod status
               synod txn --if 'value(greeting) = hello' --then 'put greeting world'
-              synod hashkv                 # do the replicas hold the same history?
+              synod hashkv                 # do the replicas hold the same history?\(httpPort != 0 && !tls ? "\n  curl -s -X POST http://127.0.0.1:\(httpPort)/v3/kv/range -d '{\"key\":\"Z3JlZXRpbmc=\"}'   # etcd's JSON API (base64 keys)" : "")
 
             Ctrl-C stops every node.
             """)
@@ -126,10 +135,6 @@ struct DevCommand: AsyncParsableCommand {
     }
 }
 
-/// Writes a line to standard output unbuffered (so a supervising process sees it at once).
-/// A reader that went away (`synod mesh agent | head -1`) makes the write fail with EPIPE (NIO
-/// ignores SIGPIPE); Foundation's non-throwing `write` traps on that, so this one records it in
-/// `StandardOutput.isClosed` and writes nothing more: a mesh agent then leaves the mesh.
 extension DevCommand {
     /// `path` made absolute against the working directory, for the printed exports.
     static func absolute(_ path: String) -> String {
@@ -137,6 +142,10 @@ extension DevCommand {
     }
 }
 
+/// Writes a line to standard output unbuffered (so a supervising process sees it at once).
+/// A reader that went away (`synod mesh agent | head -1`) makes the write fail with EPIPE (NIO
+/// ignores SIGPIPE); Foundation's non-throwing `write` traps on that, so this one records it in
+/// `StandardOutput.isClosed` and writes nothing more: a mesh agent then leaves the mesh.
 func say(_ line: String) {
     guard !StandardOutput.isClosed.load(ordering: .relaxed) else { return }
     do { try FileHandle.standardOutput.write(contentsOf: Data((line + "\n").utf8)) } catch {

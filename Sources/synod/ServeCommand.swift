@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import NIOCore
 import Logging
+import SynodClient
 import SynodCore
 import SynodLMDB
 import SynodNode
@@ -34,6 +35,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Peer TLS: the certificate's private key (PEM).") var peerKeyFile: String?
     @Option(help: "Peer TLS: CA certificates (PEM) every member's certificate must chain to.") var peerTrustedCaFile: String?
     @Option(name: .customLong("listen-metrics"), help: "Serve GET /metrics (Prometheus text format) and GET /health on this host:port (raft mode).") var listenMetrics: String?
+    @Option(name: .customLong("listen-http"), help: "Serve etcd's JSON gateway (POST /v3/kv/range, /v3/kv/put, /v3/kv/txn, /v3/watch, /v3/lease/..., docs/OPERATIONS.md) on this host:port (raft mode); with --cert-file it is HTTPS with the client port's certificate and client-certificate rule.") var listenHttp: String?
     @Option(help: "Seconds between the leader's corruption checks (every member's history hashed at one revision and compared; a mismatch raises the CORRUPT alarm). 0 = off.") var corruptCheckInterval: Int = 300
     @Option(help: "Cluster id; peers with another are refused.") var clusterId: UInt64 = 1
     @Option(help: "Initial LMDB map size in MiB (it doubles whenever it fills).") var mapSizeMb: Int = 256
@@ -149,6 +151,10 @@ struct ServeCommand: AsyncParsableCommand {
             guard mode == "raft" else { throw ValidationError("--listen-metrics is available in raft mode only") }
             do { _ = try HostPort(parsing: listenMetrics) } catch { throw ValidationError("--listen-metrics: \(error)") }
         }
+        if let listenHttp {
+            guard mode == "raft" else { throw ValidationError("--listen-http is available in raft mode only") }
+            do { _ = try HostPort(parsing: listenHttp) } catch { throw ValidationError("--listen-http: \(error)") }
+        }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level '\(logLevel)' is not a level") }
     }
 
@@ -195,10 +201,47 @@ struct ServeCommand: AsyncParsableCommand {
                 throw fail("cannot serve metrics on \(listenMetrics): \(error)", status: 1)
             }
         }
+        var gateway: (channel: any Channel, client: SynodClient)?
+        if let listenHttp {
+            do { gateway = try await startGateway(listenHttp, node: node, logger: logger) } catch {
+                try? await metricsChannel?.close()
+                await node.shutdown()
+                throw fail("cannot serve the JSON gateway on \(listenHttp): \(error)", status: 1)
+            }
+        }
         await Signals.waitForTermination()
         logger.info("signal received; shutting down")
         try? await metricsChannel?.close()
+        try? await gateway?.channel.close()
+        await gateway?.client.close()
         await node.shutdown()
+    }
+}
+
+extension ServeCommand {
+    /// The JSON gateway: a `SynodClient` on this node's client address (TLS with the node's own
+    /// certificate as its client certificate, as the corruption check dials), served over HTTP
+    /// with the client port's TLS context.
+    func startGateway(_ address: String, node: SynodNode, logger: Logger) async throws -> (channel: any Channel, client: SynodClient) {
+        let c = node.configuration
+        var clientConfig = ClientConfiguration(endpoints: [c.advertisedClientAddress])
+        clientConfig.tls = c.clientTLS
+        let client = SynodClient(clientConfig)
+        let tls = try c.clientTLS.map { try $0.serverContext(requireClientCertificates: c.clientCertAuth) }
+        let version: @Sendable () -> String = {
+            let v = node.clusterVersion
+            return JSON.object([("synod", JSON.string(SynodVersion.string)), ("cluster_version", "\(v.inForce)"), ("cluster_version_supported", "\(v.supported)")])
+        }
+        let gateway = Gateway(client: client, endpoint: c.advertisedClientAddress, clusterID: c.clusterID, memberID: c.id.rawValue,
+                              term: { node.term }, healthy: { node.knowsLeader }, version: version)
+        do {
+            let channel = try await GatewayServer.start(try HostPort(parsing: address), gateway: gateway, tls: tls)
+            logger.info("serving the JSON gateway", metadata: ["address": "\(address)", "tls": "\(tls != nil)"])
+            return (channel, client)
+        } catch {
+            await client.close()
+            throw error
+        }
     }
 }
 

@@ -2,6 +2,8 @@ import Foundation
 import NIOCore
 import SynodClient
 import SynodStateMachine
+import SynodTestSupport
+import SynodTransport
 import SynodWire
 import Testing
 
@@ -88,6 +90,27 @@ struct SlowWatcherTests {
         #expect(zip(revisions, revisions.dropFirst()).allSatisfy { $0 <= $1 }, "events in revision order")
         #expect(Set(revisions).count == writers * perWriter, "every revision, once (a txn's two events share one)")
         #expect(cluster.isRunning(watched))
+    }
+
+    /// A watch whose consumer stops (its task cancelled) must end on the node too: the client's
+    /// connection is shared and stays open, so without a cancel request the node would keep
+    /// every abandoned watcher (and send it events) for as long as the client lives.
+    @Test("a watch whose consumer stops is cancelled on the node, though the connection stays open")
+    func abandonedWatchIsCancelled() async throws {
+        let metricsPort = LoopbackPorts.freeBase(count: 1)
+        let cluster = try Cluster(size: 1, nodeArgs: { _ in ["--listen-metrics", "127.0.0.1:\(metricsPort)"] })
+        let client = cluster.client()
+        defer { Task { await client.close() } }
+        _ = try await client.put(b("warmup"), b("1"))
+        let consumers = (0..<5).map { i in
+            Task { do { for try await _ in client.watch(b("abandoned/\(i)")) {} } catch {} }
+        }
+        let watching = try await eventuallyAsync(tries: 30) { nodeWatchers(metricsPort: metricsPort) == 5 }
+        #expect(watching, "\(nodeWatchers(metricsPort: metricsPort) ?? -1)")
+        for c in consumers { c.cancel() }
+        let dropped = try await eventuallyAsync(tries: 30) { nodeWatchers(metricsPort: metricsPort) == 0 }
+        #expect(dropped, "\(nodeWatchers(metricsPort: metricsPort) ?? -1) watchers left on the node")
+        _ = try await client.put(b("abandoned/0"), b("still served"))
     }
 }
 }

@@ -128,7 +128,7 @@ extension RealProcessTests.TLSTests {
         let base = LoopbackPorts.freeBase(count: 6)
         let dev = Process()
         dev.executableURL = URL(fileURLWithPath: synodExecutable())
-        dev.arguments = ["dev", "--tls", "--data", directory + "/data", "--client-port", "\(base)", "--peer-port", "\(base + 3)", "--metrics-port", "0"]
+        dev.arguments = ["dev", "--tls", "--data", directory + "/data", "--client-port", "\(base)", "--peer-port", "\(base + 3)", "--metrics-port", "0", "--http-port", "0"]
         let out = Pipe()
         dev.standardOutput = out
         dev.standardError = FileHandle.nullDevice

@@ -10,8 +10,13 @@ public func synodExecutable() -> String {
 
 /// Runs `synod` with arguments to completion; returns (status, stdout, stderr).
 public func runSynod(_ arguments: [String], environment: [String: String] = [:]) throws -> (Int32, String, String) {
+    try runCommand(synodExecutable(), arguments, environment: environment)
+}
+
+/// Runs a program to completion; returns (status, stdout, stderr).
+public func runCommand(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (Int32, String, String) {
     let p = Process()
-    p.executableURL = URL(fileURLWithPath: synodExecutable())
+    p.executableURL = URL(fileURLWithPath: executable)
     p.arguments = arguments
     if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
     let out = Pipe(), err = Pipe()
