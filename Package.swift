@@ -132,7 +132,7 @@ let package = Package(
         .testTarget(name: "SynodPBFTTests", dependencies: ["SynodCore", "SynodPBFT", "SynodCrypto"]),
         .testTarget(name: "SynodStateMachineTests", dependencies: ["SynodCore", "SynodStateMachine", "SynodLMDB", "SynodSimulation"]),
         .testTarget(name: "SynodWireTests", dependencies: ["SynodCore", "SynodRaft", "SynodWire", "SynodStateMachine", "SynodTestSupport", .product(name: "NIOCore", package: "swift-nio")]),
-        .testTarget(name: "SynodNodeTests", dependencies: ["SynodTestSupport", "SynodCore", "SynodWire", "SynodNode", "SynodClient", "Synod", "SynodSimulation", "SynodStateMachine", "SynodTransport", "SynodPBFT", "SynodCrypto", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]),
+        .testTarget(name: "SynodNodeTests", dependencies: ["SynodTestSupport", "synod", "SynodCore", "SynodWire", "SynodNode", "SynodClient", "Synod", "SynodSimulation", "SynodStateMachine", "SynodTransport", "SynodPBFT", "SynodCrypto", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -57,24 +57,9 @@ final class Gateway: Sendable {
             return reply(GatewayError(status: .methodNotAllowed, code: 12, message: "use POST for \(path)"))
         }
         do {
-            let f = try JSONFields(body: body)
-            let answer: [String: Any]
-            switch path {
-            case "/v3/kv/range": answer = try await range(f)
-            case "/v3/kv/put": answer = try await put(f)
-            case "/v3/kv/deleterange": answer = try await deleteRange(f)
-            case "/v3/kv/txn": answer = try await txn(f)
-            case "/v3/kv/compaction": answer = try await compaction(f)
-            case "/v3/lease/grant": answer = try await leaseGrant(f)
-            case "/v3/lease/revoke", "/v3/kv/lease/revoke": answer = try await leaseRevoke(f)
-            case "/v3/lease/keepalive": answer = try await leaseKeepAlive(f)
-            case "/v3/lease/timetolive", "/v3/kv/lease/timetolive": answer = try await leaseTimeToLive(f)
-            case "/v3/lease/leases", "/v3/kv/lease/leases": answer = try await leaseList(f)
-            case "/v3/maintenance/status": answer = try await status(f)
-            case "/v3/cluster/member/list": answer = try await memberList(f)
-            default: throw GatewayError(status: .notFound, code: 12, message: "no route \(path)")
-            }
-            return Reply(status: .ok, body: GatewayJSON.encode(answer))
+            let call = try GatewayCall.decode(path: path, body: body)
+            if case .watch = call { throw GatewayError.invalid("a watch streams: send it to /v3/watch") }
+            return Reply(status: .ok, body: GatewayJSON.encode(try await execute(call)))
         } catch {
             return reply(Self.gatewayError(error))
         }
@@ -110,22 +95,46 @@ final class Gateway: Sendable {
         }
     }
 
-    // MARK: KV
+    // MARK: calls
 
-    static let rangeFields: Set<String> = ["key", "range_end", "limit", "revision", "keys_only", "count_only", "serializable"]
-    static let rangeUnsupported: Set<String> = ["sort_order", "sort_target", "min_mod_revision", "max_mod_revision", "min_create_revision", "max_create_revision"]
-
-    func rangeRequest(_ f: JSONFields, inTxn: Bool = false) throws(GatewayError) -> RangeRequest {
-        try f.check(known: Self.rangeFields, unsupported: Self.rangeUnsupported)
-        let key = try f.bytes("key")
-        guard !key.isEmpty else { throw .invalid("key is not provided") }
-        let limit = try f.int64("limit"), revision = try f.int64("revision")
-        guard limit >= 0 else { throw .invalid("limit must not be negative") }
-        guard revision >= 0 else { throw .invalid("revision must not be negative") }
-        if inTxn && revision != 0 { throw .unsupported("a range inside a transaction reads the current revision") }
-        return RangeRequest(key: key, rangeEnd: try f.bytes("range_end"), limit: Int(min(limit, Int64(Int32.max))),
-                            keysOnly: try f.bool("keys_only"), countOnly: try f.bool("count_only"), revision: revision == 0 ? nil : revision)
+    /// Runs a decoded call (any but a watch) through the client and answers in etcd's JSON.
+    func execute(_ call: GatewayCall) async throws -> [String: Any] {
+        switch call {
+        case let .range(request, consistency): return rangeBody(try await client.range(request, consistency: consistency))
+        case let .put(key, value, lease, prevKV): return putBody(try await client.put(key, value, lease: lease, prevKV: prevKV))
+        case let .delete(key, end, prevKV):
+            if let end { return deleteBody(try await client.deleteRange(from: key, to: end, prevKV: prevKV)) }
+            return deleteBody(try await client.delete(key, prevKV: prevKV))
+        case let .txn(txn): return txnBody(try await client.txn(txn))
+        case let .compact(revision): return ["header": header(try await client.compact(revision: revision).revision)]
+        case let .leaseGrant(id, ttl):
+            var rng = SystemRandomNumberGenerator()
+            let lease = id ?? LeaseID(UInt64.random(in: 1...UInt64(Int64.max), using: &rng))
+            guard case let .leaseGrant(r) = try await client.write(.leaseGrant(id: lease, ttlMillis: ttl * 1000)) else {
+                throw GatewayError(status: .internalServerError, code: 13, message: "unexpected answer to a lease grant")
+            }
+            return ["header": header(r.revision), "ID": Self.leaseText(r.id), "TTL": GatewayJSON.int(Self.seconds(r.ttlMillis))]
+        case let .leaseRevoke(id):
+            _ = try await client.leaseRevoke(id)
+            return ["header": header(0)]
+        case let .leaseKeepAlive(id):
+            // etcd streams keep-alives; each request here renews once, answered in the stream's shape.
+            let ttl = try await client.leaseKeepAlive(id)
+            return ["result": ["header": header(0), "ID": Self.leaseText(id), "TTL": GatewayJSON.int(Self.seconds(ttl))] as [String: Any]]
+        case let .leaseTimeToLive(id, keys): return try await timeToLive(id, keys: keys)
+        case .leaseList:
+            let leases = try await client.leases()
+            var o: [String: Any] = ["header": header(0)]
+            if !leases.isEmpty { o["leases"] = leases.map { ["ID": Self.leaseText($0.id)] } }
+            return o
+        case .status: return try await status()
+        case .memberList: return try await memberList()
+        case .watch: throw GatewayError.invalid("a watch streams: send it to /v3/watch")
+        }
     }
+
+    static func leaseText(_ id: LeaseID) -> String { GatewayJSON.int(Int64(bitPattern: id.rawValue)) }
+    static func seconds(_ millis: Int64) -> Int64 { millis <= 0 ? millis : (millis + 999) / 1000 }
 
     func rangeBody(_ r: RangeResult) -> [String: Any] {
         var o: [String: Any] = ["header": header(r.revision)]
@@ -135,35 +144,10 @@ final class Gateway: Sendable {
         return o
     }
 
-    func range(_ f: JSONFields) async throws -> [String: Any] {
-        let request = try rangeRequest(f)
-        return rangeBody(try await client.range(request, consistency: try f.bool("serializable") ? .serializable : .linearizable))
-    }
-
-    static func lease(_ raw: Int64) -> LeaseID? { raw == 0 ? nil : LeaseID(UInt64(bitPattern: raw)) }
-
-    func put(_ f: JSONFields) async throws -> [String: Any] {
-        try f.check(known: ["key", "value", "lease", "prev_kv"], unsupported: ["ignore_value", "ignore_lease"])
-        let key = try f.bytes("key")
-        guard !key.isEmpty else { throw GatewayError.invalid("key is not provided") }
-        let r = try await client.put(key, try f.bytes("value"), lease: Self.lease(try f.int64("lease")), prevKV: try f.bool("prev_kv"))
-        return putBody(r)
-    }
-
     func putBody(_ r: PutResult) -> [String: Any] {
         var o: [String: Any] = ["header": header(r.revision)]
         if let p = r.prevKV { o["prev_kv"] = GatewayJSON.kv(p) }
         return o
-    }
-
-    /// etcd's delete-range request as a Synod delete: an empty `range_end` is the key alone,
-    /// `range_end` "\0" every key from `key` on.
-    func deleteOp(_ f: JSONFields) throws(GatewayError) -> (key: [UInt8], end: [UInt8]?, prevKV: Bool) {
-        try f.check(known: ["key", "range_end", "prev_kv"])
-        let key = try f.bytes("key")
-        guard !key.isEmpty else { throw .invalid("key is not provided") }
-        let end = try f.bytes("range_end")
-        return (key, end.isEmpty ? nil : (end == [0] ? [] : end), try f.bool("prev_kv"))
     }
 
     func deleteBody(_ r: DeleteResult) -> [String: Any] {
@@ -173,15 +157,55 @@ final class Gateway: Sendable {
         return o
     }
 
-    func deleteRange(_ f: JSONFields) async throws -> [String: Any] {
-        let d = try deleteOp(f)
-        if let end = d.end { return deleteBody(try await client.deleteRange(from: d.key, to: end, prevKV: d.prevKV)) }
-        return deleteBody(try await client.delete(d.key, prevKV: d.prevKV))
+    func txnBody(_ r: TxnResult) -> [String: Any] {
+        var o: [String: Any] = ["header": header(r.revision)]
+        if r.succeeded { o["succeeded"] = true }
+        if !r.results.isEmpty {
+            o["responses"] = r.results.map { result -> [String: Any] in
+                switch result {
+                case let .put(p): return ["response_put": putBody(p)]
+                case let .delete(d): return ["response_delete_range": deleteBody(d)]
+                case let .range(rr): return ["response_range": rangeBody(rr)]
+                }
+            }
+        }
+        return o
     }
 
-    func compaction(_ f: JSONFields) async throws -> [String: Any] {
-        try f.check(known: ["revision", "physical"])
-        let r = try await client.compact(revision: try f.int64("revision"))
-        return ["header": header(r.revision)]
+    /// The time left (as the leader counts it) and the granted TTL; TTL -1 for a lease that does
+    /// not exist, as etcd answers.
+    func timeToLive(_ id: LeaseID, keys: Bool) async throws -> [String: Any] {
+        var o: [String: Any] = ["header": header(0), "ID": Self.leaseText(id)]
+        guard let lease = try await client.lease(id) else {
+            o["TTL"] = "-1"
+            return o
+        }
+        o["TTL"] = GatewayJSON.int(lease.remainingMillis < 0 ? -1 : lease.remainingMillis / 1000)
+        o["grantedTTL"] = GatewayJSON.int(Self.seconds(lease.ttlMillis))
+        if keys, !lease.keys.isEmpty { o["keys"] = lease.keys.map(GatewayJSON.b64) }
+        return o
+    }
+
+    /// This node's status in etcd's StatusResponse fields.
+    func status() async throws -> [String: Any] {
+        let s = try await client.detailedStatus(of: endpoint)
+        var o: [String: Any] = ["header": header(s.revision), "version": SynodVersion.string, "leader": String(s.leader.rawValue),
+                                "raftIndex": String(s.commit), "raftTerm": String(s.term), "raftAppliedIndex": String(s.applied)]
+        if s.learners.contains(s.id) { o["isLearner"] = true }
+        if let storage = s.storage {
+            o["dbSizeInUse"] = GatewayJSON.int(storage.stateBytes)
+            if !storage.alarms.isEmpty { o["errors"] = storage.alarms.map { "alarm: \($0)" } }
+        }
+        return o
+    }
+
+    func memberList() async throws -> [String: Any] {
+        let members = try await client.members()
+        return ["header": header(0), "members": members.map { m -> [String: Any] in
+            var o: [String: Any] = ["ID": String(m.id.rawValue), "name": "node-\(m.id.rawValue)", "peerURLs": ["http://\(m.peerAddress)"]]
+            if !m.clientAddress.isEmpty { o["clientURLs"] = ["http://\(m.clientAddress)"] }
+            if m.role == "learner" { o["isLearner"] = true }
+            return o
+        }]
     }
 }

@@ -106,7 +106,10 @@ final class GatewayHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
         let gateway = self.gateway
         if head.method == .POST && path == "/v3/watch" {
             let plan: GatewayWatchPlan
-            do { plan = try gateway.watchPlan(request) } catch {
+            do throws(GatewayError) {
+                guard case let .watch(p) = try GatewayCall.decode(path: path, body: request) else { throw .invalid("not a watch") }
+                plan = p
+            } catch {
                 return send(context, head, gateway.reply(error), keepAlive: head.isKeepAlive)
             }
             return startStream(context, head, plan)

@@ -1,0 +1,191 @@
+import Foundation
+import SynodCore
+import SynodStateMachine
+import SynodWire
+
+/// One gateway call, decoded and checked before anything reaches the cluster. Decoding is pure
+/// (no client, no clock), so every route's decoder can be fuzzed on its own (`GatewayFuzzTests`).
+enum GatewayCall {
+    case range(RangeRequest, Consistency)
+    case put(key: [UInt8], value: [UInt8], lease: LeaseID?, prevKV: Bool)
+    /// `end` nil: the key alone; empty: every key from `key` on.
+    case delete(key: [UInt8], end: [UInt8]?, prevKV: Bool)
+    case txn(Txn)
+    case compact(revision: Int64)
+    /// `id` nil: the gateway draws one.
+    case leaseGrant(id: LeaseID?, ttlSeconds: Int64)
+    case leaseRevoke(LeaseID)
+    case leaseKeepAlive(LeaseID)
+    case leaseTimeToLive(LeaseID, keys: Bool)
+    case leaseList
+    case status
+    case memberList
+    case watch(GatewayWatchPlan)
+}
+
+/// What a `/v3/watch` request asks for (etcd's `create_request`).
+struct GatewayWatchPlan: Sendable {
+    var key: [UInt8]
+    var rangeEnd: [UInt8]
+    var startRevision: Int64
+    var prevKV: Bool
+    var progressNotify: Bool
+}
+
+extension GatewayCall {
+    /// Most seconds a lease TTL may ask for (its milliseconds must fit an Int64 many times over).
+    static let ttlSecondsMax: Int64 = 1 << 40
+
+    /// Decodes the body of a `POST` to `path`; an unknown route is `GatewayError` 404.
+    static func decode(path: String, body: [UInt8]) throws(GatewayError) -> GatewayCall {
+        let f = try JSONFields(body: body)
+        switch path {
+        case "/v3/kv/range": return .range(try rangeRequest(f), try f.bool("serializable") ? .serializable : .linearizable)
+        case "/v3/kv/put":
+            try f.check(known: ["key", "value", "lease", "prev_kv"], unsupported: ["ignore_value", "ignore_lease"])
+            return .put(key: try key(f), value: try f.bytes("value"), lease: lease(try f.int64("lease")), prevKV: try f.bool("prev_kv"))
+        case "/v3/kv/deleterange":
+            let d = try deleteOp(f)
+            return .delete(key: d.key, end: d.end, prevKV: d.prevKV)
+        case "/v3/kv/txn": return .txn(try txn(f))
+        case "/v3/kv/compaction":
+            try f.check(known: ["revision", "physical"])
+            return .compact(revision: try f.int64("revision"))
+        case "/v3/lease/grant":
+            try f.check(known: ["TTL", "ID"])
+            let ttl = try f.int64("TTL"), id = try f.int64("ID")
+            guard ttl > 0, ttl <= ttlSecondsMax else { throw .invalid("TTL must be 1 to \(ttlSecondsMax) seconds") }
+            guard id >= 0 else { throw .invalid("ID must not be negative") }
+            return .leaseGrant(id: lease(id), ttlSeconds: ttl)
+        case "/v3/lease/revoke", "/v3/kv/lease/revoke":
+            try f.check(known: ["ID"])
+            return .leaseRevoke(try leaseID(f))
+        case "/v3/lease/keepalive":
+            try f.check(known: ["ID"])
+            return .leaseKeepAlive(try leaseID(f))
+        case "/v3/lease/timetolive", "/v3/kv/lease/timetolive":
+            try f.check(known: ["ID", "keys"])
+            return .leaseTimeToLive(try leaseID(f), keys: try f.bool("keys"))
+        case "/v3/lease/leases", "/v3/kv/lease/leases":
+            try f.check(known: [])
+            return .leaseList
+        case "/v3/maintenance/status":
+            try f.check(known: [])
+            return .status
+        case "/v3/cluster/member/list":
+            try f.check(known: ["linearizable"])
+            return .memberList
+        case "/v3/watch": return .watch(try watchPlan(f))
+        default: throw GatewayError(status: .notFound, code: 12, message: "no route \(path)")
+        }
+    }
+
+    static func key(_ f: JSONFields, _ name: String = "key") throws(GatewayError) -> [UInt8] {
+        let key = try f.bytes(name)
+        guard !key.isEmpty else { throw .invalid("key is not provided") }
+        return key
+    }
+
+    static func lease(_ raw: Int64) -> LeaseID? { raw == 0 ? nil : LeaseID(UInt64(bitPattern: raw)) }
+
+    static func leaseID(_ f: JSONFields) throws(GatewayError) -> LeaseID {
+        let raw = try f.int64("ID")
+        guard raw != 0 else { throw .invalid("ID is not provided") }
+        return LeaseID(UInt64(bitPattern: raw))
+    }
+
+    static let rangeFields: Set<String> = ["key", "range_end", "limit", "revision", "keys_only", "count_only", "serializable"]
+    static let rangeUnsupported: Set<String> = ["sort_order", "sort_target", "min_mod_revision", "max_mod_revision", "min_create_revision", "max_create_revision"]
+
+    static func rangeRequest(_ f: JSONFields, inTxn: Bool = false) throws(GatewayError) -> RangeRequest {
+        try f.check(known: rangeFields, unsupported: rangeUnsupported)
+        let key = try key(f)
+        let limit = try f.int64("limit"), revision = try f.int64("revision")
+        guard limit >= 0 else { throw .invalid("limit must not be negative") }
+        guard revision >= 0 else { throw .invalid("revision must not be negative") }
+        if inTxn && revision != 0 { throw .unsupported("a range inside a transaction reads the current revision") }
+        return RangeRequest(key: key, rangeEnd: try f.bytes("range_end"), limit: Int(min(limit, Int64(Int32.max))),
+                            keysOnly: try f.bool("keys_only"), countOnly: try f.bool("count_only"), revision: revision == 0 ? nil : revision)
+    }
+
+    /// etcd's delete-range request: an empty `range_end` is the key alone, "\0" every key from
+    /// `key` on (Synod's empty end).
+    static func deleteOp(_ f: JSONFields) throws(GatewayError) -> (key: [UInt8], end: [UInt8]?, prevKV: Bool) {
+        try f.check(known: ["key", "range_end", "prev_kv"])
+        let key = try key(f)
+        let end = try f.bytes("range_end")
+        return (key, end.isEmpty ? nil : (end == [0] ? [] : end), try f.bool("prev_kv"))
+    }
+
+    /// An enum field as grpc-gateway accepts it: its name, or its number.
+    static func enumField(_ f: JSONFields, _ name: String, _ names: [String]) throws(GatewayError) -> Int {
+        guard let raw = f.object[name], !(raw is NSNull) else { return 0 }
+        if let s = raw as? String {
+            if let i = names.firstIndex(of: s) { return i }
+            if let i = Int(s), names.indices.contains(i) { return i }
+        } else if let n = raw as? NSNumber, !JSONFields.isBool(n), n.doubleValue >= 0, n.doubleValue < Double(names.count),
+                  n.doubleValue == n.doubleValue.rounded() {
+            return n.intValue
+        }
+        throw .invalid("\(name) must be one of \(names.joined(separator: ", "))")
+    }
+
+    /// etcd's Compare: target VERSION (0), CREATE, MOD, VALUE (LEASE is not supported); result
+    /// EQUAL (0), GREATER, LESS, NOT_EQUAL.
+    static func compare(_ f: JSONFields) throws(GatewayError) -> Compare {
+        try f.check(known: ["key", "target", "result", "version", "create_revision", "mod_revision", "value"], unsupported: ["range_end", "lease"])
+        let key = try key(f)
+        let target: CompareTarget
+        switch try enumField(f, "target", ["VERSION", "CREATE", "MOD", "VALUE", "LEASE"]) {
+        case 0: target = .version(try f.int64("version"))
+        case 1: target = .createRevision(try f.int64("create_revision"))
+        case 2: target = .modRevision(try f.int64("mod_revision"))
+        case 3: target = .value(try f.bytes("value"))
+        default: throw .unsupported("compares on a key's lease are not supported")
+        }
+        let op: CompareOp
+        switch try enumField(f, "result", ["EQUAL", "GREATER", "LESS", "NOT_EQUAL"]) {
+        case 0: op = .equal
+        case 1: op = .greater
+        case 2: op = .less
+        default: op = .notEqual
+        }
+        return Compare(key: key, op, target)
+    }
+
+    /// One RequestOp: exactly one of `request_put`, `request_range`, `request_delete_range`.
+    static func txnOp(_ f: JSONFields) throws(GatewayError) -> TxnOp {
+        try f.check(known: ["request_put", "request_range", "request_delete_range"], unsupported: ["request_txn"])
+        let present = ["request_put", "request_range", "request_delete_range"].filter { f.object[$0] != nil }
+        guard present.count == 1 else { throw .invalid("a transaction operation holds exactly one request, not \(present.count)") }
+        if let p = try f.fields("request_put") {
+            try p.check(known: ["key", "value", "lease", "prev_kv"], unsupported: ["ignore_value", "ignore_lease"])
+            return .put(key: try key(p), value: try p.bytes("value"), lease: lease(try p.int64("lease")), prevKV: try p.bool("prev_kv"))
+        }
+        if let r = try f.fields("request_range") { return .range(try rangeRequest(r, inTxn: true)) }
+        guard let d = try f.fields("request_delete_range") else { throw .invalid("a transaction operation holds exactly one request") }
+        let op = try deleteOp(d)
+        guard let end = op.end else { return .delete(key: op.key, prevKV: op.prevKV) }
+        return .deleteRange(from: op.key, to: end, prevKV: op.prevKV)
+    }
+
+    static func txn(_ f: JSONFields) throws(GatewayError) -> Txn {
+        try f.check(known: ["compare", "success", "failure"])
+        var compares: [Compare] = [], success: [TxnOp] = [], failure: [TxnOp] = []
+        for c in try f.list("compare") { compares.append(try compare(c)) }
+        for o in try f.list("success") { success.append(try txnOp(o)) }
+        for o in try f.list("failure") { failure.append(try txnOp(o)) }
+        return Txn(compares: compares, success: success, failure: failure)
+    }
+
+    static func watchPlan(_ f: JSONFields) throws(GatewayError) -> GatewayWatchPlan {
+        try f.check(known: ["create_request"], unsupported: ["cancel_request", "progress_request"])
+        guard let c = try f.fields("create_request") else { throw .invalid("a watch needs create_request") }
+        try c.check(known: ["key", "range_end", "start_revision", "prev_kv", "progress_notify"], unsupported: ["filters", "fragment", "watch_id"])
+        let key = try key(c)
+        let start = try c.int64("start_revision")
+        guard start >= 0 else { throw .invalid("start_revision must not be negative") }
+        return GatewayWatchPlan(key: key, rangeEnd: try c.bytes("range_end"), startRevision: start,
+                                prevKV: try c.bool("prev_kv"), progressNotify: try c.bool("progress_notify"))
+    }
+}

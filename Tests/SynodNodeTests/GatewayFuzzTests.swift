@@ -1,0 +1,94 @@
+import Foundation
+import SynodCore
+import SynodTestSupport
+import Testing
+@testable import synod
+
+/// The JSON gateway's decoders on hostile input: every route's decoder gets valid bodies,
+/// mutations of them, random bytes and every known field set to every JSON type; each input is
+/// answered with a value or a `GatewayError` (typed throws), never a trap.
+@Suite("JSON gateway decoders under fuzzing")
+struct GatewayFuzzTests {
+    static let samples: [(String, String)] = [
+        ("/v3/kv/range", #"{"key":"YQ==","range_end":"Yg==","limit":"10","revision":"3","keys_only":true,"count_only":false,"serializable":true}"#),
+        ("/v3/kv/put", #"{"key":"YQ==","value":"MQ==","lease":"7","prev_kv":true}"#),
+        ("/v3/kv/deleterange", #"{"key":"YQ==","range_end":"AA==","prev_kv":true}"#),
+        ("/v3/kv/txn", #"{"compare":[{"key":"YQ==","target":"VALUE","result":"EQUAL","value":"MQ=="},{"key":"YQ==","target":1,"result":"LESS","create_revision":"4"}],"success":[{"request_put":{"key":"YQ==","value":"Mg=="}},{"request_range":{"key":"YQ=="}}],"failure":[{"request_delete_range":{"key":"YQ==","range_end":"Yg=="}}]}"#),
+        ("/v3/kv/compaction", #"{"revision":"5","physical":true}"#),
+        ("/v3/lease/grant", #"{"TTL":"30","ID":"9"}"#),
+        ("/v3/lease/revoke", #"{"ID":"9"}"#),
+        ("/v3/lease/keepalive", #"{"ID":9}"#),
+        ("/v3/lease/timetolive", #"{"ID":"9","keys":true}"#),
+        ("/v3/lease/leases", "{}"),
+        ("/v3/maintenance/status", ""),
+        ("/v3/cluster/member/list", #"{"linearizable":true}"#),
+        ("/v3/watch", #"{"create_request":{"key":"YQ==","range_end":"Yg==","start_revision":"2","prev_kv":true,"progress_notify":true}}"#),
+    ]
+
+    static let fieldNames = ["key", "range_end", "limit", "revision", "keys_only", "count_only", "serializable", "value", "lease", "prev_kv",
+                             "compare", "success", "failure", "target", "result", "version", "create_revision", "mod_revision",
+                             "request_put", "request_range", "request_delete_range", "request_txn", "TTL", "ID", "keys", "physical",
+                             "create_request", "start_revision", "progress_notify", "sort_order", "filters"]
+
+    /// JSON values of every type, including the awkward ones.
+    static var values: [Any] { ["", "YQ==", "not base64!", "-1", "9223372036854775807", "9223372036854775808", "1e3", "VALUE", "LEASE",
+                                0, -1, 1, 3, 4, 99, 1.5, 1e300, -1e300, 9.3e18, true, false, NSNull(), [], [1], [["key": "YQ=="]],
+                                ["key": "YQ=="], ["request_put": ["key": "YQ=="]], [:]] }
+
+    static func decode(_ path: String, _ body: [UInt8]) -> Bool {
+        do { _ = try GatewayCall.decode(path: path, body: body); return true } catch { return false }
+    }
+
+    @Test("valid bodies decode; mutations, random bytes and wrongly typed fields are refused or decoded, never a trap")
+    func fuzzDecoders() throws {
+        for (path, body) in Self.samples { #expect(Self.decode(path, Array(body.utf8)), "\(path) \(body)") }
+        var rng = SeededRandom(seed: 0x6A7E)
+        let paths = Self.samples.map(\.0) + ["/v3/nothing"]
+        Fuzzing.mutations(of: Self.samples.map { Array($0.1.utf8) }, count: 4_000, &rng) { bytes in
+            for path in paths { _ = Self.decode(path, bytes) }
+        }
+        Fuzzing.randomInputs(count: 500, lengthMax: 200, &rng) { bytes in
+            for path in paths { _ = Self.decode(path, bytes) }
+        }
+        // Every field as every type, at the top level and inside the nested objects.
+        var refused = 0
+        for name in Self.fieldNames {
+            for value in Self.values {
+                for wrap in 0..<3 {
+                    var inner: [String: Any] = ["key": "YQ=="]
+                    inner[name] = value
+                    let object: [String: Any]
+                    switch wrap {
+                    case 0: object = inner
+                    case 1: object = ["create_request": inner]
+                    default: object = ["compare": [inner], "success": [["request_put": inner], ["request_range": inner]]]
+                    }
+                    let body = [UInt8](try JSONSerialization.data(withJSONObject: object))
+                    for path in paths where !Self.decode(path, body) { refused += 1 }
+                }
+            }
+        }
+        #expect(refused > 0)
+        // Nesting deeper than the parser's limit is a refusal too.
+        let deep = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
+        #expect(!Self.decode("/v3/kv/put", Array(deep.utf8)))
+    }
+
+    @Test("what the decoders make of etcd's conventions: range_end \\0, enum numbers, unsupported options")
+    func conventions() throws {
+        guard case let .delete(_, end, _) = try GatewayCall.decode(path: "/v3/kv/deleterange", body: Array(#"{"key":"YQ==","range_end":"AA=="}"#.utf8)) else {
+            Issue.record("not a delete")
+            return
+        }
+        #expect(end == [])
+        guard case let .txn(t) = try GatewayCall.decode(path: "/v3/kv/txn", body: Array(#"{"compare":[{"key":"YQ==","target":2,"result":3,"mod_revision":"8"}]}"#.utf8)) else {
+            Issue.record("not a txn")
+            return
+        }
+        #expect(t.compares.first?.op == .notEqual && t.compares.first?.target == .modRevision(8))
+        #expect(throws: GatewayError.self) { try GatewayCall.decode(path: "/v3/kv/range", body: Array(#"{"key":"YQ==","sort_order":"DESCEND"}"#.utf8)) }
+        // A zero-valued unsupported option is what etcd clients send by default: accepted.
+        #expect(Self.decode("/v3/kv/range", Array(#"{"key":"YQ==","sort_order":"NONE","sort_target":"KEY"}"#.utf8)))
+        #expect(throws: GatewayError.self) { try GatewayCall.decode(path: "/v3/lease/grant", body: Array(#"{"TTL":"2000000000000"}"#.utf8)) }
+    }
+}
