@@ -22,18 +22,27 @@ struct GatewayFuzzTests {
         ("/v3/lease/leases", "{}"),
         ("/v3/maintenance/status", ""),
         ("/v3/cluster/member/list", #"{"linearizable":true}"#),
+        ("/v3/cluster/member/add", #"{"peerURLs":["http://127.0.0.1:7104"],"isLearner":true}"#),
+        ("/v3/cluster/member/remove", #"{"ID":"4"}"#),
+        ("/v3/cluster/member/update", #"{"ID":"4","peerURLs":["127.0.0.1:7105"]}"#),
+        ("/v3/cluster/member/promote", #"{"ID":"4"}"#),
+        ("/v3/maintenance/transfer-leadership", #"{"targetID":"2"}"#),
+        ("/v3/maintenance/alarm", #"{"action":"DEACTIVATE","alarm":"NOSPACE","memberID":"1"}"#),
+        ("/v3/maintenance/defragment", "{}"),
         ("/v3/watch", #"{"create_request":{"key":"YQ==","range_end":"Yg==","start_revision":"2","prev_kv":true,"progress_notify":true}}"#),
     ]
 
     static let fieldNames = ["key", "range_end", "limit", "revision", "keys_only", "count_only", "serializable", "value", "lease", "prev_kv",
                              "compare", "success", "failure", "target", "result", "version", "create_revision", "mod_revision",
                              "request_put", "request_range", "request_delete_range", "request_txn", "TTL", "ID", "keys", "physical",
-                             "create_request", "start_revision", "progress_notify", "sort_order", "filters"]
+                             "create_request", "start_revision", "progress_notify", "sort_order", "filters",
+                             "peerURLs", "isLearner", "targetID", "action", "alarm", "memberID"]
 
     /// JSON values of every type, including the awkward ones.
     static var values: [Any] { ["", "YQ==", "not base64!", "-1", "9223372036854775807", "9223372036854775808", "1e3", "VALUE", "LEASE",
                                 0, -1, 1, 3, 4, 99, 1.5, 1e300, -1e300, 9.3e18, true, false, NSNull(), [], [1], [["key": "YQ=="]],
-                                ["key": "YQ=="], ["request_put": ["key": "YQ=="]], [:]] }
+                                ["key": "YQ=="], ["request_put": ["key": "YQ=="]], [:], ["http://h:1"], ["h:1", "h:2"], ["http://"], [7],
+                                "GET", "ACTIVATE", "CORRUPT"] }
 
     static func decode(_ path: String, _ body: [UInt8]) -> Bool {
         do { _ = try GatewayCall.decode(path: path, body: body); return true } catch { return false }

@@ -107,6 +107,21 @@ struct GatewayTests {
         let members = try post(port, "/v3/cluster/member/list", [:]).json["members"] as? [[String: Any]]
         #expect(members?.count == 3)
 
+        // Maintenance and membership: alarms, defragment, a learner added with the next id and
+        // removed again, the leadership moved to another member.
+        let alarms = try post(port, "/v3/maintenance/alarm", ["action": "GET"])
+        #expect(alarms.status == 200 && alarms.json["alarms"] == nil, "\(alarms.json)")
+        #expect(try post(port, "/v3/maintenance/alarm", ["action": "ACTIVATE", "alarm": "NOSPACE"]).status == 501)
+        #expect(try post(port, "/v3/maintenance/defragment", [:]).status == 200)
+        let added = try post(port, "/v3/cluster/member/add", ["peerURLs": ["http://127.0.0.1:1"], "isLearner": true])
+        #expect(added.status == 200 && (added.json["member"] as? [String: Any])?["ID"] as? String == "4", "\(added.json)")
+        #expect((added.json["members"] as? [[String: Any]])?.contains { $0["ID"] as? String == "4" && $0["isLearner"] as? Bool == true } == true)
+        let removed = try post(port, "/v3/cluster/member/remove", ["ID": "4"])
+        #expect(removed.status == 200 && (removed.json["members"] as? [Any])?.count == 3, "\(removed.json)")
+        let target = [1, 2, 3].first { $0 != leader }!
+        #expect(try post(port, "/v3/maintenance/transfer-leadership", ["targetID": String(target)]).status == 200)
+        #expect(await cluster.leader(using: client) == target)
+
         // Refusals: typed, never a crash, and the node still answers after them.
         #expect(try post(port, "/v3/kv/range", ["key": b64("g/a"), "sort_order": "DESCEND"]).status == 501)
         #expect(try post(port, "/v3/kv/put", ["key": b64("g/a"), "valu": b64("x")]).json["code"] as? Int == 3)

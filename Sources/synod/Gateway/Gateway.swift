@@ -91,7 +91,10 @@ final class Gateway: Sendable {
             default: return .invalid(kv.description)
             }
         case .noLeader, .unreachable, .connectionLost, .unknownOutcome: return .unavailable(e.description)
-        case .rejected, .badResponse: return GatewayError(status: .badRequest, code: 3, message: e.description)
+        case let .rejected(status, _) where status == .internalError:
+            return GatewayError(status: .internalServerError, code: 13, message: e.description)
+        case .rejected: return GatewayError(status: .badRequest, code: 3, message: e.description)
+        case .badResponse: return GatewayError(status: .internalServerError, code: 13, message: e.description)
         }
     }
 
@@ -129,6 +132,30 @@ final class Gateway: Sendable {
             return o
         case .status: return try await status()
         case .memberList: return try await memberList()
+        case let .memberAdd(id, peerAddress, learner):
+            let chosen: NodeID
+            if let id { chosen = id } else { chosen = NodeID((try await client.members().map(\.id.rawValue).max() ?? 0) + 1) }
+            try await client.addMember(chosen, peerAddress: peerAddress, asLearner: learner)
+            var o = try await memberList()
+            o["member"] = ["ID": String(chosen.rawValue), "peerURLs": ["http://\(peerAddress)"], "isLearner": learner] as [String: Any]
+            return o
+        case let .memberRemove(id):
+            try await client.removeMember(id)
+            return try await memberList()
+        case let .memberUpdate(id, peerAddress):
+            try await client.updateMember(id, peerAddress: peerAddress)
+            return try await memberList()
+        case let .memberPromote(id):
+            try await client.promoteMember(id)
+            return try await memberList()
+        case let .moveLeader(id):
+            try await client.moveLeader(to: id)
+            return ["header": header(0)]
+        case .alarmList: return alarmBody(try await client.alarms())
+        case let .alarmDisarm(kind): return alarmBody(try await client.disarm(kind))
+        case .defragment:
+            _ = try await client.defragment(endpoint)
+            return ["header": header(0)]
         case .watch: throw GatewayError.invalid("a watch streams: send it to /v3/watch")
         }
     }
@@ -196,6 +223,13 @@ final class Gateway: Sendable {
             o["dbSizeInUse"] = GatewayJSON.int(storage.stateBytes)
             if !storage.alarms.isEmpty { o["errors"] = storage.alarms.map { "alarm: \($0)" } }
         }
+        return o
+    }
+
+    /// etcd's AlarmResponse: the raised alarms (cluster-wide in Synod, reported against this member).
+    func alarmBody(_ alarms: [AlarmKind]) -> [String: Any] {
+        var o: [String: Any] = ["header": header(0)]
+        if !alarms.isEmpty { o["alarms"] = alarms.map { ["memberID": String(memberID), "alarm": "\($0)"] } }
         return o
     }
 

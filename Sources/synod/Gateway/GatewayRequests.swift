@@ -20,6 +20,15 @@ enum GatewayCall {
     case leaseList
     case status
     case memberList
+    /// `id` nil: the gateway picks the lowest id above every member's.
+    case memberAdd(id: NodeID?, peerAddress: String, learner: Bool)
+    case memberRemove(NodeID)
+    case memberUpdate(NodeID, peerAddress: String)
+    case memberPromote(NodeID)
+    case moveLeader(to: NodeID)
+    case alarmList
+    case alarmDisarm(AlarmKind)
+    case defragment
     case watch(GatewayWatchPlan)
 }
 
@@ -75,6 +84,36 @@ extension GatewayCall {
         case "/v3/cluster/member/list":
             try f.check(known: ["linearizable"])
             return .memberList
+        case "/v3/cluster/member/add":
+            try f.check(known: ["peerURLs", "isLearner", "ID"])
+            let id = try f.int64("ID")
+            guard id >= 0 else { throw .invalid("ID must not be negative") }
+            return .memberAdd(id: id == 0 ? nil : NodeID(UInt64(id)), peerAddress: try peerAddress(f), learner: try f.bool("isLearner"))
+        case "/v3/cluster/member/remove":
+            try f.check(known: ["ID"])
+            return .memberRemove(try memberID(f, "ID"))
+        case "/v3/cluster/member/update":
+            try f.check(known: ["ID", "peerURLs"])
+            return .memberUpdate(try memberID(f, "ID"), peerAddress: try peerAddress(f))
+        case "/v3/cluster/member/promote":
+            try f.check(known: ["ID"])
+            return .memberPromote(try memberID(f, "ID"))
+        case "/v3/maintenance/transfer-leadership":
+            try f.check(known: ["targetID"])
+            return .moveLeader(to: try memberID(f, "targetID"))
+        case "/v3/maintenance/alarm":
+            try f.check(known: ["action", "memberID", "alarm"])
+            let action = try enumField(f, "action", ["GET", "ACTIVATE", "DEACTIVATE"])
+            guard action != 1 else { throw .unsupported("alarms are raised by the leader (NOSPACE) and the corruption check (CORRUPT) only") }
+            if action == 0 { return .alarmList }
+            switch try enumField(f, "alarm", ["NONE", "NOSPACE", "CORRUPT"]) {
+            case 1: return .alarmDisarm(.noSpace)
+            case 2: return .alarmDisarm(.corrupt)
+            default: throw .invalid("DEACTIVATE needs alarm NOSPACE or CORRUPT")
+            }
+        case "/v3/maintenance/defragment":
+            try f.check(known: [])
+            return .defragment
         case "/v3/watch": return .watch(try watchPlan(f))
         default: throw GatewayError(status: .notFound, code: 12, message: "no route \(path)")
         }
@@ -92,6 +131,23 @@ extension GatewayCall {
         let raw = try f.int64("ID")
         guard raw != 0 else { throw .invalid("ID is not provided") }
         return LeaseID(UInt64(bitPattern: raw))
+    }
+
+    static func memberID(_ f: JSONFields, _ name: String) throws(GatewayError) -> NodeID {
+        let raw = try f.int64(name)
+        guard raw > 0 else { throw .invalid("\(name) is not provided") }
+        return NodeID(UInt64(raw))
+    }
+
+    /// The one peer URL of a member (`http://host:port`, or `host:port`) as Synod's host:port.
+    static func peerAddress(_ f: JSONFields) throws(GatewayError) -> String {
+        guard let urls = f.object["peerURLs"] as? [Any], urls.count == 1, var url = urls[0] as? String else {
+            throw .invalid("peerURLs must hold exactly one URL")
+        }
+        for scheme in ["http://", "https://"] where url.hasPrefix(scheme) { url.removeFirst(scheme.count) }
+        if url.hasSuffix("/") { url.removeLast() }
+        guard !url.isEmpty, url.utf8.count <= 255, !url.contains("/"), url.contains(":") else { throw .invalid("peerURLs: \(url) is not host:port") }
+        return url
     }
 
     static let rangeFields: Set<String> = ["key", "range_end", "limit", "revision", "keys_only", "count_only", "serializable"]
