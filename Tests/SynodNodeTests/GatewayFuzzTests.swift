@@ -101,3 +101,21 @@ struct GatewayFuzzTests {
         #expect(throws: GatewayError.self) { try GatewayCall.decode(path: "/v3/lease/grant", body: Array(#"{"TTL":"2000000000000"}"#.utf8)) }
     }
 }
+
+extension GatewayFuzzTests {
+    @Test("the gateway's JSON writer: sorted keys, escapes, nesting; its output parses back to what was written")
+    func writer() throws {
+        let tricky = "quote \" backslash \\ newline \n tab \t nul \u{0} bell \u{7} slash / é 😀"
+        let object: [String: Any] = ["b": [1, -2, Int(Int32.max)], "a": ["z": true, "y": false, "x": tricky], "c": [["k": "v"], [:] as [String: Any]], "d": [String]()]
+        let bytes = GatewayJSON.encode(object)
+        #expect(String(decoding: bytes, as: UTF8.self).hasPrefix(#"{"a":{"x":"#))
+        let parsed = try #require(try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any])
+        #expect((parsed["a"] as? [String: Any])?["x"] as? String == tricky)
+        #expect((parsed["a"] as? [String: Any])?["z"] as? Bool == true)
+        #expect(parsed["b"] as? [Int] == [1, -2, Int(Int32.max)])
+        #expect((parsed["c"] as? [[String: Any]])?.first?["k"] as? String == "v")
+        #expect((parsed["d"] as? [Any])?.isEmpty == true)
+        // The same answer is the same bytes, whatever the dictionary's order.
+        #expect(GatewayJSON.encode(object) == bytes)
+    }
+}
