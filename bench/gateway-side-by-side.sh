@@ -44,7 +44,7 @@ start_etcd() {
     etcd --name m$i --data-dir "$BASE/etcd$i" --listen-client-urls http://127.0.0.1:$c --advertise-client-urls http://127.0.0.1:$c \
       --listen-peer-urls http://127.0.0.1:$p --initial-advertise-peer-urls http://127.0.0.1:$p \
       --initial-cluster "$ic" --initial-cluster-token gw --initial-cluster-state new --logger zap --log-outputs "$BASE/etcd$i.log" >/dev/null 2>&1 &
-    PIDS+=($!)
+    PIDS+=($!); disown $!
   done
   for _ in $(seq 100); do curl -s -X POST http://127.0.0.1:2379/v3/kv/put -d "{\"key\":\"$KEY\",\"value\":\"$VALUE\"}" | grep -q revision && return; sleep 0.2; done
   echo "etcd did not come up" >&2; exit 1
@@ -55,7 +55,7 @@ start_synod() {
   for i in 1 2 3; do
     "$BIN/synod" serve --id $i --data "$BASE/synod$i" --peers "$peers" --listen-client 127.0.0.1:4700$i --listen-http 127.0.0.1:4730$i \
       >"$BASE/synod$i.log" 2>&1 &
-    PIDS+=($!)
+    PIDS+=($!); disown $!
   done
   for _ in $(seq 100); do curl -s -X POST http://127.0.0.1:47301/v3/kv/put -d "{\"key\":\"$KEY\",\"value\":\"$VALUE\"}" | grep -q revision && return; sleep 0.2; done
   echo "synod did not come up" >&2; exit 1
