@@ -9,6 +9,15 @@ public struct HeldLock: Sendable {
     public let key: [UInt8]
     public let lease: LeaseID
     public let fencingToken: Int64
+
+    /// A lock or leadership described elsewhere (etcd's LeaderKey handed back by an HTTP
+    /// client): `fencingToken` is the key's create revision.
+    public init(name: String, key: [UInt8], lease: LeaseID, fencingToken: Int64) {
+        self.name = name
+        self.key = key
+        self.lease = lease
+        self.fencingToken = fencingToken
+    }
 }
 
 extension SynodClient {
@@ -54,16 +63,60 @@ extension SynodClient {
         try await unlock(held, keepAlive: keepAlive)
     }
 
+    /// etcd's v3lock `Lock`: queues under lock `name` with the caller's `lease` (which the
+    /// caller keeps alive; the lock ends with it) and returns once it holds the lock. Release it
+    /// with `unlock(key:)` or by revoking the lease. Queuing twice under one lease is one waiter.
+    public func lock(_ name: String, lease: LeaseID) async throws -> HeldLock {
+        let (key, token) = try await enqueue("lock", name, value: [], lease: lease)
+        try await waitForTurn(prefix: Self.queuePrefix("lock", name), myToken: token)
+        return HeldLock(name: name, key: key, lease: lease, fencingToken: token)
+    }
+
+    /// etcd's v3lock `Unlock`: deletes the holder's key (the caller's lease lives on), which
+    /// wakes the next waiter.
+    public func unlock(key: [UInt8]) async throws {
+        try await delete(key)
+    }
+
+    /// etcd's v3election `Campaign` with the caller's `lease` (kept alive by the caller).
+    public func campaign(_ name: String, value: [UInt8], lease: LeaseID) async throws -> HeldLock {
+        let (key, token) = try await enqueue("election", name, value: value, lease: lease)
+        try await waitForTurn(prefix: Self.queuePrefix("election", name), myToken: token)
+        return HeldLock(name: name, key: key, lease: lease, fencingToken: token)
+    }
+
+    /// etcd's v3election `Proclaim`: the leader announces a new value without giving up its
+    /// place. False (nothing written) if `held` no longer leads (its key is gone or was
+    /// re-created).
+    public func proclaim(_ held: HeldLock, value: [UInt8]) async throws -> Bool {
+        let txn = Txn(compares: [Compare(key: held.key, .equal, .createRevision(held.fencingToken))],
+                      success: [.put(key: held.key, value: value, lease: held.lease, prevKV: false)])
+        return try await self.txn(txn).succeeded
+    }
+
+    /// etcd's v3election `Resign` for a caller-owned lease: deletes the leader's key if it is
+    /// still the same key (its create revision), leaving the lease alone.
+    public func resign(key: [UInt8], fencingToken: Int64) async throws {
+        _ = try await txn(Txn(compares: [Compare(key: key, .equal, .createRevision(fencingToken))], success: [.delete(key: key, prevKV: false)]))
+    }
+
     /// Creates this candidate's key under a fresh lease; returns (key, lease, create revision).
     func enqueue(_ kind: String, _ name: String, value: [UInt8], ttlMillis: Int64) async throws -> ([UInt8], LeaseID, Int64) {
         let lease = try await leaseGrant(ttlMillis: ttlMillis)
+        let (key, token) = try await enqueue(kind, name, value: value, lease: lease)
+        return (key, lease, token)
+    }
+
+    /// Creates this candidate's key under `lease` (or finds it, created earlier under the same
+    /// lease); returns (key, create revision).
+    func enqueue(_ kind: String, _ name: String, value: [UInt8], lease: LeaseID) async throws -> ([UInt8], Int64) {
         let key = Self.queuePrefix(kind, name) + Array(String(lease.rawValue, radix: 16).utf8)
         let txn = Txn(compares: [Compare(key: key, .equal, .createRevision(0))],
                       success: [.put(key: key, value: value, lease: lease, prevKV: false), .range(RangeRequest(key: key))],
                       failure: [.range(RangeRequest(key: key))])
         let result = try await self.txn(txn)
         for case let .range(r) in result.results {
-            if let kv = r.kvs.first { return (key, lease, kv.createRevision) }
+            if let kv = r.kvs.first { return (key, kv.createRevision) }
         }
         throw ClientError.badResponse("lock key missing after creating it")
     }

@@ -29,6 +29,12 @@ struct GatewayFuzzTests {
         ("/v3/maintenance/transfer-leadership", #"{"targetID":"2"}"#),
         ("/v3/maintenance/alarm", #"{"action":"DEACTIVATE","alarm":"NOSPACE","memberID":"1"}"#),
         ("/v3/maintenance/defragment", "{}"),
+        ("/v3/lock/lock", #"{"name":"am9i","lease":"9"}"#),
+        ("/v3/lock/unlock", #"{"key":"X19zeW5vZC9sb2NrL2pvYi85"}"#),
+        ("/v3/election/campaign", #"{"name":"Ym9zcw==","lease":"9","value":"YQ=="}"#),
+        ("/v3/election/proclaim", #"{"leader":{"name":"Ym9zcw==","key":"X19zeW5vZC9lbGVjdGlvbi9ib3NzLzk=","rev":"5","lease":"9"},"value":"Yg=="}"#),
+        ("/v3/election/leader", #"{"name":"Ym9zcw=="}"#),
+        ("/v3/election/resign", #"{"leader":{"name":"Ym9zcw==","key":"X19zeW5vZC9lbGVjdGlvbi9ib3NzLzk=","rev":"5","lease":"9"}}"#),
         ("/v3/watch", #"{"create_request":{"key":"YQ==","range_end":"Yg==","start_revision":"2","prev_kv":true,"progress_notify":true}}"#),
     ]
 
@@ -36,7 +42,7 @@ struct GatewayFuzzTests {
                              "compare", "success", "failure", "target", "result", "version", "create_revision", "mod_revision",
                              "request_put", "request_range", "request_delete_range", "request_txn", "TTL", "ID", "keys", "physical",
                              "create_request", "start_revision", "progress_notify", "sort_order", "filters",
-                             "peerURLs", "isLearner", "targetID", "action", "alarm", "memberID"]
+                             "peerURLs", "isLearner", "targetID", "action", "alarm", "memberID", "name", "leader", "rev"]
 
     /// JSON values of every type, including the awkward ones.
     static var values: [Any] { ["", "YQ==", "not base64!", "-1", "9223372036854775807", "9223372036854775808", "1e3", "VALUE", "LEASE",

@@ -218,5 +218,52 @@ struct GatewayTests {
         // Plain HTTP to the TLS port gets nothing either.
         #expect(httpRequest(port: httpBase, method: "POST", path: "/v3/kv/range", body: Array(#"{"key":"\#(b64("c/1"))"}"#.utf8))?.status == nil)
     }
+
+    @Test("locks and elections over HTTP (etcd's v3lock and v3election): a second locker waits until the first unlocks; campaign, leader, proclaim, resign")
+    func locksAndElections() async throws {
+        let httpBase = LoopbackPorts.freeBase(count: 1)
+        let cluster = try Cluster(size: 3, nodeArgs: { $0 == 1 ? ["--listen-http", "127.0.0.1:\(httpBase)"] : [] })
+        let client = cluster.client()
+        defer { Task { await client.close() } }
+        _ = try await client.put(b("warmup"), b("1"))
+        let port = httpBase
+        let first = try #require(try post(port, "/v3/lease/grant", ["TTL": 60]).json["ID"] as? String)
+        let second = try #require(try post(port, "/v3/lease/grant", ["TTL": 60]).json["ID"] as? String)
+
+        let held = try post(port, "/v3/lock/lock", ["name": b64("job"), "lease": first])
+        let key = try #require(held.json["key"] as? String, "\(held.json)")
+        #expect(held.status == 200 && unb64(key)?.hasPrefix("__synod/lock/job/") == true)
+        // The second locker's request blocks until the first unlocks.
+        let body = [UInt8](try JSONSerialization.data(withJSONObject: ["name": b64("job"), "lease": second]))
+        let waiter = Task.detached { () -> ((status: Int, body: String)?, Date) in
+            let answer = httpRequest(port: port, method: "POST", path: "/v3/lock/lock", body: body, timeoutSeconds: 20)
+            return (answer, Date())
+        }
+        try await Task.sleep(nanoseconds: 800_000_000)
+        let unlockedAt = Date()
+        #expect(try post(port, "/v3/lock/unlock", ["key": key]).status == 200)
+        let (answer, answeredAt) = await waiter.value
+        let secondKey = answer.flatMap { json($0.body) }?["key"] as? String
+        #expect(answer?.status == 200 && secondKey != nil && secondKey != key, "\(String(describing: answer))")
+        #expect(answeredAt >= unlockedAt, "the second locker was answered while the first held the lock")
+        // Fencing: the second holder's token (the header revision) is above the first's.
+        let firstRev = Int64(((held.json["header"] as? [String: Any])?["revision"] as? String) ?? "") ?? 0
+        let secondRev = Int64(((answer.flatMap { json($0.body) }?["header"] as? [String: Any])?["revision"] as? String) ?? "") ?? 0
+        #expect(firstRev > 0 && secondRev > firstRev)
+        #expect(try post(port, "/v3/lock/lock", ["name": b64("job")]).status == 400, "a lock needs the caller's lease")
+        #expect(try post(port, "/v3/lock/unlock", ["key": b64("warmup")]).status == 400, "unlock deletes lock keys only")
+
+        // An election.
+        let campaign = try post(port, "/v3/election/campaign", ["name": b64("boss"), "lease": first, "value": b64("a")])
+        let leader = try #require(campaign.json["leader"] as? [String: Any], "\(campaign.json)")
+        #expect(unb64((try post(port, "/v3/election/leader", ["name": b64("boss")]).json["kv"] as? [String: Any])?["value"]) == "a")
+        #expect(try post(port, "/v3/election/proclaim", ["leader": leader, "value": b64("b")]).status == 200)
+        #expect(unb64((try post(port, "/v3/election/leader", ["name": b64("boss")]).json["kv"] as? [String: Any])?["value"]) == "b")
+        #expect(try await client.electionLeader("boss")?.value == b("b"), "the CLI's recipes see the same election")
+        #expect(try post(port, "/v3/election/resign", ["leader": leader]).status == 200)
+        #expect(try post(port, "/v3/election/leader", ["name": b64("boss")]).status == 404)
+        #expect(try post(port, "/v3/election/proclaim", ["leader": leader, "value": b64("c")]).json["code"] as? Int == 9)
+        #expect(try post(port, "/v3/election/observe", ["name": b64("boss")]).status == 501)
+    }
 }
 }

@@ -156,6 +156,26 @@ final class Gateway: Sendable {
         case .defragment:
             _ = try await client.defragment(endpoint)
             return ["header": header(0)]
+        case let .lock(name, lease):
+            let held = try await client.lock(name, lease: lease)
+            return ["header": header(held.fencingToken), "key": GatewayJSON.b64(held.key)]
+        case let .unlock(key):
+            try await client.unlock(key: key)
+            return ["header": header(0)]
+        case let .campaign(name, lease, value):
+            let held = try await client.campaign(name, value: value, lease: lease)
+            return ["header": header(held.fencingToken), "leader": leaderKey(held)]
+        case let .proclaim(held, value):
+            guard try await client.proclaim(held, value: value) else {
+                throw GatewayError(status: .badRequest, code: 9, message: "election: not leader")
+            }
+            return ["header": header(0)]
+        case let .electionLeader(name):
+            guard let kv = try await client.electionLeader(name) else { throw GatewayError.notFound("election: no leader") }
+            return ["header": header(0), "kv": GatewayJSON.kv(kv)]
+        case let .resign(held):
+            try await client.resign(key: held.key, fencingToken: held.fencingToken)
+            return ["header": header(0)]
         case .watch: throw GatewayError.invalid("a watch streams: send it to /v3/watch")
         }
     }
@@ -224,6 +244,12 @@ final class Gateway: Sendable {
             if !storage.alarms.isEmpty { o["errors"] = storage.alarms.map { "alarm: \($0)" } }
         }
         return o
+    }
+
+    /// etcd's LeaderKey: what a campaign answers and proclaim and resign take back.
+    func leaderKey(_ held: HeldLock) -> [String: Any] {
+        ["name": GatewayJSON.b64(Array(held.name.utf8)), "key": GatewayJSON.b64(held.key), "rev": GatewayJSON.int(held.fencingToken),
+         "lease": Self.leaseText(held.lease)]
     }
 
     /// etcd's AlarmResponse: the raised alarms (cluster-wide in Synod, reported against this member).

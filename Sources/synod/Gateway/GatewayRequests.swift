@@ -1,4 +1,5 @@
 import Foundation
+import SynodClient
 import SynodCore
 import SynodStateMachine
 import SynodWire
@@ -29,6 +30,13 @@ enum GatewayCall {
     case alarmList
     case alarmDisarm(AlarmKind)
     case defragment
+    /// etcd's v3lock and v3election, over the caller's lease (`SynodClient.lock(_:lease:)`).
+    case lock(name: String, lease: LeaseID)
+    case unlock(key: [UInt8])
+    case campaign(name: String, lease: LeaseID, value: [UInt8])
+    case proclaim(HeldLock, value: [UInt8])
+    case electionLeader(name: String)
+    case resign(HeldLock)
     case watch(GatewayWatchPlan)
 }
 
@@ -114,6 +122,27 @@ extension GatewayCall {
         case "/v3/maintenance/defragment":
             try f.check(known: [])
             return .defragment
+        case "/v3/lock/lock":
+            try f.check(known: ["name", "lease"])
+            return .lock(name: try recipeName(f), lease: try leaseField(f, "lease"))
+        case "/v3/lock/unlock":
+            try f.check(known: ["key"])
+            let key = try key(f)
+            guard key.starts(with: Array("__synod/lock/".utf8)) else { throw .invalid("not a lock's key (they start with __synod/lock/)") }
+            return .unlock(key: key)
+        case "/v3/election/campaign":
+            try f.check(known: ["name", "lease", "value"])
+            return .campaign(name: try recipeName(f), lease: try leaseField(f, "lease"), value: try f.bytes("value"))
+        case "/v3/election/proclaim":
+            try f.check(known: ["leader", "value"])
+            return .proclaim(try leaderKey(f), value: try f.bytes("value"))
+        case "/v3/election/leader":
+            try f.check(known: ["name"])
+            return .electionLeader(name: try recipeName(f))
+        case "/v3/election/resign":
+            try f.check(known: ["leader"])
+            return .resign(try leaderKey(f))
+        case "/v3/election/observe": throw .unsupported("observe is not served; watch the election's prefix (__synod/election/NAME/) instead")
         case "/v3/watch": return .watch(try watchPlan(f))
         default: throw GatewayError(status: .notFound, code: 12, message: "no route \(path)")
         }
@@ -131,6 +160,32 @@ extension GatewayCall {
         let raw = try f.int64("ID")
         guard raw != 0 else { throw .invalid("ID is not provided") }
         return LeaseID(UInt64(bitPattern: raw))
+    }
+
+    /// A lock's or an election's name: UTF-8, 1-256 bytes, no "/" (names share one key prefix
+    /// per kind, and "a" would otherwise queue with "a/b").
+    static func recipeName(_ f: JSONFields) throws(GatewayError) -> String {
+        let bytes = try f.bytes("name")
+        guard (1...256).contains(bytes.count), !bytes.contains(UInt8(ascii: "/")), let name = String(validating: bytes, as: UTF8.self) else {
+            throw .invalid("name must be 1 to 256 bytes of UTF-8 without /")
+        }
+        return name
+    }
+
+    static func leaseField(_ f: JSONFields, _ name: String) throws(GatewayError) -> LeaseID {
+        let raw = try f.int64(name)
+        guard raw != 0 else { throw .invalid("\(name) is not provided: a lock or a campaign lives as long as the caller's lease") }
+        return LeaseID(UInt64(bitPattern: raw))
+    }
+
+    /// etcd's LeaderKey (`name`, `key`, `rev`, `lease`), as campaign answered it.
+    static func leaderKey(_ f: JSONFields) throws(GatewayError) -> HeldLock {
+        guard let l = try f.fields("leader") else { throw .invalid("leader is not provided") }
+        try l.check(known: ["name", "key", "rev", "lease"])
+        let name = try recipeName(l), key = try key(l), rev = try l.int64("rev")
+        guard key.starts(with: Array("__synod/election/\(name)/".utf8)) else { throw .invalid("leader.key is not a key of election \(name)") }
+        guard rev > 0 else { throw .invalid("leader.rev is not provided") }
+        return HeldLock(name: name, key: key, lease: try leaseField(l, "lease"), fencingToken: rev)
     }
 
     static func memberID(_ f: JSONFields, _ name: String) throws(GatewayError) -> NodeID {
