@@ -68,7 +68,10 @@ extension SynodClient {
     /// with `unlock(key:)` or by revoking the lease. Queuing twice under one lease is one waiter.
     public func lock(_ name: String, lease: LeaseID) async throws -> HeldLock {
         let (key, token) = try await enqueue("lock", name, value: [], lease: lease)
-        try await waitForTurn(prefix: Self.queuePrefix("lock", name), myToken: token)
+        do { try await waitForTurn(prefix: Self.queuePrefix("lock", name), myToken: token) } catch {
+            try? await resign(key: key, fencingToken: token)   // a waiter that gives up leaves the queue
+            throw error
+        }
         return HeldLock(name: name, key: key, lease: lease, fencingToken: token)
     }
 
@@ -81,7 +84,10 @@ extension SynodClient {
     /// etcd's v3election `Campaign` with the caller's `lease` (kept alive by the caller).
     public func campaign(_ name: String, value: [UInt8], lease: LeaseID) async throws -> HeldLock {
         let (key, token) = try await enqueue("election", name, value: value, lease: lease)
-        try await waitForTurn(prefix: Self.queuePrefix("election", name), myToken: token)
+        do { try await waitForTurn(prefix: Self.queuePrefix("election", name), myToken: token) } catch {
+            try? await resign(key: key, fencingToken: token)
+            throw error
+        }
         return HeldLock(name: name, key: key, lease: lease, fencingToken: token)
     }
 
@@ -131,7 +137,13 @@ extension SynodClient {
     /// only the key just ahead of ours (no thundering herd).
     func waitForTurn(prefix: [UInt8], myToken: Int64) async throws {
         while true {
+            try Task.checkCancellation()
             let (members, revision) = try await queue(prefix: prefix)
+            // Our own key must still be there: if its lease ended (or someone deleted it) while
+            // we waited, a later waiter may already hold the lock (etcd: ErrSessionExpired).
+            guard members.contains(where: { $0.createRevision == myToken }) else {
+                throw ClientError.rejected(status: .badRequest, message: "the waiter's key is gone (its lease expired or was revoked)")
+            }
             guard let ahead = members.last(where: { $0.createRevision < myToken }) else { return }
             // Watching from just after the read cannot miss a delete that happened after it.
             for try await event in watch(ahead.key, fromRevision: revision + 1) where event.type == .delete {

@@ -168,7 +168,9 @@ public struct SynodWatch: AsyncSequence, Sendable {
     /// now. It arrives in the sequence as `.progress(revision:)` as soon as the watch has caught
     /// up (at once if it keeps up; after its history if it is replaying) and means every change
     /// in the range up to that revision has been delivered. The revision is the serving node's:
-    /// to wait for a revision read elsewhere, ask again until it is reached. Throws
+    /// to wait for a revision read elsewhere, ask again until it is reached. The request lives
+    /// on the serving node: if the watch moves to another node before the notification comes,
+    /// ask again (wait with a timeout). Throws
     /// `ClientError.connectionLost` while the watch is moving to another node (retry), and
     /// `ClientError.rejected` from a node that predates it.
     public func requestProgress() async throws {

@@ -134,7 +134,11 @@ final class Gateway: Sendable {
         case .memberList: return try await memberList()
         case let .memberAdd(id, peerAddress, learner):
             let chosen: NodeID
-            if let id { chosen = id } else { chosen = NodeID((try await client.members().map(\.id.rawValue).max() ?? 0) + 1) }
+            if let id { chosen = id } else {
+                let top = try await client.members().map(\.id.rawValue).max() ?? 0
+                guard top < UInt64(Int64.max) else { throw GatewayError.invalid("no free member id above \(top): give ID") }
+                chosen = NodeID(top + 1)
+            }
             try await client.addMember(chosen, peerAddress: peerAddress, asLearner: learner)
             var o = try await memberList()
             o["member"] = ["ID": String(chosen.rawValue), "peerURLs": ["http://\(peerAddress)"], "isLearner": learner] as [String: Any]
@@ -181,7 +185,8 @@ final class Gateway: Sendable {
     }
 
     static func leaseText(_ id: LeaseID) -> String { GatewayJSON.int(Int64(bitPattern: id.rawValue)) }
-    static func seconds(_ millis: Int64) -> Int64 { millis <= 0 ? millis : (millis + 999) / 1000 }
+    /// Milliseconds rounded up to seconds, without overflow for any TTL a native client set.
+    static func seconds(_ millis: Int64) -> Int64 { millis <= 0 ? millis : millis / 1000 + (millis % 1000 > 0 ? 1 : 0) }
 
     func rangeBody(_ r: RangeResult) -> [String: Any] {
         var o: [String: Any] = ["header": header(r.revision)]
