@@ -49,8 +49,10 @@ let package = Package(
         .target(name: "SynodRaft", dependencies: ["SynodCore"]),
         // Pure pBFT core; authentication behind a protocol.
         .target(name: "SynodPBFT", dependencies: ["SynodCore"]),
-        // Real authenticators for pBFT (HMAC-SHA256, Ed25519) on swift-crypto.
-        .target(name: "SynodCrypto", dependencies: ["SynodCore", "SynodPBFT", .product(name: "Crypto", package: "swift-crypto")]),
+        // Real authenticators for pBFT (HMAC-SHA256, Ed25519) and auth passwords on swift-crypto.
+        .target(name: "SynodCrypto", dependencies: ["SynodCore", "SynodPBFT", "SynodStateMachine", .product(name: "Crypto", package: "swift-crypto"),
+                                                  // PBKDF2 for auth passwords (`Passwords.swift`).
+                                                  .product(name: "CryptoExtras", package: "swift-crypto")]),
         // Deterministic state machine: KV with revisions, txns, leases, watches; mesh coordination.
         .target(name: "SynodStateMachine", dependencies: ["SynodCore"]),
         // Deterministic cluster simulator and checkers.

@@ -23,6 +23,17 @@ public enum ClientError: Error, Hashable, Sendable, CustomStringConvertible {
     case badResponse(String)
     /// The connection closed while the request was in flight.
     case connectionLost
+    /// The cluster refused the client's user name or password (`ClientConfiguration.credentials`).
+    case authenticationFailed(String)
+
+    /// Whether trying again (elsewhere, later) can help: not for a refusal, a state-machine
+    /// answer or wrong credentials.
+    public var isRetryable: Bool {
+        switch self {
+        case .rejected, .kv, .authenticationFailed: return false
+        default: return true
+        }
+    }
 
     public var description: String {
         switch self {
@@ -33,6 +44,7 @@ public enum ClientError: Error, Hashable, Sendable, CustomStringConvertible {
         case let .kv(e): return "\(e)"
         case let .badResponse(why): return "bad response from the node: \(why)"
         case .connectionLost: return "connection lost"
+        case let .authenticationFailed(why): return why
         }
     }
 }

@@ -118,6 +118,10 @@ extension SynodClient {
                         endedByNode = true
                         finish(ClientError.rejected(status: r.status, message: r.message))
                         return
+                    case .permissionDenied:
+                        endedByNode = true
+                        finish(ClientError.kv(.permissionDenied(r.message)))
+                        return
                     case .watchEnded:
                         endedByNode = true
                         if r.message.contains("compacted") || r.message.contains("revision") {
@@ -133,7 +137,7 @@ extension SynodClient {
                 if Task.isCancelled { break }
             } catch {
                 failures += 1
-                if failures > 50 {
+                if failures > 50 || (error as? ClientError)?.isRetryable == false {
                     finish(error)
                     return
                 }

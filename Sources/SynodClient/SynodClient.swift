@@ -20,10 +20,23 @@ public struct ClientConfiguration: Sendable {
     /// TLS to the nodes (`synod serve --cert-file ...`): the CA their certificates chain to, and
     /// this client's certificate and key if they require client certificates. Nil: plain TCP.
     public var tls: TLSFiles?
+    /// The user and password every connection authenticates with (auth, `synod auth enable`);
+    /// nil: connections stay anonymous, which an auth-enabled cluster refuses almost everything.
+    public var credentials: Credentials?
 
     public init(endpoints: [HostPort]) {
         precondition(!endpoints.isEmpty, "a client needs at least one endpoint")
         self.endpoints = endpoints
+    }
+}
+
+/// A user name and password (etcd's `--user name:password`).
+public struct Credentials: Sendable, Hashable {
+    public var user: String
+    public var password: String
+    public init(user: String, password: String) {
+        self.user = user
+        self.password = password
     }
 }
 
@@ -52,6 +65,9 @@ public final class SynodClient: Sendable {
         var seed = SystemRandomNumberGenerator()
         sessions = SessionPool(base: UInt64.random(in: 1...(UInt64.max >> 16), using: &seed) << 16)
     }
+
+    /// The event loops this client runs on (to share with other clients: `init(_:threads:group:)`).
+    public var eventLoopGroup: any EventLoopGroup { group }
 
     /// Closes every connection and the client's event loops.
     public func close() async {
@@ -186,9 +202,13 @@ public final class SynodClient: Sendable {
                     lastError = r.message
                 case .badRequest, .internalError, .watchEvents, .watchEnded, .watchProgress, .snapshotChunk:
                     throw ClientError.rejected(status: r.status, message: r.message)
+                case .permissionDenied:
+                    throw ClientError.kv(.permissionDenied(r.message))
+                case .authenticationFailed:
+                    throw ClientError.authenticationFailed(r.message)
                 }
             } catch let e as ClientError {
-                if case .rejected = e { throw e }
+                if !e.isRetryable { throw e }
                 drop(target)
                 lastError = "\(e)"
             } catch {
@@ -219,6 +239,12 @@ public final class SynodClient: Sendable {
     func connection(to endpoint: HostPort) async throws -> Connection {
         if let c = state.withLockedValue({ $0.connections[endpoint] }), c.isActive { return c }
         let c = try await Connection.connect(endpoint, group: group, timeoutMillis: configuration.connectTimeoutMillis, tls: try tls?.get())
+        if let credentials = configuration.credentials {
+            do { try await authenticate(c, credentials) } catch {
+                c.close()
+                throw error
+            }
+        }
         let existing = state.withLockedValue { s -> Connection? in
             if let old = s.connections[endpoint], old.isActive { return old }
             s.connections[endpoint] = c
@@ -229,6 +255,20 @@ public final class SynodClient: Sendable {
             return existing
         }
         return c
+    }
+
+    /// Authenticates a new connection (before anything else is sent on it). A wrong password
+    /// is `ClientError.authenticationFailed`; anything else (no leader for the read index, a
+    /// busy node) is thrown as retryable, so `send` tries again.
+    func authenticate(_ c: Connection, _ credentials: Credentials) async throws {
+        let r = try await withTimeout(c.request(.authenticate(user: credentials.user, password: Array(credentials.password.utf8))),
+                                      configuration.requestTimeoutMillis)
+        switch r.status {
+        case .ok: return
+        case .authenticationFailed: throw ClientError.authenticationFailed(r.message)
+        case .badRequest: throw ClientError.rejected(status: r.status, message: "authenticate: \(r.message)")
+        default: throw ClientError.unknownOutcome("authenticate: \(r.status) \(r.message)")
+        }
     }
 
     func drop(_ endpoint: HostPort) {

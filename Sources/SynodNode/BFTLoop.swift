@@ -317,7 +317,7 @@ final class BFTLoop: @unchecked Sendable {
     /// revokes and compaction only shrink it. Undecodable payloads fail in the state machine.
     static func grows(_ command: Command) -> Bool {
         switch command {
-        case .delete, .deleteRange, .leaseRevoke, .leaseExpire, .compact, .alarm, .clusterVersion: return false
+        case .delete, .deleteRange, .leaseRevoke, .leaseExpire, .compact, .alarm, .clusterVersion, .auth: return false
         case .put, .txn, .leaseGrant, .mesh: return true
         }
     }

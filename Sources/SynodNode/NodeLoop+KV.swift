@@ -46,13 +46,15 @@ extension NodeLoop {
         }
     }
 
-    func answer(_ query: [UInt8], _ id: UInt64) -> ClientResponse {
+    func answer(_ query: [UInt8], _ id: UInt64, _ c: ClientConnection) -> ClientResponse {
         let decoded: KVQuery
         do { decoded = try KVQuery.decode(query) } catch {
             return ClientResponse(id: id, status: .badRequest, message: "query: \(error)")
         }
+        if let needed = Self.access(decoded), let refusal = denial(c, needed, id) { return refusal }
         do {
             switch decoded {
+            case .auth: return ClientResponse(id: id, status: .ok, body: authSummary(for: c).encode())
             case let .range(r): return ClientResponse(id: id, status: .ok, body: sm.range(r).encode())
             case .leases:
                 let now = ProcessInfo.processInfo.systemUptime
@@ -80,6 +82,7 @@ extension NodeLoop {
         do { request = try WatchRequest.decode(body) } catch {
             return respond(c, ClientResponse(id: id, status: .badRequest, message: "watch: \(error)"))
         }
+        if let refusal = denial(c, .read(key: request.key, rangeEnd: request.rangeEnd), id) { return respond(c, refusal) }
         // "From now" means after everything this node knows to be committed.
         do { try applyDeferred() } catch { storageFailed(error) }
         let start = request.startRevision == 0 ? sm.revision + 1 : request.startRevision

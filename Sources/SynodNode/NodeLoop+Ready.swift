@@ -242,7 +242,13 @@ extension NodeLoop {
         for (index, reads, since) in readyReads {
             if index <= applied {
                 for r in reads {
-                    if let lease = r.keepAlive { answerKeepAlive(lease, r.requestID, r.connection) } else { respond(r.connection, answer(r.query, r.requestID)) }
+                    if let lease = r.keepAlive {
+                        answerKeepAlive(lease, r.requestID, r.connection)
+                    } else if let a = r.authenticate {
+                        authenticate(a.user, a.password, r.requestID, r.connection)
+                    } else {
+                        respond(r.connection, answer(r.query, r.requestID, r.connection))
+                    }
                 }
             } else {
                 keep.append((index, reads, since))

@@ -48,6 +48,8 @@ final class NodeLoop: @unchecked Sendable {
         /// A lease keep-alive instead of a query: answered, like a read, only once a ReadIndex
         /// round has confirmed this node still leads (`answerKeepAlive`).
         var keepAlive: LeaseID? = nil
+        /// An `authenticate` instead of a query: answered at a read index too (`authenticate`).
+        var authenticate: (user: String, password: [UInt8])? = nil
     }
     /// Leader only: writes proposed and not yet applied, by log index.
     var pendingWrites: [UInt64: Pending] = [:]
@@ -109,6 +111,9 @@ final class NodeLoop: @unchecked Sendable {
     /// proposed as leader and has not seen applied yet.
     /// Client-requested background reads running (`claimClientRead`); released off the loop thread.
     let clientBackgroundReads = NIOLockedValueBox(0)
+    /// Password checks queued or running (`authenticate`), and the queue they run on.
+    let authChecks = NIOLockedValueBox(0)
+    let authQueue = DispatchQueue(label: "synod-auth-check", qos: .utility)
     var lastQuotaCheck: Double = 0
     /// The state's pages in use at that measurement (`synod status`).
     var lastStateBytes: Int64 = 0
@@ -307,12 +312,13 @@ final class NodeLoop: @unchecked Sendable {
 
     func handle(_ request: ClientRequest, from c: ClientConnection) {
         clientRequestsSincePublish += 1
+        if let needed = access(request.body), let refusal = denial(c, needed, request.id) { return respond(c, refusal) }
         switch request.body {
         case let .write(payload): propose(payload, request.id, c)
         case let .read(.serializable, query):
             // Everything this node knows to be committed is visible to its serializable reads.
             do { try applyDeferred() } catch { storageFailed(error) }
-            respond(c, answer(query, request.id))
+            respond(c, answer(query, request.id, c))
         case let .read(.linearizable, query):
             // Lease queries report the time left, which only the leader tracks (its clock alone
             // decides expiry): a follower sends the client to it.
@@ -341,6 +347,8 @@ final class NodeLoop: @unchecked Sendable {
         case .snapshot: streamSnapshot(request.id, c)
         case let .hashKV(revision): hashKV(revision, request.id, c)
         case .defragment: defragment(request.id, c)
+        case let .authenticate(user, password):
+            readBatch.append(PendingRead(query: [], connection: c, requestID: request.id, authenticate: (user, password)))
         }
     }
 
@@ -349,10 +357,21 @@ final class NodeLoop: @unchecked Sendable {
         guard !CommandEnvelope.movesClusterVersion(payload) else {
             return respond(c, ClientResponse(id: id, status: .badRequest, message: "the cluster version is moved by the leader only, once every member supports it"))
         }
+        // Clients send unstamped envelopes; the stamp (who sent it) is the leader's to add.
+        guard payload.first == CommandEnvelope.encodingVersion else {
+            return respond(c, ClientResponse(id: id, status: .badRequest, message: "a client sends command envelopes of version \(CommandEnvelope.encodingVersion)"))
+        }
+        let stamped = sm.kv.clusterVersion >= KVStateMachine.authClusterVersion
+        if !stamped, CommandEnvelope.isAuthCommand(payload) {
+            return respond(c, ClientResponse(id: id, status: .badRequest, message: "auth needs cluster version \(KVStateMachine.authClusterVersion); the cluster runs \(sm.kv.clusterVersion) (it moves once every member runs a build that supports it)"))
+        }
         guard pendingWrites.count + proposals.count < configuration.pendingRequestsMax else {
             return respond(c, ClientResponse(id: id, status: .busy, message: "too many writes in flight"))
         }
-        proposals.append((CommandEnvelope.raisingLeaseTTL(payload, toAtLeast: configuration.minimumLeaseTTLMillis), id, c))
+        let raised = CommandEnvelope.raisingLeaseTTL(payload, toAtLeast: configuration.minimumLeaseTTLMillis)
+        // Every client command is stamped once the cluster can read stamps, whether or not auth
+        // is on: one proposed before an `enable` may apply after it, and must be checked then.
+        proposals.append((stamped ? CommandEnvelope.stamping(raised, with: principal(of: c)) : raised, id, c))
     }
 
     /// Proposes the writes collected this pass as one batch.

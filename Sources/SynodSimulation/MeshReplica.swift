@@ -46,7 +46,7 @@ final class MeshReplica {
 
     /// True for payloads in Synod's command envelope (mesh clients), false for the simulator's
     /// KV commands: those start with a client id below 2^56, so their first byte is 0.
-    static func isEnvelope(_ payload: [UInt8]) -> Bool { payload.first == CommandEnvelope.encodingVersion }
+    static func isEnvelope(_ payload: [UInt8]) -> Bool { payload.first == CommandEnvelope.encodingVersion || payload.first == CommandEnvelope.stampedEncodingVersion }
 
     /// Applies the envelope entries among `entries` (committed, ascending) one at a time, and
     /// checks the mesh invariants after each mesh command the state machine carried out — not

@@ -63,7 +63,7 @@ extension Command {
             case .join, .submit: return true
             default: return false
             }
-        case .delete, .deleteRange, .leaseRevoke, .leaseExpire, .compact, .alarm, .clusterVersion: return false
+        case .delete, .deleteRange, .leaseRevoke, .leaseExpire, .compact, .alarm, .clusterVersion, .auth: return false
         }
     }
 }

@@ -35,6 +35,10 @@ final class ApplyContext {
     var clusterVersionChanged = false
     /// The highest version this replica may apply under (`KVStateMachine.supportedClusterVersion`).
     var clusterVersionSupported: UInt16 = KVStateMachine.clusterVersionSupported
+    /// The auth state in force (`Auth.swift`); auth commands change it and its records at once.
+    var auth = AuthState()
+    /// See `KVStateMachine.testingAuthUnchecked`.
+    var testingAuthUnchecked = false
     /// See `KVStateMachine.testingAlarmsIgnored`.
     var testingAlarmsIgnored = false
     /// See `KVStateMachine.testingCorruptPuts`.

@@ -38,8 +38,9 @@ public struct ClusterVersionUnsupported: Error, Hashable, CustomStringConvertibl
 extension KVStateMachine {
     /// The highest cluster version this build applies the log under. Version 1 is the rules as
     /// of the cluster version's introduction; a store that never saw a version entry is at 0,
-    /// whose rules are the same as 1's.
-    public static let clusterVersionSupported: UInt16 = 1
+    /// whose rules are the same as 1's. Version 2 adds auth: `Command.auth` and envelopes
+    /// stamped with their sender (`CommandEnvelope.principal`).
+    public static let clusterVersionSupported: UInt16 = 2
 }
 
 extension ApplyContext {

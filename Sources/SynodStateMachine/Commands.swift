@@ -107,24 +107,51 @@ public enum Command: Hashable, Sendable {
     /// Proposed by the leader only, once every member supports it; a client's (any command
     /// with a session) is refused.
     case clusterVersion(UInt16)
+    /// Changes users, roles or the auth switch (`AuthCommand`; from cluster version 2).
+    case auth(AuthCommand)
 }
 
-/// What a log entry's payload carries: the command and, for exactly-once apply, the client session.
+/// What a log entry's payload carries: the command, for exactly-once apply the client session,
+/// and who sent it (`principal`, stamped by the leader; `Auth.swift`).
+///
+/// Encodings: version 1 has no principal (what clients send, and the leader's own commands);
+/// version 2 puts the principal after the version byte. The leader writes version 2 only once
+/// the cluster runs `KVStateMachine.authClusterVersion`, so every replica can read it.
 public struct CommandEnvelope: Hashable, Sendable {
-    /// The first byte of the standalone encoding; bump on any incompatible change.
+    /// The first byte of the standalone encoding without a principal; bump on any incompatible change.
     public static let encodingVersion: UInt8 = 1
+    /// The first byte of the encoding with a principal.
+    public static let stampedEncodingVersion: UInt8 = 2
     public var session: ClientSession?
     public var command: Command
+    /// Who sent the command (nil: a command of the leader's own, or from before auth).
+    public var principal: AuthPrincipal?
 
-    public init(session: ClientSession? = nil, command: Command) {
+    public init(session: ClientSession? = nil, command: Command, principal: AuthPrincipal? = nil) {
         self.session = session
         self.command = command
+        self.principal = principal
+    }
+
+    /// `payload` (a version-1 envelope, as clients send) stamped with `principal`: the same
+    /// bytes behind a version-2 header, so the leader pays a copy, not a decode.
+    public static func stamping(_ payload: [UInt8], with principal: AuthPrincipal) -> [UInt8] {
+        var w = ByteWriter(capacity: payload.count + 16 + principal.user.utf8.count)
+        w.u8(stampedEncodingVersion)
+        principal.encode(into: &w)
+        w.raw(payload.dropFirst())
+        return w.bytes
     }
 
     /// The standalone versioned encoding.
     public func encode() -> [UInt8] {
         var w = ByteWriter()
-        w.u8(Self.encodingVersion)
+        if let principal {
+            w.u8(Self.stampedEncodingVersion)
+            principal.encode(into: &w)
+        } else {
+            w.u8(Self.encodingVersion)
+        }
         if let s = session {
             w.bool(true)
             w.u64(s.clientID)
@@ -139,14 +166,19 @@ public struct CommandEnvelope: Hashable, Sendable {
     /// Decodes `encode()`'s output; bad input is a typed `DecodeError`, never a trap.
     public static func decode(_ bytes: [UInt8]) throws(DecodeError) -> CommandEnvelope {
         var r = ByteReader(bytes)
-        try r.version("command envelope version", expected: encodingVersion)
+        var principal: AuthPrincipal?
+        switch try r.u8("command envelope version") {
+        case encodingVersion: break
+        case stampedEncodingVersion: principal = try AuthPrincipal.decode(from: &r)
+        case let v: throw .unknownValue(what: "command envelope version", value: UInt64(v))
+        }
         var session: ClientSession?
         if try r.bool("envelope has session") {
             session = ClientSession(clientID: try r.u64("session client id"), sequence: try r.u64("session sequence"))
         }
         let command = try Command.decode(from: &r)
         try r.expectEnd()
-        return CommandEnvelope(session: session, command: command)
+        return CommandEnvelope(session: session, command: command, principal: principal)
     }
 
     /// Whether `payload` is a `clusterVersion` command (its tag read only): clients may not send
@@ -155,6 +187,14 @@ public struct CommandEnvelope: Hashable, Sendable {
         guard payload.count >= 3, payload[0] == encodingVersion else { return false }
         let tagAt = payload[1] == 0 ? 2 : 18
         return payload.count > tagAt && payload[tagAt] == CommandTag.clusterVersion.rawValue
+    }
+
+    /// Whether `payload` is an auth command (its tag read only): the leader proposes one only
+    /// once the cluster runs `KVStateMachine.authClusterVersion`.
+    public static func isAuthCommand(_ payload: [UInt8]) -> Bool {
+        guard payload.count >= 3, payload[0] == encodingVersion else { return false }
+        let tagAt = payload[1] == 0 ? 2 : 18
+        return payload.count > tagAt && payload[tagAt] == CommandTag.auth.rawValue
     }
 
     /// `payload` with a lease grant's TTL raised to `minimumMillis`, or `payload` itself when it
@@ -207,7 +247,7 @@ public enum KeyRange {
 // MARK: - Encoding
 
 enum CommandTag: UInt8 {
-    case put = 1, delete, deleteRange, txn, leaseGrant, leaseRevoke, leaseExpire, compact, mesh, alarm, clusterVersion
+    case put = 1, delete, deleteRange, txn, leaseGrant, leaseRevoke, leaseExpire, compact, mesh, alarm, clusterVersion, auth
 }
 
 enum TxnOpTag: UInt8 {
@@ -255,6 +295,9 @@ extension Command {
         case let .clusterVersion(version):
             w.u8(CommandTag.clusterVersion.rawValue)
             w.u16(version)
+        case let .auth(command):
+            w.u8(CommandTag.auth.rawValue)
+            command.encode(into: &w)
         }
     }
 
@@ -294,6 +337,8 @@ extension Command {
             return .alarm(kind, raised: try r.bool("alarm raised"))
         case .clusterVersion:
             return .clusterVersion(try r.u16("cluster version"))
+        case .auth:
+            return .auth(try AuthCommand.decode(from: &r))
         }
     }
 }

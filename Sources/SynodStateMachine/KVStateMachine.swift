@@ -45,6 +45,11 @@ public final class KVStateMachine {
     public private(set) var alarms: [AlarmKind] = []
     /// The cluster version the log is applied under (`ClusterVersion.swift`; replicated state).
     public private(set) var clusterVersion: UInt16 = 0
+    /// Users, roles and whether auth is enabled (`Auth.swift`; replicated state).
+    public private(set) var auth = AuthState()
+    /// Test-only: stamped commands apply without their permission check — the bug
+    /// `AuthTests.uncheckedCommandsAreCaught` shows the auth tests catch. Never set outside tests.
+    public var testingAuthUnchecked = false
     /// The highest cluster version this replica applies under: `clusterVersionSupported`,
     /// lowered or raised only by tests (`synod serve --testing-cluster-version`) to play a
     /// node of an older or newer build. `apply` throws `ClusterVersionUnsupported` rather than
@@ -110,7 +115,8 @@ public final class KVStateMachine {
                 return version
             } catch { throw corrupt(Tables.meta, error) }
         }
-        (revision, compactedRevision, sessionCount, alarms, clusterVersion) = (rev, compacted, sessions, raised, version)
+        let authState = try store.read { r in try StoredAuth.load(r) }
+        (revision, compactedRevision, sessionCount, alarms, clusterVersion, auth) = (rev, compacted, sessions, raised, version, authState)
     }
 
     /// The highest log index applied to the tables.
@@ -130,7 +136,7 @@ public final class KVStateMachine {
             throw StoreError.invalidArgument("entries out of order: \(a.index.rawValue) then \(b.index.rawValue)")
         }
         var results: [AppliedEntry] = []
-        var final = (revision, compactedRevision, sessionCount, alarms, clusterVersion)
+        var final = (revision, compactedRevision, sessionCount, alarms, clusterVersion, auth)
         try store.apply(through: last.index) { w in
             // Built from scratch on every run of the body (the store may retry it).
             let ctx = ApplyContext(writer: w, revision: revision, compacted: compactedRevision, sessionCount: sessionCount,
@@ -142,12 +148,14 @@ public final class KVStateMachine {
             ctx.testingMeshHashOrder = testingMeshHashOrder
             ctx.clusterVersion = clusterVersion
             ctx.clusterVersionSupported = supportedClusterVersion
+            ctx.auth = auth
+            ctx.testingAuthUnchecked = testingAuthUnchecked
             results = []
             for entry in fresh { results.append(try applyOne(entry, ctx)) }
             try ctx.writeMeta()
-            final = (ctx.revision, ctx.compacted, ctx.sessionCount, ctx.alarms, ctx.clusterVersion)
+            final = (ctx.revision, ctx.compacted, ctx.sessionCount, ctx.alarms, ctx.clusterVersion, ctx.auth)
         }
-        (revision, compactedRevision, sessionCount, alarms, clusterVersion) = final
+        (revision, compactedRevision, sessionCount, alarms, clusterVersion, auth) = final
         return results
     }
 
@@ -166,10 +174,25 @@ public final class KVStateMachine {
             return AppliedEntry(index: entry.index, response: answer, events: [])
         }
         ctx.beginCommand()
-        let response = try ctx.execute(envelope.command)
+        let response: Response
+        if let denial = try principalDenial(envelope, ctx) {
+            response = .failure(denial)
+        } else {
+            response = try ctx.execute(envelope.command)
+        }
         let events = ctx.endCommand()
         if let session = envelope.session { try ctx.recordSession(session, index: entry.index, response: response, old: stored) }
         return AppliedEntry(index: entry.index, response: response, events: events)
+    }
+
+    /// Why the envelope's sender may not run its command, or nil. A stamped command is checked
+    /// against the auth state as of this entry; so is an auth command without a stamp (as
+    /// anonymous: only the leader stamps, and it stamps every client command). Other unstamped
+    /// commands are the leader's own (lease expiry, alarms, compaction) or from before auth.
+    private func principalDenial(_ envelope: CommandEnvelope, _ ctx: ApplyContext) throws -> KVError? {
+        if let principal = envelope.principal { return try ctx.authDenial(principal, envelope.command) }
+        if case .auth = envelope.command { return try ctx.authDenial(.anonymous, envelope.command) }
+        return nil
     }
 
     // MARK: Reads
@@ -265,6 +288,7 @@ extension ApplyContext {
         case let .mesh(command, ifVersion): return try applyMesh(command, ifVersion: ifVersion)
         case let .alarm(kind, raised): return applyAlarm(kind, raised: raised)
         case let .clusterVersion(version): return try applyClusterVersion(version)
+        case let .auth(command): return try applyAuth(command)
         }
     }
 }

@@ -50,6 +50,7 @@ extension Response {
         case let .mesh(m): w.u8(10); m.encode(into: &w)
         case let .alarm(a): w.u8(11); w.i64(a.revision); w.lengthPrefixed(StoredAlarms.encode(a.alarms))
         case let .clusterVersion(c): w.u8(12); w.i64(c.revision); w.u16(c.version)
+        case let .auth(a): w.u8(13); w.i64(a.revision); w.u64(a.authRevision)
         }
     }
 
@@ -84,6 +85,7 @@ extension Response {
             let revision = try r.i64("revision")
             return .alarm(AlarmResult(revision: revision, alarms: try StoredAlarms.decode(try r.lengthPrefixed("alarms", limit: AlarmKind.allCases.count))))
         case 12: return .clusterVersion(ClusterVersionResult(revision: try r.i64("revision"), version: try r.u16("cluster version")))
+        case 13: return .auth(AuthResult(revision: try r.i64("revision"), authRevision: try r.u64("auth revision")))
         case let v: throw .unknownValue(what: "response tag", value: UInt64(v))
         }
     }
@@ -181,6 +183,7 @@ extension KVError {
         case let .meshRefused(why): w.u8(16); w.text(why)
         case .noSpace: w.u8(17)
         case .corruptCluster: w.u8(18)
+        case let .permissionDenied(why): w.u8(19); w.text(why)
         }
     }
 
@@ -206,6 +209,7 @@ extension KVError {
         case 16: return .meshRefused(try r.text("error text"))
         case 17: return .noSpace
         case 18: return .corruptCluster
+        case 19: return .permissionDenied(try r.text("error text"))
         case let v: throw .unknownValue(what: "error tag", value: UInt64(v))
         }
     }

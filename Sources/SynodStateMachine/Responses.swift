@@ -34,6 +34,9 @@ public enum KVError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The CORRUPT alarm is raised (replicas' histories differ): every write is refused until an
     /// operator replaces the odd replica and disarms it (`AlarmKind.corrupt`).
     case corruptCluster
+    /// The sender may not do this under the cluster's auth state (`AuthState.denial`): not
+    /// authenticated, a stale credential, or a missing permission.
+    case permissionDenied(String)
 
     public var description: String {
         switch self {
@@ -57,6 +60,7 @@ public enum KVError: Error, Hashable, Sendable, CustomStringConvertible {
             return "database space exceeded (alarm NOSPACE): compact history or delete keys, then `synod alarm disarm` (or raise --quota-bytes)"
         case .corruptCluster:
             return "corrupt cluster (alarm CORRUPT): the replicas' histories differ; writes are refused until the odd replica is replaced and `synod alarm disarm` runs (see `synod hashkv`)"
+        case let .permissionDenied(why): return "permission denied: \(why)"
         }
     }
 }
@@ -146,6 +150,8 @@ public enum Response: Hashable, Sendable {
     case mesh(MeshResult)
     case alarm(AlarmResult)
     case clusterVersion(ClusterVersionResult)
+    /// The answer to an auth command: the auth revision after it.
+    case auth(AuthResult)
     case failure(KVError)
 
     /// The store revision the response carries (nil for a failure).
@@ -161,6 +167,7 @@ public enum Response: Hashable, Sendable {
         case let .mesh(m): return m.revision
         case let .alarm(a): return a.revision
         case let .clusterVersion(c): return c.revision
+        case let .auth(a): return a.revision
         case .failure: return nil
         }
     }

@@ -6,6 +6,16 @@ import NIOPosix
 import SynodCore
 import SynodWire
 
+/// A user a connection authenticated as, and the generation of the credential it used.
+public struct ConnectionIdentity: Sendable, Hashable {
+    public var user: String
+    public var generation: UInt64
+    public init(user: String, generation: UInt64) {
+        self.user = user
+        self.generation = generation
+    }
+}
+
 /// Handles client requests. Called on NIO event-loop threads; must not block.
 public protocol ClientService: AnyObject, Sendable {
     func handle(_ request: ClientRequest, from connection: ClientConnection)
@@ -25,6 +35,14 @@ extension ClientService {
 public final class ClientConnection: Sendable, Hashable {
     public let number: UInt64
     let channel: any Channel
+    private let identityBox = NIOLockedValueBox<ConnectionIdentity?>(nil)
+
+    /// Who this connection authenticated as (`ClientRequestBody.authenticate`); nil until it
+    /// did. Safe from any thread (the node sets it after checking a password off its loop).
+    public var identity: ConnectionIdentity? {
+        get { identityBox.withLockedValue { $0 } }
+        set { identityBox.withLockedValue { $0 = newValue } }
+    }
 
     init(number: UInt64, channel: any Channel) {
         self.number = number

@@ -42,6 +42,10 @@ public enum ClientRequestBody: Sendable, Hashable {
     /// watch), then sends that watch `watchProgress` as soon as it has caught up — at once for a
     /// watch that keeps up. Nodes before it answer `badRequest`.
     case requestWatchProgress(id: UInt64)
+    /// Authenticates this connection as `user` (etcd's Authenticate): answered `ok` (body: the
+    /// user name) once the node, at a read index, found the password right, else
+    /// `authenticationFailed`. Later requests on the connection run as that user.
+    case authenticate(user: String, password: [UInt8])
 
     var tag: UInt8 {
         switch self {
@@ -57,6 +61,7 @@ public enum ClientRequestBody: Sendable, Hashable {
         case .statusDetail: return 10
         case .defragment: return 11
         case .requestWatchProgress: return 12
+        case .authenticate: return 13
         }
     }
 }
@@ -71,6 +76,8 @@ public struct ClientRequest: Sendable, Hashable {
     }
 
     public static let bodyBytesMax = WireProtocol.clientFrameBytesMax - 64
+    /// Longest user name or password `authenticate` carries.
+    public static let credentialBytesMax = 1024
 
     public func encode(into buffer: inout ByteBuffer) {
         buffer.writeFrame(.clientRequest) { b in
@@ -85,6 +92,9 @@ public struct ClientRequest: Sendable, Hashable {
             case let .leaseKeepAlive(lease): b.writeInteger(lease)
             case let .cancelWatch(watch), let .requestWatchProgress(watch): b.writeInteger(watch)
             case let .hashKV(revision): b.writeInteger(revision)
+            case let .authenticate(user, password):
+                b.writeStringPrefixed(user)
+                b.writeBytesPrefixed(password)
             }
         }
     }
@@ -109,6 +119,9 @@ public struct ClientRequest: Sendable, Hashable {
         case 10: body = .statusDetail
         case 11: body = .defragment
         case 12: body = .requestWatchProgress(id: try buffer.read("watch id"))
+        case 13:
+            body = .authenticate(user: try buffer.readString("user", limit: Self.credentialBytesMax),
+                                 password: try buffer.readBytesBounded("password", limit: Self.credentialBytesMax))
         default: throw .unknownValue(what: "request kind", value: UInt64(tag))
         }
         try buffer.expectEnd()
@@ -143,6 +156,11 @@ public enum ClientStatus: UInt8, Sendable, Hashable, CaseIterable {
     /// watch that asked, `WatchRequest.progressNotify`): body u64 revision R — every event of
     /// the watch's range with revision <= R has been sent on this stream.
     case watchProgress = 11
+    /// The connection's user may not do this (auth is enabled: not authenticated, a stale
+    /// credential, or a missing permission); `message` says which. Do not retry unchanged.
+    case permissionDenied = 12
+    /// `authenticate` failed: no such user, or the wrong password.
+    case authenticationFailed = 13
 }
 
 /// One response frame.

@@ -10,6 +10,8 @@ public enum KVQuery: Sendable, Hashable {
     case lease(LeaseID)
     /// The raised alarms: answered with `Response.alarm`.
     case alarms
+    /// The auth state (`AuthSummary`), trimmed to the asking user's own unless it is root.
+    case auth
 
     public func encode() -> [UInt8] {
         var w = ByteWriter()
@@ -22,6 +24,7 @@ public enum KVQuery: Sendable, Hashable {
             w.u8(3)
             w.u64(id.rawValue)
         case .alarms: w.u8(4)
+        case .auth: w.u8(5)
         }
         return w.bytes
     }
@@ -35,6 +38,7 @@ public enum KVQuery: Sendable, Hashable {
         case 2: q = .leases
         case 3: q = .lease(LeaseID(try r.u64("lease id")))
         case 4: q = .alarms
+        case 5: q = .auth
         default: throw .unknownValue(what: "query kind", value: UInt64(tag))
         }
         try r.expectEnd()

@@ -22,9 +22,31 @@ struct GlobalOptions: ParsableArguments {
     @Option(name: .long, help: "TLS: the client certificate's private key (PEM). Default: $SYNOD_KEY.") var key: String?
     @Option(name: .long, help: "Give up after this many seconds of retrying (1...600).")
     var timeout: Int = 15
+    @Option(name: .long, help: "Auth: authenticate as this user, NAME or NAME:PASSWORD (etcdctl's --user). Default: $SYNOD_USER.")
+    var user: String?
+    @Option(name: .long, help: "Auth: the password, when --user gives only the name. Default: $SYNOD_PASSWORD.")
+    var password: String?
 
     static let defaultEndpoints = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
-    static let names: Set<String> = ["--endpoints", "-w", "--write-out", "--timeout", "--cacert", "--cert", "--key"]
+    static let names: Set<String> = ["--endpoints", "-w", "--write-out", "--timeout", "--cacert", "--cert", "--key", "--user", "--password"]
+
+    /// The credentials `--user` and `--password` (or $SYNOD_USER and $SYNOD_PASSWORD) give, if any.
+    func credentials() throws -> Credentials? {
+        let environment = ProcessInfo.processInfo.environment
+        guard let given = user ?? environment["SYNOD_USER"] else {
+            if password != nil { throw ValidationError("--password needs --user") }
+            return nil
+        }
+        var name = given
+        var secret = password ?? environment["SYNOD_PASSWORD"]
+        if let colon = given.firstIndex(of: ":") {
+            name = String(given[..<colon])
+            secret = String(given[given.index(after: colon)...])
+        }
+        guard !name.isEmpty else { throw ValidationError("--user needs a user name (NAME or NAME:PASSWORD)") }
+        guard let secret else { throw ValidationError("--user \(name) needs a password: --user NAME:PASSWORD, --password or $SYNOD_PASSWORD") }
+        return Credentials(user: name, password: secret)
+    }
 
     func parsedEndpoints() throws -> [HostPort] {
         let text = endpoints ?? ProcessInfo.processInfo.environment["SYNOD_ENDPOINTS"] ?? Self.defaultEndpoints
@@ -45,6 +67,7 @@ struct GlobalOptions: ParsableArguments {
         var config = ClientConfiguration(endpoints: endpoints)
         config.retryDeadlineMillis = Int64(timeoutSeconds) * 1000
         config.requestTimeoutMillis = min(3000, Int64(timeoutSeconds) * 1000)
+        config.credentials = try credentials()
         // As etcdctl's ETCDCTL_CACERT, ETCDCTL_CERT and ETCDCTL_KEY: flags win over the environment.
         let environment = ProcessInfo.processInfo.environment
         let (cacert, cert, key) = (cacert ?? environment["SYNOD_CACERT"], cert ?? environment["SYNOD_CERT"], key ?? environment["SYNOD_KEY"])

@@ -14,7 +14,7 @@ struct Synod: AsyncParsableCommand {
         subcommands: [
             ServeCommand.self, DevCommand.self,
             PutCommand.self, GetCommand.self, DelCommand.self, TxnCommand.self, WatchCommand.self, LeaseCommand.self,
-            LockCommand.self, ElectCommand.self, MemberCommand.self, CompactCommand.self, AlarmCommand.self, SnapshotCommand.self, StatusCommand.self, HashKVCommand.self, DefragCommand.self, HealthCommand.self,
+            LockCommand.self, ElectCommand.self, MemberCommand.self, AuthCLI.self, UserCLI.self, RoleCLI.self, CompactCommand.self, AlarmCommand.self, SnapshotCommand.self, StatusCommand.self, HashKVCommand.self, DefragCommand.self, HealthCommand.self,
             MeshCLI<GlobalOptions>.self, StorageCommand.self, SimCommand.self, BFTCommand.self,
         ]
     )

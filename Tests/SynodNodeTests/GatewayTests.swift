@@ -1,5 +1,6 @@
 import Foundation
 import SynodClient
+import SynodStateMachine
 import SynodCore
 import SynodTestSupport
 import SynodTransport
@@ -264,6 +265,60 @@ struct GatewayTests {
         #expect(try post(port, "/v3/election/leader", ["name": b64("boss")]).status == 404)
         #expect(try post(port, "/v3/election/proclaim", ["leader": leader, "value": b64("c")]).json["code"] as? Int == 9)
         #expect(try post(port, "/v3/election/observe", ["name": b64("boss")]).status == 501)
+    }
+
+    /// POSTs `body` with curl, with `token` as the Authorization header if given.
+    func curlPost(_ port: Int, _ path: String, _ body: [String: Any], token: String? = nil) throws -> (status: Int, json: [String: Any]) {
+        let text = String(decoding: try JSONSerialization.data(withJSONObject: body), as: UTF8.self)
+        let (rc, out, err) = try runCommand("/usr/bin/curl", ["-s", "--max-time", "20", "-X", "POST", "http://127.0.0.1:\(port)\(path)", "-d", text, "-w", "\n%{http_code}"]
+                                            + (token.map { ["-H", "Authorization: \($0)"] } ?? []))
+        try #require(rc == 0, "curl: \(err)")
+        let lines = out.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        return (Int(lines.last ?? "") ?? 0, json(lines.dropLast().joined(separator: "\n")) ?? [:])
+    }
+
+    @Test("auth over HTTP (etcd's /v3/auth): users and roles set up, a token from authenticate, requests held to the token user's ranges")
+    func authOverHTTP() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: "/usr/bin/curl"), "curl is needed (make deps installs it)")
+        let port = LoopbackPorts.freeBase(count: 1)
+        let cluster = try Cluster(size: 1, nodeArgs: { _ in ["--listen-http", "127.0.0.1:\(port)"] })
+        defer { cluster.stopAll() }
+        let client = cluster.client()
+        defer { Task { await client.close() } }
+        for _ in 0..<100 where try await client.authStatus().clusterVersion < KVStateMachine.authClusterVersion {
+            try await Task.sleep(nanoseconds: 100_000_000)
+        }
+        for (path, body) in [("/v3/auth/user/add", ["name": "root", "password": "rootpw"]), ("/v3/auth/role/add", ["name": "root"]),
+                             ("/v3/auth/user/grant", ["user": "root", "role": "root"]), ("/v3/auth/user/add", ["name": "alice", "password": "alicepw"]),
+                             ("/v3/auth/role/add", ["name": "app"]), ("/v3/auth/user/grant", ["user": "alice", "role": "app"])] as [(String, [String: Any])] {
+            #expect(try curlPost(port, path, body).status == 200, "\(path)")
+        }
+        let perm: [String: Any] = ["permType": "READWRITE", "key": b64("app/"), "range_end": b64("app0")]
+        #expect(try curlPost(port, "/v3/auth/role/grant", ["name": "app", "perm": perm]).status == 200)
+        #expect(try curlPost(port, "/v3/auth/enable", [:]).status == 200)
+
+        let anonymous = try curlPost(port, "/v3/kv/put", ["key": b64("app/x"), "value": b64("v")])
+        #expect(anonymous.status == 403 && anonymous.json["code"] as? Int == 7, "\(anonymous)")
+        let wrong = try curlPost(port, "/v3/auth/authenticate", ["name": "alice", "password": "nope"])
+        #expect(wrong.status == 400 && wrong.json["code"] as? Int == 3, "\(wrong)")
+        let alice = try #require(try curlPost(port, "/v3/auth/authenticate", ["name": "alice", "password": "alicepw"]).json["token"] as? String)
+        #expect(try curlPost(port, "/v3/kv/put", ["key": b64("app/x"), "value": b64("v")], token: alice).status == 200)
+        let outside = try curlPost(port, "/v3/kv/put", ["key": b64("other"), "value": b64("v")], token: alice)
+        #expect(outside.status == 403 && (outside.json["message"] as? String)?.contains("may not write") == true, "\(outside)")
+        let read = try curlPost(port, "/v3/kv/range", ["key": b64("app/x")], token: alice)
+        #expect(unb64((read.json["kvs"] as? [[String: Any]])?.first?["value"]) == "v", "\(read)")
+        #expect(try curlPost(port, "/v3/kv/range", ["key": b64("app/x")], token: "forged").status == 401)
+        #expect(try curlPost(port, "/v3/auth/user/list", [:], token: alice).json["users"] as? [String] == ["alice"], "a user sees itself only")
+        let root = try #require(try curlPost(port, "/v3/auth/authenticate", ["name": "root", "password": "rootpw"]).json["token"] as? String)
+        #expect(try curlPost(port, "/v3/auth/user/list", [:], token: root).json["users"] as? [String] == ["alice", "root"])
+        let role = try curlPost(port, "/v3/auth/role/get", ["role": "app"], token: root)
+        let perms = role.json["perm"] as? [[String: Any]]
+        #expect(perms?.count == 1 && perms?.first?["permType"] as? String == "READWRITE" && unb64(perms?.first?["key"]) == "app/", "\(role)")
+        let status = try curlPost(port, "/v3/auth/status", [:], token: root)
+        #expect(status.json["enabled"] as? Bool == true, "\(status)")
+        #expect(try curlPost(port, "/v3/auth/disable", [:], token: alice).status == 403, "alice may not disable auth")
+        #expect(try curlPost(port, "/v3/auth/disable", [:], token: root).status == 200)
+        #expect(try curlPost(port, "/v3/kv/put", ["key": b64("other"), "value": b64("v")]).status == 200, "anyone writes once disabled")
     }
 }
 }

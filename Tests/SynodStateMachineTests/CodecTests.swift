@@ -44,6 +44,10 @@ let sampleEnvelopes: [CommandEnvelope] = [
     CommandEnvelope(command: .alarm(.corrupt, raised: true)),
     CommandEnvelope(session: ClientSession(clientID: 1, sequence: 1), command: .alarm(.noSpace, raised: false)),
     CommandEnvelope(command: .clusterVersion(1)), CommandEnvelope(command: .clusterVersion(513)),
+    CommandEnvelope(session: ClientSession(clientID: 2, sequence: 3), command: .auth(.roleGrantPermission(role: "r", permission: KeyPermission(.readWrite, key: [1], rangeEnd: [0]))),
+                    principal: AuthPrincipal(user: "root", generation: 4)),
+    CommandEnvelope(command: .auth(.userAdd(name: "u", credential: PasswordCredential(salt: [1, 2], hash: [3, 4], rounds: 10_000)))),
+    CommandEnvelope(command: .put(key: [1], value: [2], lease: nil, prevKV: false), principal: .anonymous),
 ]
 
 let sampleResponses: [Response] = [
@@ -99,7 +103,8 @@ struct CodecTests {
 
     @Test("bad versions, tags, trailing bytes and huge lengths are typed errors")
     func badInput() {
-        #expect(throws: DecodeError.unknownValue(what: "command envelope version", value: 2)) { try CommandEnvelope.decode([2, 0]) }
+        #expect(throws: DecodeError.unknownValue(what: "command envelope version", value: 3)) { try CommandEnvelope.decode([3, 0]) }
+        #expect(throws: DecodeError.self) { try CommandEnvelope.decode([2, 0]) }
         #expect(throws: DecodeError.unknownValue(what: "command tag", value: 99)) { try CommandEnvelope.decode([1, 0, 99]) }
         #expect(throws: DecodeError.trailingBytes(count: 1)) { try CommandEnvelope.decode(sampleEnvelopes[0].encode() + [0]) }
         #expect(throws: DecodeError.lengthTooLarge(what: "put key", length: Int(UInt32.max), limit: KVLimits.decodeBytesMax)) {

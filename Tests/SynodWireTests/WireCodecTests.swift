@@ -104,7 +104,8 @@ import Testing
         let hello = try frame { PeerHello(from: NodeID(1), clusterID: 1, clientAddress: "h:1").encode(into: &$0) }
         out.append(Array(hello.payload.readableBytesView))
         for body: ClientRequestBody in [.write([1, 2]), .read(.linearizable, [3]), .status, .leaseKeepAlive(id: 5), .watch([7]), .cancelWatch(id: 2), .member([1]), .snapshot,
-                                        .hashKV(revision: 9), .statusDetail, .defragment, .requestWatchProgress(id: 3)] {
+                                        .hashKV(revision: 9), .statusDetail, .defragment, .requestWatchProgress(id: 3),
+                                        .authenticate(user: "alice", password: Array("pw".utf8))] {
             let f = try frame { ClientRequest(id: 4, body: body).encode(into: &$0) }
             out.append(Array(f.payload.readableBytesView))
         }
@@ -113,6 +114,8 @@ import Testing
         out.append(DefragResult(bytesBefore: 2_707_456, bytesAfter: 1_368_064, millis: 8).encode())
         out.append(WatchRequest(key: [1, 2], rangeEnd: [3], startRevision: 5, prevKV: true).encode())
         out.append(WatchRequest(key: [1], startRevision: 0, progressNotify: true).encode())
+        out.append(Self.authSummary.encode())
+        out.append(KVQuery.auth.encode())
         return out
     }
 
@@ -132,6 +135,23 @@ import Testing
         _ = try? KVHash.decode(bytes)
         _ = try? NodeStatus.decode(bytes)
         _ = try? WatchRequest.decode(bytes)
+        _ = try? AuthSummary.decode(bytes)
+        _ = try? KVQuery.decode(bytes)
+    }
+
+    static let authSummary = AuthSummary(enabled: true, revision: 9, clusterVersion: 2,
+                                         users: [.init(name: "alice", roles: ["app"], hasPassword: true), .init(name: "nobody", roles: [], hasPassword: false)],
+                                         roles: [AuthRole(name: "app", permissions: [KeyPermission(.readWrite, key: [1], rangeEnd: [2]), KeyPermission(.read, key: [], rangeEnd: [0])])])
+
+    @Test("the auth summary and authenticate round-trip; a truncated summary is a typed error")
+    func authMessages() throws {
+        #expect(try AuthSummary.decode(Self.authSummary.encode()) == Self.authSummary)
+        #expect(throws: DecodeError.self) { try AuthSummary.decode(Array(Self.authSummary.encode().dropLast())) }
+        #expect(try KVQuery.decode(KVQuery.auth.encode()) == .auth)
+        var buffer = ByteBuffer()
+        ClientRequest(id: 7, body: .authenticate(user: "alice", password: Array("pw".utf8))).encode(into: &buffer)
+        var frame = try #require(try FrameDecoder.next(from: &buffer, frameBytesMax: 1 << 16))
+        #expect(try ClientRequest.decode(&frame.payload) == ClientRequest(id: 7, body: .authenticate(user: "alice", password: Array("pw".utf8))))
     }
 
     @Test("watch requests round-trip; without progress notifications they stay version 1, which older nodes decode")

@@ -15,7 +15,13 @@ import SynodWire
 /// below. An etcd option Synod does not have (sorting, revision filters, nested transactions,
 /// lease compares) is refused with 501, never ignored.
 final class Gateway: Sendable {
-    let client: SynodClient
+    /// The client of requests without an auth token.
+    let anonymous: SynodClient
+    /// The client of the request being served: its token's (`asTokenUser`), else `anonymous`.
+    @TaskLocal static var session: SynodClient?
+    var client: SynodClient { Self.session ?? anonymous }
+    /// Live auth tokens (`/v3/auth/authenticate`).
+    let tokens = GatewayTokens()
     /// The node's own client address (for `maintenance/status`).
     let endpoint: HostPort
     let clusterID: UInt64
@@ -27,7 +33,7 @@ final class Gateway: Sendable {
 
     init(client: SynodClient, endpoint: HostPort, clusterID: UInt64, memberID: UInt64, term: @escaping @Sendable () -> UInt64,
          healthy: @escaping @Sendable () -> Bool, version: @escaping @Sendable () -> String) {
-        self.client = client
+        self.anonymous = client
         self.endpoint = endpoint
         self.clusterID = clusterID
         self.memberID = memberID
@@ -42,8 +48,13 @@ final class Gateway: Sendable {
         var body: [UInt8]
     }
 
-    /// The routes that answer once (everything but `/v3/watch`).
-    func handle(method: HTTPMethod, path: String, body: [UInt8]) async -> Reply {
+    /// The routes that answer once (everything but `/v3/watch`), as the user of `token` (the
+    /// request's `Authorization` header) if it carries one.
+    func handle(method: HTTPMethod, path: String, body: [UInt8], token: String? = nil) async -> Reply {
+        await asTokenUser(token, { await self.route(method: method, path: path, body: body) }, refused: reply)
+    }
+
+    private func route(method: HTTPMethod, path: String, body: [UInt8]) async -> Reply {
         switch (method, path) {
         case (.GET, "/health"):
             let ok = healthy()
@@ -88,6 +99,7 @@ final class Gateway: Sendable {
             case .leaseNotFound: return .notFound(kv.description)
             case .noSpace: return GatewayError(status: .tooManyRequests, code: 8, message: kv.description)
             case .corruptCluster: return GatewayError(status: .internalServerError, code: 13, message: kv.description)
+            case .permissionDenied: return GatewayError(status: .forbidden, code: 7, message: kv.description)
             default: return .invalid(kv.description)
             }
         case .noLeader, .unreachable, .connectionLost, .unknownOutcome: return .unavailable(e.description)
@@ -95,6 +107,7 @@ final class Gateway: Sendable {
             return GatewayError(status: .internalServerError, code: 13, message: e.description)
         case .rejected: return GatewayError(status: .badRequest, code: 3, message: e.description)
         case .badResponse: return GatewayError(status: .internalServerError, code: 13, message: e.description)
+        case .authenticationFailed: return GatewayError(status: .unauthorized, code: 16, message: e.description)
         }
     }
 
@@ -181,6 +194,7 @@ final class Gateway: Sendable {
             try await client.resign(key: held.key, fencingToken: held.fencingToken)
             return ["header": header(0)]
         case .watch: throw GatewayError.invalid("a watch streams: send it to /v3/watch")
+        case let .auth(call): return try await executeAuth(call)
         }
     }
 

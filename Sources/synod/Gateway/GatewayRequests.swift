@@ -38,6 +38,8 @@ enum GatewayCall {
     case electionLeader(name: String)
     case resign(HeldLock)
     case watch(GatewayWatchPlan)
+    /// `/v3/auth/...` (`Gateway+Auth.swift`).
+    case auth(GatewayAuthCall)
 }
 
 /// What a `/v3/watch` request asks for (etcd's `create_request`).
@@ -144,6 +146,7 @@ extension GatewayCall {
             return .resign(try leaderKey(f))
         case "/v3/election/observe": throw .unsupported("observe is not served; watch the election's prefix (__synod/election/NAME/) instead")
         case "/v3/watch": return .watch(try watchPlan(f))
+        case _ where path.hasPrefix("/v3/auth/"): return .auth(try GatewayAuthCall.decode(path: path, f))
         default: throw GatewayError(status: .notFound, code: 12, message: "no route \(path)")
         }
     }

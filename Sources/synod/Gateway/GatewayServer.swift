@@ -112,10 +112,16 @@ final class GatewayHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
             } catch {
                 return send(context, head, gateway.reply(error), keepAlive: head.isKeepAlive)
             }
-            return startStream(context, head, plan)
+            let token = head.headers["authorization"].first
+            if let token, !token.isEmpty {
+                do throws(GatewayError) { _ = try gateway.tokens.client(for: token) } catch {
+                    return send(context, head, gateway.reply(error), keepAlive: head.isKeepAlive)
+                }
+            }
+            return startStream(context, head, plan, token: token)
         }
         task = Task {
-            let reply = await gateway.handle(method: head.method, path: path, body: request)
+            let reply = await gateway.handle(method: head.method, path: path, body: request, token: head.headers["authorization"].first)
             loop.execute { bound.value.handler.send(bound.value.context, head, reply, keepAlive: head.isKeepAlive) }
         }
     }
@@ -139,7 +145,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
 
     /// A watch: the head now, then one line per message as the watch yields them (chunked for
     /// HTTP/1.1, raw until close for 1.0), and the connection closes when the watch ends.
-    private func startStream(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ plan: GatewayWatchPlan) {
+    private func startStream(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ plan: GatewayWatchPlan, token: String?) {
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: "application/json")
         headers.add(name: "connection", value: "close")
@@ -162,7 +168,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
             }
         }
         task = Task {
-            await gateway.runWatch(plan) { bytes in
+            await gateway.asTokenUser(token, { await gateway.runWatch(plan) { bytes in
                 guard channel.isActive else { return false }
                 let over = pending.withLockedValue { p -> Bool in
                     p += bytes.count
@@ -174,7 +180,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
                 }
                 loop.execute { wrap(bytes, bound.value) }
                 return true
-            }
+            } }, refused: { _ in })
             loop.execute {
                 let context = bound.value
                 guard context.channel.isActive else { return }

@@ -1,0 +1,182 @@
+import SynodCore
+@testable import SynodStateMachine
+import Testing
+
+/// Auth in the state machine: users, roles and permissions are replicated state changed by
+/// auth commands; a stamped command is checked at apply against the state as of its entry.
+@Suite("Auth")
+struct AuthTests {
+    static let credential = PasswordCredential(salt: Array(repeating: 1, count: 16), hash: Array(repeating: 2, count: 32), rounds: 10_000)
+    static let otherCredential = PasswordCredential(salt: Array(repeating: 3, count: 16), hash: Array(repeating: 4, count: 32), rounds: 10_000)
+
+    /// Runs `command` stamped with `principal` (as the leader proposes a client's command).
+    @discardableResult
+    static func run(_ h: Harness, _ command: Command, as principal: AuthPrincipal?) throws -> Response {
+        var e = h.entry(command)
+        e.payload = CommandEnvelope.stamping(CommandEnvelope(command: command).encode(), with: principal ?? .anonymous)
+        let applied = try h.sm.apply([e])
+        try #require(applied.count == 1)
+        return try #require(applied[0].response)
+    }
+
+    static func ok(_ r: Response, _ what: String = "", sourceLocation: SourceLocation = #_sourceLocation) {
+        if case let .failure(e) = r { Issue.record("\(what): \(e)", sourceLocation: sourceLocation) }
+    }
+
+    static func denied(_ r: Response, _ what: String = "", sourceLocation: SourceLocation = #_sourceLocation) {
+        guard case .failure(.permissionDenied) = r else { Issue.record("\(what) not denied: \(r)", sourceLocation: sourceLocation); return }
+    }
+
+    /// Version 2, root (root role), alice (role `r`: readwrite on prefix a/, read on key b),
+    /// auth enabled. Returns the principals of root and alice.
+    static func setUp(_ h: Harness) throws -> (root: AuthPrincipal, alice: AuthPrincipal) {
+        try h.run(.clusterVersion(2))
+        for c: AuthCommand in [.userAdd(name: "root", credential: credential), .roleAdd(name: "root"), .userGrantRole(user: "root", role: "root"),
+                               .userAdd(name: "alice", credential: credential), .roleAdd(name: "r"),
+                               .roleGrantPermission(role: "r", permission: KeyPermission(.readWrite, key: b("a/"), rangeEnd: KeyRange.prefixEnd(b("a/")))),
+                               .roleGrantPermission(role: "r", permission: KeyPermission(.read, key: b("b"))),
+                               .userGrantRole(user: "alice", role: "r"), .enable] {
+            ok(try h.run(.auth(c)).response!, "\(c)")
+        }
+        let auth = h.sm.auth
+        return (AuthPrincipal(user: "root", generation: auth.users["root"]!.generation), AuthPrincipal(user: "alice", generation: auth.users["alice"]!.generation))
+    }
+
+    @Test("auth commands need cluster version 2")
+    func needsVersion() throws {
+        let h = try Harness(.memory)
+        guard case .failure(.invalidRequest) = try h.run(.auth(.roleAdd(name: "r"))).response else { Issue.record("applied below version 2"); return }
+        #expect(h.sm.auth.roles.isEmpty)
+    }
+
+    @Test("enable needs root holding the role root; the state survives a restart", arguments: StoreKind.allCases)
+    func enableNeedsRoot(_ kind: StoreKind) throws {
+        let h = try Harness(kind)
+        try h.run(.clusterVersion(2))
+        Self.ok(try h.run(.auth(.userAdd(name: "root", credential: Self.credential))).response!)
+        guard case .failure(.invalidRequest) = try h.run(.auth(.enable)).response else { Issue.record("enabled without the root role"); return }
+        Self.ok(try h.run(.auth(.roleAdd(name: "root"))).response!)
+        Self.ok(try h.run(.auth(.userGrantRole(user: "root", role: "root"))).response!)
+        // Unstamped auth commands are checked as anonymous: fine while disabled.
+        Self.ok(try h.run(.auth(.enable)).response!)
+        #expect(h.sm.auth.enabled)
+        let before = h.sm.auth
+        try h.restart()
+        #expect(h.sm.auth == before)
+        #expect(h.sm.auth.users["root"]?.credential == Self.credential)
+        Self.denied(try h.run(.auth(.disable)).response!, "anonymous disable")
+    }
+
+    @Test("stamped commands are checked against the user's permissions at apply", arguments: StoreKind.allCases)
+    func permissionsChecked(_ kind: StoreKind) throws {
+        let h = try Harness(kind)
+        let (root, alice) = try Self.setUp(h)
+        Self.ok(try Self.run(h, .put(key: b("a/1"), value: b("x"), lease: nil, prevKV: true), as: alice), "put under a/")
+        Self.denied(try Self.run(h, .put(key: b("b"), value: b("x"), lease: nil, prevKV: false), as: alice), "put b (read only)")
+        Self.denied(try Self.run(h, .put(key: b("c"), value: b("x"), lease: nil, prevKV: false), as: alice), "put c")
+        Self.denied(try Self.run(h, .put(key: b("a/1"), value: b("x"), lease: nil, prevKV: false), as: nil), "anonymous put")
+        Self.denied(try Self.run(h, .deleteRange(from: b("a"), to: b("c"), prevKV: false), as: alice), "delete [a, c)")
+        Self.ok(try Self.run(h, .deleteRange(from: b("a/"), to: KeyRange.prefixEnd(b("a/")), prevKV: false), as: alice), "delete a/*")
+        let goodTxn = Txn(compares: [Compare(key: b("b"), .equal, .version(0))],
+                          success: [.put(key: b("a/2"), value: b("y"), lease: nil, prevKV: false)], failure: [.range(RangeRequest(key: b("b")))])
+        Self.ok(try Self.run(h, .txn(goodTxn), as: alice), "txn")
+        let badTxn = Txn(compares: [], success: [.put(key: b("a/3"), value: b("y"), lease: nil, prevKV: false)],
+                         failure: [.put(key: b("z"), value: b("y"), lease: nil, prevKV: false)])
+        Self.denied(try Self.run(h, .txn(badTxn), as: alice), "txn with a put on z in a branch")
+        #expect(try h.get("a/3") == nil, "nothing of a denied txn applies")
+        Self.denied(try Self.run(h, .compact(revision: 1), as: alice), "compaction")
+        Self.denied(try Self.run(h, .mesh(.rebalance, ifVersion: nil), as: alice), "mesh")
+        Self.denied(try Self.run(h, .auth(.roleAdd(name: "x")), as: alice), "role add")
+        Self.ok(try Self.run(h, .put(key: b("c"), value: b("x"), lease: nil, prevKV: false), as: root), "root writes anything")
+        Self.ok(try Self.run(h, .leaseGrant(id: LeaseID(7), ttlMillis: 5000), as: alice), "lease grant")
+        Self.ok(try Self.run(h, .put(key: b("c2"), value: b("x"), lease: LeaseID(7), prevKV: false), as: root))
+        Self.denied(try Self.run(h, .leaseRevoke(id: LeaseID(7)), as: alice), "revoking a lease with c2 attached")
+        // The leader's own commands carry no stamp and are not checked.
+        Self.ok(try h.run(.put(key: b("zz"), value: b("x"), lease: nil, prevKV: false)).response!)
+    }
+
+    @Test("a changed password or a deleted user locks out the old credential; a revoked role its permissions")
+    func staleCredentials() throws {
+        let h = try Harness(.memory)
+        let (root, alice) = try Self.setUp(h)
+        let put = Command.put(key: b("a/1"), value: b("x"), lease: nil, prevKV: false)
+        Self.ok(try Self.run(h, .auth(.userChangePassword(name: "alice", credential: Self.otherCredential)), as: alice), "own password")
+        Self.denied(try Self.run(h, put, as: alice), "old generation")
+        let alice2 = AuthPrincipal(user: "alice", generation: h.sm.auth.users["alice"]!.generation)
+        Self.ok(try Self.run(h, put, as: alice2))
+        Self.denied(try Self.run(h, .auth(.userChangePassword(name: "root", credential: Self.otherCredential)), as: alice2), "someone else's password")
+        Self.ok(try Self.run(h, .auth(.roleRevokePermission(role: "r", key: b("a/"), rangeEnd: KeyRange.prefixEnd(b("a/")))), as: root))
+        Self.denied(try Self.run(h, put, as: alice2), "after the permission was revoked")
+        Self.ok(try Self.run(h, .auth(.userDelete(name: "alice")), as: root))
+        Self.ok(try Self.run(h, .auth(.userAdd(name: "alice", credential: Self.credential)), as: root))
+        #expect(h.sm.auth.users["alice"]!.generation != alice2.generation, "a re-added user is a new credential")
+    }
+
+    @Test("root stays an administrator while enabled; deleting a role takes it from its users")
+    func rootProtected() throws {
+        let h = try Harness(.memory)
+        let (root, _) = try Self.setUp(h)
+        for c: AuthCommand in [.userDelete(name: "root"), .userRevokeRole(user: "root", role: "root"), .roleDelete(name: "root")] {
+            guard case .failure(.invalidRequest) = try Self.run(h, .auth(c), as: root) else { Issue.record("\(c) allowed"); continue }
+        }
+        Self.ok(try Self.run(h, .auth(.roleDelete(name: "r")), as: root))
+        #expect(h.sm.auth.users["alice"]?.roles == [])
+        guard case .failure(.invalidRequest) = try Self.run(h, .auth(.userAdd(name: String(repeating: "n", count: 129), credential: nil)), as: root) else {
+            Issue.record("an over-long name was accepted"); return
+        }
+        let weak = PasswordCredential(salt: Self.credential.salt, hash: Self.credential.hash, rounds: 1)
+        guard case .failure(.invalidRequest) = try Self.run(h, .auth(.userAdd(name: "bob", credential: weak)), as: root) else {
+            Issue.record("a credential of 1 round was accepted"); return
+        }
+        Self.ok(try Self.run(h, .auth(.disable), as: root))
+        Self.ok(try h.run(.put(key: b("c"), value: b("x"), lease: nil, prevKV: false)).response!)
+        Self.ok(try Self.run(h, .put(key: b("c"), value: b("x"), lease: nil, prevKV: false), as: nil), "anyone writes once disabled")
+    }
+
+    @Test("the auth tests catch a state machine that skips the check (injected bug)")
+    func uncheckedCommandsAreCaught() throws {
+        let h = try Harness(.memory)
+        let (_, alice) = try Self.setUp(h)
+        h.sm.testingAuthUnchecked = true
+        // `permissionsChecked`'s "put c" assertion would fail: the put goes through.
+        guard case .put = try Self.run(h, .put(key: b("c"), value: b("x"), lease: nil, prevKV: false), as: alice) else {
+            Issue.record("the injected bug did not let the put through"); return
+        }
+    }
+
+    @Test("permission ranges: a union of ranges covers what it covers, and nothing more")
+    func coverage() {
+        func covers(_ granted: [([UInt8], [UInt8])], _ key: [UInt8], _ end: [UInt8]) -> Bool {
+            KeyInterval.union(granted.map { KeyInterval($0.0, $0.1) }, covers: KeyInterval(key, end))
+        }
+        #expect(covers([(b("a"), b("c")), (b("c"), b("e"))], b("b"), b("d")))
+        #expect(!covers([(b("a"), b("c")), (b("d"), b("e"))], b("b"), b("d")))
+        #expect(covers([(b("k"), [])], b("k"), []))
+        #expect(!covers([(b("k"), [])], b("k"), b("l")), "the single key k does not cover [k, l)")
+        #expect(covers([(b("k"), [0])], b("zzz"), [0]))
+        #expect(!covers([(b("k"), b("z"))], b("m"), [0]))
+        #expect(covers([([], [0])], b("anything"), [0]))
+        #expect(!covers([], b("a"), []))
+        #expect(covers([(b("a"), b("b")), (b("a"), b("d"))], b("c"), []))
+    }
+
+    @Test("auth commands and stamped envelopes round-trip")
+    func codec() throws {
+        let commands: [AuthCommand] = [.enable, .disable, .userAdd(name: "u", credential: Self.credential), .userAdd(name: "v", credential: nil),
+                                       .userDelete(name: "u"), .userChangePassword(name: "u", credential: Self.otherCredential),
+                                       .userGrantRole(user: "u", role: "r"), .userRevokeRole(user: "u", role: "r"), .roleAdd(name: "r"), .roleDelete(name: "r"),
+                                       .roleGrantPermission(role: "r", permission: KeyPermission(.write, key: b("k"), rangeEnd: [0])),
+                                       .roleRevokePermission(role: "r", key: b("k"), rangeEnd: [0])]
+        for c in commands {
+            let e = CommandEnvelope(session: ClientSession(clientID: 1, sequence: 2), command: .auth(c), principal: AuthPrincipal(user: "ü", generation: 9))
+            #expect(try CommandEnvelope.decode(e.encode()) == e)
+        }
+        let plain = CommandEnvelope(session: ClientSession(clientID: 1, sequence: 2), command: .put(key: b("k"), value: b("v"), lease: nil, prevKV: false))
+        let stamped = CommandEnvelope.stamping(plain.encode(), with: AuthPrincipal(user: "alice", generation: 3))
+        var expected = plain
+        expected.principal = AuthPrincipal(user: "alice", generation: 3)
+        #expect(try CommandEnvelope.decode(stamped) == expected)
+        #expect(try Response.decode(Response.auth(AuthResult(revision: 4, authRevision: 5)).encode()) == .auth(AuthResult(revision: 4, authRevision: 5)))
+        #expect(try Response.decode(Response.failure(.permissionDenied("no")).encode()) == .failure(.permissionDenied("no")))
+    }
+}
