@@ -41,6 +41,7 @@ struct SynodBench: AsyncParsableCommand {
     @Option(help: "With --endpoints: TLS, trusting this CA (PEM), as etcd's benchmark --cacert.") var cacert: String?
     @Option(help: "With --endpoints: the client certificate (PEM) for clusters that require one.") var cert: String?
     @Option(help: "With --endpoints: the client certificate's private key (PEM).") var key: String?
+    @Option(help: "With --endpoints: authenticate every connection as NAME:PASSWORD (a cluster with auth enabled; etcd's benchmark --user).") var user: String?
 
     func validate() throws {
         guard (1...7).contains(nodeCount) else { throw ValidationError("--nodes must be 1...7") }
@@ -118,6 +119,10 @@ struct SynodBench: AsyncParsableCommand {
         }
         defer { cluster?.stop() }
         let wireTLS = try clientTLS.map { try $0.clientContext() }
+        let credentials = try user.map { text -> Credentials in
+            guard let colon = text.firstIndex(of: ":"), colon != text.startIndex else { throw ValidationError("--user takes NAME:PASSWORD") }
+            return Credentials(user: String(text[..<colon]), password: String(text[text.index(after: colon)...]))
+        }
         let loadBefore = loadAverage()
         var results: [RunResult] = []
         for c in try sweepValues() {
@@ -135,6 +140,7 @@ struct SynodBench: AsyncParsableCommand {
                 config.retryDeadlineMillis = 30_000
                 config.requestTimeoutMillis = 10_000
                 config.tls = clientTLS
+                config.credentials = credentials
                 return SynodClient(config, group: group)
             }
             // Wait for a leader.
@@ -144,7 +150,7 @@ struct SynodBench: AsyncParsableCommand {
                 guard let leader = await findLeader(eps, client: clients[0]) else { throw ValidationError("no leader found among \(eps)") }
                 // Writes go to the leader; pure reads to every node when asked (connection c to node c mod n).
                 let spread = s.kind == .get && readFrom == "all"
-                wire = WireTargets(targets: spread ? [leader] + eps.filter { $0 != leader } : [leader], group: group, tls: wireTLS)
+                wire = WireTargets(targets: spread ? [leader] + eps.filter { $0 != leader } : [leader], group: group, tls: wireTLS, credentials: credentials)
             }
             let r = s.kind == .watch
                 ? await runWatchWorkload(s, clients: clients, pids: cluster?.pids ?? [], live: output == "table")

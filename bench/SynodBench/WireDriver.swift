@@ -4,6 +4,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
+import SynodClient
 import SynodCore
 import SynodStateMachine
 import SynodTransport
@@ -73,9 +74,13 @@ final class WireLoadHandler: ChannelInboundHandler {
     var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
     var rng = SystemRandomNumberGenerator()
     var pendingOK = 0
+    let credentials: Credentials?
+    /// The request id of the authenticate request (never a slot's).
+    static let authenticateID = UInt64.max
 
     init(maker: WireRequestMaker, firstClient: Int, slots: Int, sessionBase: UInt64, deadline: UInt64?, perSlot: Int?, progress: Progress,
-         finished: EventLoopPromise<Histogram<UInt64>>) {
+         finished: EventLoopPromise<Histogram<UInt64>>, credentials: Credentials? = nil) {
+        self.credentials = credentials
         self.maker = maker
         self.deadline = deadline
         self.perSlot = perSlot
@@ -86,9 +91,19 @@ final class WireLoadHandler: ChannelInboundHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
+        if let credentials {
+            var buffer = context.channel.allocator.buffer(capacity: 64)
+            ClientRequest(id: Self.authenticateID, body: .authenticate(user: credentials.user, password: Array(credentials.password.utf8))).encode(into: &buffer)
+            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+        } else {
+            startSlots(context: context)
+        }
+        context.fireChannelActive()
+    }
+
+    func startSlots(context: ChannelHandlerContext) {
         for i in slots.indices { send(slot: i, context: context) }
         context.flush()
-        context.fireChannelActive()
     }
 
     func send(slot i: Int, context: ChannelHandlerContext) {
@@ -104,7 +119,20 @@ final class WireLoadHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var frame = unwrapInboundIn(data)
-        guard frame.type == .clientResponse, let r = try? ClientResponse.decode(&frame.payload), r.id < UInt64(slots.count) else {
+        guard frame.type == .clientResponse, let r = try? ClientResponse.decode(&frame.payload) else {
+            progress.add(ok: false, error: BenchError("bad response frame"))
+            context.close(promise: nil)
+            return
+        }
+        if r.id == Self.authenticateID, credentials != nil {
+            guard r.status == .ok else {
+                progress.add(ok: false, error: BenchError("authenticate: \(r.status) \(r.message)"))
+                active = 1
+                return retire(context: context)
+            }
+            return startSlots(context: context)
+        }
+        guard r.id < UInt64(slots.count) else {
             progress.add(ok: false, error: BenchError("bad response frame"))
             context.close(promise: nil)
             return
@@ -171,11 +199,13 @@ struct WireTargets {
     var targets: [HostPort]
     var group: any EventLoopGroup
     var tls: NIOSSLContext?
+    /// Each connection authenticates first (auth enabled), its load starting on the answer.
+    var credentials: Credentials? = nil
 }
 
 /// Runs `spec` with the wire driver against `wire` and returns its measurements.
 func measureWire(_ spec: WorkloadSpec, _ wire: WireTargets, value: [UInt8], pids: [Int32], live: Bool) async -> RunResult {
-    let (targets, group, tls) = (wire.targets, wire.group, wire.tls)
+    let (targets, group, tls, credentials) = (wire.targets, wire.group, wire.tls, wire.credentials)
     let maker = WireRequestMaker(spec: spec, value: value)
     var seed = SystemRandomNumberGenerator()
     let sessionBase = UInt64.random(in: 1...(UInt64.max >> 24), using: &seed) << 20
@@ -199,7 +229,8 @@ func measureWire(_ spec: WorkloadSpec, _ wire: WireTargets, value: [UInt8], pids
                         try channel.pipeline.syncOperations.addClientTLS(tls, host: target.host)
                         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(frameBytesMax: WireProtocol.clientFrameBytesMax)))
                         try channel.pipeline.syncOperations.addHandler(WireLoadHandler(maker: maker, firstClient: firstClient, slots: slots, sessionBase: sessionBase,
-                                                                                      deadline: deadline, perSlot: perSlot, progress: progress, finished: finished))
+                                                                                      deadline: deadline, perSlot: perSlot, progress: progress, finished: finished,
+                                                                                      credentials: credentials))
                     }
                 }
             Dial.connect(bootstrap, host: target.host, port: target.port)
