@@ -270,6 +270,13 @@ final class BFTLoop: @unchecked Sendable {
             if case .leaseExpire = envelope.command {
                 return Response.failure(.invalidRequest("lease expiry is not a client command")).encode()
             }
+            // Auth is Raft mode's: a BFT client is its key, and may not claim a user or change auth.
+            if envelope.principal != nil {
+                return Response.failure(.invalidRequest("a client does not stamp its own commands")).encode()
+            }
+            if case .auth = envelope.command {
+                return Response.failure(.invalidRequest("auth is not used in BFT mode (clients are identified by their keys)")).encode()
+            }
             if case .alarm = envelope.command {
                 // BFT mode bounds its state itself (below); a Byzantine client must not be able
                 // to raise an alarm that refuses everyone's writes.

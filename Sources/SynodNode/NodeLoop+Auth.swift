@@ -37,6 +37,23 @@ extension NodeLoop {
         }
     }
 
+    /// After the auth state changed (a batch applied an auth command): every watch is checked
+    /// again as the user that started it, and one no longer allowed ends with `permissionDenied`
+    /// before it is handed any event of the batch. A watch is otherwise checked only as it starts.
+    func recheckWatchers() {
+        let auth = sm.kv.auth
+        guard auth.revision != watchersAuthRevision else { return }
+        watchersAuthRevision = auth.revision
+        guard auth.enabled else { return }
+        for (key, w) in watchers {
+            guard let e = auth.denial(w.principal, .read(key: w.request.key, rangeEnd: w.request.rangeEnd)) else { continue }
+            watchers[key] = nil
+            let why: String
+            if case let .permissionDenied(text) = e { why = text } else { why = "\(e)" }
+            respond(w.connection, ClientResponse(id: w.requestID, status: .permissionDenied, message: why))
+        }
+    }
+
     /// What a query needs (its auth-state answer is trimmed instead: `authSummary`).
     static func access(_ query: KVQuery) -> Access? {
         switch query {

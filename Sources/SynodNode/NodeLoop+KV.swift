@@ -29,6 +29,8 @@ struct Watcher {
     /// The client asked for a progress notification (`requestWatchProgress`) that has not been
     /// sent: it goes out as soon as the watch keeps up and its connection takes writes.
     var progressRequested = false
+    /// Who started the watch: checked again whenever the auth state changes (`recheckWatchers`).
+    var principal: AuthPrincipal = .anonymous
 }
 
 extension NodeLoop {
@@ -66,6 +68,11 @@ extension NodeLoop {
                 return ClientResponse(id: id, status: .ok, body: Response.alarm(AlarmResult(revision: sm.revision, alarms: sm.kv.alarms)).encode())
             case let .lease(lease):
                 guard let info = try sm.kv.lease(lease) else { return ClientResponse(id: id, status: .ok, body: LeaseStatus.encode([])) }
+                // The attached keys' names are data: the asker must be able to read each of them
+                // (etcd's LeaseTimeToLive with keys checks the same).
+                for key in info.keys {
+                    if let refusal = denial(c, .read(key: key, rangeEnd: []), id) { return refusal }
+                }
                 let now = ProcessInfo.processInfo.systemUptime
                 let remaining = leaseDeadlines[lease].map { max(0, Int64(($0.deadline - now) * 1000)) } ?? -1
                 return ClientResponse(id: id, status: .ok, body: LeaseStatus.encode([LeaseStatus(id: lease, ttlMillis: info.ttlMillis, remainingMillis: remaining, keys: info.keys)]))
@@ -87,7 +94,8 @@ extension NodeLoop {
         do { try applyDeferred() } catch { storageFailed(error) }
         let start = request.startRevision == 0 ? sm.revision + 1 : request.startRevision
         var w = Watcher(request: request, connection: c, requestID: id, nextRevision: start,
-                        progressDue: request.progressNotify ? ProcessInfo.processInfo.systemUptime + progressInterval : nil)
+                        progressDue: request.progressNotify ? ProcessInfo.processInfo.systemUptime + progressInterval : nil,
+                        principal: principal(of: c))
         // Established: the body says the revision the watch starts from.
         var b = ByteWriter()
         b.u64(UInt64(bitPattern: start))

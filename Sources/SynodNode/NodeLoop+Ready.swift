@@ -218,6 +218,7 @@ extension NodeLoop {
                 if watching { events += r.events }
             }
         }
+        if watching { recheckWatchers() }
         if !events.isEmpty { deliver(events) }
         guard answering else { return }
         for e in entries {

@@ -114,6 +114,11 @@ final class NodeLoop: @unchecked Sendable {
     /// Password checks queued or running (`authenticate`), and the queue they run on.
     let authChecks = NIOLockedValueBox(0)
     let authQueue = DispatchQueue(label: "synod-auth-check", qos: .utility)
+    /// The auth revision the watches were last checked under (`recheckWatchers`).
+    var watchersAuthRevision: UInt64 = 0
+    /// The term this node last led and its last log index when it first proposed in it: below
+    /// cluster version 2, client writes wait until it has applied through there (`propose`).
+    var leaderCaughtUp: (term: Term, index: LogIndex)?
     var lastQuotaCheck: Double = 0
     /// The state's pages in use at that measurement (`synod status`).
     var lastStateBytes: Int64 = 0
@@ -362,6 +367,16 @@ final class NodeLoop: @unchecked Sendable {
             return respond(c, ClientResponse(id: id, status: .badRequest, message: "a client sends command envelopes of version \(CommandEnvelope.encodingVersion)"))
         }
         let stamped = sm.kv.clusterVersion >= KVStateMachine.authClusterVersion
+        if !stamped {
+            // Whether to stamp follows the applied cluster version; a new leader may not have
+            // applied all it holds (a version-2 entry and an auth enable could sit unapplied
+            // behind its own first entry), so below version 2 it takes client writes only once
+            // it has applied everything from before its term.
+            if leaderCaughtUp?.term != core.term { leaderCaughtUp = (core.term, core.lastIndex) }
+            if let start = leaderCaughtUp?.index, sm.appliedIndex < start {
+                return respond(c, ClientResponse(id: id, status: .busy, message: "the new leader is applying its log; retry"))
+            }
+        }
         if !stamped, CommandEnvelope.isAuthCommand(payload) {
             return respond(c, ClientResponse(id: id, status: .badRequest, message: "auth needs cluster version \(KVStateMachine.authClusterVersion); the cluster runs \(sm.kv.clusterVersion) (it moves once every member runs a build that supports it)"))
         }

@@ -18,17 +18,20 @@ extension ApplyContext {
         func change(_ key: [UInt8], _ rangeEnd: [UInt8], prevKV: Bool) -> [Access] {
             prevKV ? [.write(key: key, rangeEnd: rangeEnd), .read(key: key, rangeEnd: rangeEnd)] : [.write(key: key, rangeEnd: rangeEnd)]
         }
+        // A delete-range's empty end means "to the end of the key space" (`ApplyContext.keys`),
+        // not the single key an empty end means in a permission: check it as `[0]`.
+        func toEnd(_ to: [UInt8]) -> [UInt8] { to.isEmpty ? [0] : to }
         switch command {
         case let .put(key, _, _, prevKV): return change(key, [], prevKV: prevKV)
         case let .delete(key, prevKV): return change(key, [], prevKV: prevKV)
-        case let .deleteRange(from, to, prevKV): return change(from, to, prevKV: prevKV)
+        case let .deleteRange(from, to, prevKV): return change(from, toEnd(to), prevKV: prevKV)
         case let .txn(t):
             var out = t.compares.map { Access.read(key: $0.key, rangeEnd: []) }
             for op in t.success + t.failure {
                 switch op {
                 case let .put(key, _, _, prevKV): out += change(key, [], prevKV: prevKV)
                 case let .delete(key, prevKV): out += change(key, [], prevKV: prevKV)
-                case let .deleteRange(from, to, prevKV): out += change(from, to, prevKV: prevKV)
+                case let .deleteRange(from, to, prevKV): out += change(from, toEnd(to), prevKV: prevKV)
                 case let .range(r): out.append(.read(key: r.key, rangeEnd: r.rangeEnd))
                 }
             }
@@ -87,6 +90,10 @@ extension ApplyContext {
             guard let user = auth.users[root], user.roles.contains(root), auth.roles[root] != nil else {
                 return invalid("enabling auth needs the user root holding the role root")
             }
+            // Someone must be able to log in as an administrator, or nobody could ever disable it.
+            guard auth.users.values.contains(where: { $0.credential != nil && $0.roles.contains(root) }) else {
+                return invalid("enabling auth needs a user holding the role root that has a password")
+            }
             auth.enabled = true
             try bumpAuth()
         case .disable:
@@ -101,10 +108,12 @@ extension ApplyContext {
             try bumpAuth()
             try store(AuthUser(name: name, credential: credential, generation: auth.revision))
         case let .userDelete(name):
-            guard auth.users[name] != nil else { return invalid("user \(name) not found") }
-            if auth.enabled, name == root { return invalid("the user root cannot be deleted while auth is enabled") }
-            auth.users[name] = nil
-            try w.delete(Tables.meta, AuthKeys.user(name))
+            // Names compare as Swift strings (canonically equivalent spellings are one name); the
+            // record's key is the stored spelling's bytes, never the command's.
+            guard let stored = auth.users[name]?.name else { return invalid("user \(name) not found") }
+            if auth.enabled, stored == root { return invalid("the user root cannot be deleted while auth is enabled") }
+            auth.users[stored] = nil
+            try w.delete(Tables.meta, AuthKeys.user(stored))
             try bumpAuth()
         case let .userChangePassword(name, credential):
             guard var user = auth.users[name] else { return invalid("user \(name) not found") }
@@ -115,10 +124,10 @@ extension ApplyContext {
             try store(user)
         case let .userGrantRole(name, role):
             guard var user = auth.users[name] else { return invalid("user \(name) not found") }
-            guard auth.roles[role] != nil else { return invalid("role \(role) not found") }
-            if user.roles.contains(role) { return nil }
+            guard let stored = auth.roles[role]?.name else { return invalid("role \(role) not found") }
+            if user.roles.contains(stored) { return nil }
             guard user.roles.count < AuthLimits.rolesPerUserMax else { return invalid("a user holds at most \(AuthLimits.rolesPerUserMax) roles") }
-            user.roles = (user.roles + [role]).sorted()
+            user.roles = (user.roles + [stored]).sorted()
             try store(user)
             try bumpAuth()
         case let .userRevokeRole(name, role):
@@ -135,13 +144,13 @@ extension ApplyContext {
             try store(AuthRole(name: name))
             try bumpAuth()
         case let .roleDelete(name):
-            guard auth.roles[name] != nil else { return invalid("role \(name) not found") }
-            if auth.enabled, name == root { return invalid("the role root cannot be deleted while auth is enabled") }
-            auth.roles[name] = nil
-            try w.delete(Tables.meta, AuthKeys.role(name))
+            guard let stored = auth.roles[name]?.name else { return invalid("role \(name) not found") }
+            if auth.enabled, stored == root { return invalid("the role root cannot be deleted while auth is enabled") }
+            auth.roles[stored] = nil
+            try w.delete(Tables.meta, AuthKeys.role(stored))
             // Taken from every user that held it (in name order: deterministic writes).
-            for var user in auth.sortedUsers where user.roles.contains(name) {
-                user.roles.removeAll { $0 == name }
+            for var user in auth.sortedUsers where user.roles.contains(stored) {
+                user.roles.removeAll { $0 == stored }
                 try store(user)
             }
             try bumpAuth()

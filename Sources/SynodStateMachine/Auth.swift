@@ -6,9 +6,9 @@ import SynodCore
 // replica decides a command's permission the same way at the same log index.
 //
 // Invariants:
-// - While `enabled`, the user `root` exists and holds the role `root` (enable refuses
-//   otherwise, and neither can be removed while enabled), so an operator can never lock
-//   every administrator out.
+// - While `enabled`, the user `root` exists and holds the role `root`, and when enabled some
+//   holder of the role `root` had a password (enable refuses otherwise; neither root can be
+//   removed while enabled), so an operator cannot lock every administrator out by accident.
 // - A stamped command (`CommandEnvelope.principal`) is checked when it applies, against the
 //   auth state as of its log index: a permission revoked before the entry is honoured, one
 //   revoked after it is not (etcd checks at apply for the same reason).
@@ -219,7 +219,7 @@ public enum AuthLimits {
     public static let credentialBytes = 8...64
     /// PBKDF2 rounds a credential may ask for: enough to make guessing slow, few enough that
     /// checking one cannot stall a node for long.
-    public static let roundsRange: ClosedRange<UInt32> = 10_000...2_000_000
+    public static let roundsRange: ClosedRange<UInt32> = 10_000...500_000
     /// The rounds Synod's clients use for new passwords (swift-crypto's floor, after OWASP).
     public static let roundsDefault: UInt32 = 210_000
 }

@@ -186,12 +186,15 @@ public final class KVStateMachine {
     }
 
     /// Why the envelope's sender may not run its command, or nil. A stamped command is checked
-    /// against the auth state as of this entry; so is an auth command without a stamp (as
-    /// anonymous: only the leader stamps, and it stamps every client command). Other unstamped
-    /// commands are the leader's own (lease expiry, alarms, compaction) or from before auth.
+    /// against the auth state as of this entry; so is an auth command without a stamp, and, once
+    /// auth is enabled, an unstamped command with a session (as anonymous: only the leader
+    /// stamps, it stamps every client command from cluster version 2 on, and auth can only be
+    /// enabled after that). Other unstamped commands are the leader's own (lease expiry, alarms,
+    /// compaction, member addresses: never with a session) or from before auth.
     private func principalDenial(_ envelope: CommandEnvelope, _ ctx: ApplyContext) throws -> KVError? {
         if let principal = envelope.principal { return try ctx.authDenial(principal, envelope.command) }
         if case .auth = envelope.command { return try ctx.authDenial(.anonymous, envelope.command) }
+        if envelope.session != nil { return try ctx.authDenial(.anonymous, envelope.command) }
         return nil
     }
 

@@ -109,10 +109,38 @@ struct AuthProcessTests {
         let alice2 = client(cluster, "alice", "alicepw2")
         defer { Task { await alice2.close() } }
         try await alice2.put(b("a/4"), b("v"))
-        // A revoked permission: her next write is refused.
+        // A lease's key names are data: alice may not list keys she cannot read.
+        let lease = try await alice2.leaseGrant(ttlMillis: 60_000)
+        try await root.put(b("x2"), b("v"), lease: lease)
+        await Self.denied("alice listing a key she cannot read through her lease") { _ = try await alice2.lease(lease) }
+        // A running watch is checked again when the auth state changes: revoked, it ends.
+        let watch = Task { () -> (any Error)? in
+            do {
+                for try await _ in alice2.watch(b("a/"), rangeEnd: KeyRange.prefixEnd(b("a/"))) {}
+                return nil
+            } catch { return error }
+        }
+        try await Task.sleep(nanoseconds: 300_000_000)
+        // A revoked permission: her next write is refused, and her watch ends.
         let (revoked, revokeOut, _) = try runSynod(cli + ["--user", "root:rootpw", "role", "revoke-permission", "r", "a/", "--prefix"])
         #expect(revoked == 0, "\(revokeOut)")
         await Self.denied("a write after the permission was revoked") { try await alice2.put(b("a/5"), b("v")) }
+        try await root.put(b("a/6"), b("v"))
+        let ended = await withTaskGroup(of: (any Error)??.self) { group in
+            group.addTask { await watch.value }
+            group.addTask {
+                try? await Task.sleep(nanoseconds: 5_000_000_000)
+                watch.cancel()   // the group waits for the watch's child: end it
+                return nil
+            }
+            defer { group.cancelAll() }
+            return await group.next() ?? nil
+        }
+        guard case ClientError.kv(.permissionDenied)?? = ended else {
+            watch.cancel()
+            Issue.record("the watch did not end with permission denied: \(String(describing: ended))")
+            return
+        }
         let (listed, listOut, _) = try runSynod(cli + ["--user", "root:rootpw", "user", "list"])
         #expect(listed == 0 && listOut == "alice\nroot\n", "\(listOut)")
 

@@ -53,10 +53,13 @@ struct AuthTests {
     func enableNeedsRoot(_ kind: StoreKind) throws {
         let h = try Harness(kind)
         try h.run(.clusterVersion(2))
-        Self.ok(try h.run(.auth(.userAdd(name: "root", credential: Self.credential))).response!)
+        Self.ok(try h.run(.auth(.userAdd(name: "root", credential: nil))).response!)
         guard case .failure(.invalidRequest) = try h.run(.auth(.enable)).response else { Issue.record("enabled without the root role"); return }
         Self.ok(try h.run(.auth(.roleAdd(name: "root"))).response!)
         Self.ok(try h.run(.auth(.userGrantRole(user: "root", role: "root"))).response!)
+        // Nobody holding the role root could log in: enabling would lock administrators out.
+        guard case .failure(.invalidRequest) = try h.run(.auth(.enable)).response else { Issue.record("enabled with a password-less root"); return }
+        Self.ok(try h.run(.auth(.userChangePassword(name: "root", credential: Self.credential))).response!)
         // Unstamped auth commands are checked as anonymous: fine while disabled.
         Self.ok(try h.run(.auth(.enable)).response!)
         #expect(h.sm.auth.enabled)
@@ -77,6 +80,11 @@ struct AuthTests {
         Self.denied(try Self.run(h, .put(key: b("a/1"), value: b("x"), lease: nil, prevKV: false), as: nil), "anonymous put")
         Self.denied(try Self.run(h, .deleteRange(from: b("a"), to: b("c"), prevKV: false), as: alice), "delete [a, c)")
         Self.ok(try Self.run(h, .deleteRange(from: b("a/"), to: KeyRange.prefixEnd(b("a/")), prevKV: false), as: alice), "delete a/*")
+        // An empty end deletes to the end of the key space, not the one key.
+        Self.ok(try Self.run(h, .put(key: b("a/9"), value: b("x"), lease: nil, prevKV: false), as: alice))
+        Self.denied(try Self.run(h, .deleteRange(from: b("a/9"), to: [], prevKV: false), as: alice), "delete from a/9 to the end")
+        let emptyEndTxn = Txn(compares: [], success: [.deleteRange(from: b("a/9"), to: [], prevKV: false)])
+        Self.denied(try Self.run(h, .txn(emptyEndTxn), as: alice), "a txn deleting from a/9 to the end")
         let goodTxn = Txn(compares: [Compare(key: b("b"), .equal, .version(0))],
                           success: [.put(key: b("a/2"), value: b("y"), lease: nil, prevKV: false)], failure: [.range(RangeRequest(key: b("b")))])
         Self.ok(try Self.run(h, .txn(goodTxn), as: alice), "txn")
@@ -91,8 +99,11 @@ struct AuthTests {
         Self.ok(try Self.run(h, .leaseGrant(id: LeaseID(7), ttlMillis: 5000), as: alice), "lease grant")
         Self.ok(try Self.run(h, .put(key: b("c2"), value: b("x"), lease: LeaseID(7), prevKV: false), as: root))
         Self.denied(try Self.run(h, .leaseRevoke(id: LeaseID(7)), as: alice), "revoking a lease with c2 attached")
-        // The leader's own commands carry no stamp and are not checked.
+        // The leader's own commands carry no stamp and are not checked; an unstamped command with
+        // a session (a client's, from a leader that should have stamped it) is checked as anonymous.
         Self.ok(try h.run(.put(key: b("zz"), value: b("x"), lease: nil, prevKV: false)).response!)
+        Self.denied(try h.run(.put(key: b("zz"), value: b("y"), lease: nil, prevKV: false), session: ClientSession(clientID: 77, sequence: 1)).response!,
+                    "an unstamped client command")
     }
 
     @Test("a changed password or a deleted user locks out the old credential; a revoked role its permissions")
@@ -131,6 +142,23 @@ struct AuthTests {
         Self.ok(try Self.run(h, .auth(.disable), as: root))
         Self.ok(try h.run(.put(key: b("c"), value: b("x"), lease: nil, prevKV: false)).response!)
         Self.ok(try Self.run(h, .put(key: b("c"), value: b("x"), lease: nil, prevKV: false), as: nil), "anyone writes once disabled")
+    }
+
+    @Test("canonically equivalent names are one user, and deleting it by either spelling deletes its record", arguments: StoreKind.allCases)
+    func canonicalNames(_ kind: StoreKind) throws {
+        let h = try Harness(kind)
+        try h.run(.clusterVersion(2))
+        let composed = "caf\u{E9}", decomposed = "cafe\u{301}"
+        Self.ok(try h.run(.auth(.userAdd(name: composed, credential: Self.credential))).response!)
+        guard case .failure(.invalidRequest) = try h.run(.auth(.userAdd(name: decomposed, credential: Self.credential))).response else {
+            Issue.record("a second user under an equivalent name"); return
+        }
+        Self.ok(try h.run(.auth(.roleAdd(name: decomposed))).response!)
+        Self.ok(try h.run(.auth(.userGrantRole(user: decomposed, role: composed))).response!)
+        Self.ok(try h.run(.auth(.userDelete(name: decomposed))).response!)
+        Self.ok(try h.run(.auth(.roleDelete(name: composed))).response!)
+        try h.restart()
+        #expect(h.sm.auth.users.isEmpty && h.sm.auth.roles.isEmpty, "a record survived: \(h.sm.auth)")
     }
 
     @Test("the auth tests catch a state machine that skips the check (injected bug)")

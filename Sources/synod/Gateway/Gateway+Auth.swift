@@ -73,28 +73,47 @@ enum GatewayAuthCall: Sendable {
 }
 
 /// The gateway's auth tokens: each names a client authenticated as its user. Bounded in number
-/// and idle time; a token over either bound is refused (401, as etcd's invalid token).
+/// and idle time — idle meaning no request of the token in flight (a long watch or lock wait
+/// keeps it) for `idleSeconds`; a token past either bound is refused (401, as etcd's invalid
+/// token).
 final class GatewayTokens: Sendable {
     static let tokensMax = 1_024
     static let idleSeconds: Int64 = 300
-    private let table = NIOLockedValueBox<[String: (client: SynodClient, lastUsed: NIODeadline)]>([:])
+    struct Entry {
+        var client: SynodClient
+        var lastUsed: NIODeadline
+        var inFlight = 0
+    }
+    private let table = NIOLockedValueBox<[String: Entry]>([:])
 
-    /// The client of `token`, or 401.
-    func client(for token: String) throws(GatewayError) -> SynodClient {
+    func idle(_ e: Entry, _ now: NIODeadline) -> Bool { e.inFlight == 0 && now - e.lastUsed > .seconds(Self.idleSeconds) }
+
+    /// The client of `token`, or 401; with `use`, counts a request in flight until `release`.
+    func client(for token: String, use: Bool = false) throws(GatewayError) -> SynodClient {
         let now = NIODeadline.now()
         let found = table.withLockedValue { t -> SynodClient? in
             guard let entry = t[token] else { return nil }
-            if now - entry.lastUsed > .seconds(Self.idleSeconds) {
+            if idle(entry, now) {
                 t[token] = nil
                 let client = entry.client
                 Task { await client.close() }
                 return nil
             }
             t[token]?.lastUsed = now
+            if use { t[token]?.inFlight += 1 }
             return entry.client
         }
         guard let found else { throw GatewayError(status: .unauthorized, code: 16, message: "etcdserver: invalid auth token") }
         return found
+    }
+
+    /// A request of `token` finished (`client(for:use: true)`).
+    func release(_ token: String) {
+        let now = NIODeadline.now()
+        table.withLockedValue { t in
+            t[token]?.inFlight -= 1
+            t[token]?.lastUsed = now
+        }
     }
 
     /// Keeps `client` under a new random token; expired tokens go first.
@@ -103,10 +122,10 @@ final class GatewayTokens: Sendable {
         let token = (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
         let now = NIODeadline.now()
         let (added, expired) = table.withLockedValue { t -> (Bool, [SynodClient]) in
-            let old = t.filter { now - $0.value.lastUsed > .seconds(Self.idleSeconds) }
+            let old = t.filter { idle($0.value, now) }
             for key in old.keys { t[key] = nil }
             guard t.count < Self.tokensMax else { return (false, old.values.map(\.client)) }
-            t[token] = (client, now)
+            t[token] = Entry(client: client, lastUsed: now)
             return (true, old.values.map(\.client))
         }
         for c in expired { Task { await c.close() } }
@@ -121,7 +140,8 @@ extension Gateway {
     func asTokenUser<T: Sendable>(_ token: String?, _ body: () async -> T, refused: (GatewayError) -> T) async -> T {
         guard let token, !token.isEmpty else { return await body() }
         let session: SynodClient
-        do { session = try tokens.client(for: token) } catch { return refused(error) }
+        do { session = try tokens.client(for: token, use: true) } catch { return refused(error) }
+        defer { tokens.release(token) }
         return await Self.$session.withValue(session) { await body() }
     }
 
@@ -131,12 +151,18 @@ extension Gateway {
             var config = anonymous.configuration
             config.credentials = Credentials(user: name, password: password)
             let session = SynodClient(config, group: anonymous.eventLoopGroup)
-            do { _ = try await session.authStatus() } catch {
+            let enabled: Bool
+            do { enabled = try await session.authStatus().enabled } catch {
                 await session.close()
                 if case ClientError.authenticationFailed = error {
                     throw GatewayError(status: .badRequest, code: 3, message: "etcdserver: authentication failed, invalid user ID or password")
                 }
                 throw error
+            }
+            guard enabled else {
+                // As etcd: no tokens while auth is off (every request is allowed anyway).
+                await session.close()
+                throw GatewayError(status: .badRequest, code: 9, message: "etcdserver: authentication is not enabled")
             }
             do { return ["header": header(0), "token": try tokens.add(session)] } catch {
                 await session.close()
