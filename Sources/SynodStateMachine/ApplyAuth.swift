@@ -4,6 +4,11 @@ extension ApplyContext {
     /// Why `principal` may not run `command` under the auth state as of this entry, or nil.
     func authDenial(_ principal: AuthPrincipal, _ command: Command) throws -> KVError? {
         guard auth.enabled, !testingAuthUnchecked else { return nil }
+        // The common case without building a list.
+        if case let .put(key, _, _, prevKV) = command {
+            if let d = auth.denial(principal, .write(key: key, rangeEnd: [])) { return d }
+            return prevKV ? auth.denial(principal, .read(key: key, rangeEnd: [])) : nil
+        }
         for access in try requiredAccess(command) {
             if let denial = auth.denial(principal, access) { return denial }
         }
@@ -60,6 +65,7 @@ extension ApplyContext {
             return .failure(.invalidRequest("auth needs cluster version \(KVStateMachine.authClusterVersion); the cluster runs \(clusterVersion)"))
         }
         if let refusal = try changeAuth(command) { return .failure(refusal) }
+        auth.recompile()
         return .auth(AuthResult(revision: revision, authRevision: auth.revision))
     }
 

@@ -126,7 +126,26 @@ public struct AuthState: Hashable, Sendable {
     public var revision: UInt64 = 0
     public var users: [String: AuthUser] = [:]
     public var roles: [String: AuthRole] = [:]
+    /// Each user's permissions merged into disjoint ranges (derived from `users` and `roles` by
+    /// `recompile`, after every change): a check is a binary search, not a walk of every role.
+    var grants: [String: UserGrants] = [:]
     public init() {}
+
+    /// Rebuilds `grants`; call after changing `users` or `roles`.
+    mutating func recompile() {
+        var out: [String: UserGrants] = [:]
+        for user in users.values {
+            var read: [KeyInterval] = [], write: [KeyInterval] = []
+            for name in user.roles {
+                for p in roles[name]?.permissions ?? [] {
+                    if p.kind.allowsRead { read.append(KeyInterval(p.key, p.rangeEnd)) }
+                    if p.kind.allowsWrite { write.append(KeyInterval(p.key, p.rangeEnd)) }
+                }
+            }
+            out[user.name] = UserGrants(isRoot: user.roles.contains(Self.rootName), read: KeyGrants(read), write: KeyGrants(write))
+        }
+        grants = out
+    }
 
     /// The user and role every enabled cluster has (see the invariants).
     public static let rootName = "root"
@@ -140,7 +159,8 @@ public struct AuthState: Hashable, Sendable {
         guard let user = users[principal.user], user.generation == principal.generation else {
             return .permissionDenied("user \(principal.user) was deleted or its password changed: authenticate again")
         }
-        if user.roles.contains(Self.rootName) { return nil }
+        let g = grants[user.name] ?? UserGrants(isRoot: false, read: KeyGrants([]), write: KeyGrants([]))
+        if g.isRoot { return nil }
         switch access {
         case .authenticated: return nil
         case .admin:
@@ -148,21 +168,10 @@ public struct AuthState: Hashable, Sendable {
         case let .selfOrAdmin(name):
             return name == user.name ? nil : .permissionDenied("user \(user.name) lacks the root role")
         case let .read(key, rangeEnd):
-            return covers(user, key, rangeEnd, \.allowsRead) ? nil : .permissionDenied("user \(user.name) may not read \(Self.describe(key, rangeEnd))")
+            return g.read.covers(key, rangeEnd) ? nil : .permissionDenied("user \(user.name) may not read \(Self.describe(key, rangeEnd))")
         case let .write(key, rangeEnd):
-            return covers(user, key, rangeEnd, \.allowsWrite) ? nil : .permissionDenied("user \(user.name) may not write \(Self.describe(key, rangeEnd))")
+            return g.write.covers(key, rangeEnd) ? nil : .permissionDenied("user \(user.name) may not write \(Self.describe(key, rangeEnd))")
         }
-    }
-
-    /// Whether the union of `user`'s permissions of a kind passing `allows` covers the range.
-    func covers(_ user: AuthUser, _ key: [UInt8], _ rangeEnd: [UInt8], _ allows: KeyPath<PermissionKind, Bool>) -> Bool {
-        var granted: [KeyInterval] = []
-        for name in user.roles {
-            for p in roles[name]?.permissions ?? [] where p.kind[keyPath: allows] {
-                granted.append(KeyInterval(p.key, p.rangeEnd))
-            }
-        }
-        return KeyInterval.union(granted, covers: KeyInterval(key, rangeEnd))
     }
 
     static func describe(_ key: [UInt8], _ rangeEnd: [UInt8]) -> String {
@@ -191,7 +200,8 @@ struct KeyInterval: Hashable {
 
     var isEmpty: Bool { end.map { !start.lexicographicallyPrecedes($0) } ?? false }
 
-    /// Whether the union of `intervals` contains every key of `wanted`.
+    /// Whether the union of `intervals` contains every key of `wanted` (the reference that
+    /// `KeyGrants` is tested against).
     static func union(_ intervals: [KeyInterval], covers wanted: KeyInterval) -> Bool {
         if wanted.isEmpty { return true }
         let sorted = intervals.filter { !$0.isEmpty }.sorted { $0.start.lexicographicallyPrecedes($1.start) }
@@ -204,6 +214,58 @@ struct KeyInterval: Hashable {
             if let w = wanted.end, !reached.lexicographicallyPrecedes(w) { return true }
         }
         return false
+    }
+}
+
+/// What one user may read and write, merged (`AuthState.recompile`).
+struct UserGrants: Hashable, Sendable {
+    var isRoot: Bool
+    var read: KeyGrants
+    var write: KeyGrants
+}
+
+/// Key ranges merged into disjoint, ascending, non-adjacent intervals, so a range is covered by
+/// the union exactly when one interval contains it.
+struct KeyGrants: Hashable, Sendable {
+    /// Invariant: ascending by start, non-empty, and each ends before the next starts.
+    private(set) var intervals: [KeyInterval]
+
+    init(_ granted: [KeyInterval]) {
+        var out: [KeyInterval] = []
+        for i in granted.filter({ !$0.isEmpty }).sorted(by: { $0.start.lexicographicallyPrecedes($1.start) }) {
+            guard var last = out.last else { out.append(i); continue }
+            guard let lastEnd = last.end else { break }   // open-ended: covers everything after
+            if i.start.lexicographicallyPrecedes(lastEnd) || i.start == lastEnd {
+                if let end = i.end {
+                    if lastEnd.lexicographicallyPrecedes(end) { last.end = end }
+                } else {
+                    last.end = nil
+                }
+                out[out.count - 1] = last
+            } else {
+                out.append(i)
+            }
+        }
+        intervals = out
+    }
+
+    /// Whether every key of the etcd range (`key`, `rangeEnd`) is granted. Allocates nothing.
+    func covers(_ key: [UInt8], _ rangeEnd: [UInt8]) -> Bool {
+        if !rangeEnd.isEmpty, rangeEnd != [0], !key.lexicographicallyPrecedes(rangeEnd) { return true }   // an empty range
+        // The last interval starting at or before `key`.
+        var lo = 0, hi = intervals.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if key.lexicographicallyPrecedes(intervals[mid].start) { hi = mid } else { lo = mid + 1 }
+        }
+        guard lo > 0 else { return false }
+        let i = intervals[lo - 1]
+        guard let end = i.end else { return true }
+        // A single key k is covered when k < end; [key, rangeEnd) when key < end and rangeEnd <= end.
+        guard key.lexicographicallyPrecedes(end) else { return false }
+        if rangeEnd.isEmpty { return true }
+        if rangeEnd == [0] { return false }
+        return !end.lexicographicallyPrecedes(rangeEnd)
     }
 }
 

@@ -229,6 +229,7 @@ enum StoredAuth {
                 try r.expectEnd()
             }
         } catch { throw corrupt(Tables.meta, error) }
+        state.recompile()
         return state
     }
 }

@@ -188,6 +188,28 @@ struct AuthTests {
         #expect(covers([(b("a"), b("b")), (b("a"), b("d"))], b("c"), []))
     }
 
+    @Test("merged grants (the fast check) decide as the reference union on random ranges")
+    func mergedGrantsMatchReference() {
+        var rng = SeededRandom(seed: 7)
+        let alphabet: [UInt8] = [0, 1, 97, 98, 99, 255]
+        func key() -> [UInt8] { (0..<Int(rng.next() % 3)).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] } }
+        func end(after k: [UInt8]) -> [UInt8] {
+            switch rng.next() % 4 {
+            case 0: return []
+            case 1: return [0]
+            default: return k + [alphabet[Int(rng.next() % UInt64(alphabet.count))]] + key()
+            }
+        }
+        for _ in 0..<3_000 {
+            let granted = (0..<Int(rng.next() % 5)).map { _ -> KeyInterval in let k = key(); return KeyInterval(k, end(after: k)) }
+            let k = key(), e = rng.next() % 5 == 0 ? key() : end(after: k)
+            let fast = KeyGrants(granted).covers(k, e)
+            let reference = KeyInterval.union(granted, covers: KeyInterval(k, e))
+            #expect(fast == reference, "granted \(granted), wanted \(k) \(e)")
+            if fast != reference { return }
+        }
+    }
+
     @Test("auth commands and stamped envelopes round-trip")
     func codec() throws {
         let commands: [AuthCommand] = [.enable, .disable, .userAdd(name: "u", credential: Self.credential), .userAdd(name: "v", credential: nil),
