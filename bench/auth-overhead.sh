@@ -7,15 +7,15 @@
 #   BIN=.build/release bash bench/auth-overhead.sh
 #
 # Environment: BIN (dir with the release `synod` and `synod-bench`), CLIENTS (100), DURATION
-# (8 s), WARMUP (12 s: every connection authenticates first — a PBKDF2 check each, one at a time
-# per node, ~7 s for 100 connections to the leader — and that must not fall in the measured
-# window), RUNS (3), WORKLOADS ("put get"), BASE (/tmp/auth-bench), PORT (9401: client ports
+# (8 s), WARMUP (1 s; every connection connects and authenticates — a PBKDF2 check each, one at a time
+# per node, ~7 s for 100 connections to the leader — before the measured window starts),
+# RUNS (3), WORKLOADS ("put get"), BASE (/tmp/auth-bench), PORT (9401: client ports
 # PORT..PORT+2, peers PORT+100..).
 set -u
 BIN=${BIN:-.build/release}
 CLIENTS=${CLIENTS:-100}
 DURATION=${DURATION:-8}
-WARMUP=${WARMUP:-12}
+WARMUP=${WARMUP:-1}
 RUNS=${RUNS:-3}
 WORKLOADS=${WORKLOADS:-"put get"}
 BASE=${BASE:-/tmp/auth-bench}

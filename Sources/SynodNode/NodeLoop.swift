@@ -113,7 +113,7 @@ final class NodeLoop: @unchecked Sendable {
     let clientBackgroundReads = NIOLockedValueBox(0)
     /// Password checks queued or running (`authenticate`), and the queue they run on.
     let authChecks = NIOLockedValueBox(0)
-    let authQueue = DispatchQueue(label: "synod-auth-check", qos: .utility)
+    let authQueue = DispatchQueue(label: "synod-auth-check")
     /// The auth revision the watches were last checked under (`recheckWatchers`).
     var watchersAuthRevision: UInt64 = 0
     /// The term this node last led and its last log index when it first proposed in it: below

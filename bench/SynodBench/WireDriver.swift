@@ -65,10 +65,14 @@ final class WireLoadHandler: ChannelInboundHandler {
     }
 
     let maker: WireRequestMaker
-    let deadline: UInt64?
-    let perSlot: Int?
-    let progress: Progress
-    let finished: EventLoopPromise<Histogram<UInt64>>
+    // Set by `begin`, once every connection is ready.
+    var deadline: UInt64?
+    var perSlot: Int?
+    var progress = Progress()
+    var finished: EventLoopPromise<Histogram<UInt64>>?
+    /// Succeeds once the connection is up (and authenticated, with credentials).
+    let ready: OnceReady
+    var context: ChannelHandlerContext?
     var slots: [Slot]
     var active: Int
     var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
@@ -78,17 +82,15 @@ final class WireLoadHandler: ChannelInboundHandler {
     /// The request id of the authenticate request (never a slot's).
     static let authenticateID = UInt64.max
 
-    init(maker: WireRequestMaker, firstClient: Int, slots: Int, sessionBase: UInt64, deadline: UInt64?, perSlot: Int?, progress: Progress,
-         finished: EventLoopPromise<Histogram<UInt64>>, credentials: Credentials? = nil) {
+    init(maker: WireRequestMaker, firstClient: Int, slots: Int, sessionBase: UInt64, ready: OnceReady, credentials: Credentials? = nil) {
         self.credentials = credentials
         self.maker = maker
-        self.deadline = deadline
-        self.perSlot = perSlot
-        self.progress = progress
-        self.finished = finished
+        self.ready = ready
         self.slots = (0..<slots).map { i in Slot(seq: firstClient + i, session: ClientSession(clientID: sessionBase + UInt64(firstClient + i), sequence: 1)) }
         self.active = slots
     }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
 
     func channelActive(context: ChannelHandlerContext) {
         if let credentials {
@@ -96,12 +98,20 @@ final class WireLoadHandler: ChannelInboundHandler {
             ClientRequest(id: Self.authenticateID, body: .authenticate(user: credentials.user, password: Array(credentials.password.utf8))).encode(into: &buffer)
             context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
         } else {
-            startSlots(context: context)
+            ready.complete(nil)
         }
         context.fireChannelActive()
     }
 
-    func startSlots(context: ChannelHandlerContext) {
+    /// Starts the load (on the channel's loop), once every connection is ready: connecting and
+    /// authenticating stay out of the measured window.
+    func begin(progress: Progress, deadline: UInt64?, perSlot: Int?, finished: EventLoopPromise<Histogram<UInt64>>) {
+        (self.progress, self.deadline, self.perSlot, self.finished) = (progress, deadline, perSlot, finished)
+        guard let context, context.channel.isActive else {
+            active = 0
+            progress.add(ok: false, error: BenchError("connection closed before the run"))
+            return finished.succeed(histogram)
+        }
         for i in slots.indices { send(slot: i, context: context) }
         context.flush()
     }
@@ -126,11 +136,10 @@ final class WireLoadHandler: ChannelInboundHandler {
         }
         if r.id == Self.authenticateID, credentials != nil {
             guard r.status == .ok else {
-                progress.add(ok: false, error: BenchError("authenticate: \(r.status) \(r.message)"))
-                active = 1
-                return retire(context: context)
+                ready.complete(BenchError("authenticate: \(r.status) \(r.message)"))
+                return context.close(promise: nil)
             }
-            return startSlots(context: context)
+            return ready.complete(nil)
         }
         guard r.id < UInt64(slots.count) else {
             progress.add(ok: false, error: BenchError("bad response frame"))
@@ -172,7 +181,7 @@ final class WireLoadHandler: ChannelInboundHandler {
         active -= 1
         if active == 0 {
             if pendingOK > 0 { progress.add(okCount: pendingOK); pendingOK = 0 }
-            finished.succeed(histogram)
+            finished?.succeed(histogram)
             context.close(promise: nil)
         }
     }
@@ -181,11 +190,25 @@ final class WireLoadHandler: ChannelInboundHandler {
         if active > 0 {
             progress.add(ok: false, error: BenchError("connection lost with \(active) requests in flight"))
             active = 0
-            finished.succeed(histogram)
+            finished?.succeed(histogram)
         }
+        ready.complete(BenchError("connection closed"))
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) { context.close(promise: nil) }
+}
+
+/// A promise completed at most once, from any thread (later completions are ignored).
+final class OnceReady: Sendable {
+    private let promise: EventLoopPromise<Void>
+    private let done = NIOLockedValueBox(false)
+    init(_ promise: EventLoopPromise<Void>) { self.promise = promise }
+    var future: EventLoopFuture<Void> { promise.futureResult }
+    /// Succeeds with nil, fails with an error; only the first call counts.
+    func complete(_ error: (any Error)?) {
+        guard done.withLockedValue({ d in defer { d = true }; return !d }) else { return }
+        if let error { promise.fail(error) } else { promise.succeed(()) }
+    }
 }
 
 struct BenchError: Error, CustomStringConvertible {
@@ -209,35 +232,46 @@ func measureWire(_ spec: WorkloadSpec, _ wire: WireTargets, value: [UInt8], pids
     let maker = WireRequestMaker(spec: spec, value: value)
     var seed = SystemRandomNumberGenerator()
     let sessionBase = UInt64.random(in: 1...(UInt64.max >> 24), using: &seed) << 20
+    // Connect (and authenticate) every connection first, outside the measured window.
+    var handlers: [(NIOLoopBound<WireLoadHandler>, any EventLoop)] = []
+    var first = 0
+    var setupErrors: [any Error] = []
+    for c in 0..<spec.conns {
+        let slots = spec.clients / spec.conns + (c < spec.clients % spec.conns ? 1 : 0)
+        guard slots > 0 else { continue }
+        let loop = group.next()
+        let firstClient = first
+        first += slots
+        let target = targets[c % targets.count]
+        let ready = OnceReady(loop.makePromise(of: Void.self))
+        let bootstrap = ClientBootstrap(group: loop)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connectTimeout(.seconds(2))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addClientTLS(tls, host: target.host)
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(frameBytesMax: WireProtocol.clientFrameBytesMax)))
+                    try channel.pipeline.syncOperations.addHandler(WireLoadHandler(maker: maker, firstClient: firstClient, slots: slots, sessionBase: sessionBase,
+                                                                                  ready: ready, credentials: credentials))
+                }
+            }
+        do {
+            let channel = try await Dial.connect(bootstrap, host: target.host, port: target.port).get()
+            try await ready.future.get()
+            let bound = try await loop.submit { NIOLoopBound(try channel.pipeline.syncOperations.handler(type: WireLoadHandler.self), eventLoop: loop) }.get()
+            handlers.append((bound, loop))
+        } catch {
+            ready.complete(error)
+            setupErrors.append(error)
+        }
+    }
     return await measured(spec, pids: pids, live: live) { progress, deadline, perSlot in
+        for e in setupErrors { progress.add(ok: false, error: e) }
         var futures: [EventLoopFuture<Histogram<UInt64>>] = []
-        var first = 0
-        for c in 0..<spec.conns {
-            let slots = spec.clients / spec.conns + (c < spec.clients % spec.conns ? 1 : 0)
-            guard slots > 0 else { continue }
-            let loop = group.next()
+        for (bound, loop) in handlers {
             let finished = loop.makePromise(of: Histogram<UInt64>.self)
-            let firstClient = first
-            first += slots
             futures.append(finished.futureResult)
-            let target = targets[c % targets.count]
-            let bootstrap = ClientBootstrap(group: loop)
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .connectTimeout(.seconds(2))
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addClientTLS(tls, host: target.host)
-                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(frameBytesMax: WireProtocol.clientFrameBytesMax)))
-                        try channel.pipeline.syncOperations.addHandler(WireLoadHandler(maker: maker, firstClient: firstClient, slots: slots, sessionBase: sessionBase,
-                                                                                      deadline: deadline, perSlot: perSlot, progress: progress, finished: finished,
-                                                                                      credentials: credentials))
-                    }
-                }
-            Dial.connect(bootstrap, host: target.host, port: target.port)
-                .whenFailure { error in
-                    progress.add(ok: false, error: error)
-                    finished.succeed(Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three))
-                }
+            loop.execute { bound.value.begin(progress: progress, deadline: deadline, perSlot: perSlot, finished: finished) }
         }
         var all: [Histogram<UInt64>] = []
         for f in futures { if let h = try? await f.get() { all.append(h) } }
