@@ -277,6 +277,10 @@ final class BFTLoop: @unchecked Sendable {
             if case .auth = envelope.command {
                 return Response.failure(.invalidRequest("auth is not used in BFT mode (clients are identified by their keys)")).encode()
             }
+            if case let .txn(t) = envelope.command, t.hasOrderedRanges {
+                // Gated by the cluster version, which BFT mode does not move (docs/PBFT.md).
+                return Response.failure(.invalidRequest("sorted or filtered ranges inside a transaction are not available in BFT mode; read them outside it")).encode()
+            }
             if case .alarm = envelope.command {
                 // BFT mode bounds its state itself (below); a Byzantine client must not be able
                 // to raise an alarm that refuses everyone's writes.

@@ -39,6 +39,8 @@ final class ApplyContext {
     var auth = AuthState()
     /// See `KVStateMachine.testingAuthUnchecked`.
     var testingAuthUnchecked = false
+    /// See `KVStateMachine.testingOrderedRangesUngated`.
+    var testingOrderedRangesUngated = false
     /// See `KVStateMachine.testingAlarmsIgnored`.
     var testingAlarmsIgnored = false
     /// See `KVStateMachine.testingCorruptPuts`.

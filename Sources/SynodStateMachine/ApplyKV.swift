@@ -53,6 +53,10 @@ extension ApplyContext {
 
     func applyTxn(_ txn: Txn) throws -> Response {
         do throws(KVError) { try Validation.txn(txn) } catch { return .failure(error) }
+        // A replica of an older build answers `malformedCommand` and changes nothing; so must this one.
+        if txn.hasOrderedRanges && clusterVersion < KVStateMachine.orderedRangeClusterVersion && !testingOrderedRangesUngated {
+            return .failure(.invalidRequest("sorted or filtered ranges in a transaction need cluster version \(KVStateMachine.orderedRangeClusterVersion); the cluster runs \(clusterVersion)"))
+        }
         var succeeded = true
         for c in txn.compares where try !holds(c) {
             succeeded = false
@@ -62,6 +66,7 @@ extension ApplyContext {
         for op in ops {
             if case let .put(_, _, lease?, _) = op, try !leaseExists(lease) { return .failure(.leaseNotFound(lease)) }
         }
+        if let refusal = try orderedRangeRefusal(ops) { return .failure(refusal) }
         var results: [TxnOpResult] = []
         for op in ops { results.append(try apply(op)) }
         // Ranges inside the txn ran before its revision was final; give them the txn's revision.
@@ -88,8 +93,28 @@ extension ApplyContext {
             let r = try deleteRangeOp(from, to, prevKV: prevKV)
             return .delete(DeleteResult(revision: 0, deleted: r.deleted, prevKVs: r.prevKVs))
         case let .range(request):
-            return .range(try RangeReader.rangeCurrent(request, in: w, revision: 0))
+            guard request.needsOrdering && !request.countOnly else { return .range(try RangeReader.rangeCurrent(request, in: w, revision: 0)) }
+            switch try RangeReader.rangeOrdered(request, in: w, revision: 0) {
+            case let .range(r): return .range(r)
+            // `orderedRangeRefusal` ran this range with room for every write of the branch.
+            case let other: throw StoreError.corrupt("a sorted range inside a transaction was refused after the check before it: \(other)")
+            }
         }
+    }
+
+    /// Why a sorted or filtered range in `ops` could pass its bounds while the transaction runs,
+    /// or nil. Checked before the first op writes anything (a transaction applies whole or not
+    /// at all): each such range is read now with room left for every key and value the
+    /// branch's puts could add before it runs.
+    private func orderedRangeRefusal(_ ops: [TxnOp]) throws -> KVError? {
+        var putBytes = 0
+        for case let .put(_, value, _, _) in ops { putBytes += value.count }
+        for case let .range(r) in ops where r.needsOrdering && !r.countOnly {
+            let room = try RangeReader.rangeOrdered(r, in: w, revision: 0, keysMax: KVLimits.orderedRangeKeysMax - KVLimits.txnOpsMax,
+                                                    valueBytesMax: KVLimits.orderedRangeValueBytesMax - putBytes)
+            if case let .failure(e) = room { return e }
+        }
+        return nil
     }
 
     /// Evaluates one compare against the current state, etcd's way: a missing key has version,

@@ -14,14 +14,29 @@ public struct RangeRequest: Hashable, Sendable {
     /// Read the store as it was at this revision (nil or 0: current). Below the compaction point
     /// the answer is `KVError.compacted`; above the current revision `KVError.futureRevision`.
     public var revision: Int64?
+    /// The order of the answer (etcd's `sort_order`; see `RangeOrder.swift` for the rules).
+    public var sortOrder: RangeSortOrder = .none
+    /// What the answer is sorted by (etcd's `sort_target`).
+    public var sortTarget: RangeSortTarget = .key
+    /// Only key-values last modified at or after this revision (0: no bound).
+    public var minModRevision: Int64 = 0
+    /// Only key-values last modified at or before this revision (0: no bound).
+    public var maxModRevision: Int64 = 0
+    /// Only key-values created at or after this revision (0: no bound).
+    public var minCreateRevision: Int64 = 0
+    /// Only key-values created at or before this revision (0: no bound).
+    public var maxCreateRevision: Int64 = 0
 
-    public init(key: [UInt8], rangeEnd: [UInt8] = [], limit: Int = 0, keysOnly: Bool = false, countOnly: Bool = false, revision: Int64? = nil) {
+    public init(key: [UInt8], rangeEnd: [UInt8] = [], limit: Int = 0, keysOnly: Bool = false, countOnly: Bool = false, revision: Int64? = nil,
+                sortOrder: RangeSortOrder = .none, sortTarget: RangeSortTarget = .key) {
         self.key = key
         self.rangeEnd = rangeEnd
         self.limit = limit
         self.keysOnly = keysOnly
         self.countOnly = countOnly
         self.revision = revision
+        self.sortOrder = sortOrder
+        self.sortTarget = sortTarget
     }
 
     /// A request for every key starting with `prefix` (etcd's `--prefix`).
@@ -79,6 +94,11 @@ public struct Txn: Hashable, Sendable {
         self.compares = compares
         self.success = success
         self.failure = failure
+    }
+
+    /// Whether a range in either branch is sorted or filtered (needs cluster version 3).
+    public var hasOrderedRanges: Bool {
+        (success + failure).contains { if case let .range(r) = $0 { return r.hasOrderOptions } else { return false } }
     }
 }
 
@@ -195,6 +215,17 @@ public struct CommandEnvelope: Hashable, Sendable {
         guard payload.count >= 3, payload[0] == encodingVersion else { return false }
         let tagAt = payload[1] == 0 ? 2 : 18
         return payload.count > tagAt && payload[tagAt] == CommandTag.auth.rawValue
+    }
+
+    /// Whether `payload` is a transaction with a sorted or filtered range (decoded only when its
+    /// tag says transaction): the leader proposes one only once the cluster runs
+    /// `KVStateMachine.orderedRangeClusterVersion`.
+    public static func hasOrderedRanges(_ payload: [UInt8]) -> Bool {
+        guard payload.count >= 3, payload[0] == encodingVersion else { return false }
+        let tagAt = payload[1] == 0 ? 2 : 18
+        guard payload.count > tagAt, payload[tagAt] == CommandTag.txn.rawValue,
+              let envelope = try? decode(payload), case let .txn(t) = envelope.command else { return false }
+        return t.hasOrderedRanges
     }
 
     /// `payload` with a lease grant's TTL raised to `minimumMillis`, or `payload` itself when it
@@ -460,13 +491,20 @@ extension RangeRequest {
     /// The first byte of the standalone encoding; bump on any incompatible change.
     public static let encodingVersion: UInt8 = 1
 
-    /// Appends the unversioned body (for embedding in a larger message).
+    /// Appends the unversioned body (for embedding in a larger message). Ordering and filters
+    /// (flag 8) are written only when set, so a plain range encodes as before they existed.
     public func encode(into w: inout ByteWriter) {
         w.lengthPrefixed(key)
         w.lengthPrefixed(rangeEnd)
         w.u64(UInt64(max(0, limit)))
-        w.u8((keysOnly ? 1 : 0) | (countOnly ? 2 : 0) | (revision != nil ? 4 : 0))
+        let ordering = hasOrderOptions
+        w.u8((keysOnly ? 1 : 0) | (countOnly ? 2 : 0) | (revision != nil ? 4 : 0) | (ordering ? 8 : 0))
         if let rev = revision { w.i64(rev) }
+        if ordering {
+            w.u8(sortOrder.rawValue)
+            w.u8(sortTarget.rawValue)
+            for bound in [minModRevision, maxModRevision, minCreateRevision, maxCreateRevision] { w.i64(bound) }
+        }
     }
 
     /// Reads what `encode(into:)` wrote, checking every length before allocating.
@@ -475,10 +513,22 @@ extension RangeRequest {
         let end = try r.lengthPrefixed("range end", limit: KVLimits.decodeBytesMax)
         let limit = try r.u64("range limit")
         let flags = try r.u8("range flags")
-        guard flags & ~7 == 0 else { throw .unknownValue(what: "range flags", value: UInt64(flags)) }
+        guard flags & ~15 == 0 else { throw .unknownValue(what: "range flags", value: UInt64(flags)) }
         let revision = flags & 4 != 0 ? try r.i64("range revision") : nil
-        return RangeRequest(key: key, rangeEnd: end, limit: Int(min(limit, UInt64(KVLimits.rangeLimitMax))),
-                            keysOnly: flags & 1 != 0, countOnly: flags & 2 != 0, revision: revision)
+        var request = RangeRequest(key: key, rangeEnd: end, limit: Int(min(limit, UInt64(KVLimits.rangeLimitMax))),
+                                   keysOnly: flags & 1 != 0, countOnly: flags & 2 != 0, revision: revision)
+        if flags & 8 != 0 {
+            let order = try r.u8("range sort order")
+            guard let o = RangeSortOrder(rawValue: order) else { throw .unknownValue(what: "range sort order", value: UInt64(order)) }
+            let target = try r.u8("range sort target")
+            guard let t = RangeSortTarget(rawValue: target) else { throw .unknownValue(what: "range sort target", value: UInt64(target)) }
+            (request.sortOrder, request.sortTarget) = (o, t)
+            request.minModRevision = try r.i64("range min mod revision")
+            request.maxModRevision = try r.i64("range max mod revision")
+            request.minCreateRevision = try r.i64("range min create revision")
+            request.maxCreateRevision = try r.i64("range max create revision")
+        }
+        return request
     }
 
     /// A versioned standalone encoding (for the client protocol's serializable reads).

@@ -50,6 +50,9 @@ public final class KVStateMachine {
     /// Test-only: stamped commands apply without their permission check — the bug
     /// `AuthTests.uncheckedCommandsAreCaught` shows the auth tests catch. Never set outside tests.
     public var testingAuthUnchecked = false
+    /// Test-only: a transaction with a sorted or filtered range applies below cluster version 3
+    /// (where an older replica would refuse it) — the divergence `RangeOrderTests` catches.
+    public var testingOrderedRangesUngated = false
     /// The highest cluster version this replica applies under: `clusterVersionSupported`,
     /// lowered or raised only by tests (`synod serve --testing-cluster-version`) to play a
     /// node of an older or newer build. `apply` throws `ClusterVersionUnsupported` rather than
@@ -150,6 +153,7 @@ public final class KVStateMachine {
             ctx.clusterVersionSupported = supportedClusterVersion
             ctx.auth = auth
             ctx.testingAuthUnchecked = testingAuthUnchecked
+            ctx.testingOrderedRangesUngated = testingOrderedRangesUngated
             results = []
             for entry in fresh { results.append(try applyOne(entry, ctx)) }
             try ctx.writeMeta()
@@ -169,6 +173,9 @@ public final class KVStateMachine {
             return AppliedEntry(index: entry.index, response: .failure(.invalidRequest("the cluster version is moved by the leader only")), events: [])
         }
         let stored = try envelope.session.map { try ctx.session($0.clientID) } ?? nil
+        if let session = envelope.session, let refusal = ctx.sessionOwnerRefusal(session, stored: stored, principal: envelope.principal) {
+            return AppliedEntry(index: entry.index, response: .failure(refusal), events: [])
+        }
         let retriedAgain = testingApplyRetriesAgain && stored?.sequence == envelope.session?.sequence
         if let session = envelope.session, !retriedAgain, let answer = try ctx.sessionAnswer(session, stored: stored) {
             return AppliedEntry(index: entry.index, response: answer, events: [])
@@ -181,7 +188,9 @@ public final class KVStateMachine {
             response = try ctx.execute(envelope.command)
         }
         let events = ctx.endCommand()
-        if let session = envelope.session { try ctx.recordSession(session, index: entry.index, response: response, old: stored) }
+        if let session = envelope.session {
+            try ctx.recordSession(session, index: entry.index, response: response, old: stored, owner: ctx.sessionOwner(envelope.principal))
+        }
         return AppliedEntry(index: entry.index, response: response, events: events)
     }
 

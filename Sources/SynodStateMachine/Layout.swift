@@ -174,27 +174,40 @@ struct StoredLease {
 /// that command's encoded response (absent if larger than `KVLimits.sessionResponseBytesMax`).
 struct StoredSession {
     static let formatVersion: UInt8 = 1
+    /// Format 2 adds the owner; a record without one is still written as format 1, byte for byte.
+    static let ownedFormatVersion: UInt8 = 2
     var sequence: UInt64
     var index: LogIndex
     var response: [UInt8]?
+    /// The user whose command last wrote the record (cluster version 3 on, auth enabled): only
+    /// that user may use the session (`KVStateMachine.sessionOwnerClusterVersion`).
+    var owner: String? = nil
 
     func encode() -> [UInt8] {
-        var w = ByteWriter(capacity: 32 + (response?.count ?? 0))
-        w.u8(Self.formatVersion)
+        var w = ByteWriter(capacity: 32 + (response?.count ?? 0) + (owner?.utf8.count ?? 0))
+        w.u8(owner == nil ? Self.formatVersion : Self.ownedFormatVersion)
         w.u64(sequence)
         w.u64(index.rawValue)
         if let resp = response { w.bool(true); w.lengthPrefixed(resp) } else { w.bool(false) }
+        if let owner { w.lengthPrefixed(Array(owner.utf8)) }
         return w.bytes
     }
 
     static func decode(_ bytes: [UInt8]) throws(DecodeError) -> StoredSession {
         var r = ByteReader(bytes)
-        try r.version("session record version", expected: formatVersion)
+        let format = try r.u8("session record version")
+        guard format == formatVersion || format == ownedFormatVersion else { throw .unknownValue(what: "session record version", value: UInt64(format)) }
         let seq = try r.u64("session sequence")
         let index = LogIndex(try r.u64("session index"))
         let resp = try r.bool("session has response") ? try r.lengthPrefixed("session response", limit: KVLimits.sessionResponseBytesMax) : nil
+        var owner: String?
+        if format == ownedFormatVersion {
+            let name = try r.lengthPrefixed("session owner", limit: AuthLimits.nameBytesMax)
+            guard let text = String(validating: name, as: UTF8.self), !text.isEmpty else { throw .unknownValue(what: "session owner", value: UInt64(name.count)) }
+            owner = text
+        }
         try r.expectEnd()
-        return StoredSession(sequence: seq, index: index, response: resp)
+        return StoredSession(sequence: seq, index: index, response: resp, owner: owner)
     }
 }
 

@@ -22,6 +22,11 @@ public enum KVLimits {
     /// A range stops adding key-values once the values it carries pass this many bytes
     /// (it always returns at least one), and reports `more`.
     public static let rangeResponseBytesMax = 8 << 20
+    /// Most keys a sorted or filtered range holds for its sort (their metadata: about 100 bytes
+    /// each plus the key); a range that admits more is refused (`RangeOrder.swift`).
+    public static let orderedRangeKeysMax = 100_000
+    /// Most bytes of values a range sorted by value loads for its sort.
+    public static let orderedRangeValueBytesMax = 64 << 20
     /// Most lease ids one `leaseExpire` command carries.
     public static let leaseExpireIDsMax = 1_000
     /// Most keys `lease(_:)` lists for one lease.

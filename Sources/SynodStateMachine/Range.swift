@@ -7,7 +7,10 @@ enum RangeReader {
     static func range(_ request: RangeRequest, in reader: any StateReader, current: Int64, compacted: Int64) throws -> Response {
         do throws(KVError) { try Validation.range(request) } catch { return .failure(error) }
         let at = request.revision ?? 0
-        if at == 0 || at == current { return .range(try rangeCurrent(request, in: reader, revision: current)) }
+        if at == 0 || at == current {
+            if request.needsOrdering && !request.countOnly { return try rangeOrdered(request, in: reader, revision: current) }
+            return .range(try rangeCurrent(request, in: reader, revision: current))
+        }
         if at < 0 { return .failure(.invalidRequest("negative revision \(at)")) }
         if at > current { return .failure(.futureRevision(requested: at, current: current)) }
         if at < compacted { return .failure(.compacted(requested: at, oldestAvailable: compacted)) }
@@ -22,41 +25,48 @@ enum RangeReader {
         let limit = limit(request)
         // Pass 1: the matching keys (counted all; records kept up to `limit`, and within the byte
         // budget by record size: format-1 records still carry values of up to 1 MiB).
-        var raw: [([UInt8], [UInt8])] = []
-        var rawBytes = 0
+        var records: [StoredKV] = []
+        var recordBytes = 0
         var count: Int64 = 0
         var more = false
+        var failure: DecodeError?
         try reader.scan(Tables.kv, from: request.key, limit: Int.max) { k, v in
             guard KeyRange.contains(k, key: request.key, rangeEnd: request.rangeEnd) else { return false }
             count += 1
             if request.countOnly { return !request.rangeEnd.isEmpty }
-            if raw.count < limit && (raw.isEmpty || rawBytes + k.count + v.count <= KVLimits.rangeResponseBytesMax) {
-                raw.append((k, v))
-                rawBytes += k.count + v.count
+            if records.count < limit && (records.isEmpty || recordBytes + k.count + v.count <= KVLimits.rangeResponseBytesMax) {
+                do throws(DecodeError) { records.append(try StoredKV.decode(key: k, v)) } catch {
+                    failure = error
+                    return false
+                }
+                recordBytes += k.count + v.count
             } else {
                 more = true
             }
             return !request.rangeEnd.isEmpty
         }
-        // Pass 2: values (stored once, in `revisions`), within the response byte budget; the
-        // first key-value is always returned.
+        if let failure { throw corrupt(Tables.kv, failure) }
+        // Pass 2: values (stored once, in `revisions`), within the response byte budget.
+        let (kvs, cut) = try withValues(records, keysOnly: request.keysOnly, from: reader)
+        more = more || cut
+        return RangeResult(revision: revision, kvs: kvs, count: count, more: more)
+    }
+
+    /// The key-values of `stored`, values loaded (left empty for `keysOnly`) while they fit the
+    /// response byte budget — the first always — and whether any were left out for it.
+    static func withValues(_ stored: some Collection<StoredKV>, keysOnly: Bool, from reader: any StateReader) throws -> (kvs: [KeyValue], cut: Bool) {
         var kvs: [KeyValue] = []
-        kvs.reserveCapacity(raw.count)
+        kvs.reserveCapacity(stored.count)
         var bytes = 0
-        for (k, v) in raw {
-            let stored: StoredKV
-            do throws(DecodeError) { stored = try StoredKV.decode(key: k, v) } catch { throw corrupt(Tables.kv, error) }
-            var kv = request.keysOnly ? stored.kv : try stored.loadingValue(from: reader)
-            if request.keysOnly { kv.value = [] }
+        for s in stored {
+            var kv = keysOnly ? s.kv : try s.loadingValue(from: reader)
+            if keysOnly { kv.value = [] }
             let size = kv.key.count + kv.value.count
-            if !kvs.isEmpty && bytes + size > KVLimits.rangeResponseBytesMax {
-                more = true
-                break
-            }
+            if !kvs.isEmpty && bytes + size > KVLimits.rangeResponseBytesMax { return (kvs, true) }
             bytes += size
             kvs.append(kv)
         }
-        return RangeResult(revision: revision, kvs: kvs, count: count, more: more)
+        return (kvs, false)
     }
 
     /// Replays history up to `at` to find each key's latest change at or below it. Compaction
@@ -86,9 +96,9 @@ enum RangeReader {
             guard let e = latest[k], e.type == .put else { return nil }
             return e.kv
         }
-        let limit = limit(request)
-        var kvs = request.countOnly ? [] : Array(live.prefix(limit))
+        let (chosen, more) = request.orderedAndLimited(live, limit: limit(request))
+        var kvs = request.countOnly ? [] : chosen
         if request.keysOnly { for i in kvs.indices { kvs[i].value = [] } }
-        return .range(RangeResult(revision: at, kvs: kvs, count: Int64(live.count), more: !request.countOnly && live.count > kvs.count))
+        return .range(RangeResult(revision: at, kvs: kvs, count: Int64(live.count), more: !request.countOnly && more))
     }
 }

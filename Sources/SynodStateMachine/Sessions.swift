@@ -12,6 +12,23 @@ import SynodCore
 
 extension ApplyContext {
     /// The answer for a command already seen (a retry, or an older sequence), or nil to apply it.
+    /// The user a session record written now belongs to: the command's sender, from cluster
+    /// version 3 on while auth is enabled (nil otherwise: the record stays format 1).
+    func sessionOwner(_ principal: AuthPrincipal?) -> String? {
+        guard clusterVersion >= KVStateMachine.sessionOwnerClusterVersion, auth.enabled, let principal, !principal.isAnonymous else { return nil }
+        return principal.user
+    }
+
+    /// Why `principal` may not use `s`, or nil: while auth is enabled a session whose record
+    /// names an owner is that user's alone — a retry answered from the record would hand its
+    /// cached response (a transaction's reads included) to whoever guessed the client id, and a
+    /// new command would take the session over. Refused before anything is read or written.
+    func sessionOwnerRefusal(_ s: ClientSession, stored: StoredSession?, principal: AuthPrincipal?) -> KVError? {
+        guard let owner = stored?.owner, auth.enabled, !testingAuthUnchecked,
+              clusterVersion >= KVStateMachine.sessionOwnerClusterVersion, owner != principal?.user else { return nil }
+        return .permissionDenied("client session \(s.clientID) belongs to another user")
+    }
+
     func sessionAnswer(_ s: ClientSession, stored rec: StoredSession?) throws -> Response? {
         guard let rec else { return nil }
         if s.sequence > rec.sequence { return nil }
@@ -24,7 +41,7 @@ extension ApplyContext {
 
     /// Records that `s` applied at `index` with `response`; `old` is the record `session` read
     /// before the command ran (nothing in between writes a session).
-    func recordSession(_ s: ClientSession, index: LogIndex, response: Response, old: StoredSession?) throws {
+    func recordSession(_ s: ClientSession, index: LogIndex, response: Response, old: StoredSession?, owner: String? = nil) throws {
         var lruIndex = index
         if let old {
             if index.rawValue &- old.index.rawValue < KVLimits.sessionLRURefreshEntries {
@@ -36,7 +53,7 @@ extension ApplyContext {
             sessionCount += 1
         }
         let bytes = response.encode()
-        let rec = StoredSession(sequence: s.sequence, index: lruIndex, response: bytes.count <= KVLimits.sessionResponseBytesMax ? bytes : nil)
+        let rec = StoredSession(sequence: s.sequence, index: lruIndex, response: bytes.count <= KVLimits.sessionResponseBytesMax ? bytes : nil, owner: owner)
         try w.put(Tables.sessions, LayoutKeys.sessionKey(s.clientID), rec.encode())
         if lruIndex == index { try w.put(Tables.sessionLRU, LayoutKeys.lruKey(index, s.clientID), []) }
         while sessionCount > Int64(KVLimits.sessionsMax) { try evictOldestSession() }

@@ -28,6 +28,9 @@ enum Validation {
         try bound(r.rangeEnd)
         if r.key.isEmpty && r.rangeEnd != [0] { throw .emptyKey }
         if r.limit < 0 { throw .invalidRequest("negative range limit \(r.limit)") }
+        for (name, bound) in [("min mod", r.minModRevision), ("max mod", r.maxModRevision), ("min create", r.minCreateRevision), ("max create", r.maxCreateRevision)] where bound < 0 {
+            throw .invalidRequest("negative \(name) revision \(bound)")
+        }
     }
 
     static func op(_ op: TxnOp) throws(KVError) {

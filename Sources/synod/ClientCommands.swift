@@ -87,6 +87,26 @@ enum ConsistencyOption: String, ExpressibleByArgument {
     var value: Consistency { self == .s || self == .serializable ? .serializable : .linearizable }
 }
 
+/// etcdctl's `get --order`.
+enum SortOrderOption: String, ExpressibleByArgument, CaseIterable {
+    case ASCEND, DESCEND
+    var value: RangeSortOrder { self == .ASCEND ? .ascend : .descend }
+}
+
+/// etcdctl's `get --sort-by`.
+enum SortTargetOption: String, ExpressibleByArgument, CaseIterable {
+    case CREATE, KEY, MODIFY, VALUE, VERSION
+    var value: RangeSortTarget {
+        switch self {
+        case .CREATE: .create
+        case .KEY: .key
+        case .MODIFY: .mod
+        case .VALUE: .value
+        case .VERSION: .version
+        }
+    }
+}
+
 /// Which keys a `get` or `del` names, as etcdctl reads its arguments: KEY alone, KEY and
 /// RANGE_END ([KEY, RANGE_END)), `--prefix` (every key starting with KEY) or `--from-key`
 /// (every key >= KEY). Nil range end: the single key.
@@ -114,6 +134,8 @@ struct GetCommand: AsyncParsableCommand {
     @Flag(help: "Print keys only.") var keysOnly = false
     @Flag(help: "Print values only (of a range too).") var printValueOnly = false
     @Flag(help: "Print only how many keys the range holds.") var countOnly = false
+    @Option(help: "Order of the results: ASCEND or DESCEND (with --sort-by alone: ASCEND).") var order: SortOrderOption?
+    @Option(help: "Sort the results by CREATE, KEY, MODIFY, VALUE or VERSION (the limit applies after the sort).") var sortBy: SortTargetOption?
 
     func validate() throws {
         guard limit >= 0 else { throw ValidationError("--limit must be >= 0") }
@@ -124,7 +146,8 @@ struct GetCommand: AsyncParsableCommand {
 
     func run() async throws {
         let end = try keyRange(key, rangeEnd, prefix: prefix, fromKey: fromKey)
-        let request = RangeRequest(key: bytes(key), rangeEnd: end ?? [], limit: limit, keysOnly: keysOnly, countOnly: countOnly, revision: rev)
+        let request = RangeRequest(key: bytes(key), rangeEnd: end ?? [], limit: limit, keysOnly: keysOnly, countOnly: countOnly, revision: rev,
+                                   sortOrder: order?.value ?? .none, sortTarget: sortBy?.value ?? .key)
         let r = try await withClient(globals) { try await $0.range(request, consistency: consistency.value) }
         if globals.output == .json {
             print(JSON.object([("revision", "\(r.revision)"), ("count", "\(r.count)"), ("more", "\(r.more)"), ("kvs", JSON.array(r.kvs.map(json)))]))

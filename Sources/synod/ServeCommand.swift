@@ -35,6 +35,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Peer TLS: the certificate's private key (PEM).") var peerKeyFile: String?
     @Option(help: "Peer TLS: CA certificates (PEM) every member's certificate must chain to.") var peerTrustedCaFile: String?
     @Option(name: .customLong("listen-metrics"), help: "Serve GET /metrics (Prometheus text format) and GET /health on this host:port (raft mode).") var listenMetrics: String?
+    @Option(name: .customLong("http-request-timeout"), help: "Seconds the JSON gateway waits for a whole request on a connection with none in flight (just opened, or its last answer sent) before closing it (1-3600).") var httpRequestTimeout: Int = GatewayServer.requestSecondsDefault
     @Option(name: .customLong("listen-http"), help: "Serve etcd's JSON gateway (POST /v3/kv/range, /v3/kv/put, /v3/kv/txn, /v3/watch, /v3/lease/..., docs/OPERATIONS.md) on this host:port (raft mode); with --cert-file it is HTTPS with the client port's certificate and client-certificate rule.") var listenHttp: String?
     @Option(help: "Seconds between the leader's corruption checks (every member's history hashed at one revision and compared; a mismatch raises the CORRUPT alarm). 0 = off.") var corruptCheckInterval: Int = 300
     @Option(help: "Cluster id; peers with another are refused.") var clusterId: UInt64 = 1
@@ -154,6 +155,9 @@ struct ServeCommand: AsyncParsableCommand {
         if let listenHttp {
             guard mode == "raft" else { throw ValidationError("--listen-http is available in raft mode only") }
             do { _ = try HostPort(parsing: listenHttp) } catch { throw ValidationError("--listen-http: \(error)") }
+            guard GatewayServer.requestSecondsRange.contains(httpRequestTimeout) else {
+                throw ValidationError("--http-request-timeout must be within \(GatewayServer.requestSecondsRange.lowerBound)...\(GatewayServer.requestSecondsRange.upperBound) seconds")
+            }
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level '\(logLevel)' is not a level") }
     }
@@ -235,7 +239,7 @@ extension ServeCommand {
         let gateway = Gateway(client: client, endpoint: c.advertisedClientAddress, clusterID: c.clusterID, memberID: c.id.rawValue,
                               term: { node.term }, healthy: { node.knowsLeader }, version: version)
         do {
-            let channel = try await GatewayServer.start(try HostPort(parsing: address), gateway: gateway, tls: tls)
+            let channel = try await GatewayServer.start(try HostPort(parsing: address), gateway: gateway, tls: tls, requestSeconds: httpRequestTimeout)
             logger.info("serving the JSON gateway", metadata: ["address": "\(address)", "tls": "\(tls != nil)"])
             return (channel, client)
         } catch {

@@ -1,5 +1,6 @@
 import Foundation
 import SynodClient
+import SynodStateMachine
 import SynodTestSupport
 import Testing
 
@@ -27,6 +28,33 @@ struct CLIRangeTests {
         #expect(try synod(["get", "a", "--from-key", "--keys-only"]) == (0, "a\nb\nc\n"))
         #expect(try synod(["del", "a", "c"]) == (0, "2\n"))
         #expect(try synod(["get", "c"]) == (0, "vc\n"))
+    }
+
+    @Test("get --sort-by/--order (the limit after the sort); a transaction with a sorted range once the cluster runs version 3")
+    func sortedRanges() async throws {
+        let cluster = try Cluster(size: 3)
+        let client = cluster.client()
+        defer { Task { await client.close() } }
+        for (k, v) in [("s/c", "1"), ("s/a", "3"), ("s/b", "2"), ("s/c", "4")] { try await client.put(b(k), b(v)) }
+        func synod(_ args: [String]) throws -> (Int32, String) {
+            let (status, out, err) = try runSynod(["--endpoints", cluster.endpointsText] + args)
+            return (status, out + err)
+        }
+        #expect(try synod(["get", "s/", "--prefix", "--sort-by", "MODIFY", "--order", "DESCEND", "--limit", "2", "--keys-only"]) == (0, "s/c\ns/b\n"))
+        #expect(try synod(["get", "s/", "--prefix", "--sort-by", "VALUE", "--print-value-only"]) == (0, "2\n3\n4\n"))
+        #expect(try synod(["get", "s/", "--prefix", "--order", "DESCEND", "--keys-only", "--consistency", "s"]) == (0, "s/c\ns/b\ns/a\n"))
+        #expect(try synod(["get", "s/", "--prefix", "--sort-by", "SIDEWAYS"]).0 == 64)
+        // New clusters move to the newest cluster version within about a second.
+        var version: UInt16 = 0
+        for _ in 0..<100 {
+            version = try await client.authStatus().clusterVersion
+            if version >= KVStateMachine.orderedRangeClusterVersion { break }
+            try await Task.sleep(nanoseconds: 100_000_000)
+        }
+        #expect(version >= KVStateMachine.orderedRangeClusterVersion)
+        let t = try await client.txn(Txn(compares: [], success: [.range(RangeRequest(key: b("s/"), rangeEnd: b("s0"), limit: 1, sortOrder: .descend, sortTarget: .version))]))
+        guard case let .range(r) = t.results.first else { Issue.record("no range result: \(t)"); return }
+        #expect(r.kvs.map(\.key) == [b("s/c")] && r.more && r.count == 3)
     }
 
     @Test("lease timetolive ID --keys shows TTL, remaining time and the attached keys; a missing lease exits 1")

@@ -101,8 +101,14 @@ struct GatewayFuzzTests {
             return
         }
         #expect(t.compares.first?.op == .notEqual && t.compares.first?.target == .modRevision(8))
-        #expect(throws: GatewayError.self) { try GatewayCall.decode(path: "/v3/kv/range", body: Array(#"{"key":"YQ==","sort_order":"DESCEND"}"#.utf8)) }
-        // A zero-valued unsupported option is what etcd clients send by default: accepted.
+        guard case let .range(sorted, _) = try GatewayCall.decode(path: "/v3/kv/range", body: Array(#"{"key":"YQ==","sort_order":2,"sort_target":"MOD","max_create_revision":"7"}"#.utf8)) else {
+            Issue.record("not a range")
+            return
+        }
+        #expect(sorted.sortOrder == .descend && sorted.sortTarget == .mod && sorted.maxCreateRevision == 7)
+        #expect(throws: GatewayError.self) { try GatewayCall.decode(path: "/v3/kv/range", body: Array(#"{"key":"YQ==","sort_order":"SIDEWAYS"}"#.utf8)) }
+        #expect(throws: GatewayError.self) { try GatewayCall.decode(path: "/v3/kv/range", body: Array(#"{"key":"YQ==","sort_target":5}"#.utf8)) }
+        #expect(throws: GatewayError.self) { try GatewayCall.decode(path: "/v3/kv/range", body: Array(#"{"key":"YQ==","min_mod_revision":"-1"}"#.utf8)) }
         #expect(Self.decode("/v3/kv/range", Array(#"{"key":"YQ==","sort_order":"NONE","sort_target":"KEY"}"#.utf8)))
         #expect(throws: GatewayError.self) { try GatewayCall.decode(path: "/v3/lease/grant", body: Array(#"{"TTL":"2000000000000"}"#.utf8)) }
     }

@@ -63,6 +63,11 @@ struct GatewayTests {
         #expect(kvs.first?["create_revision"] as? String == "\(written)" && kvs.first?["version"] as? String == "1")
         let serializable = try post(port, "/v3/kv/range", ["key": b64("g/a"), "serializable": true, "count_only": true])
         #expect(serializable.status == 200 && serializable.json["count"] as? String == "1" && serializable.json["kvs"] == nil)
+        // etcd's ordering and revision filters: newest first, only keys changed after the first put.
+        let sorted = try post(port, "/v3/kv/range", ["key": b64("g/"), "range_end": b64("g0"), "sort_order": "DESCEND", "sort_target": "MOD",
+                                                      "min_mod_revision": String(written + 1)])
+        #expect(sorted.status == 200, "\(sorted.json)")
+        #expect((sorted.json["kvs"] as? [[String: Any]])?.map { unb64($0["key"]) } == ["g/c", "g/b"] && sorted.json["count"] as? String == "3")
 
         // Compare-and-swap: the compare holds once, then fails.
         let cas: [String: Any] = ["compare": [["key": b64("g/a"), "target": "VALUE", "result": "EQUAL", "value": b64("1")]],
@@ -124,7 +129,7 @@ struct GatewayTests {
         #expect(await cluster.leader(using: client) == target)
 
         // Refusals: typed, never a crash, and the node still answers after them.
-        #expect(try post(port, "/v3/kv/range", ["key": b64("g/a"), "sort_order": "DESCEND"]).status == 501)
+        #expect(try post(port, "/v3/kv/range", ["key": b64("g/a"), "sort_order": "SIDEWAYS"]).status == 400)
         #expect(try post(port, "/v3/kv/put", ["key": b64("g/a"), "valu": b64("x")]).json["code"] as? Int == 3)
         #expect(try post(port, "/v3/kv/put", ["key": "not base64!", "value": b64("x")]).status == 400)
         #expect(try post(port, "/v3/kv/put", ["value": b64("x")]).status == 400)
@@ -185,6 +190,33 @@ struct GatewayTests {
         _ = compacted.nextLine()
         let cancel = try #require(compacted.nextLine().flatMap(json)?["result"] as? [String: Any])
         #expect(cancel["canceled"] as? Bool == true && (cancel["cancel_reason"] as? String ?? "").contains("compacted"), "\(cancel)")
+    }
+
+    @Test("a connection with no request in flight closes after --http-request-timeout: idle, half a head (slowloris), kept alive after an answer; a quiet watch stays")
+    func requestTimeout() async throws {
+        let httpBase = LoopbackPorts.freeBase(count: 1)
+        let cluster = try Cluster(size: 3, nodeArgs: { $0 == 1 ? ["--listen-http", "127.0.0.1:\(httpBase)", "--http-request-timeout", "1"] : [] })
+        let client = cluster.client()
+        defer { Task { await client.close() } }
+        _ = try await client.put(b("t"), b("1"))
+        func closedInTime(_ seconds: Double?, _ what: String) {
+            #expect(seconds.map { $0 >= 0.8 && $0 < 6 } == true, "\(what): closed after \(String(describing: seconds)) s")
+        }
+        closedInTime(secondsUntilClosed(port: httpBase, timeoutSeconds: 10), "idle from the start")
+        closedInTime(secondsUntilClosed(port: httpBase, sending: Array("POST /v3/kv/range HTTP/1.1\r\nHost: x\r\n".utf8), timeoutSeconds: 10), "half a head")
+        let body = #"{"key":"\#(b64("t"))"}"#
+        let request = "POST /v3/kv/range HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+        closedInTime(secondsUntilClosed(port: httpBase, sending: Array(request.utf8), timeoutSeconds: 10), "kept alive after an answer")
+        // A watch is a request in flight: quiet for longer than the timeout, it still delivers.
+        let watchBody = [UInt8](try JSONSerialization.data(withJSONObject: ["create_request": ["key": b64("t")]]))
+        let stream = try #require(HTTPLineStream(port: httpBase, path: "/v3/watch", body: watchBody))
+        #expect(stream.nextLine() != nil)
+        try await Task.sleep(nanoseconds: 2_500_000_000)
+        _ = try await client.put(b("t"), b("2"))
+        let event = stream.nextLine().flatMap(json)?["result"] as? [String: Any]
+        #expect((event?["events"] as? [[String: Any]])?.count == 1, "\(String(describing: event))")
+        stream.close()
+        #expect(try post(httpBase, "/v3/kv/range", ["key": b64("t")]).status == 200)
     }
 
     @Test("curl: HTTP/1.1 keep-alive carries several calls on one connection; with TLS and client certificates required, curl without a certificate is refused")

@@ -172,6 +172,49 @@ struct AuthTests {
         }
     }
 
+    /// Alice writes under a session; Bob (allowed on b/ only) retries her sequence number with
+    /// a put of his own — the retry would answer Alice's cached response — and sends a new
+    /// sequence number on her session. Both are refused and change nothing; Alice's own retry is
+    /// answered from the record. With the check skipped (`testingAuthUnchecked`, the injected
+    /// bug) Bob receives Alice's cached answer.
+    @Test("a session written by one user is refused to another (cluster version 3)", arguments: [false, true])
+    func sessionsBelongToTheirUser(unchecked: Bool) throws {
+        let h = try Harness(.memory)
+        let (root, alice) = try Self.setUp(h)
+        try h.run(.clusterVersion(3))
+        for c: AuthCommand in [.userAdd(name: "bob", credential: Self.otherCredential), .roleAdd(name: "rb"),
+                               .roleGrantPermission(role: "rb", permission: KeyPermission(.readWrite, key: b("b/"), rangeEnd: KeyRange.prefixEnd(b("b/")))),
+                               .userGrantRole(user: "bob", role: "rb")] {
+            Self.ok(try Self.run(h, .auth(c), as: root), "\(c)")
+        }
+        let bob = AuthPrincipal(user: "bob", generation: h.sm.auth.users["bob"]!.generation)
+        func run(_ command: Command, _ session: ClientSession, as principal: AuthPrincipal) throws -> Response {
+            var e = h.entry(command, session: session)
+            e.payload = CommandEnvelope.stamping(CommandEnvelope(session: session, command: command).encode(), with: principal)
+            return try #require(try h.sm.apply([e]).first?.response)
+        }
+        let s1 = ClientSession(clientID: 77, sequence: 1)
+        let written = try run(.txn(Txn(compares: [], success: [.put(key: b("a/secret"), value: b("s"), lease: nil, prevKV: false),
+                                                               .range(RangeRequest(key: b("a/secret")))])), s1, as: alice)
+        guard case .txn = written else { Issue.record("alice's write: \(written)"); return }
+        h.sm.testingAuthUnchecked = unchecked
+        let retried = try run(.put(key: b("b/x"), value: b("1"), lease: nil, prevKV: false), s1, as: bob)
+        if unchecked {
+            #expect(retried == written, "the injected bug hands Bob Alice's cached answer")
+            return
+        }
+        Self.denied(retried, "bob retrying alice's session")
+        Self.denied(try run(.put(key: b("b/x"), value: b("1"), lease: nil, prevKV: false), ClientSession(clientID: 77, sequence: 2), as: bob),
+                    "bob taking alice's session over")
+        #expect(try h.get("b/x") == nil)
+        #expect(try run(.put(key: b("a/other"), value: b("1"), lease: nil, prevKV: false), s1, as: alice) == written, "alice's own retry")
+        // While auth is off there is no owner to hold to.
+        Self.ok(try Self.run(h, .auth(.disable), as: root))
+        guard case .put = try run(.put(key: b("b/x"), value: b("1"), lease: nil, prevKV: false), ClientSession(clientID: 77, sequence: 2), as: .anonymous) else {
+            Issue.record("a session refused while auth is off"); return
+        }
+    }
+
     @Test("permission ranges: a union of ranges covers what it covers, and nothing more")
     func coverage() {
         func covers(_ granted: [([UInt8], [UInt8])], _ key: [UInt8], _ end: [UInt8]) -> Bool {

@@ -27,6 +27,11 @@ let sampleEnvelopes: [CommandEnvelope] = [
                    Compare(key: b("e"), .equal, .exists(false))],
         success: [.put(key: b("a"), value: b("y"), lease: nil, prevKV: true), .range(RangeRequest(key: b("a"), rangeEnd: [0], limit: 5, keysOnly: true, countOnly: false, revision: nil))],
         failure: [.delete(key: b("a"), prevKV: false), .deleteRange(from: b("a"), to: b("b"), prevKV: true)]))),
+    CommandEnvelope(command: .txn(Txn(compares: [], success: [.range({
+        var r = RangeRequest(key: b("a"), rangeEnd: [0], limit: 2, sortOrder: .descend, sortTarget: .mod)
+        (r.minModRevision, r.maxModRevision, r.minCreateRevision, r.maxCreateRevision) = (1, 2, 3, 4)
+        return r
+    }())]))),
     CommandEnvelope(command: .leaseGrant(id: LeaseID(1), ttlMillis: 10_000)),
     CommandEnvelope(command: .leaseRevoke(id: LeaseID(1))),
     CommandEnvelope(command: .leaseExpire(ids: [LeaseID(1), LeaseID(2)])),
@@ -95,8 +100,21 @@ struct CodecTests {
 
     @Test("range requests and watch events round-trip")
     func others() throws {
-        let r = RangeRequest(key: b("a"), rangeEnd: b("b"), limit: 3, keysOnly: true, countOnly: true, revision: 12)
+        var r = RangeRequest(key: b("a"), rangeEnd: b("b"), limit: 3, keysOnly: true, countOnly: true, revision: 12)
         #expect(try RangeRequest.decode(r.encode()) == r)
+        // A plain range encodes as before ordering existed (older builds read it; logs unchanged).
+        #expect(r.encode() == [1, 0, 0, 0, 1, 0x61, 0, 0, 0, 1, 0x62, 0, 0, 0, 0, 0, 0, 0, 3, 7, 0, 0, 0, 0, 0, 0, 0, 12])
+        for order in RangeSortOrder.allCases {
+            for target in RangeSortTarget.allCases {
+                r.sortOrder = order
+                r.sortTarget = target
+                r.maxCreateRevision = Int64(target.rawValue)
+                #expect(try RangeRequest.decode(r.encode()) == r)
+            }
+        }
+        var bad = r.encode()
+        bad[bad.count - 34] = 3  // the sort order byte (then the target, then four revisions)
+        #expect(throws: DecodeError.self) { try RangeRequest.decode(bad) }
         let e = WatchEvent(type: .delete, kv: kvSample, prevKV: kvSample, revision: 3)
         #expect(try WatchEvent.decode(e.encode()) == e)
     }

@@ -109,4 +109,24 @@ struct SessionTests {
         #expect(try h.store.read { r in try r.get(Tables.sessions, LayoutKeys.sessionKey(0)) } != nil)
         #expect(try h.store.read { r in try r.get(Tables.sessions, LayoutKeys.sessionKey(1)) } == nil)
     }
+
+    @Test("session records: without an owner, format 1 byte for byte; with one, format 2; hostile owners refused")
+    func recordFormats() throws {
+        let plain = StoredSession(sequence: 3, index: LogIndex(9), response: [1, 2])
+        #expect(plain.encode().first == 1 && plain.encode().count == 1 + 8 + 8 + 1 + 4 + 2)
+        var owned = plain
+        owned.owner = "alice"
+        #expect(owned.encode().first == 2)
+        let back = try StoredSession.decode(owned.encode())
+        #expect(back.owner == "alice" && back.sequence == 3 && back.response == [1, 2])
+        #expect(try StoredSession.decode(plain.encode()).owner == nil)
+        var empty = plain.encode()
+        empty[0] = 2
+        empty += [0, 0, 0, 0]
+        #expect(throws: DecodeError.self) { try StoredSession.decode(empty) }
+        var invalid = plain.encode()
+        invalid[0] = 2
+        invalid += [0, 0, 0, 1, 0xFF]
+        #expect(throws: DecodeError.self) { try StoredSession.decode(invalid) }
+    }
 }

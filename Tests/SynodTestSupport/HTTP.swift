@@ -32,6 +32,24 @@ func sendAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
     return true
 }
 
+/// Opens a connection to 127.0.0.1:`port`, sends `bytes` (maybe nothing, or part of a request),
+/// then sends nothing more and waits: the seconds until the server closed the connection, or
+/// nil if it was still open after `timeoutSeconds` (tests only). Anything the server sends
+/// before closing is ignored.
+public func secondsUntilClosed(port: Int, sending bytes: [UInt8] = [], timeoutSeconds: Int) -> Double? {
+    guard let fd = connectLoopback(port: port, timeoutSeconds: 1) else { return nil }
+    defer { close(fd) }
+    let start = Date()
+    guard bytes.isEmpty || sendAll(fd, bytes) else { return nil }
+    var chunk = [UInt8](repeating: 0, count: 4_096)
+    while Date().timeIntervalSince(start) < Double(timeoutSeconds) {
+        let n = recv(fd, &chunk, chunk.count, 0)
+        if n == 0 { return Date().timeIntervalSince(start) }
+        if n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR { return Date().timeIntervalSince(start) }
+    }
+    return nil
+}
+
 /// A blocking HTTP/1.0 GET of `path` on 127.0.0.1:`port` (tests only): the status code and the
 /// body, or nil if nothing answered within `timeoutSeconds`.
 public func httpGet(port: Int, path: String, timeoutSeconds: Int = 5) -> (status: Int, body: String)? {

@@ -208,18 +208,27 @@ extension GatewayCall {
         return url
     }
 
-    static let rangeFields: Set<String> = ["key", "range_end", "limit", "revision", "keys_only", "count_only", "serializable"]
-    static let rangeUnsupported: Set<String> = ["sort_order", "sort_target", "min_mod_revision", "max_mod_revision", "min_create_revision", "max_create_revision"]
+    static let rangeFields: Set<String> = ["key", "range_end", "limit", "revision", "keys_only", "count_only", "serializable", "sort_order", "sort_target",
+                                           "min_mod_revision", "max_mod_revision", "min_create_revision", "max_create_revision"]
 
     static func rangeRequest(_ f: JSONFields, inTxn: Bool = false) throws(GatewayError) -> RangeRequest {
-        try f.check(known: rangeFields, unsupported: rangeUnsupported)
+        try f.check(known: rangeFields)
         let key = try key(f)
         let limit = try f.int64("limit"), revision = try f.int64("revision")
         guard limit >= 0 else { throw .invalid("limit must not be negative") }
         guard revision >= 0 else { throw .invalid("revision must not be negative") }
         if inTxn && revision != 0 { throw .unsupported("a range inside a transaction reads the current revision") }
-        return RangeRequest(key: key, rangeEnd: try f.bytes("range_end"), limit: Int(min(limit, Int64(Int32.max))),
-                            keysOnly: try f.bool("keys_only"), countOnly: try f.bool("count_only"), revision: revision == 0 ? nil : revision)
+        var r = RangeRequest(key: key, rangeEnd: try f.bytes("range_end"), limit: Int(min(limit, Int64(Int32.max))),
+                             keysOnly: try f.bool("keys_only"), countOnly: try f.bool("count_only"), revision: revision == 0 ? nil : revision)
+        // etcd's enums, by name or number (RangeSortOrder and RangeSortTarget keep etcd's numbers).
+        r.sortOrder = RangeSortOrder(rawValue: UInt8(try enumField(f, "sort_order", ["NONE", "ASCEND", "DESCEND"]))) ?? .none
+        r.sortTarget = RangeSortTarget(rawValue: UInt8(try enumField(f, "sort_target", ["KEY", "VERSION", "CREATE", "MOD", "VALUE"]))) ?? .key
+        (r.minModRevision, r.maxModRevision) = (try f.int64("min_mod_revision"), try f.int64("max_mod_revision"))
+        (r.minCreateRevision, r.maxCreateRevision) = (try f.int64("min_create_revision"), try f.int64("max_create_revision"))
+        for bound in [r.minModRevision, r.maxModRevision, r.minCreateRevision, r.maxCreateRevision] where bound < 0 {
+            throw .invalid("revision bounds must not be negative")
+        }
+        return r
     }
 
     /// etcd's delete-range request: an empty `range_end` is the key alone, "\0" every key from

@@ -10,14 +10,21 @@ import SynodTransport
 /// keep-alive and pipelining (NIO's server pipeline answers requests in order), and TLS with the
 /// client port's certificate — and its client-certificate requirement — when the node has one.
 /// Limits: request bodies of `bodyBytesMax` (413 above), `connectionsMax` open connections
-/// (more are closed at once), and `streamPendingBytesMax` unsent bytes per watch stream (a client
-/// that stops reading is disconnected rather than buffered for).
+/// (more are closed at once), `streamPendingBytesMax` unsent bytes per watch stream (a client
+/// that stops reading is disconnected rather than buffered for), and `requestSeconds`: a
+/// connection with no request in flight — just opened (its TLS handshake included), or its last
+/// answer sent — is closed unless a whole request (head and body) arrives within it. Without that
+/// bound, `connectionsMax` idle or byte-by-byte connections would lock every client out.
 enum GatewayServer {
     static let bodyBytesMax = 3 << 20
     static let connectionsMax = 1_024
     static let streamPendingBytesMax = 16 << 20
+    /// Default of `synod serve --http-request-timeout`, in seconds.
+    static let requestSecondsDefault = 30
+    /// Bounds of `--http-request-timeout`.
+    static let requestSecondsRange = 1...3_600
 
-    static func start(_ address: HostPort, gateway: Gateway, tls: NIOSSLContext?) async throws -> any Channel {
+    static func start(_ address: HostPort, gateway: Gateway, tls: NIOSSLContext?, requestSeconds: Int = requestSecondsDefault) async throws -> any Channel {
         let connections = NIOLockedValueBox(0)
         return try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
@@ -27,7 +34,8 @@ enum GatewayServer {
                 channel.eventLoop.makeCompletedFuture {
                     if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(GatewayHTTPHandler(gateway: gateway, connections: connections))
+                    try channel.pipeline.syncOperations.addHandler(GatewayHTTPHandler(gateway: gateway, connections: connections,
+                                                                                      requestTimeout: .seconds(Int64(requestSeconds))))
                 }
             }
             .bind(host: address.host, port: address.port).get()
@@ -48,10 +56,14 @@ final class GatewayHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
     var tooLarge = false
     /// The request being answered (a watch runs until the connection closes).
     var task: Task<Void, Never>?
+    let requestTimeout: TimeAmount
+    /// Closes the connection unless a whole request arrives first (armed while none is in flight).
+    var deadline: Scheduled<Void>?
 
-    init(gateway: Gateway, connections: NIOLockedValueBox<Int>) {
+    init(gateway: Gateway, connections: NIOLockedValueBox<Int>, requestTimeout: TimeAmount) {
         self.gateway = gateway
         self.connections = connections
+        self.requestTimeout = requestTimeout
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -61,15 +73,25 @@ final class GatewayHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
             return true
         }
         guard counted else { return context.close(promise: nil) }
+        armDeadline(context)
         context.fireChannelActive()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         if counted { connections.withLockedValue { $0 -= 1 } }
         counted = false
+        deadline?.cancel()
+        deadline = nil
         task?.cancel()
         task = nil
         context.fireChannelInactive()
+    }
+
+    /// Starts the wait for the next whole request (`GatewayServer.requestSeconds`).
+    private func armDeadline(_ context: ChannelHandlerContext) {
+        deadline?.cancel()
+        let channel = context.channel
+        deadline = context.eventLoop.scheduleTask(in: requestTimeout) { channel.close(promise: nil) }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -87,6 +109,8 @@ final class GatewayHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
                 body += chunk.readBytes(length: chunk.readableBytes) ?? []
             }
         case .end:
+            deadline?.cancel()
+            deadline = nil
             dispatch(context)
         }
     }
@@ -141,6 +165,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
             if !keepAlive { channel.close(promise: nil) }
         }
+        if keepAlive { armDeadline(context) }
     }
 
     /// A watch: the head now, then one line per message as the watch yields them (chunked for
