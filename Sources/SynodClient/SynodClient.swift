@@ -85,6 +85,20 @@ public final class SynodClient: Sendable {
         return r
     }
 
+    /// Writes an existing key again keeping its current value (`ignoreValue`; pass an empty
+    /// `value`) and/or its current lease (`ignoreLease`; pass no `lease`) — etcd's put with
+    /// `ignore_value` / `ignore_lease`, as `etcdctl put --ignore-value --lease ID` attaches a key
+    /// to a lease without knowing its value. A missing key is `ClientError.kv(.invalidRequest)`.
+    /// Needs cluster version 3.
+    @discardableResult
+    public func put(_ key: [UInt8], _ value: [UInt8] = [], lease: LeaseID? = nil, prevKV: Bool = false, ignoreValue: Bool, ignoreLease: Bool = false) async throws -> PutResult {
+        let command: Command = ignoreValue || ignoreLease
+            ? .putIgnoring(key: key, value: value, lease: lease, prevKV: prevKV, ignoreValue: ignoreValue, ignoreLease: ignoreLease)
+            : .put(key: key, value: value, lease: lease, prevKV: prevKV)
+        guard case let .put(r) = try await write(command) else { throw unexpected() }
+        return r
+    }
+
     /// The key's current value, or nil. Linearizable by default.
     public func get(_ key: [UInt8], consistency: Consistency = .linearizable, revision: Int64? = nil) async throws -> KeyValue? {
         try await range(RangeRequest(key: key, revision: revision), consistency: consistency).kvs.first

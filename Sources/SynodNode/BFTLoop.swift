@@ -281,6 +281,9 @@ final class BFTLoop: @unchecked Sendable {
                 // Gated by the cluster version, which BFT mode does not move (docs/PBFT.md).
                 return Response.failure(.invalidRequest("sorted or filtered ranges inside a transaction are not available in BFT mode; read them outside it")).encode()
             }
+            if case .putIgnoring = envelope.command {
+                return Response.failure(.invalidRequest("ignore_value and ignore_lease are not available in BFT mode")).encode()
+            }
             if case .alarm = envelope.command {
                 // BFT mode bounds its state itself (below); a Byzantine client must not be able
                 // to raise an alarm that refuses everyone's writes.
@@ -329,7 +332,7 @@ final class BFTLoop: @unchecked Sendable {
     static func grows(_ command: Command) -> Bool {
         switch command {
         case .delete, .deleteRange, .leaseRevoke, .leaseExpire, .compact, .alarm, .clusterVersion, .auth: return false
-        case .put, .txn, .leaseGrant, .mesh: return true
+        case .put, .putIgnoring, .txn, .leaseGrant, .mesh: return true
         }
     }
 

@@ -55,7 +55,7 @@ extension Command {
     /// failure verdicts).
     public var addsData: Bool {
         switch self {
-        case .put, .leaseGrant: return true
+        case .put, .putIgnoring, .leaseGrant: return true
         case let .txn(t):
             return (t.success + t.failure).contains { if case .put = $0 { return true } else { return false } }
         case let .mesh(command, _):

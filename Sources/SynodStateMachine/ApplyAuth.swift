@@ -28,6 +28,8 @@ extension ApplyContext {
         func toEnd(_ to: [UInt8]) -> [UInt8] { to.isEmpty ? [0] : to }
         switch command {
         case let .put(key, _, _, prevKV): return change(key, [], prevKV: prevKV)
+        // The kept value is not returned (unless prevKV asks, which needs read): as etcd, write.
+        case let .putIgnoring(key, _, _, prevKV, _, _): return change(key, [], prevKV: prevKV)
         case let .delete(key, prevKV): return change(key, [], prevKV: prevKV)
         case let .deleteRange(from, to, prevKV): return change(from, toEnd(to), prevKV: prevKV)
         case let .txn(t):

@@ -14,6 +14,26 @@ extension ApplyContext {
         return .put(PutResult(revision: revisionAfterCommand, prevKV: prevKV ? prev : nil))
     }
 
+    /// etcd's `ignore_value` / `ignore_lease`: the key must exist; its current value and/or lease
+    /// are written again with a new revision (version + 1), as a put of them would.
+    func applyPutIgnoring(_ key: [UInt8], _ value: [UInt8], lease: LeaseID?, prevKV: Bool, ignoreValue: Bool, ignoreLease: Bool) throws -> Response {
+        if clusterVersion < KVStateMachine.version3ClusterVersion && !testingOrderedRangesUngated {
+            return .failure(.invalidRequest("a put that ignores its value or lease needs cluster version \(KVStateMachine.version3ClusterVersion); the cluster runs \(clusterVersion)"))
+        }
+        do throws(KVError) {
+            try Validation.writableKey(key)
+            try Validation.value(value)
+            if ignoreValue && !value.isEmpty { throw .invalidRequest("value is provided with ignore_value") }
+            if ignoreLease && lease != nil { throw .invalidRequest("lease is provided with ignore_lease") }
+        } catch { return .failure(error) }
+        guard let current = try kv(key) else { return .failure(.invalidRequest("key not found (ignore_value and ignore_lease rewrite an existing key)")) }
+        let keptLease = ignoreLease ? current.kv.lease : lease
+        if !ignoreLease, let lease, try !leaseExists(lease) { return .failure(.leaseNotFound(lease)) }
+        let keptValue = ignoreValue ? try current.loadingValue(from: w).value : value
+        let prev = try put(key, keptValue, lease: keptLease, wantPrevious: prevKV)
+        return .put(PutResult(revision: revisionAfterCommand, prevKV: prevKV ? prev : nil))
+    }
+
     func applyDelete(_ key: [UInt8], prevKV: Bool) throws -> Response {
         do throws(KVError) { try Validation.key(key) } catch { return .failure(error) }
         let result = try deleteOp(key, prevKV: prevKV)

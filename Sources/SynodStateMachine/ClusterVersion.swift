@@ -40,12 +40,16 @@ extension KVStateMachine {
     /// of the cluster version's introduction; a store that never saw a version entry is at 0,
     /// whose rules are the same as 1's. Version 2 adds auth: `Command.auth` and envelopes
     /// stamped with their sender (`CommandEnvelope.principal`). Version 3 adds ordered and
-    /// filtered ranges inside transactions (`RangeRequest.hasOrderOptions`) and sessions bound
-    /// to their user (`StoredSession.owner`).
+    /// filtered ranges inside transactions (`RangeRequest.hasOrderOptions`), puts that ignore
+    /// their value or lease (`Command.putIgnoring`) and sessions bound to their user
+    /// (`StoredSession.owner`).
     public static let clusterVersionSupported: UInt16 = 3
-    /// The cluster version from which a transaction may hold a sorted or filtered range: an
-    /// older build cannot decode one, so below it every replica refuses such a transaction.
-    public static let orderedRangeClusterVersion: UInt16 = 3
+    /// The cluster version from which a transaction may hold a sorted or filtered range and a
+    /// put may ignore its value or lease: an older build cannot decode either, so below it every
+    /// replica refuses them.
+    public static let version3ClusterVersion: UInt16 = 3
+    /// See `version3ClusterVersion`.
+    public static let orderedRangeClusterVersion = version3ClusterVersion
     /// The cluster version from which session records name their user and only that user may
     /// use the session while auth is enabled (`StoredSession.owner`).
     public static let sessionOwnerClusterVersion: UInt16 = 3

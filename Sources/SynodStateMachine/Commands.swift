@@ -106,6 +106,11 @@ public struct Txn: Hashable, Sendable {
 /// index and yields a `Response.failure`.
 public enum Command: Hashable, Sendable {
     case put(key: [UInt8], value: [UInt8], lease: LeaseID?, prevKV: Bool)
+    /// etcd's put with `ignore_value` and/or `ignore_lease`: writes an existing key again,
+    /// keeping its current value (`value` must then be empty) and/or its current lease (`lease`
+    /// must then be nil). A missing key is `invalidRequest`, as etcd's "key not found". From
+    /// cluster version 3 (`KVStateMachine.version3ClusterVersion`).
+    case putIgnoring(key: [UInt8], value: [UInt8], lease: LeaseID?, prevKV: Bool, ignoreValue: Bool, ignoreLease: Bool)
     case delete(key: [UInt8], prevKV: Bool)
     /// Deletes [from, to); an empty `to` means every key >= `from`.
     case deleteRange(from: [UInt8], to: [UInt8], prevKV: Bool)
@@ -217,14 +222,16 @@ public struct CommandEnvelope: Hashable, Sendable {
         return payload.count > tagAt && payload[tagAt] == CommandTag.auth.rawValue
     }
 
-    /// Whether `payload` is a transaction with a sorted or filtered range (decoded only when its
-    /// tag says transaction): the leader proposes one only once the cluster runs
-    /// `KVStateMachine.orderedRangeClusterVersion`.
-    public static func hasOrderedRanges(_ payload: [UInt8]) -> Bool {
+    /// Whether `payload` holds what cluster version 3 introduced — a put that ignores its value
+    /// or lease, or a transaction with a sorted or filtered range (decoded only when its tag says
+    /// transaction): the leader proposes one only once the cluster runs
+    /// `KVStateMachine.version3ClusterVersion`.
+    public static func needsVersion3(_ payload: [UInt8]) -> Bool {
         guard payload.count >= 3, payload[0] == encodingVersion else { return false }
         let tagAt = payload[1] == 0 ? 2 : 18
-        guard payload.count > tagAt, payload[tagAt] == CommandTag.txn.rawValue,
-              let envelope = try? decode(payload), case let .txn(t) = envelope.command else { return false }
+        guard payload.count > tagAt else { return false }
+        if payload[tagAt] == CommandTag.putIgnoring.rawValue { return true }
+        guard payload[tagAt] == CommandTag.txn.rawValue, let envelope = try? decode(payload), case let .txn(t) = envelope.command else { return false }
         return t.hasOrderedRanges
     }
 
@@ -278,7 +285,7 @@ public enum KeyRange {
 // MARK: - Encoding
 
 enum CommandTag: UInt8 {
-    case put = 1, delete, deleteRange, txn, leaseGrant, leaseRevoke, leaseExpire, compact, mesh, alarm, clusterVersion, auth
+    case put = 1, delete, deleteRange, txn, leaseGrant, leaseRevoke, leaseExpire, compact, mesh, alarm, clusterVersion, auth, putIgnoring
 }
 
 enum TxnOpTag: UInt8 {
@@ -291,6 +298,10 @@ extension Command {
         case let .put(key, value, lease, prevKV):
             w.u8(CommandTag.put.rawValue)
             encodePut(key, value, lease, prevKV, into: &w)
+        case let .putIgnoring(key, value, lease, prevKV, ignoreValue, ignoreLease):
+            w.u8(CommandTag.putIgnoring.rawValue)
+            encodePut(key, value, lease, prevKV, into: &w)
+            w.u8((ignoreValue ? 1 : 0) | (ignoreLease ? 2 : 0))
         case let .delete(key, prevKV):
             w.u8(CommandTag.delete.rawValue)
             encodeDelete(from: key, to: nil, prevKV, into: &w)
@@ -339,6 +350,11 @@ extension Command {
         case .put:
             let (k, v, l, p) = try decodePut(from: &r)
             return .put(key: k, value: v, lease: l, prevKV: p)
+        case .putIgnoring:
+            let (k, v, l, p) = try decodePut(from: &r)
+            let flags = try r.u8("put ignore flags")
+            guard flags & ~3 == 0 else { throw .unknownValue(what: "put ignore flags", value: UInt64(flags)) }
+            return .putIgnoring(key: k, value: v, lease: l, prevKV: p, ignoreValue: flags & 1 != 0, ignoreLease: flags & 2 != 0)
         case .delete:
             return .delete(key: try r.lengthPrefixed("delete key", limit: KVLimits.decodeBytesMax), prevKV: try r.bool("delete prevKV"))
         case .deleteRange:

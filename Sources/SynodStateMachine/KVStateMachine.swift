@@ -50,8 +50,9 @@ public final class KVStateMachine {
     /// Test-only: stamped commands apply without their permission check — the bug
     /// `AuthTests.uncheckedCommandsAreCaught` shows the auth tests catch. Never set outside tests.
     public var testingAuthUnchecked = false
-    /// Test-only: a transaction with a sorted or filtered range applies below cluster version 3
-    /// (where an older replica would refuse it) — the divergence `RangeOrderTests` catches.
+    /// Test-only: a transaction with a sorted or filtered range, or a put that ignores its value
+    /// or lease, applies below cluster version 3 (where an older replica would refuse it) — the
+    /// divergence `RangeOrderTests` and `PutIgnoringTests` catch.
     public var testingOrderedRangesUngated = false
     /// The highest cluster version this replica applies under: `clusterVersionSupported`,
     /// lowered or raised only by tests (`synod serve --testing-cluster-version`) to play a
@@ -290,6 +291,8 @@ extension ApplyContext {
         if !alarms.isEmpty, let refusal = alarmRefusal(command) { return .failure(refusal) }
         switch command {
         case let .put(key, value, lease, prevKV): return try applyPut(key, value, lease: lease, prevKV: prevKV)
+        case let .putIgnoring(key, value, lease, prevKV, ignoreValue, ignoreLease):
+            return try applyPutIgnoring(key, value, lease: lease, prevKV: prevKV, ignoreValue: ignoreValue, ignoreLease: ignoreLease)
         case let .delete(key, prevKV): return try applyDelete(key, prevKV: prevKV)
         case let .deleteRange(from, to, prevKV): return try applyDeleteRange(from, to, prevKV: prevKV)
         case let .txn(txn): return try applyTxn(txn)

@@ -60,18 +60,28 @@ struct PutCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "put", abstract: "Put a value under a key.")
     @OptionGroup var globals: GlobalOptions
     @Argument(help: "The key.") var key: String
-    @Argument(help: "The value.") var value: String
+    @Argument(help: "The value (none with --ignore-value).") var value: String?
     @Option(help: "Attach the key to this lease (hex id, as `lease grant` prints).") var lease: String?
     @Flag(help: "Print the previous value.") var prevKV = false
+    @Flag(help: "Keep the key's current value (the key must exist).") var ignoreValue = false
+    @Flag(help: "Keep the key's current lease (the key must exist).") var ignoreLease = false
 
     func validate() throws {
         guard !key.isEmpty else { throw ValidationError("the key must not be empty") }
         if let lease { _ = try LeaseCommand.parseID(lease) }
+        if ignoreValue && value != nil { throw ValidationError("--ignore-value takes no VALUE") }
+        if !ignoreValue && value == nil { throw ValidationError("missing VALUE (or --ignore-value)") }
+        if ignoreLease && lease != nil { throw ValidationError("--ignore-lease and --lease exclude each other") }
     }
 
     func run() async throws {
         let leaseID = try lease.map(LeaseCommand.parseID)
-        let r = try await withClient(globals) { try await $0.put(bytes(key), bytes(value), lease: leaseID, prevKV: prevKV) }
+        let r = try await withClient(globals) { c in
+            if ignoreValue || ignoreLease {
+                return try await c.put(bytes(key), bytes(value ?? ""), lease: leaseID, prevKV: prevKV, ignoreValue: ignoreValue, ignoreLease: ignoreLease)
+            }
+            return try await c.put(bytes(key), bytes(value ?? ""), lease: leaseID, prevKV: prevKV)
+        }
         switch globals.output {
         case .simple:
             print("OK")

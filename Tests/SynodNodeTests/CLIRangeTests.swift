@@ -55,6 +55,13 @@ struct CLIRangeTests {
         let t = try await client.txn(Txn(compares: [], success: [.range(RangeRequest(key: b("s/"), rangeEnd: b("s0"), limit: 1, sortOrder: .descend, sortTarget: .version))]))
         guard case let .range(r) = t.results.first else { Issue.record("no range result: \(t)"); return }
         #expect(r.kvs.map(\.key) == [b("s/c")] && r.more && r.count == 3)
+        // etcdctl put KEY --ignore-value --lease ID: attach a key to a lease without knowing its value.
+        let lease = try await client.leaseGrant(ttlMillis: 60_000)
+        #expect(try synod(["put", "s/a", "--ignore-value", "--lease", String(lease.rawValue, radix: 16)]) == (0, "OK\n"))
+        let attached = try await client.get(b("s/a"))
+        #expect(attached?.value == b("3") && attached?.lease == lease && attached?.version == 2)
+        #expect(try synod(["put", "s/missing", "--ignore-value"]).0 != 0, "a missing key is refused")
+        #expect(try synod(["put", "s/a", "x", "--ignore-value"]).0 == 64)
     }
 
     @Test("lease timetolive ID --keys shows TTL, remaining time and the attached keys; a missing lease exits 1")

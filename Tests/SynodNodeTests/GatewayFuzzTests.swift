@@ -110,6 +110,14 @@ struct GatewayFuzzTests {
         #expect(throws: GatewayError.self) { try GatewayCall.decode(path: "/v3/kv/range", body: Array(#"{"key":"YQ==","sort_target":5}"#.utf8)) }
         #expect(throws: GatewayError.self) { try GatewayCall.decode(path: "/v3/kv/range", body: Array(#"{"key":"YQ==","min_mod_revision":"-1"}"#.utf8)) }
         #expect(Self.decode("/v3/kv/range", Array(#"{"key":"YQ==","sort_order":"NONE","sort_target":"KEY"}"#.utf8)))
+        guard case let .watch(plan) = try GatewayCall.decode(path: "/v3/watch", body: Array(#"{"create_request":{"key":"YQ==","filters":["NODELETE",0]}}"#.utf8)) else {
+            Issue.record("not a watch")
+            return
+        }
+        #expect(plan.dropPuts && plan.dropDeletes)
+        for bad in [#"["NOPOST"]"#, #""NOPUT""#, "[2]", "[0,0,0,0,0,0,0,0,0]"] {
+            #expect(throws: GatewayError.self, "\(bad)") { try GatewayCall.decode(path: "/v3/watch", body: Array(#"{"create_request":{"key":"YQ==","filters":\#(bad)}}"#.utf8)) }
+        }
         #expect(throws: GatewayError.self) { try GatewayCall.decode(path: "/v3/lease/grant", body: Array(#"{"TTL":"2000000000000"}"#.utf8)) }
     }
 }

@@ -87,14 +87,23 @@ struct GatewayTests {
         let id = try #require(grant.json["ID"] as? String)
         #expect(grant.status == 200 && grant.json["TTL"] as? String == "60")
         #expect(try post(port, "/v3/kv/put", ["key": b64("g/leased"), "value": b64("x"), "lease": id]).status == 200)
+        // ignore_value keeps the value while the lease moves; ignore_lease keeps the lease (cluster version 3).
+        for _ in 0..<100 where try await client.authStatus().clusterVersion < KVStateMachine.version3ClusterVersion { try await Task.sleep(nanoseconds: 100_000_000) }
+        try await client.put(b("g/kept"), b("k"))
+        #expect(try post(port, "/v3/kv/put", ["key": b64("g/kept"), "ignore_value": true, "lease": id]).status == 200)
+        #expect(try post(port, "/v3/kv/put", ["key": b64("g/kept"), "value": b64("22"), "ignore_lease": true]).status == 200)
+        let kept = try await client.get(b("g/kept"))
+        #expect(kept?.value == b("22") && kept?.lease.map { String($0.rawValue) } == id, "\(String(describing: kept))")
+        #expect(try post(port, "/v3/kv/put", ["key": b64("g/none"), "ignore_value": true]).status == 400)
         let ttl = try post(port, "/v3/lease/timetolive", ["ID": id, "keys": true])
-        #expect(ttl.json["grantedTTL"] as? String == "60" && (ttl.json["keys"] as? [Any])?.compactMap(unb64) == ["g/leased"], "\(ttl.json)")
+        #expect(ttl.json["grantedTTL"] as? String == "60" && (ttl.json["keys"] as? [Any])?.compactMap(unb64) == ["g/kept", "g/leased"], "\(ttl.json)")
         let remaining = Int((ttl.json["TTL"] as? String) ?? "") ?? -1
         #expect((50...60).contains(remaining), "\(ttl.json)")
         #expect(try post(port, "/v3/lease/keepalive", ["ID": id]).json["result"] != nil)
         #expect(((try post(port, "/v3/lease/leases", [:]).json["leases"] as? [[String: Any]]) ?? []).contains { $0["ID"] as? String == id })
         #expect(try post(port, "/v3/lease/revoke", ["ID": id]).status == 200)
         #expect(try await client.get(b("g/leased")) == nil)
+        #expect(try await client.get(b("g/kept")) == nil)
         #expect(try post(port, "/v3/lease/timetolive", ["ID": id]).json["TTL"] as? String == "-1")
 
         // Delete a range with its previous values.
@@ -190,6 +199,18 @@ struct GatewayTests {
         _ = compacted.nextLine()
         let cancel = try #require(compacted.nextLine().flatMap(json)?["result"] as? [String: Any])
         #expect(cancel["canceled"] as? Bool == true && (cancel["cancel_reason"] as? String ?? "").contains("compacted"), "\(cancel)")
+
+        // etcd's filters: NOPUT leaves the puts out, and a message with nothing left is not sent.
+        let from = try await client.put(b("f/0"), b("x")).revision + 1
+        let filtered = [UInt8](try JSONSerialization.data(withJSONObject: ["create_request": ["key": b64("f/"), "range_end": b64("f0"), "start_revision": String(from),
+                                                                                              "filters": ["NOPUT"]]]))
+        let onlyDeletes = try #require(HTTPLineStream(port: httpBase, path: "/v3/watch", body: filtered))
+        _ = onlyDeletes.nextLine()
+        _ = try await client.put(b("f/1"), b("y"))
+        _ = try await client.delete(b("f/1"))
+        let deleted = (onlyDeletes.nextLine().flatMap(json)?["result"] as? [String: Any])?["events"] as? [[String: Any]]
+        #expect(deleted?.count == 1 && deleted?.first?["type"] as? String == "DELETE", "\(String(describing: deleted))")
+        onlyDeletes.close()
     }
 
     @Test("a connection with no request in flight closes after --http-request-timeout: idle, half a head (slowloris), kept alive after an answer; a quiet watch stays")

@@ -20,6 +20,8 @@ let sampleEnvelopes: [CommandEnvelope] = [
     CommandEnvelope(command: .put(key: b("a"), value: b("1"), lease: nil, prevKV: false)),
     CommandEnvelope(session: ClientSession(clientID: 3, sequence: 4), command: .put(key: b("a"), value: [0, 255], lease: LeaseID(2), prevKV: true)),
     CommandEnvelope(command: .delete(key: b("a"), prevKV: true)),
+    CommandEnvelope(command: .putIgnoring(key: b("a"), value: [], lease: LeaseID(4), prevKV: true, ignoreValue: true, ignoreLease: false)),
+    CommandEnvelope(command: .putIgnoring(key: b("a"), value: b("v"), lease: nil, prevKV: false, ignoreValue: false, ignoreLease: true)),
     CommandEnvelope(command: .deleteRange(from: b("a"), to: [], prevKV: false)),
     CommandEnvelope(command: .txn(Txn(
         compares: [Compare(key: b("a"), .equal, .value(b("x"))), Compare(key: b("b"), .less, .version(3)),

@@ -148,8 +148,8 @@ struct RangeOrderTests {
         h.sm.testingOrderedRangesUngated = ungated
         let txn = Txn(compares: [], success: [.put(key: b("x"), value: b("1"), lease: nil, prevKV: false),
                                               .range(RangeRequest(key: b("a"), rangeEnd: [0], sortOrder: .descend))])
-        #expect(CommandEnvelope.hasOrderedRanges(CommandEnvelope(command: .txn(txn)).encode()))
-        #expect(!CommandEnvelope.hasOrderedRanges(CommandEnvelope(command: .put(key: b("x"), value: [], lease: nil, prevKV: false)).encode()))
+        #expect(CommandEnvelope.needsVersion3(CommandEnvelope(command: .txn(txn)).encode()))
+        #expect(!CommandEnvelope.needsVersion3(CommandEnvelope(command: .put(key: b("x"), value: [], lease: nil, prevKV: false)).encode()))
         let response = try h.run(.txn(txn)).response
         let refused: Bool
         if case .failure(.invalidRequest) = response { refused = true } else { refused = false }

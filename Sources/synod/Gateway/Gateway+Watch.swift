@@ -17,7 +17,9 @@ extension Gateway {
             for try await update in watch {
                 let message: [String: Any]
                 switch update {
-                case let .event(e): message = ["header": header(e.revision), "events": [GatewayJSON.event(e)]]
+                case let .event(e):
+                    guard plan.passes(e) else { continue }
+                    message = ["header": header(e.revision), "events": [GatewayJSON.event(e)]]
                 case let .progress(revision): message = ["header": header(revision)]
                 }
                 guard emit(line(message)) else { return }

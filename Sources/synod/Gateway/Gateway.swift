@@ -117,7 +117,9 @@ final class Gateway: Sendable {
     func execute(_ call: GatewayCall) async throws -> [String: Any] {
         switch call {
         case let .range(request, consistency): return rangeBody(try await client.range(request, consistency: consistency))
-        case let .put(key, value, lease, prevKV): return putBody(try await client.put(key, value, lease: lease, prevKV: prevKV))
+        case let .put(key, value, lease, prevKV, ignoreValue, ignoreLease):
+            guard ignoreValue || ignoreLease else { return putBody(try await client.put(key, value, lease: lease, prevKV: prevKV)) }
+            return putBody(try await client.put(key, value, lease: lease, prevKV: prevKV, ignoreValue: ignoreValue, ignoreLease: ignoreLease))
         case let .delete(key, end, prevKV):
             if let end { return deleteBody(try await client.deleteRange(from: key, to: end, prevKV: prevKV)) }
             return deleteBody(try await client.delete(key, prevKV: prevKV))

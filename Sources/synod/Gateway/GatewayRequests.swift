@@ -8,7 +8,7 @@ import SynodWire
 /// (no client, no clock), so every route's decoder can be fuzzed on its own (`GatewayFuzzTests`).
 enum GatewayCall {
     case range(RangeRequest, Consistency)
-    case put(key: [UInt8], value: [UInt8], lease: LeaseID?, prevKV: Bool)
+    case put(key: [UInt8], value: [UInt8], lease: LeaseID?, prevKV: Bool, ignoreValue: Bool = false, ignoreLease: Bool = false)
     /// `end` nil: the key alone; empty: every key from `key` on.
     case delete(key: [UInt8], end: [UInt8]?, prevKV: Bool)
     case txn(Txn)
@@ -49,6 +49,13 @@ struct GatewayWatchPlan: Sendable {
     var startRevision: Int64
     var prevKV: Bool
     var progressNotify: Bool
+    /// etcd's watch filters: NOPUT and NODELETE leave those events out (a message with nothing
+    /// left is not sent, as etcd's watcher does).
+    var dropPuts = false
+    var dropDeletes = false
+
+    /// Whether `e` reaches the HTTP client.
+    func passes(_ e: WatchEvent) -> Bool { e.type == .put ? !dropPuts : !dropDeletes }
 }
 
 extension GatewayCall {
@@ -61,8 +68,9 @@ extension GatewayCall {
         switch path {
         case "/v3/kv/range": return .range(try rangeRequest(f), try f.bool("serializable") ? .serializable : .linearizable)
         case "/v3/kv/put":
-            try f.check(known: ["key", "value", "lease", "prev_kv"], unsupported: ["ignore_value", "ignore_lease"])
-            return .put(key: try key(f), value: try f.bytes("value"), lease: lease(try f.int64("lease")), prevKV: try f.bool("prev_kv"))
+            try f.check(known: ["key", "value", "lease", "prev_kv", "ignore_value", "ignore_lease"])
+            return .put(key: try key(f), value: try f.bytes("value"), lease: lease(try f.int64("lease")), prevKV: try f.bool("prev_kv"),
+                        ignoreValue: try f.bool("ignore_value"), ignoreLease: try f.bool("ignore_lease"))
         case "/v3/kv/deleterange":
             let d = try deleteOp(f)
             return .delete(key: d.key, end: d.end, prevKV: d.prevKV)
@@ -304,11 +312,21 @@ extension GatewayCall {
     static func watchPlan(_ f: JSONFields) throws(GatewayError) -> GatewayWatchPlan {
         try f.check(known: ["create_request"], unsupported: ["cancel_request", "progress_request"])
         guard let c = try f.fields("create_request") else { throw .invalid("a watch needs create_request") }
-        try c.check(known: ["key", "range_end", "start_revision", "prev_kv", "progress_notify"], unsupported: ["filters", "fragment", "watch_id"])
+        try c.check(known: ["key", "range_end", "start_revision", "prev_kv", "progress_notify", "filters"], unsupported: ["fragment", "watch_id"])
         let key = try key(c)
         let start = try c.int64("start_revision")
         guard start >= 0 else { throw .invalid("start_revision must not be negative") }
-        return GatewayWatchPlan(key: key, rangeEnd: try c.bytes("range_end"), startRevision: start,
-                                prevKV: try c.bool("prev_kv"), progressNotify: try c.bool("progress_notify"))
+        var plan = GatewayWatchPlan(key: key, rangeEnd: try c.bytes("range_end"), startRevision: start,
+                                    prevKV: try c.bool("prev_kv"), progressNotify: try c.bool("progress_notify"))
+        if let raw = c.object["filters"], !(raw is NSNull) {
+            guard let items = raw as? [Any], items.count <= 8 else { throw .invalid("filters must be an array of at most 8 of NOPUT, NODELETE") }
+            for item in items {
+                switch try enumField(JSONFields(["filter": item]), "filter", ["NOPUT", "NODELETE"]) {
+                case 0: plan.dropPuts = true
+                default: plan.dropDeletes = true
+                }
+            }
+        }
+        return plan
     }
 }
