@@ -277,9 +277,9 @@ final class BFTLoop: @unchecked Sendable {
             if case .auth = envelope.command {
                 return Response.failure(.invalidRequest("auth is not used in BFT mode (clients are identified by their keys)")).encode()
             }
-            if case let .txn(t) = envelope.command, t.hasOrderedRanges {
+            if case let .txn(t) = envelope.command, t.needsVersion3 {
                 // Gated by the cluster version, which BFT mode does not move (docs/PBFT.md).
-                return Response.failure(.invalidRequest("sorted or filtered ranges inside a transaction are not available in BFT mode; read them outside it")).encode()
+                return Response.failure(.invalidRequest("sorted or filtered ranges and lease compares inside a transaction are not available in BFT mode")).encode()
             }
             if case .putIgnoring = envelope.command {
                 return Response.failure(.invalidRequest("ignore_value and ignore_lease are not available in BFT mode")).encode()

@@ -74,8 +74,8 @@ extension ApplyContext {
     func applyTxn(_ txn: Txn) throws -> Response {
         do throws(KVError) { try Validation.txn(txn) } catch { return .failure(error) }
         // A replica of an older build answers `malformedCommand` and changes nothing; so must this one.
-        if txn.hasOrderedRanges && clusterVersion < KVStateMachine.orderedRangeClusterVersion && !testingOrderedRangesUngated {
-            return .failure(.invalidRequest("sorted or filtered ranges in a transaction need cluster version \(KVStateMachine.orderedRangeClusterVersion); the cluster runs \(clusterVersion)"))
+        if txn.needsVersion3 && clusterVersion < KVStateMachine.version3ClusterVersion && !testingOrderedRangesUngated {
+            return .failure(.invalidRequest("sorted or filtered ranges and lease compares in a transaction need cluster version \(KVStateMachine.version3ClusterVersion); the cluster runs \(clusterVersion)"))
         }
         var succeeded = true
         for c in txn.compares where try !holds(c) {
@@ -138,7 +138,7 @@ extension ApplyContext {
     }
 
     /// Evaluates one compare against the current state, etcd's way: a missing key has version,
-    /// create and mod revision 0, and no value compare on it holds.
+    /// create and mod revision 0 and no lease, and no value compare on it holds.
     func holds(_ c: Compare) throws -> Bool {
         let stored = try kv(c.key)
         let current = stored?.kv
@@ -150,6 +150,15 @@ extension ApplyContext {
         case let .createRevision(v): return Self.compare(current?.createRevision ?? 0, v, c.op)
         case let .modRevision(v): return Self.compare(current?.modRevision ?? 0, v, c.op)
         case let .exists(v): return Self.compare(current != nil ? 1 : 0, v ? 1 : 0, c.op)
+        case let .lease(id):
+            // Ids are unsigned; a missing key, like a key without a lease, has lease 0 (etcd's rule).
+            let (a, b) = (current?.lease?.rawValue ?? 0, id?.rawValue ?? 0)
+            switch c.op {
+            case .equal: return a == b
+            case .notEqual: return a != b
+            case .less: return a < b
+            case .greater: return a > b
+            }
         }
     }
 

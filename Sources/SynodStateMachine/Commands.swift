@@ -53,6 +53,9 @@ public enum CompareTarget: Hashable, Sendable {
     case modRevision(Int64)
     /// Whether the key exists (false < true for `less`/`greater`).
     case exists(Bool)
+    /// The key's lease (etcd's LEASE target; nil: no lease, which a missing key has too), ordered
+    /// by id. From cluster version 3.
+    case lease(LeaseID?)
 }
 
 /// How a compare relates the key's current field to the operand.
@@ -99,6 +102,12 @@ public struct Txn: Hashable, Sendable {
     /// Whether a range in either branch is sorted or filtered (needs cluster version 3).
     public var hasOrderedRanges: Bool {
         (success + failure).contains { if case let .range(r) = $0 { return r.hasOrderOptions } else { return false } }
+    }
+
+    /// Whether anything in the transaction needs cluster version 3: a sorted or filtered range,
+    /// or a compare on a key's lease.
+    public var needsVersion3: Bool {
+        hasOrderedRanges || compares.contains { if case .lease = $0.target { return true } else { return false } }
     }
 }
 
@@ -223,8 +232,8 @@ public struct CommandEnvelope: Hashable, Sendable {
     }
 
     /// Whether `payload` holds what cluster version 3 introduced — a put that ignores its value
-    /// or lease, or a transaction with a sorted or filtered range (decoded only when its tag says
-    /// transaction): the leader proposes one only once the cluster runs
+    /// or lease, or a transaction with a sorted or filtered range or a compare on a lease
+    /// (decoded only when its tag says transaction): the leader proposes one only once the cluster runs
     /// `KVStateMachine.version3ClusterVersion`.
     public static func needsVersion3(_ payload: [UInt8]) -> Bool {
         guard payload.count >= 3, payload[0] == encodingVersion else { return false }
@@ -232,7 +241,7 @@ public struct CommandEnvelope: Hashable, Sendable {
         guard payload.count > tagAt else { return false }
         if payload[tagAt] == CommandTag.putIgnoring.rawValue { return true }
         guard payload[tagAt] == CommandTag.txn.rawValue, let envelope = try? decode(payload), case let .txn(t) = envelope.command else { return false }
-        return t.hasOrderedRanges
+        return t.needsVersion3
     }
 
     /// `payload` with a lease grant's TTL raised to `minimumMillis`, or `payload` itself when it
@@ -446,6 +455,7 @@ extension Compare {
         case let .createRevision(v): w.u8(3); w.i64(v)
         case let .modRevision(v): w.u8(4); w.i64(v)
         case let .exists(v): w.u8(5); w.bool(v)
+        case let .lease(id): w.u8(6); w.u64(id?.rawValue ?? 0)
         }
     }
 
@@ -460,6 +470,9 @@ extension Compare {
         case 3: target = .createRevision(try r.i64("compare create revision"))
         case 4: target = .modRevision(try r.i64("compare mod revision"))
         case 5: target = .exists(try r.bool("compare exists"))
+        case 6:
+            let id = try r.u64("compare lease")
+            target = .lease(id == 0 ? nil : LeaseID(id))
         case let v: throw .unknownValue(what: "compare target", value: UInt64(v))
         }
         return Compare(key: key, op, target)

@@ -7,7 +7,7 @@ struct TxnCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "txn", abstract: "Run a transaction: if every --if holds, the --then ops, else the --else ops.",
         discussion: """
-            Compares: value(KEY) OP TEXT, version(KEY) OP N, create(KEY) OP N, mod(KEY) OP N, exists(KEY), \
+            Compares: value(KEY) OP TEXT, version(KEY) OP N, create(KEY) OP N, mod(KEY) OP N, lease(KEY) OP HEX_ID, exists(KEY), \
             missing(KEY); OP is one of = != < >. Ops: 'put KEY VALUE', 'del KEY', 'get KEY'. \
             Example: synod txn --if 'version(lock) = 0' --then 'put lock me' --else 'get lock'
             """)
@@ -32,17 +32,22 @@ struct TxnCommand: AsyncParsableCommand {
         }
         if let k = inner("exists"), t.hasSuffix(")") { return Compare(key: bytes(k), .equal, .exists(true)) }
         if let k = inner("missing"), t.hasSuffix(")") { return Compare(key: bytes(k), .equal, .exists(false)) }
-        for (name, make) in [("value", 0), ("version", 1), ("create", 2), ("mod", 3)] {
+        for (name, make) in [("value", 0), ("version", 1), ("create", 2), ("mod", 3), ("lease", 4)] {
             guard let key = inner(name), let close = t.firstIndex(of: ")") else { continue }
             let rest = t[t.index(after: close)...].trimmingCharacters(in: .whitespaces)
             let ops: [(String, CompareOp)] = [("!=", .notEqual), ("=", .equal), ("<", .less), (">", .greater)]
             guard let (sym, op) = ops.first(where: { rest.hasPrefix($0.0) }) else { break }
             let operand = rest.dropFirst(sym.count).trimmingCharacters(in: .whitespaces)
             if make == 0 { return Compare(key: bytes(key), op, .value(bytes(operand))) }
+            if make == 4 {
+                // A lease id in hex, as `lease grant` prints it; 0: no lease.
+                guard let id = UInt64(operand, radix: 16) else { throw ValidationError("--if '\(s)': '\(operand)' is not a lease id (hex)") }
+                return Compare(key: bytes(key), op, .lease(id == 0 ? nil : LeaseID(id)))
+            }
             guard let n = Int64(operand) else { throw ValidationError("--if '\(s)': '\(operand)' is not a number") }
             return Compare(key: bytes(key), op, make == 1 ? .version(n) : make == 2 ? .createRevision(n) : .modRevision(n))
         }
-        throw ValidationError("--if '\(s)' is not a compare; e.g. 'value(k) = v', 'version(k) > 0', 'exists(k)'")
+        throw ValidationError("--if '\(s)' is not a compare; e.g. 'value(k) = v', 'version(k) > 0', 'lease(k) = 694d71dc4a1d2d3d', 'exists(k)'")
     }
 
     static func op(_ s: String) throws -> TxnOp {

@@ -62,6 +62,11 @@ struct CLIRangeTests {
         #expect(attached?.value == b("3") && attached?.lease == lease && attached?.version == 2)
         #expect(try synod(["put", "s/missing", "--ignore-value"]).0 != 0, "a missing key is refused")
         #expect(try synod(["put", "s/a", "x", "--ignore-value"]).0 == 64)
+        // A compare on the key's lease: holds for the lease it is attached to, not for another.
+        let hex = String(lease.rawValue, radix: 16)
+        #expect(try synod(["txn", "--if", "lease(s/a) = \(hex)", "--then", "put s/t yes"]).1.hasPrefix("SUCCESS"))
+        #expect(try synod(["txn", "--if", "lease(s/b) = \(hex)", "--then", "put s/t no"]).1.hasPrefix("FAILURE"))
+        #expect(try await client.get(b("s/t"))?.value == b("yes"))
     }
 
     @Test("lease timetolive ID --keys shows TTL, remaining time and the attached keys; a missing lease exits 1")

@@ -1,5 +1,6 @@
 import Foundation
 import SynodCore
+import SynodStateMachine
 import SynodTestSupport
 import Testing
 @testable import synod
@@ -101,6 +102,11 @@ struct GatewayFuzzTests {
             return
         }
         #expect(t.compares.first?.op == .notEqual && t.compares.first?.target == .modRevision(8))
+        guard case let .txn(leased) = try GatewayCall.decode(path: "/v3/kv/txn", body: Array(#"{"compare":[{"key":"YQ==","target":"LEASE","result":"EQUAL","lease":"7"}]}"#.utf8)) else {
+            Issue.record("not a txn")
+            return
+        }
+        #expect(leased.compares.first?.target == .lease(LeaseID(7)))
         guard case let .range(sorted, _) = try GatewayCall.decode(path: "/v3/kv/range", body: Array(#"{"key":"YQ==","sort_order":2,"sort_target":"MOD","max_create_revision":"7"}"#.utf8)) else {
             Issue.record("not a range")
             return

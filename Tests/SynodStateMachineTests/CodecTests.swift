@@ -21,6 +21,7 @@ let sampleEnvelopes: [CommandEnvelope] = [
     CommandEnvelope(session: ClientSession(clientID: 3, sequence: 4), command: .put(key: b("a"), value: [0, 255], lease: LeaseID(2), prevKV: true)),
     CommandEnvelope(command: .delete(key: b("a"), prevKV: true)),
     CommandEnvelope(command: .putIgnoring(key: b("a"), value: [], lease: LeaseID(4), prevKV: true, ignoreValue: true, ignoreLease: false)),
+    CommandEnvelope(command: .txn(Txn(compares: [Compare(key: b("a"), .greater, .lease(LeaseID(9))), Compare(key: b("b"), .equal, .lease(nil))], success: []))),
     CommandEnvelope(command: .putIgnoring(key: b("a"), value: b("v"), lease: nil, prevKV: false, ignoreValue: false, ignoreLease: true)),
     CommandEnvelope(command: .deleteRange(from: b("a"), to: [], prevKV: false)),
     CommandEnvelope(command: .txn(Txn(

@@ -86,4 +86,25 @@ struct TxnTests {
         #expect(k.modRevision == 2)
         #expect(applied.events[1].prevKV?.value == b("1"))
     }
+
+    @Test("compares on a key's lease (cluster version 3): its id; no lease, as a missing key, is 0; refused below version 3")
+    func leaseCompares() throws {
+        let h = try Harness(.memory)
+        try h.run(.clusterVersion(3))
+        try h.run(.leaseGrant(id: LeaseID(5), ttlMillis: 60_000))
+        try h.run(.put(key: b("l"), value: b("1"), lease: LeaseID(5), prevKV: false))
+        try h.put("n", "1")
+        func holds(_ key: String, _ op: CompareOp, _ id: UInt64?, on harness: Harness? = nil) throws -> Bool {
+            let target = harness ?? h
+            let r = try target.run(.txn(Txn(compares: [Compare(key: b(key), op, .lease(id.map { LeaseID($0) }))], success: []))).response
+            return try #require(r?.txn, "\(String(describing: r))").succeeded
+        }
+        #expect(try holds("l", .equal, 5) && !holds("l", .equal, 6) && holds("l", .greater, 4) && holds("l", .less, 6) && holds("l", .notEqual, nil))
+        #expect(try holds("n", .equal, nil) && holds("missing", .equal, nil) && holds("missing", .less, 5) && !holds("n", .greater, 0))
+        let old = try Harness(.memory)
+        try old.run(.clusterVersion(2))
+        let refused = try old.run(.txn(Txn(compares: [Compare(key: b("n"), .equal, .lease(nil))], success: [.put(key: b("x"), value: b("1"), lease: nil, prevKV: false)]))).response
+        guard case .failure(.invalidRequest) = refused else { Issue.record("applied below version 3: \(String(describing: refused))"); return }
+        #expect(try old.get("x") == nil)
+    }
 }

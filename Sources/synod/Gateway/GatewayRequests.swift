@@ -261,10 +261,10 @@ extension GatewayCall {
         throw .invalid("\(name) must be one of \(names.joined(separator: ", "))")
     }
 
-    /// etcd's Compare: target VERSION (0), CREATE, MOD, VALUE (LEASE is not supported); result
-    /// EQUAL (0), GREATER, LESS, NOT_EQUAL.
+    /// etcd's Compare: target VERSION (0), CREATE, MOD, VALUE, LEASE; result EQUAL (0), GREATER,
+    /// LESS, NOT_EQUAL.
     static func compare(_ f: JSONFields) throws(GatewayError) -> Compare {
-        try f.check(known: ["key", "target", "result", "version", "create_revision", "mod_revision", "value"], unsupported: ["range_end", "lease"])
+        try f.check(known: ["key", "target", "result", "version", "create_revision", "mod_revision", "value", "lease"], unsupported: ["range_end"])
         let key = try key(f)
         let target: CompareTarget
         switch try enumField(f, "target", ["VERSION", "CREATE", "MOD", "VALUE", "LEASE"]) {
@@ -272,7 +272,7 @@ extension GatewayCall {
         case 1: target = .createRevision(try f.int64("create_revision"))
         case 2: target = .modRevision(try f.int64("mod_revision"))
         case 3: target = .value(try f.bytes("value"))
-        default: throw .unsupported("compares on a key's lease are not supported")
+        default: target = .lease(lease(try f.int64("lease")))
         }
         let op: CompareOp
         switch try enumField(f, "result", ["EQUAL", "GREATER", "LESS", "NOT_EQUAL"]) {
