@@ -20,8 +20,13 @@ extension NodeLoop {
     func denial(_ c: ClientConnection, _ access: Access, _ id: UInt64) -> ClientResponse? {
         let auth = sm.kv.auth
         guard auth.enabled, let e = auth.denial(principal(of: c), access) else { return nil }
-        guard case let .permissionDenied(why) = e else { return ClientResponse(id: id, status: .permissionDenied, message: "\(e)") }
-        return ClientResponse(id: id, status: .permissionDenied, message: why)
+        return ClientResponse(id: id, status: .permissionDenied, message: Self.reason(e))
+    }
+
+    /// A refusal's text for the client: a denial's reason alone, anything else described.
+    static func reason(_ e: KVError) -> String {
+        if case let .permissionDenied(why) = e { return why }
+        return "\(e)"
     }
 
     /// What a request other than a write or a read needs; nil: anyone may send it.
@@ -48,9 +53,7 @@ extension NodeLoop {
         for (key, w) in watchers {
             guard let e = auth.denial(w.principal, .read(key: w.request.key, rangeEnd: w.request.rangeEnd)) else { continue }
             watchers[key] = nil
-            let why: String
-            if case let .permissionDenied(text) = e { why = text } else { why = "\(e)" }
-            respond(w.connection, ClientResponse(id: w.requestID, status: .permissionDenied, message: why))
+            respond(w.connection, ClientResponse(id: w.requestID, status: .permissionDenied, message: Self.reason(e)))
         }
     }
 

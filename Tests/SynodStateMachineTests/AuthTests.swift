@@ -273,3 +273,21 @@ struct AuthTests {
         #expect(try Response.decode(Response.failure(.permissionDenied("no")).encode()) == .failure(.permissionDenied("no")))
     }
 }
+
+extension KeyInterval {
+    /// Whether the union of `intervals` contains every key of `wanted` (the reference that
+    /// `KeyGrants` is tested against; a plain walk, kept out of the product).
+    static func union(_ intervals: [KeyInterval], covers wanted: KeyInterval) -> Bool {
+        if wanted.isEmpty { return true }
+        let sorted = intervals.filter { !$0.isEmpty }.sorted { $0.start.lexicographicallyPrecedes($1.start) }
+        // Walk the intervals in start order, extending how far from `wanted.start` is covered.
+        var reached = wanted.start
+        for i in sorted {
+            if reached.lexicographicallyPrecedes(i.start) { break }   // a gap before i
+            guard let end = i.end else { return true }
+            if reached.lexicographicallyPrecedes(end) { reached = end }
+            if let w = wanted.end, !reached.lexicographicallyPrecedes(w) { return true }
+        }
+        return false
+    }
+}
