@@ -381,7 +381,7 @@ final class NodeLoop: @unchecked Sendable {
             return respond(c, ClientResponse(id: id, status: .badRequest, message: "auth needs cluster version \(KVStateMachine.authClusterVersion); the cluster runs \(sm.kv.clusterVersion) (it moves once every member runs a build that supports it)"))
         }
         if sm.kv.clusterVersion < KVStateMachine.version3ClusterVersion, CommandEnvelope.needsVersion3(payload) {
-            return respond(c, ClientResponse(id: id, status: .badRequest, message: "sorted or filtered ranges in a transaction, and ignore_value or ignore_lease, need cluster version \(KVStateMachine.version3ClusterVersion); the cluster runs \(sm.kv.clusterVersion) (it moves once every member runs a build that supports it)"))
+            return respond(c, ClientResponse(id: id, status: .badRequest, message: "sorted or filtered ranges and lease compares in a transaction, and ignore_value or ignore_lease, need cluster version \(KVStateMachine.version3ClusterVersion); the cluster runs \(sm.kv.clusterVersion) (it moves once every member runs a build that supports it)"))
         }
         guard pendingWrites.count + proposals.count < configuration.pendingRequestsMax else {
             return respond(c, ClientResponse(id: id, status: .busy, message: "too many writes in flight"))

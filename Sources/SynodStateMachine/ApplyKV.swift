@@ -17,9 +17,6 @@ extension ApplyContext {
     /// etcd's `ignore_value` / `ignore_lease`: the key must exist; its current value and/or lease
     /// are written again with a new revision (version + 1), as a put of them would.
     func applyPutIgnoring(_ key: [UInt8], _ value: [UInt8], lease: LeaseID?, prevKV: Bool, ignoreValue: Bool, ignoreLease: Bool) throws -> Response {
-        if clusterVersion < KVStateMachine.version3ClusterVersion && !testingOrderedRangesUngated {
-            return .failure(.invalidRequest("a put that ignores its value or lease needs cluster version \(KVStateMachine.version3ClusterVersion); the cluster runs \(clusterVersion)"))
-        }
         do throws(KVError) {
             try Validation.writableKey(key)
             try Validation.value(value)
@@ -73,10 +70,6 @@ extension ApplyContext {
 
     func applyTxn(_ txn: Txn) throws -> Response {
         do throws(KVError) { try Validation.txn(txn) } catch { return .failure(error) }
-        // A replica of an older build answers `malformedCommand` and changes nothing; so must this one.
-        if txn.needsVersion3 && clusterVersion < KVStateMachine.version3ClusterVersion && !testingOrderedRangesUngated {
-            return .failure(.invalidRequest("sorted or filtered ranges and lease compares in a transaction need cluster version \(KVStateMachine.version3ClusterVersion); the cluster runs \(clusterVersion)"))
-        }
         var succeeded = true
         for c in txn.compares where try !holds(c) {
             succeeded = false
@@ -88,7 +81,8 @@ extension ApplyContext {
         }
         if let refusal = try orderedRangeRefusal(ops) { return .failure(refusal) }
         var results: [TxnOpResult] = []
-        for op in ops { results.append(try apply(op)) }
+        var budget = OrderedRangeBudget()
+        for op in ops { results.append(try apply(op, budget: &budget)) }
         // Ranges inside the txn ran before its revision was final; give them the txn's revision.
         let final = revisionAfterCommand
         results = results.map { r in
@@ -101,7 +95,7 @@ extension ApplyContext {
         return .txn(TxnResult(revision: final, succeeded: succeeded, results: results))
     }
 
-    private func apply(_ op: TxnOp) throws -> TxnOpResult {
+    private func apply(_ op: TxnOp, budget: inout OrderedRangeBudget) throws -> TxnOpResult {
         switch op {
         case let .put(key, value, lease, prevKV):
             let prev = try put(key, value, lease: lease, wantPrevious: prevKV)
@@ -114,7 +108,7 @@ extension ApplyContext {
             return .delete(DeleteResult(revision: 0, deleted: r.deleted, prevKVs: r.prevKVs))
         case let .range(request):
             guard request.needsOrdering && !request.countOnly else { return .range(try RangeReader.rangeCurrent(request, in: w, revision: 0)) }
-            switch try RangeReader.rangeOrdered(request, in: w, revision: 0) {
+            switch try RangeReader.rangeOrdered(request, in: w, revision: 0, budget: &budget) {
             case let .range(r): return .range(r)
             // `orderedRangeRefusal` ran this range with room for every write of the branch.
             case let other: throw StoreError.corrupt("a sorted range inside a transaction was refused after the check before it: \(other)")
@@ -122,17 +116,22 @@ extension ApplyContext {
         }
     }
 
-    /// Why a sorted or filtered range in `ops` could pass its bounds while the transaction runs,
-    /// or nil. Checked before the first op writes anything (a transaction applies whole or not
-    /// at all): each such range is read now with room left for every key and value the
-    /// branch's puts could add before it runs.
+    /// Why the sorted or filtered ranges in `ops` could pass their shared budget while the
+    /// transaction runs, or nil. Checked before the first op writes anything (a transaction
+    /// applies whole or not at all): the ranges are read now against one budget that leaves, for
+    /// each, room for every key and value byte the branch's puts could add before it runs.
     private func orderedRangeRefusal(_ ops: [TxnOp]) throws -> KVError? {
         var putBytes = 0
         for case let .put(_, value, _, _) in ops { putBytes += value.count }
-        for case let .range(r) in ops where r.needsOrdering && !r.countOnly {
-            let room = try RangeReader.rangeOrdered(r, in: w, revision: 0, keysMax: KVLimits.orderedRangeKeysMax - KVLimits.txnOpsMax,
-                                                    valueBytesMax: KVLimits.orderedRangeValueBytesMax - putBytes)
-            if case let .failure(e) = room { return e }
+        let ordered = ops.compactMap { op -> RangeRequest? in
+            guard case let .range(r) = op, r.needsOrdering, !r.countOnly else { return nil }
+            return r
+        }
+        guard !ordered.isEmpty else { return nil }
+        var budget = OrderedRangeBudget(keys: KVLimits.orderedRangeKeysMax - ordered.count * KVLimits.txnOpsMax,
+                                        valueBytes: KVLimits.orderedRangeValueBytesMax - ordered.count * putBytes)
+        for r in ordered {
+            if case let .failure(e) = try RangeReader.rangeOrdered(r, in: w, revision: 0, budget: &budget) { return e }
         }
         return nil
     }
@@ -151,14 +150,8 @@ extension ApplyContext {
         case let .modRevision(v): return Self.compare(current?.modRevision ?? 0, v, c.op)
         case let .exists(v): return Self.compare(current != nil ? 1 : 0, v ? 1 : 0, c.op)
         case let .lease(id):
-            // Ids are unsigned; a missing key, like a key without a lease, has lease 0 (etcd's rule).
-            let (a, b) = (current?.lease?.rawValue ?? 0, id?.rawValue ?? 0)
-            switch c.op {
-            case .equal: return a == b
-            case .notEqual: return a != b
-            case .less: return a < b
-            case .greater: return a > b
-            }
+            // As etcd's int64 ids; a missing key, like a key without a lease, has lease 0.
+            return Self.compare(Int64(bitPattern: current?.lease?.rawValue ?? 0), Int64(bitPattern: id?.rawValue ?? 0), c.op)
         }
     }
 

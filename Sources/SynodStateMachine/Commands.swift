@@ -111,6 +111,17 @@ public struct Txn: Hashable, Sendable {
     }
 }
 
+extension Command {
+    /// Whether the command uses what cluster version 3 introduced (`KVStateMachine.version3ClusterVersion`).
+    public var needsVersion3: Bool {
+        switch self {
+        case .putIgnoring: return true
+        case let .txn(t): return t.needsVersion3
+        default: return false
+        }
+    }
+}
+
 /// A replicated KV command. Applying one is deterministic; one that fails still consumes its log
 /// index and yields a `Response.failure`.
 public enum Command: Hashable, Sendable {
@@ -556,6 +567,9 @@ extension RangeRequest {
             request.maxModRevision = try r.i64("range max mod revision")
             request.minCreateRevision = try r.i64("range min create revision")
             request.maxCreateRevision = try r.i64("range max create revision")
+            // Canonical: an extension of defaults would slip past the cluster-version gates (they
+            // look at the decoded request) while older builds refuse its flag.
+            guard request.hasOrderOptions else { throw .unknownValue(what: "range order extension of defaults", value: 8) }
         }
         return request
     }

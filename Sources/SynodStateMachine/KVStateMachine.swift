@@ -173,6 +173,12 @@ public final class KVStateMachine {
         if case .clusterVersion = envelope.command, envelope.session != nil {
             return AppliedEntry(index: entry.index, response: .failure(.invalidRequest("the cluster version is moved by the leader only")), events: [])
         }
+        // An older build cannot decode what version 3 added: it answers `malformedCommand` and
+        // writes nothing, not even the session record. Below version 3 every replica does the same.
+        if envelope.command.needsVersion3 && ctx.clusterVersion < Self.version3ClusterVersion && !ctx.testingOrderedRangesUngated {
+            return AppliedEntry(index: entry.index, response: .failure(.invalidRequest(
+                "sorted or filtered ranges and lease compares in a transaction, and puts ignoring their value or lease, need cluster version \(Self.version3ClusterVersion); the cluster runs \(ctx.clusterVersion)")), events: [])
+        }
         let stored = try envelope.session.map { try ctx.session($0.clientID) } ?? nil
         if let session = envelope.session, let refusal = ctx.sessionOwnerRefusal(session, stored: stored, principal: envelope.principal) {
             return AppliedEntry(index: entry.index, response: .failure(refusal), events: [])

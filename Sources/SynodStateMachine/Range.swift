@@ -8,7 +8,10 @@ enum RangeReader {
         do throws(KVError) { try Validation.range(request) } catch { return .failure(error) }
         let at = request.revision ?? 0
         if at == 0 || at == current {
-            if request.needsOrdering && !request.countOnly { return try rangeOrdered(request, in: reader, revision: current) }
+            if request.needsOrdering && !request.countOnly {
+                var budget = OrderedRangeBudget()
+                return try rangeOrdered(request, in: reader, revision: current, budget: &budget)
+            }
             return .range(try rangeCurrent(request, in: reader, revision: current))
         }
         if at < 0 { return .failure(.invalidRequest("negative revision \(at)")) }

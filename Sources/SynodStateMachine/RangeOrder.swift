@@ -84,13 +84,19 @@ extension RangeRequest {
     }
 }
 
+/// What the sorted or filtered ranges of one read, or of one transaction together, may hold:
+/// admitted keys, and bytes of values loaded for a sort by value. Charged as they are read.
+struct OrderedRangeBudget {
+    var keys = KVLimits.orderedRangeKeysMax
+    var valueBytes = KVLimits.orderedRangeValueBytesMax
+}
+
 extension RangeReader {
     /// `rangeCurrent` for a request that `needsOrdering`: every key of the range is read (its
     /// metadata), the admitted ones are kept (at most `orderedRangeKeysMax`), values are loaded
     /// first only for a sort by value (within `orderedRangeValueBytesMax`), then the order and
     /// the limit, then the values of what is returned, within the response's byte budget.
-    static func rangeOrdered(_ request: RangeRequest, in reader: any StateReader, revision: Int64,
-                             keysMax: Int = KVLimits.orderedRangeKeysMax, valueBytesMax: Int = KVLimits.orderedRangeValueBytesMax) throws -> Response {
+    static func rangeOrdered(_ request: RangeRequest, in reader: any StateReader, revision: Int64, budget: inout OrderedRangeBudget) throws -> Response {
         var admitted: [StoredKV] = []
         var count: Int64 = 0
         var failure: DecodeError?
@@ -98,15 +104,22 @@ extension RangeReader {
         try reader.scan(Tables.kv, from: request.key, limit: Int.max) { k, v in
             guard KeyRange.contains(k, key: request.key, rangeEnd: request.rangeEnd) else { return false }
             count += 1
-            let stored: StoredKV
+            var stored: StoredKV
             do throws(DecodeError) { stored = try StoredKV.decode(key: k, v) } catch {
                 failure = error
                 return false
             }
             if request.admits(stored.kv) {
-                guard admitted.count < keysMax else {
+                guard budget.keys > 0 else {
                     tooMany = true
                     return false
+                }
+                budget.keys -= 1
+                // Metadata only: a format-1 record's inline value (up to 1 MiB) is read again
+                // from `revisions` if it is returned, as a format-2 record's is.
+                if stored.valueLoaded && !stored.kv.value.isEmpty {
+                    stored.kv.value = []
+                    stored.valueLoaded = false
                 }
                 admitted.append(stored)
             }
@@ -114,16 +127,15 @@ extension RangeReader {
         }
         if let failure { throw corrupt(Tables.kv, failure) }
         if tooMany {
-            return .failure(.invalidRequest("a sorted or filtered range may admit at most \(KVLimits.orderedRangeKeysMax) keys; narrow the range or the filters"))
+            return .failure(.invalidRequest("the sorted or filtered ranges of a read or a transaction may admit at most \(KVLimits.orderedRangeKeysMax) keys together; narrow the range or the filters"))
         }
         if request.sortTarget == .value && request.effectiveSortOrder != .none {
-            var loaded = 0
             for i in admitted.indices {
                 admitted[i].kv = try admitted[i].loadingValue(from: reader)
                 admitted[i].valueLoaded = true
-                loaded += admitted[i].kv.value.count
-                guard loaded <= valueBytesMax else {
-                    return .failure(.invalidRequest("a range sorted by value may hold at most \(KVLimits.orderedRangeValueBytesMax) bytes of values; narrow the range or the filters"))
+                budget.valueBytes -= admitted[i].kv.value.count
+                guard budget.valueBytes >= 0 else {
+                    return .failure(.invalidRequest("ranges sorted by value may hold at most \(KVLimits.orderedRangeValueBytesMax) bytes of values together; narrow the range or the filters"))
                 }
             }
         }

@@ -237,6 +237,15 @@ struct GatewayTests {
         let event = stream.nextLine().flatMap(json)?["result"] as? [String: Any]
         #expect((event?["events"] as? [[String: Any]])?.count == 1, "\(String(describing: event))")
         stream.close()
+        // The same for a watch pipelined behind another request on one keep-alive connection:
+        // the answer to the first must not start the timeout for the watch.
+        let raw = try #require(RawTCPConnection(port: httpBase))
+        let watchText = String(decoding: watchBody, as: UTF8.self)
+        #expect(raw.send(request + "POST /v3/watch HTTP/1.1\r\nHost: x\r\nContent-Length: \(watchBody.count)\r\n\r\n\(watchText)"))
+        #expect(raw.waitFor(#""created":true"#, timeoutSeconds: 5))
+        try await Task.sleep(nanoseconds: 2_500_000_000)
+        _ = try await client.put(b("t"), b("3"))
+        #expect(raw.waitFor(b64("3"), timeoutSeconds: 5), "the pipelined watch was cut by the request timeout")
         #expect(try post(httpBase, "/v3/kv/range", ["key": b64("t")]).status == 200)
     }
 

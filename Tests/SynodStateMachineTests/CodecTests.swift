@@ -115,6 +115,11 @@ struct CodecTests {
                 #expect(try RangeRequest.decode(r.encode()) == r)
             }
         }
+        // An extension holding only defaults is not canonical: refused, as an older build does.
+        var plainFlags = RangeRequest(key: b("a")).encode()
+        plainFlags[plainFlags.count - 1] = 8
+        plainFlags += [0, 0] + [UInt8](repeating: 0, count: 32)
+        #expect(throws: DecodeError.self) { try RangeRequest.decode(plainFlags) }
         var bad = r.encode()
         bad[bad.count - 34] = 3  // the sort order byte (then the target, then four revisions)
         #expect(throws: DecodeError.self) { try RangeRequest.decode(bad) }

@@ -101,6 +101,7 @@ struct TxnTests {
         }
         #expect(try holds("l", .equal, 5) && !holds("l", .equal, 6) && holds("l", .greater, 4) && holds("l", .less, 6) && holds("l", .notEqual, nil))
         #expect(try holds("n", .equal, nil) && holds("missing", .equal, nil) && holds("missing", .less, 5) && !holds("n", .greater, 0))
+        #expect(try holds("n", .greater, UInt64.max), "ids compare as etcd's int64: 0 > -1")
         let old = try Harness(.memory)
         try old.run(.clusterVersion(2))
         let refused = try old.run(.txn(Txn(compares: [Compare(key: b("n"), .equal, .lease(nil))], success: [.put(key: b("x"), value: b("1"), lease: nil, prevKV: false)]))).response

@@ -50,6 +50,36 @@ public func secondsUntilClosed(port: Int, sending bytes: [UInt8] = [], timeoutSe
     return nil
 }
 
+/// A raw connection to 127.0.0.1:`port` (tests only): send any bytes (several pipelined
+/// requests, say), then read until some text has arrived.
+public final class RawTCPConnection {
+    private let fd: Int32
+    private var received: [UInt8] = []
+
+    public init?(port: Int) {
+        guard let fd = connectLoopback(port: port, timeoutSeconds: 1) else { return nil }
+        self.fd = fd
+    }
+
+    public func send(_ text: String) -> Bool { sendAll(fd, Array(text.utf8)) }
+
+    /// Whether `text` has arrived (counting what came before) within `timeoutSeconds`; false if
+    /// the server closed the connection first or the time ran out.
+    public func waitFor(_ text: String, timeoutSeconds: Int) -> Bool {
+        let start = Date()
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        while Date().timeIntervalSince(start) < Double(timeoutSeconds) {
+            if String(decoding: received, as: UTF8.self).contains(text) { return true }
+            let n = recv(fd, &chunk, chunk.count, 0)
+            if n == 0 { return false }
+            if n > 0 { received += chunk[0..<n] }
+        }
+        return String(decoding: received, as: UTF8.self).contains(text)
+    }
+
+    deinit { close(fd) }
+}
+
 /// A blocking HTTP/1.0 GET of `path` on 127.0.0.1:`port` (tests only): the status code and the
 /// body, or nil if nothing answered within `timeoutSeconds`.
 public func httpGet(port: Int, path: String, timeoutSeconds: Int = 5) -> (status: Int, body: String)? {

@@ -321,6 +321,7 @@ extension GatewayCall {
         if let raw = c.object["filters"], !(raw is NSNull) {
             guard let items = raw as? [Any], items.count <= 8 else { throw .invalid("filters must be an array of at most 8 of NOPUT, NODELETE") }
             for item in items {
+                guard !(item is NSNull) else { throw .invalid("filters must hold NOPUT or NODELETE, not null") }
                 switch try enumField(JSONFields(["filter": item]), "filter", ["NOPUT", "NODELETE"]) {
                 case 0: plan.dropPuts = true
                 default: plan.dropDeletes = true

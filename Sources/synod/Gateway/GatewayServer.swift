@@ -162,10 +162,12 @@ final class GatewayHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
         buffer.writeBytes(reply.body)
         context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         let channel = context.channel
+        // Armed before the end goes out: writing it hands over a pipelined next request at once
+        // (NIO's pipeline handler), whose end must find the deadline there to cancel.
+        if keepAlive { armDeadline(context) }
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
             if !keepAlive { channel.close(promise: nil) }
         }
-        if keepAlive { armDeadline(context) }
     }
 
     /// A watch: the head now, then one line per message as the watch yields them (chunked for
