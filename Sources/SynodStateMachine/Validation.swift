@@ -28,8 +28,9 @@ enum Validation {
         try bound(r.rangeEnd)
         if r.key.isEmpty && r.rangeEnd != [0] { throw .emptyKey }
         if r.limit < 0 { throw .invalidRequest("negative range limit \(r.limit)") }
-        for (name, bound) in [("min mod", r.minModRevision), ("max mod", r.maxModRevision), ("min create", r.minCreateRevision), ("max create", r.maxCreateRevision)] where bound < 0 {
-            throw .invalidRequest("negative \(name) revision \(bound)")
+        // Every read passes here: no array, no allocation.
+        if r.minModRevision < 0 || r.maxModRevision < 0 || r.minCreateRevision < 0 || r.maxCreateRevision < 0 {
+            throw .invalidRequest("negative revision bound (min/max mod \(r.minModRevision)/\(r.maxModRevision), min/max create \(r.minCreateRevision)/\(r.maxCreateRevision))")
         }
     }
 
