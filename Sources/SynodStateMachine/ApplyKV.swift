@@ -107,7 +107,7 @@ extension ApplyContext {
             let r = try deleteRangeOp(from, to, prevKV: prevKV)
             return .delete(DeleteResult(revision: 0, deleted: r.deleted, prevKVs: r.prevKVs))
         case let .range(request):
-            guard request.needsOrdering && !request.countOnly else { return .range(try RangeReader.rangeCurrent(request, in: w, revision: 0)) }
+            guard request.needsOrdering else { return .range(try RangeReader.rangeCurrent(request, in: w, revision: 0)) }
             switch try RangeReader.rangeOrdered(request, in: w, revision: 0, budget: &budget) {
             case let .range(r): return .range(r)
             // `orderedRangeRefusal` ran this range with room for every write of the branch.
@@ -124,7 +124,7 @@ extension ApplyContext {
         var putBytes = 0
         for case let .put(_, value, _, _) in ops { putBytes += value.count }
         let ordered = ops.compactMap { op -> RangeRequest? in
-            guard case let .range(r) = op, r.needsOrdering, !r.countOnly else { return nil }
+            guard case let .range(r) = op, r.needsOrdering else { return nil }
             return r
         }
         guard !ordered.isEmpty else { return nil }

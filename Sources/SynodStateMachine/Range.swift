@@ -8,7 +8,7 @@ enum RangeReader {
         do throws(KVError) { try Validation.range(request) } catch { return .failure(error) }
         let at = request.revision ?? 0
         if at == 0 || at == current {
-            if request.needsOrdering && !request.countOnly {
+            if request.needsOrdering {
                 var budget = OrderedRangeBudget()
                 return try rangeOrdered(request, in: reader, revision: current, budget: &budget)
             }

@@ -8,9 +8,10 @@ import SynodCore
 //
 // Unlike etcd (whose sort is not stable), ties are broken by key, so the answer is one order on
 // every replica — a range inside a transaction is part of the replicated outcome — and DESCEND
-// is exactly ASCEND reversed. Bounded: at most `KVLimits.orderedRangeKeysMax` admitted keys are
-// held for the sort, and a sort by value loads at most `KVLimits.orderedRangeValueBytesMax` of
-// values; beyond either the answer is `invalidRequest`, never a partial order.
+// is exactly ASCEND reversed. Bounded (`OrderedRangeBudget`, per read or per transaction
+// together): at most `KVLimits.orderedRangeKeysMax` admitted keys are held for the sort, and
+// sorts by value load at most `KVLimits.orderedRangeValueBytesMax` of values; beyond either the
+// answer is `invalidRequest`, never a partial order.
 
 /// How a range's key-values are ordered (etcd's `RangeRequest.SortOrder`; raw values are etcd's).
 public enum RangeSortOrder: UInt8, Hashable, Sendable, CaseIterable {
@@ -33,10 +34,13 @@ extension RangeRequest {
             || minCreateRevision != 0 || maxCreateRevision != 0
     }
 
-    /// Whether the answer needs the admitted keys gathered and sorted before the limit: any
-    /// filter, or an order other than ascending keys.
+    /// Whether the answer needs the admitted keys gathered and sorted before the limit (the
+    /// one rule for reads and for transactions, and for a transaction's check before its
+    /// writes): any filter, or an order other than ascending keys — unless only the count is
+    /// asked for, which ignores both.
     var needsOrdering: Bool {
-        minModRevision != 0 || maxModRevision != 0 || minCreateRevision != 0 || maxCreateRevision != 0
+        guard !countOnly else { return false }
+        return minModRevision != 0 || maxModRevision != 0 || minCreateRevision != 0 || maxCreateRevision != 0
             || effectiveSortOrder == .descend || (effectiveSortOrder == .ascend && sortTarget != .key)
     }
 
